@@ -1,0 +1,31 @@
+"""OME v1 routes: OME's `/resource-group/resource[:action]` paths."""
+
+from django.urls import re_path
+
+from apps.api_ome.views.applications import ApplicationDetailView, ApplicationListView
+from apps.api_ome.views.base import NotFoundView
+from apps.api_ome.views.output_profiles import OutputProfileDetailView, OutputProfileListView
+from apps.api_ome.views.vhosts import (
+    ReloadAllCertificatesView,
+    VirtualHostDetailView,
+    VirtualHostListView,
+    VirtualHostReloadCertificateView,
+)
+
+NAME = r"[^/:]+"
+VHOST = rf"vhosts/(?P<vhost>{NAME})"
+APP = rf"{VHOST}/apps/(?P<app>{NAME})"
+
+urlpatterns = [
+    re_path(r"^vhosts$", VirtualHostListView.as_view(), name="ome-vhosts"),
+    re_path(r"^vhosts:reloadAllCertificates$", ReloadAllCertificatesView.as_view(), name="ome-reload-all-certificates"),
+    re_path(rf"^{VHOST}$", VirtualHostDetailView.as_view(), name="ome-vhost"),
+    re_path(rf"^{VHOST}:reloadCertificate$", VirtualHostReloadCertificateView.as_view(), name="ome-reload-certificate"),
+    re_path(rf"^{VHOST}/apps$", ApplicationListView.as_view(), name="ome-apps"),
+    re_path(rf"^{APP}$", ApplicationDetailView.as_view(), name="ome-app"),
+    re_path(rf"^{APP}/outputProfiles$", OutputProfileListView.as_view(), name="ome-output-profiles"),
+    re_path(
+        rf"^{APP}/outputProfiles/(?P<profile>{NAME})$", OutputProfileDetailView.as_view(), name="ome-output-profile"
+    ),
+    re_path(r"^.*$", NotFoundView.as_view(), name="ome-not-found"),
+]

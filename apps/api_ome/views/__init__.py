@@ -1,0 +1,1 @@
+"""OME v1 views, one module per resource group."""
