@@ -4,6 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+admin.site.site_header = "StreamHub administration"
+admin.site.site_title = "StreamHub"
+admin.site.index_title = "Live streaming platform"
+
 urlpatterns = [
     path("v1/", include("apps.api_ome.urls")),
     path("admin/", admin.site.urls),

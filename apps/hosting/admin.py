@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from apps.hosting.models import Application, CertificateReloadError, OutputProfile, VirtualHost, VirtualHostName
-from apps.hosting.ome_config import EncodesSerializer, PlaylistSerializer, describe_errors
+from apps.hosting.ome_config import EncodesSerializer, PlaylistSerializer, default_output_profile, describe_errors
 
 
 class VirtualHostNameInline(admin.TabularInline):
@@ -119,6 +119,12 @@ class ApplicationAdmin(admin.ModelAdmin):
     inlines = [OutputProfileInline]
     readonly_fields = ["dynamic", "created_at", "updated_at"]
     fields = ["virtual_host", "name", "type", "providers", "publishers", "dynamic", "created_at", "updated_at"]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # As in the API: an application created without output profiles gets OME's default one.
+        if not change and not form.instance.output_profiles.exists():
+            form.instance.replace_output_profiles([default_output_profile()])
 
     @admin.display(description="output profiles")
     def profile_names(self, application: Application) -> str:

@@ -1,0 +1,46 @@
+# StreamHub: `make run` starts the whole platform, `make test` runs every test.
+# Both install what is missing first (Debian packages, the virtualenv, migrations).
+
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+PYTEST_ARGS ?=
+
+.PHONY: run test test-postgres lint format bench setup system-deps system-deps-test venv migrate
+
+run: setup migrate
+	$(PYTHON) scripts/run_platform.py
+
+test: system-deps-test venv
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# The same suite against PostgreSQL (any reachable server; this one has trust auth on 127.0.0.1).
+test-postgres:
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(MAKE) test
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check apps streamhub media_engine tests bench scripts
+
+format: venv
+	$(VENV)/bin/ruff format apps streamhub media_engine tests bench scripts
+	$(VENV)/bin/ruff check --fix .
+
+setup: system-deps venv
+
+system-deps:
+	scripts/install-system-deps.sh run
+
+system-deps-test:
+	scripts/install-system-deps.sh test
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -r requirements.txt
+	touch $(STAMP)
+
+migrate: venv
+	$(PYTHON) manage.py migrate --noinput

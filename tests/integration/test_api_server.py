@@ -1,0 +1,77 @@
+"""The API server as users run it (Daphne on a real port): persistence across restarts, curl-style calls."""
+
+import json
+import subprocess
+
+import requests
+
+from tests.conftest import OME_AUTH
+
+AUTH = {"Authorization": OME_AUTH}
+
+
+def test_api_changes_survive_a_restart(live_streamhub):
+    created = requests.post(
+        f"{live_streamhub.url}/v1/vhosts/default/apps",
+        json=[{"name": "persisted", "type": "live"}],
+        headers=AUTH,
+        timeout=10,
+    )
+    assert created.status_code == 200
+    patched = requests.patch(
+        f"{live_streamhub.url}/v1/vhosts/default/apps/persisted",
+        json={"providers": {"webrtc": {"timeout": 30000}}},
+        headers=AUTH,
+        timeout=10,
+    )
+    assert patched.status_code == 200
+
+    live_streamhub.stop()
+    live_streamhub.start()
+
+    response = requests.get(f"{live_streamhub.url}/v1/vhosts/default/apps/persisted", headers=AUTH, timeout=10)
+    assert response.status_code == 200
+    assert response.json()["response"]["providers"]["webrtc"] == {"timeout": 30000}
+
+
+def test_a_second_django_process_sees_the_rows(live_streamhub):
+    requests.post(
+        f"{live_streamhub.url}/v1/vhosts",
+        json=[{"name": "second", "host": {"names": ["second.example"]}}],
+        headers=AUTH,
+        timeout=10,
+    )
+    exported = json.loads(live_streamhub.manage("exportconfig").stdout)
+    assert [vhost["name"] for vhost in exported["vhosts"]] == ["default", "second"]
+
+
+def test_the_readme_curl_examples_work(live_streamhub):
+    token_header = live_streamhub.manage("apitoken").stdout.strip()
+    assert token_header == OME_AUTH
+    result = subprocess.run(
+        ["curl", "-s", "-H", f"Authorization: {token_header}", f"{live_streamhub.url}/v1/vhosts"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert json.loads(result.stdout) == {"statusCode": 200, "message": "OK", "response": ["default"]}
+    result = subprocess.run(
+        [
+            "curl", "-s", "-X", "POST", "-H", f"Authorization: {token_header}",
+            f"{live_streamhub.url}/v1/vhosts/default/apps", "-d", '[{"name": "live", "type": "live"}]',
+        ],
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    assert json.loads(result.stdout)[0]["statusCode"] == 200
+
+
+def test_swagger_ui_assets_are_served_locally(live_streamhub):
+    page = requests.get(f"{live_streamhub.url}/api/docs/", timeout=10)
+    assert page.status_code == 200
+    bundle = requests.get(
+        f"{live_streamhub.url}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js", timeout=10
+    )
+    assert bundle.status_code == 200 and len(bundle.content) > 100_000
+    schema = requests.get(f"{live_streamhub.url}/api/schema/", timeout=10)
+    assert schema.status_code == 200 and b"/v1/vhosts/{vhost}/apps" in schema.content
+
