@@ -1,0 +1,1 @@
+"""Codec configuration parsers (no media decoding): what a stream's tracks are."""

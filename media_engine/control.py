@@ -1,0 +1,49 @@
+"""The engine's one interface to the control plane (Django): application lookup and stream events.
+
+`media_engine` never imports Django; `apps.engine` implements `ControlPlane` over the database,
+and tests use `StaticControlPlane`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from media_engine.registry import LiveStream
+
+
+@dataclass(frozen=True)
+class ApplicationConfig:
+    """What the engine needs to know about one application of one virtual host."""
+
+    vhost: str
+    app: str
+    hls_segment_duration: float = 6.0
+    hls_segment_count: int = 5
+
+
+class ControlPlane(Protocol):
+    async def resolve_application(self, host: str, app: str) -> ApplicationConfig | None:
+        """The application ``app`` of the virtual host matching ``host`` (a host name or IP), or None."""
+
+    async def stream_started(self, stream: LiveStream) -> None: ...
+
+    async def stream_ended(self, stream: LiveStream) -> None: ...
+
+
+class StaticControlPlane:
+    """A fixed set of applications (any host name matches); records stream events. For tests and tools."""
+
+    def __init__(self, applications: list[ApplicationConfig]) -> None:
+        self.applications = {config.app: config for config in applications}
+        self.started: list[LiveStream] = []
+        self.ended: list[LiveStream] = []
+
+    async def resolve_application(self, host: str, app: str) -> ApplicationConfig | None:
+        return self.applications.get(app)
+
+    async def stream_started(self, stream: LiveStream) -> None:
+        self.started.append(stream)
+
+    async def stream_ended(self, stream: LiveStream) -> None:
+        self.ended.append(stream)

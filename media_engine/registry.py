@@ -1,0 +1,257 @@
+"""Live stream registry: which streams are live on this node, and the fan-out of each one's packets.
+
+A publisher pushes packets into its `LiveStream`; every subscriber (RTMP player, HLS
+packager, recorder...) reads them from its own bounded queue. A subscriber that falls
+behind is dropped, so a slow reader never slows the publisher or the other readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from media_engine.packets import MediaPacket, TrackKind
+from media_engine.tracks import TrackInfo, TrackMeter, describe_audio, describe_video
+
+logger = logging.getLogger(__name__)
+
+# Packets kept since the last video keyframe, so a new player starts on a keyframe at once.
+# Bounded so that a stream with no keyframes cannot grow memory without limit.
+GOP_CACHE_MAX_PACKETS = 4096
+
+
+class StreamKey(NamedTuple):
+    vhost: str
+    app: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.vhost}/{self.app}/{self.name}"
+
+
+class StreamAlreadyLive(Exception):
+    """A publisher asked for a stream name that is already being published."""
+
+
+@dataclass
+class TrafficCounters:
+    """Byte and connection counters of one stream, as the OME stats API reports them."""
+
+    created_time: float = field(default_factory=time.time)
+    total_bytes_in: int = 0
+    total_bytes_out: int = 0
+    last_recv_time: float | None = None
+    last_sent_time: float | None = None
+    connections: dict[str, int] = field(default_factory=dict)
+    total_connections: int = 0
+    max_total_connections: int = 0
+    max_total_connection_time: float | None = None
+
+    def received(self, nbytes: int) -> None:
+        self.total_bytes_in += nbytes
+        self.last_recv_time = time.time()
+
+    def sent(self, nbytes: int) -> None:
+        self.total_bytes_out += nbytes
+        self.last_sent_time = time.time()
+
+    def connection_opened(self, protocol: str) -> None:
+        self.connections[protocol] = self.connections.get(protocol, 0) + 1
+        self.total_connections += 1
+        if self.total_connections > self.max_total_connections:
+            self.max_total_connections = self.total_connections
+            self.max_total_connection_time = time.time()
+
+    def connection_closed(self, protocol: str) -> None:
+        self.connections[protocol] = max(0, self.connections.get(protocol, 0) - 1)
+        self.total_connections = max(0, self.total_connections - 1)
+
+
+class Subscription:
+    """One reader's bounded queue of a live stream's packets. ``None`` marks the end."""
+
+    def __init__(self, stream: LiveStream, maxsize: int) -> None:
+        self.stream = stream
+        self._queue: asyncio.Queue[MediaPacket | None] = asyncio.Queue(maxsize)
+        self.overflowed = False
+        self.closed = False
+
+    def offer(self, packet: MediaPacket | None) -> bool:
+        """Queue a packet without waiting; False (and the subscription ends) if the reader is too slow."""
+        if self.closed:
+            return False
+        try:
+            self._queue.put_nowait(packet)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self._finish()
+            return False
+        if packet is None:
+            self.closed = True
+        return True
+
+    def _finish(self) -> None:
+        self.closed = True
+        # Make room for the end marker so the reader wakes up and sees the end.
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def get(self) -> MediaPacket | None:
+        return await self._queue.get()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> MediaPacket:
+        packet = await self._queue.get()
+        if packet is None:
+            raise StopAsyncIteration
+        return packet
+
+    def close(self) -> None:
+        """The reader leaves: stop receiving packets."""
+        self.stream.unsubscribe(self)
+        self.closed = True
+
+
+class LiveStream:
+    """One live stream on this node: its codec configuration, GOP cache, counters and readers."""
+
+    def __init__(self, key: StreamKey, source: str, remote_address: str = "") -> None:
+        self.key = key
+        self.source = source
+        self.remote_address = remote_address
+        self.counters = TrafficCounters()
+        self.metadata: MediaPacket | None = None
+        self.video_config: MediaPacket | None = None
+        self.audio_config: MediaPacket | None = None
+        self.gop: list[MediaPacket] = []
+        self.ended = False
+        self.video_meter = TrackMeter()
+        self.audio_meter = TrackMeter()
+        self._subscriptions: set[Subscription] = set()
+        self._on_stop: Callable[[], None] | None = None
+
+    @property
+    def has_video(self) -> bool:
+        return self.video_config is not None
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscriptions)
+
+    def set_stop_handler(self, handler: Callable[[], None]) -> None:
+        """How to disconnect this stream's publisher when the API deletes the stream."""
+        self._on_stop = handler
+
+    def stop(self) -> None:
+        """Disconnect the publisher (e.g. on DELETE from the API)."""
+        if self._on_stop is not None:
+            self._on_stop()
+
+    def tracks(self) -> list[TrackInfo]:
+        """The input tracks as measured so far (video first, as OME lists them)."""
+        found = [
+            describe_video(self.video_config, self.video_meter, 0),
+            describe_audio(self.audio_config, self.audio_meter, 1 if self.video_config else 0),
+        ]
+        return [track for track in found if track is not None]
+
+    def push(self, packet: MediaPacket) -> None:
+        """Take one packet from the publisher and hand it to every reader."""
+        if not packet.config:
+            if packet.kind is TrackKind.VIDEO:
+                self.video_meter.observe(packet)
+            elif packet.kind is TrackKind.AUDIO:
+                self.audio_meter.observe(packet)
+        if packet.config:
+            if packet.kind is TrackKind.VIDEO:
+                self.video_config = packet
+            elif packet.kind is TrackKind.AUDIO:
+                self.audio_config = packet
+            else:
+                self.metadata = packet
+        elif packet.kind is TrackKind.VIDEO and packet.keyframe:
+            self.gop = [packet]
+        elif self.gop and len(self.gop) < GOP_CACHE_MAX_PACKETS:
+            self.gop.append(packet)
+        for subscription in list(self._subscriptions):
+            if not subscription.offer(packet):
+                logger.info("dropping slow reader of %s", self.key)
+                self._subscriptions.discard(subscription)
+
+    def subscribe(self, maxsize: int = 2048, from_keyframe: bool = True) -> Subscription:
+        """A new reader: it first gets the codec configuration and (optionally) the cached GOP."""
+        subscription = Subscription(self, max(maxsize, len(self.gop) + 8))
+        if self.ended:
+            subscription.offer(None)
+            return subscription
+        for config in (self.metadata, self.video_config, self.audio_config):
+            if config is not None:
+                subscription.offer(config)
+        if from_keyframe:
+            for packet in self.gop:
+                subscription.offer(packet)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    def end(self) -> None:
+        """The publisher is gone: every reader gets the end marker."""
+        self.ended = True
+        for subscription in list(self._subscriptions):
+            subscription.offer(None)
+        self._subscriptions.clear()
+
+
+StreamListener = Callable[[LiveStream], None]
+
+
+class StreamRegistry:
+    """All live streams of this node, by (vhost, app, stream name)."""
+
+    def __init__(self) -> None:
+        self._streams: dict[StreamKey, LiveStream] = {}
+        self._on_started: list[StreamListener] = []
+        self._on_ended: list[StreamListener] = []
+
+    def on_started(self, listener: StreamListener) -> None:
+        self._on_started.append(listener)
+
+    def on_ended(self, listener: StreamListener) -> None:
+        self._on_ended.append(listener)
+
+    def open(self, key: StreamKey, source: str, remote_address: str = "") -> LiveStream:
+        """Register a new publisher; refuse a name that is already live."""
+        if key in self._streams:
+            raise StreamAlreadyLive(str(key))
+        stream = LiveStream(key, source, remote_address)
+        self._streams[key] = stream
+        logger.info("stream %s started (%s from %s)", key, source, remote_address)
+        for listener in self._on_started:
+            listener(stream)
+        return stream
+
+    def close(self, stream: LiveStream) -> None:
+        """The publisher of ``stream`` is gone."""
+        if self._streams.get(stream.key) is stream:
+            del self._streams[stream.key]
+        if stream.ended:
+            return
+        stream.end()
+        logger.info("stream %s ended", stream.key)
+        for listener in self._on_ended:
+            listener(stream)
+
+    def get(self, key: StreamKey) -> LiveStream | None:
+        return self._streams.get(key)
+
+    def streams(self) -> list[LiveStream]:
+        return list(self._streams.values())
