@@ -1,0 +1,480 @@
+"""HLS (MPEG-TS) segmentation of live streams, kept in memory.
+
+`HlsSegmenter` turns one stream's packets into a rolling window of TS segments and the media
+playlist listing them. Segments are cut on video keyframes once the application's target
+duration is reached (by duration alone for audio-only streams). `HlsPackager` runs one
+segmenter per live stream of a `StreamRegistry`: it subscribes when a stream starts, and keeps
+the finished playlist (with ``#EXT-X-ENDLIST``) for a while after the stream ends.
+
+Segment names are ``seg_<session>_<sequence>.ts``: the session part changes at each start of a
+stream, so that a player or cache never mixes up the segments of two successive publications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.hls.mpegts import AacConfig, AvcConfig, TsMuxer
+from media_engine.packets import MediaPacket, TrackKind
+from media_engine.registry import LiveStream, StreamKey, StreamRegistry, Subscription
+
+logger = logging.getLogger(__name__)
+
+# Segments kept in memory beyond the playlist window: a player that loaded the playlist just
+# before it moved on can still fetch the segment that left it.
+EXTRA_RETAINED_SEGMENTS = 1
+# Without keyframes, a segment is cut anyway after this many target durations (bounds memory).
+MAX_SEGMENT_FACTOR = 4
+MAX_SEGMENT_MIN_MS = 20_000
+# How long the playlist (with #EXT-X-ENDLIST) and segments of an ended stream stay available.
+DEFAULT_LINGER = 30.0
+
+ConfigLookup = Callable[[StreamKey], "Awaitable[ApplicationConfig | None] | ApplicationConfig | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One finished TS segment."""
+
+    sequence: int
+    name: str
+    duration: float  # seconds, from the stream's timestamps
+    data: bytes
+    created_at: float  # clock() when it was cut
+    keyframe: bool  # starts on a video keyframe (or the stream is audio-only)
+
+
+class HlsSegmenter:
+    """Segments one stream. Feed it packets in order (`feed`, or `run` on a subscription)."""
+
+    def __init__(
+        self,
+        config: ApplicationConfig,
+        *,
+        stream: LiveStream | None = None,
+        session: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.stream = stream
+        self.session = session or os.urandom(4).hex()
+        self.clock = clock
+        self.target_ms = max(1, round(config.hls_segment_duration * 1000))
+        self.window = max(1, config.hls_segment_count)
+        self.max_segment_ms = max(self.target_ms * MAX_SEGMENT_FACTOR, MAX_SEGMENT_MIN_MS)
+        self.ended = False
+        self.ended_at: float | None = None
+        self._segments: OrderedDict[str, Segment] = OrderedDict()
+        self._next_sequence = 0
+        self._longest = 0.0
+        self._playlist: bytes | None = None
+        self._ready = asyncio.Event()
+        # codec state
+        self._video_config: bytes | None = None
+        self._audio_config: bytes | None = None
+        self._muxer: TsMuxer | None = None
+        self._audio_only = False
+        # current segment
+        self._seg_start_ms = 0
+        self._seg_keyframe = False
+        self._seg_packets = 0
+        self._end_ms = 0  # estimated end (dts + frame duration) of what was written
+        self._last_video_dts: int | None = None
+        self._last_audio_dts: int | None = None
+        self._video_frame_ms = 40
+        self._audio_frame_ms = 23
+        self._need_keyframe = True
+        self._resume_after_ms: int | None = None
+        self._warned: set[str] = set()
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @property
+    def segments(self) -> list[Segment]:
+        """The segments listed in the playlist, oldest first."""
+        return list(self._segments.values())[-self.window :]
+
+    def segment(self, name: str) -> Segment | None:
+        """A retained segment by file name."""
+        return self._segments.get(name)
+
+    @property
+    def target_duration(self) -> int:
+        """EXT-X-TARGETDURATION: never below the configured duration, never decreasing."""
+        return max(math.ceil(self.config.hls_segment_duration), math.ceil(round(self._longest, 3)))
+
+    def playlist(self) -> bytes | None:
+        """The media playlist, or None while there is no segment yet."""
+        return self._playlist
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the first segment; True if there is a playlist."""
+        if self._playlist is None and not self.ended:
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout)
+            except TimeoutError:
+                pass
+        return self._playlist is not None
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def run(self, subscription: Subscription) -> None:
+        """Feed every packet of ``subscription`` until it ends (does not call `finish`)."""
+        async for packet in subscription:
+            self.feed(packet)
+
+    def feed(self, packet: MediaPacket) -> None:
+        """Take the next packet of the stream (decoding order)."""
+        kind = packet.kind
+        if kind is TrackKind.DATA or self.ended:
+            return
+        if packet.config:
+            self._set_config(packet)
+            return
+        if kind is TrackKind.VIDEO:
+            if packet.codec != "h264":
+                self._warn_once(f"unsupported {packet.codec} video")
+                return
+            if self._video_config is None:
+                return
+        elif packet.codec != "aac":
+            self._warn_once(f"unsupported {packet.codec} audio")
+            return
+        elif self._audio_config is None:
+            return
+        dts = packet.dts
+        if self._need_keyframe:
+            if not self._resync(packet):
+                return
+        else:
+            muxer = self._muxer
+            assert muxer is not None
+            elapsed = dts - self._seg_start_ms
+            if elapsed < -1000:  # the publisher's clock went back: measure from here on
+                self._seg_start_ms = dts
+                elapsed = 0
+            if kind is TrackKind.VIDEO:
+                if not muxer.has_video:  # video showed up in an audio-only stream
+                    if not packet.keyframe:
+                        return
+                    self._cut(dts, reconfigure=True)
+                elif packet.keyframe and elapsed >= self.target_ms:
+                    self._cut(dts)
+                elif elapsed >= self.max_segment_ms:
+                    self._cut(dts, keyframe=packet.keyframe)
+            else:
+                if not muxer.has_audio:  # audio config arrived late: joins at the next cut
+                    return
+                if self._audio_only and elapsed >= self.target_ms:
+                    self._cut(dts)
+                elif elapsed >= self.max_segment_ms:
+                    self._cut(dts, keyframe=False)
+        self._write(packet)
+
+    def finish(self) -> None:
+        """The stream ended: close the last segment and end the playlist."""
+        if self.ended:
+            return
+        if self._muxer is not None and self._seg_packets:
+            self._close_segment(self._end_ms)
+        self.ended = True
+        self.ended_at = self.clock()
+        self._render()
+        self._ready.set()
+
+    def resync(self) -> None:
+        """Packets were lost (e.g. we were dropped as a slow reader): restart at the next keyframe."""
+        if self._muxer is not None and self._seg_packets:
+            self._close_segment(self._end_ms)
+        last = [d for d in (self._last_video_dts, self._last_audio_dts) if d is not None]
+        self._resume_after_ms = max(last) if last else None
+        self._need_keyframe = True
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _warn_once(self, problem: str) -> None:
+        if problem not in self._warned:
+            self._warned.add(problem)
+            logger.warning("HLS of %s: ignoring %s", self.stream.key if self.stream else self.session, problem)
+
+    def _set_config(self, packet: MediaPacket) -> None:
+        try:
+            if packet.kind is TrackKind.VIDEO and packet.codec == "h264":
+                AvcConfig(packet.payload)  # check it before use
+                self._video_config = packet.payload
+                if self._muxer is not None and self._muxer.has_video:
+                    self._muxer.set_video_config(packet.payload)
+            elif packet.kind is TrackKind.AUDIO and packet.codec == "aac":
+                AacConfig(packet.payload)
+                self._audio_config = packet.payload
+                if self._muxer is not None and self._muxer.has_audio:
+                    self._muxer.set_audio_config(packet.payload)
+        except (ValueError, IndexError):
+            self._warn_once(f"invalid {packet.codec} configuration record")
+
+    def _resync(self, packet: MediaPacket) -> bool:
+        """While waiting for a starting point: True if ``packet`` opens a new segment."""
+        if self._resume_after_ms is not None and packet.dts <= self._resume_after_ms:
+            return False
+        if packet.kind is TrackKind.VIDEO:
+            if not packet.keyframe:
+                return False
+        elif self._video_config is not None:
+            return False  # a video stream: start on its keyframe
+        if self._muxer is None:
+            self._muxer = TsMuxer(self._video_config, self._audio_config, base_ms=packet.dts)
+        else:
+            self._muxer.set_tracks(self._video_config, self._audio_config)
+        self._audio_only = not self._muxer.has_video
+        self._need_keyframe = False
+        self._resume_after_ms = None
+        self._open_segment(packet.dts, True)
+        return True
+
+    def _write(self, packet: MediaPacket) -> None:
+        muxer = self._muxer
+        assert muxer is not None
+        dts = packet.dts
+        if packet.kind is TrackKind.VIDEO:
+            last = self._last_video_dts
+            if last is not None and 0 < dts - last < 1000:
+                self._video_frame_ms = dts - last
+            self._last_video_dts = dts
+            muxer.write_video(dts, packet.pts, packet.payload, packet.keyframe)
+            end = dts + self._video_frame_ms
+        else:
+            last = self._last_audio_dts
+            if last is not None and 0 < dts - last < 1000:
+                self._audio_frame_ms = dts - last
+            self._last_audio_dts = dts
+            muxer.write_audio(packet.pts, packet.payload)
+            end = dts + self._audio_frame_ms
+        if end > self._end_ms:
+            self._end_ms = end
+        self._seg_packets += 1
+
+    def _open_segment(self, start_ms: int, keyframe: bool) -> None:
+        assert self._muxer is not None
+        self._seg_start_ms = start_ms
+        self._seg_keyframe = keyframe
+        self._seg_packets = 0
+        self._end_ms = start_ms
+        self._muxer.write_tables()
+
+    def _cut(self, at_ms: int, *, keyframe: bool = True, reconfigure: bool = False) -> None:
+        self._close_segment(at_ms)
+        muxer = self._muxer
+        assert muxer is not None
+        if reconfigure or (muxer.has_video, muxer.has_audio) != (
+            self._video_config is not None,
+            self._audio_config is not None,
+        ):
+            muxer.set_tracks(self._video_config, self._audio_config)
+            self._audio_only = not muxer.has_video
+        self._open_segment(at_ms, keyframe)
+
+    def _close_segment(self, end_ms: int) -> None:
+        muxer = self._muxer
+        assert muxer is not None
+        muxer.flush()
+        data = muxer.take()
+        duration = max(0, end_ms - self._seg_start_ms) / 1000
+        sequence = self._next_sequence
+        self._next_sequence += 1
+        name = f"seg_{self.session}_{sequence}.ts"
+        self._segments[name] = Segment(sequence, name, duration, data, self.clock(), self._seg_keyframe)
+        while len(self._segments) > self.window + EXTRA_RETAINED_SEGMENTS:
+            self._segments.popitem(last=False)
+        if duration > self._longest:
+            self._longest = duration
+        self._seg_packets = 0
+        self._render()
+        self._ready.set()
+
+    def _render(self) -> None:
+        segments = self.segments
+        if not segments:
+            self._playlist = None
+            return
+        lines = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:3",
+            f"#EXT-X-TARGETDURATION:{self.target_duration}",
+            f"#EXT-X-MEDIA-SEQUENCE:{segments[0].sequence}",
+        ]
+        for segment in segments:
+            lines.append(f"#EXTINF:{segment.duration:.3f},")
+            lines.append(segment.name)
+        if self.ended:
+            lines.append("#EXT-X-ENDLIST")
+        lines.append("")
+        self._playlist = "\n".join(lines).encode()
+
+
+class _Session:
+    """The packaging of one publication of a stream."""
+
+    def __init__(self, stream: LiveStream, subscription: Subscription) -> None:
+        self.stream = stream
+        self.subscription = subscription
+        self.segmenter: HlsSegmenter | None = None
+        self.configured = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.drop_handle: asyncio.TimerHandle | None = None
+
+
+class HlsPackager:
+    """Runs an `HlsSegmenter` for every live stream of a registry.
+
+    ``config_lookup(key)`` gives the `ApplicationConfig` of a stream (sync or async; None: the
+    stream is not packaged). Must be used from the event loop's thread: `attach()` (and the
+    registry's listeners) start tasks on the running loop. An ended stream's segmenter stays
+    available for ``linger`` seconds (default: 30 s, or two playlist windows if longer).
+    """
+
+    def __init__(
+        self,
+        registry: StreamRegistry,
+        config_lookup: ConfigLookup,
+        *,
+        linger: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.config_lookup = config_lookup
+        self.linger = linger
+        self.clock = clock
+        self._sessions: dict[StreamKey, _Session] = {}
+        self._attached = False
+        self._closed = False
+
+    @classmethod
+    def for_control_plane(cls, registry: StreamRegistry, control: ControlPlane, **kwargs: object) -> HlsPackager:
+        """A packager that finds each stream's application with ``control.resolve_application(vhost, app)``."""
+
+        async def lookup(key: StreamKey) -> ApplicationConfig | None:
+            return await control.resolve_application(key.vhost, key.app)
+
+        return cls(registry, lookup, **kwargs)  # type: ignore[arg-type]
+
+    def attach(self) -> None:
+        """Package every stream of the registry, from now on and those already live."""
+        if self._attached:
+            return
+        self._attached = True
+        self.registry.on_started(self._stream_started)
+        self.registry.on_ended(self._stream_ended)
+        for stream in self.registry.streams():
+            self._stream_started(stream)
+
+    def get(self, key: StreamKey) -> HlsSegmenter | None:
+        """The segmenter of a live (or recently ended) stream."""
+        session = self._sessions.get(key)
+        return session.segmenter if session is not None else None
+
+    def keys(self) -> list[StreamKey]:
+        return list(self._sessions)
+
+    async def wait_ready(self, key: StreamKey, timeout: float) -> HlsSegmenter | None:
+        """The segmenter of ``key`` once it has a playlist, waiting up to ``timeout`` s for it."""
+        session = self._sessions.get(key)
+        if session is None:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if session.segmenter is None:
+            try:
+                await asyncio.wait_for(session.configured.wait(), timeout)
+            except TimeoutError:
+                return None
+        segmenter = session.segmenter
+        if segmenter is None:
+            return None
+        await segmenter.wait_ready(max(0.0, deadline - loop.time()))
+        return segmenter
+
+    async def close(self) -> None:
+        """Stop packaging (the registry keeps its listeners; they become no-ops)."""
+        self._closed = True
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        for session in sessions:
+            if session.drop_handle is not None:
+                session.drop_handle.cancel()
+            session.subscription.close()
+            if session.task is not None:
+                session.task.cancel()
+        await asyncio.gather(*(s.task for s in sessions if s.task is not None), return_exceptions=True)
+
+    # --- registry listeners ---------------------------------------------------------------------
+
+    def _stream_started(self, stream: LiveStream) -> None:
+        if self._closed:
+            return
+        old = self._sessions.get(stream.key)
+        if old is not None:
+            if old.drop_handle is not None:
+                old.drop_handle.cancel()
+            old.subscription.close()
+            if old.task is not None and not old.task.done():
+                old.task.cancel()
+        # Subscribe at once (synchronously) so that no packet is missed while the config is looked up.
+        session = _Session(stream, stream.subscribe())
+        self._sessions[stream.key] = session
+        session.task = asyncio.get_running_loop().create_task(self._run(session), name=f"hls {stream.key}")
+
+    def _stream_ended(self, stream: LiveStream) -> None:
+        # The subscription receives the end marker; `_run` finishes the playlist.
+        pass
+
+    async def _run(self, session: _Session) -> None:
+        stream = session.stream
+        try:
+            result = self.config_lookup(stream.key)
+            config = await result if inspect.isawaitable(result) else result
+        except Exception:
+            logger.exception("HLS: no application config for %s", stream.key)
+            config = None
+        if config is None:
+            logger.info("HLS: not packaging %s (no application)", stream.key)
+            session.subscription.close()
+            self._drop(session)
+            session.configured.set()
+            return
+        segmenter = HlsSegmenter(config, stream=stream, clock=self.clock)
+        session.segmenter = segmenter
+        session.configured.set()
+        subscription = session.subscription
+        try:
+            while True:
+                await segmenter.run(subscription)
+                if not subscription.overflowed or stream.ended or self._closed:
+                    break
+                logger.warning("HLS: %s fell behind; resuming at the next keyframe", stream.key)
+                segmenter.resync()
+                subscription = session.subscription = stream.subscribe(from_keyframe=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("HLS packaging of %s failed", stream.key)
+        finally:
+            subscription.close()
+            segmenter.finish()
+        if not self._closed:
+            linger = self.linger
+            if linger is None:  # long enough for players that are a whole window behind
+                linger = max(DEFAULT_LINGER, 2 * segmenter.window * segmenter.config.hls_segment_duration)
+            session.drop_handle = asyncio.get_running_loop().call_later(linger, self._drop, session)
+
+    def _drop(self, session: _Session) -> None:
+        if self._sessions.get(session.stream.key) is session:
+            del self._sessions[session.stream.key]
