@@ -26,6 +26,9 @@ class ControlPlane(Protocol):
     async def resolve_application(self, host: str, app: str) -> ApplicationConfig | None:
         """The application ``app`` of the virtual host matching ``host`` (a host name or IP), or None."""
 
+    async def application_config(self, vhost: str, app: str) -> ApplicationConfig | None:
+        """The application ``app`` of the virtual host named ``vhost``, or None."""
+
     async def stream_started(self, stream: LiveStream) -> None: ...
 
     async def stream_ended(self, stream: LiveStream) -> None: ...
@@ -41,6 +44,10 @@ class StaticControlPlane:
 
     async def resolve_application(self, host: str, app: str) -> ApplicationConfig | None:
         return self.applications.get(app)
+
+    async def application_config(self, vhost: str, app: str) -> ApplicationConfig | None:
+        config = self.applications.get(app)
+        return config if config is not None and config.vhost == vhost else None
 
     async def stream_started(self, stream: LiveStream) -> None:
         self.started.append(stream)

@@ -4,6 +4,7 @@ Every setting has a working default for one machine: SQLite, local Redis, media 
 `DATABASE_URL` and `REDIS_URL` move a deployment onto PostgreSQL and a shared Redis.
 """
 
+import socket
 from pathlib import Path
 
 import environ
@@ -45,6 +46,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "apps.hosting",
+    "apps.engine",
+    "apps.streams",
     "apps.api_ome",
 ]
 
@@ -80,6 +83,7 @@ TEMPLATES = [
 
 MEDIA_ROOT = Path(env.str("STREAMHUB_MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
 VAR_DIR = Path(env.str("STREAMHUB_VAR_DIR", default=str(BASE_DIR / "var")))
+(VAR_DIR / "static").mkdir(parents=True, exist_ok=True)  # SQLite file and WhiteNoise's root live here
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'streamhub.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -91,7 +95,8 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # Separate prefixes keep test runs (or several platforms on one Redis) apart.
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("STREAMHUB_CHANNELS_PREFIX", default="asgi")},
     }
 }
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
@@ -99,6 +104,16 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+# The media engine node of this process (`manage.py runengine`) and how nodes find each other.
+ENGINE_NODE_ID = env.str("STREAMHUB_NODE_ID", default=socket.gethostname())
+ENGINE_RTMP_HOST = env.str("STREAMHUB_RTMP_HOST", default="0.0.0.0")
+ENGINE_RTMP_PORT = env.int("STREAMHUB_RTMP_PORT", default=1935)
+ENGINE_HTTP_HOST = env.str("STREAMHUB_MEDIA_HTTP_HOST", default="0.0.0.0")
+ENGINE_HTTP_PORT = env.int("STREAMHUB_MEDIA_HTTP_PORT", default=3333)
+ENGINE_HEARTBEAT_INTERVAL = env.float("STREAMHUB_ENGINE_HEARTBEAT", default=2.0)
+# A node silent for this many seconds is gone: its streams are marked ended.
+ENGINE_NODE_TIMEOUT = env.float("STREAMHUB_ENGINE_NODE_TIMEOUT", default=15.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

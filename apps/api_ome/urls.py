@@ -5,6 +5,8 @@ from django.urls import re_path
 from apps.api_ome.views.applications import ApplicationDetailView, ApplicationListView
 from apps.api_ome.views.base import NotFoundView
 from apps.api_ome.views.output_profiles import OutputProfileDetailView, OutputProfileListView
+from apps.api_ome.views.stats import ApplicationStatsView, StreamStatsView, VirtualHostStatsView
+from apps.api_ome.views.streams import StreamDetailView, StreamListView
 from apps.api_ome.views.vhosts import (
     ReloadAllCertificatesView,
     VirtualHostDetailView,
@@ -27,5 +29,10 @@ urlpatterns = [
     re_path(
         rf"^{APP}/outputProfiles/(?P<profile>{NAME})$", OutputProfileDetailView.as_view(), name="ome-output-profile"
     ),
+    re_path(rf"^{APP}/streams$", StreamListView.as_view(), name="ome-streams"),
+    re_path(rf"^{APP}/streams/(?P<stream>{NAME})$", StreamDetailView.as_view(), name="ome-stream"),
+    re_path(rf"^stats/current/{VHOST}$", VirtualHostStatsView.as_view(), name="ome-vhost-stats"),
+    re_path(rf"^stats/current/{APP}$", ApplicationStatsView.as_view(), name="ome-app-stats"),
+    re_path(rf"^stats/current/{APP}/streams/(?P<stream>{NAME})$", StreamStatsView.as_view(), name="ome-stream-stats"),
     re_path(r"^.*$", NotFoundView.as_view(), name="ome-not-found"),
 ]

@@ -5,11 +5,27 @@ the management commands all go through these, each change in one transaction.
 from __future__ import annotations
 
 import copy
+import fnmatch
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
 
 from apps.hosting.models import Application, OutputProfile, VirtualHost
+
+
+def find_virtual_host(host: str) -> VirtualHost | None:
+    """The vhost a request for ``host`` belongs to: an exact host name wins over a pattern, a longer
+    pattern over a shorter one (so ``*.example.com`` beats ``*``)."""
+    host = host.lower().split(":")[0] if host.count(":") == 1 else host.lower()
+    best: tuple[int, int, VirtualHost] | None = None
+    for vhost in VirtualHost.objects.prefetch_related("names"):
+        for pattern in vhost.host_names:
+            if not fnmatch.fnmatchcase(host, pattern.lower()):
+                continue
+            rank = (0 if "*" in pattern or "?" in pattern else 1, len(pattern))
+            if best is None or rank > best[:2]:
+                best = (*rank, vhost)
+    return best[2] if best else None
 
 
 class AlreadyExists(Exception):

@@ -359,10 +359,10 @@ class HlsPackager:
 
     @classmethod
     def for_control_plane(cls, registry: StreamRegistry, control: ControlPlane, **kwargs: object) -> HlsPackager:
-        """A packager that finds each stream's application with ``control.resolve_application(vhost, app)``."""
+        """A packager that finds each stream's application with ``control.application_config(vhost, app)``."""
 
         async def lookup(key: StreamKey) -> ApplicationConfig | None:
-            return await control.resolve_application(key.vhost, key.app)
+            return await control.application_config(key.vhost, key.app)
 
         return cls(registry, lookup, **kwargs)  # type: ignore[arg-type]
 

@@ -51,7 +51,10 @@ def test_a_new_app_gets_omes_defaults(ome, vhost):
 def test_it_answers_404_for_an_unknown_app(ome):
     response = ome.get("/v1/vhosts/default/apps/app2")
     assert response.status_code == 404
-    assert response.json() == {"message": "[HTTP] Could not find the application: [default/app2] (404)", "statusCode": 404}
+    assert response.json() == {
+        "message": "[HTTP] Could not find the application: [default/app2] (404)",
+        "statusCode": 404,
+    }
 
 
 def test_it_answers_409_for_a_duplicate_and_207_for_a_mix(ome):

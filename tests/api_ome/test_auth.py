@@ -62,10 +62,10 @@ def test_production_refuses_to_start_without_a_token(tmp_path):
 
     env = {**os.environ, "STREAMHUB_PRODUCTION": "1", "DJANGO_SECRET_KEY": "x" * 50}
     env.pop("OME_ACCESS_TOKEN", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "OME_ACCESS_TOKEN is not: refusing to start" in result.stderr
     env["OME_ACCESS_TOKEN"] = "secret-token"
-    assert subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, timeout=60).returncode == 0
+    assert (
+        subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, timeout=60).returncode == 0
+    )

@@ -20,7 +20,10 @@ def test_it_lists_profiles_of_an_unknown_app_as_404(ome):
     assert response.status_code == 404
     assert response.json() == {"message": "[HTTP] Could not find the virtual host: [vhost] (404)", "statusCode": 404}
     response = ome.get("/v1/vhosts/default/apps/app1/outputProfiles")
-    assert response.json() == {"message": "[HTTP] Could not find the application: [default/app1] (404)", "statusCode": 404}
+    assert response.json() == {
+        "message": "[HTTP] Could not find the application: [default/app1] (404)",
+        "statusCode": 404,
+    }
 
 
 def test_it_creates_the_spec_example_profile(ome):

@@ -135,7 +135,9 @@ def test_reload_certificate_keeps_the_old_one_on_failure(ome):
 
 def test_reload_certificate_loads_real_files(ome, tmp_path):
     cert, key = make_self_signed_certificate(tmp_path)
-    ome.post("/v1/vhosts", [{"name": "tls", "host": {"names": ["tls.example"], "tls": {"certPath": cert, "keyPath": key}}}])
+    ome.post(
+        "/v1/vhosts", [{"name": "tls", "host": {"names": ["tls.example"], "tls": {"certPath": cert, "keyPath": key}}}]
+    )
     assert ome.post("/v1/vhosts/tls:reloadCertificate").status_code == 200
     assert ome.post("/v1/vhosts:reloadAllCertificates").json() == {"message": "OK", "statusCode": 200}
     assert ome.post("/v1/vhosts/nope:reloadCertificate").status_code == 404

@@ -1,18 +1,24 @@
-"""Real processes for end-to-end tests: a StreamHub API server (Daphne) on its own database."""
+"""Real processes for end-to-end tests: Redis (started if none answers), the API server (Daphne)
+and the media engine node (`manage.py runengine`), on free ports and a database of their own.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import requests
+
+from tests.conftest import OME_AUTH
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -24,37 +30,77 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def fresh_database_url(tmp_path: Path) -> str:
+def redis_answers(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """The configured Redis if it answers; otherwise a redis-server of our own for the session."""
+    configured = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if redis_answers(configured):
+        yield configured
+        return
+    assert shutil.which("redis-server"), "redis-server is missing: run `make test`, which installs it"
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(100):
+        if redis_answers(url):
+            break
+        time.sleep(0.05)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def fresh_database_url(folder: Path) -> str:
     """A new empty database for the processes under test: SQLite in tmp, or a fresh PostgreSQL database."""
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith("postgres"):
-        return f"sqlite:///{tmp_path / 'live.sqlite3'}"
+        return f"sqlite:///{folder / 'live.sqlite3'}"
     import psycopg
 
     parsed = urlparse(base)
-    name = f"streamhub_live_{os.getpid()}"
+    name = f"streamhub_live_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin_url = parsed._replace(path="/postgres").geturl()
     with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
         connection.execute(f'CREATE DATABASE "{name}"')
     return parsed._replace(path=f"/{name}").geturl()
 
 
 class LiveStreamHub:
-    """The API server as `make run` starts it, on a free port and a database of its own."""
+    """The platform as `make run` starts it, on free ports and a database of its own."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, folder: Path, redis_url: str) -> None:
+        self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.rtmp_port = free_port()
+        self.media_port = free_port()
+        self.rtmp = f"rtmp://127.0.0.1:{self.rtmp_port}"
+        self.media = f"http://127.0.0.1:{self.media_port}"
         self.env = {
             **os.environ,
-            "DATABASE_URL": fresh_database_url(tmp_path),
-            "STREAMHUB_VAR_DIR": str(tmp_path / "var"),
+            "DATABASE_URL": fresh_database_url(folder),
+            "REDIS_URL": redis_url,
+            "STREAMHUB_CHANNELS_PREFIX": f"test{uuid.uuid4().hex[:8]}",
+            "STREAMHUB_VAR_DIR": str(folder / "var"),
+            "STREAMHUB_NODE_ID": f"node-{uuid.uuid4().hex[:6]}",
+            "STREAMHUB_ENGINE_HEARTBEAT": "0.5",
             "OME_ACCESS_TOKEN": "ome-access-token",
             "DJANGO_SUPERUSER_PASSWORD": "operator-password-1",
         }
-        self.process: subprocess.Popen | None = None
-        self.log = tmp_path / "daphne.log"
+        self.processes: dict[str, subprocess.Popen] = {}
         self.manage("migrate", "--noinput")
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
@@ -64,33 +110,73 @@ class LiveStreamHub:
         assert result.returncode == 0, result.stderr
         return result
 
-    def start(self) -> None:
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "streamhub.asgi:application"]
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"{self.url}/admin/login/", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise RuntimeError(f"Daphne did not start: {self.log.read_text()}")
+    def _spawn(self, name: str, command: list[str]) -> None:
+        with open(self.folder / f"{name}.log", "ab") as log:
+            self.processes[name] = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def log(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text(errors="replace")
+
+    def start(self, engine: bool = False) -> None:
+        self._spawn("api", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                            "streamhub.asgi:application"])  # fmt: skip
+        if engine:
+            self._spawn("engine", [sys.executable, "manage.py", "runengine", "--rtmp-host", "127.0.0.1",
+                                   "--rtmp-port", str(self.rtmp_port), "--http-host", "127.0.0.1",
+                                   "--http-port", str(self.media_port)])  # fmt: skip
+        wait_for(lambda: _answers(f"{self.url}/admin/login/"), 30, lambda: self.log("api"))
+        if engine:
+            wait_for(lambda: _answers(f"{self.media}/"), 30, lambda: self.log("engine"))
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
             try:
-                self.process.wait(timeout=15)
+                process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+                process.kill()
+                process.wait()
+        self.processes = {}
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        return requests.request(method, f"{self.url}{path}", headers={"Authorization": OME_AUTH}, timeout=10, **kwargs)
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=1)
+        return True
+    except requests.ConnectionError:
+        return False
+
+
+def wait_for(condition, timeout: float, describe=lambda: "", interval: float = 0.2):
+    """Poll ``condition`` until it returns something truthy; fail with ``describe()`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s. {describe()}")
 
 
 @pytest.fixture
-def live_streamhub(tmp_path):
-    server = LiveStreamHub(tmp_path)
+def live_streamhub(tmp_path, redis_url):
+    server = LiveStreamHub(tmp_path, redis_url)
     server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def live_platform(tmp_path_factory, redis_url):
+    """API server and engine node together, shared by a module's tests."""
+    server = LiveStreamHub(tmp_path_factory.mktemp("platform"), redis_url)
+    server.start(engine=True)
     yield server
     server.stop()

@@ -74,4 +74,3 @@ def test_swagger_ui_assets_are_served_locally(live_streamhub):
     assert bundle.status_code == 200 and len(bundle.content) > 100_000
     schema = requests.get(f"{live_streamhub.url}/api/schema/", timeout=10)
     assert schema.status_code == 200 and b"/v1/vhosts/{vhost}/apps" in schema.content
-

@@ -41,7 +41,9 @@ def test_it_reads_dimensions_and_profile_from_ffmpeg_h264(tmp_path, size, profil
     assert config.codec_string.startswith(f"avc1.{expected[2]:02x}")
 
 
-@pytest.mark.parametrize(("rate", "channels", "layout"), [(48000, 2, "stereo"), (44100, 1, "mono"), (22050, 2, "stereo")])
+@pytest.mark.parametrize(
+    ("rate", "channels", "layout"), [(48000, 2, "stereo"), (44100, 1, "mono"), (22050, 2, "stereo")]
+)
 def test_it_reads_aac_sample_rate_and_channels(tmp_path, rate, channels, layout):
     path = tmp_path / "clip.flv"
     encode_flv(path, "160x120", rate, channels)

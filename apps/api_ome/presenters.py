@@ -1,0 +1,118 @@
+"""Streams and their statistics in OME's JSON shapes (stream info, stats/current)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from apps.streams.choices import CONNECTION_KINDS
+from apps.streams.models import Stream
+
+
+def ome_time(value: datetime | None) -> str | None:
+    """OME's timestamps: local time with milliseconds and offset, e.g. 2023-03-15T19:46:13.728+09:00."""
+    if value is None:
+        return None
+    return timezone.localtime(value).isoformat(timespec="milliseconds")
+
+
+def _track(track: dict) -> dict:
+    if track["kind"] == "video":
+        return {
+            "id": track["id"],
+            "type": "Video",
+            "video": {
+                "bitrate": str(track["bitrate"]),
+                "bypass": False,
+                "codec": track["codec"],
+                "framerate": float(track["framerate"]),
+                "hasBframes": track["has_bframes"],
+                "keyFrameInterval": track["keyframe_interval"],
+                "height": track["height"],
+                "width": track["width"],
+            },
+        }
+    return {
+        "id": track["id"],
+        "type": "Audio",
+        "audio": {
+            "bitrate": str(track["bitrate"]),
+            "bypass": False,
+            "channel": track["channels"],
+            "channelLayout": track["channel_layout"],
+            "codec": track["codec"],
+            "samplerate": track["samplerate"],
+        },
+    }
+
+
+def stream_info(stream: Stream) -> dict:
+    """GET /v1/vhosts/{vhost}/apps/{app}/streams/{stream}.
+
+    ``outputs`` lists what really plays: the input itself (HLS and RTMP without re-encoding).
+    Transcoded renditions of output profiles will appear here once the transcoder produces them.
+    """
+    tracks = stream.input_tracks or []
+    return {
+        "name": stream.name,
+        "input": {
+            "createdTime": ome_time(stream.created_at),
+            "sourceType": stream.source_type,
+            "tracks": [_track(track) for track in tracks],
+        },
+        "outputs": [
+            {
+                "name": stream.name,
+                "tracks": [
+                    {"id": track["id"], "type": track["kind"].capitalize(), track["kind"]: {"bypass": True}}
+                    for track in tracks
+                ],
+            }
+        ],
+    }
+
+
+def _latest(values: Iterable[datetime | None]) -> datetime | None:
+    present = [value for value in values if value is not None]
+    return max(present) if present else None
+
+
+def stats(created: datetime, streams: QuerySet[Stream] | list[Stream]) -> dict:
+    """OME's stats/current body over a set of stream rows (one stream, or every stream of an app/vhost).
+
+    Totals add up every publish session ever recorded; connections are those of live streams now.
+    """
+    streams = list(streams)
+    live = [stream for stream in streams if stream.is_live]
+    connections = {kind: 0 for kind in CONNECTION_KINDS}
+    for stream in live:
+        for kind, count in stream.connection_counts().items():
+            connections[kind] += count
+    total_connections = sum(connections.values())
+    peak = max(streams, key=lambda stream: stream.max_total_connections, default=None)
+    max_connections = max(total_connections, peak.max_total_connections if peak else 0)
+    total_in = sum(stream.total_bytes_in for stream in streams)
+    total_out = sum(stream.total_bytes_out for stream in streams)
+    seconds = max((timezone.now() - created).total_seconds(), 1.0)
+    last_updated = _latest(stream.updated_at for stream in streams) or created
+    return {
+        "connections": connections,
+        "createdTime": ome_time(created),
+        "lastRecvTime": ome_time(_latest(stream.last_recv_time for stream in streams) or created),
+        "lastSentTime": ome_time(_latest(stream.last_sent_time for stream in streams) or created),
+        "lastUpdatedTime": ome_time(last_updated),
+        "lastThroughputIn": sum(stream.last_throughput_in for stream in live),
+        "lastThroughputOut": sum(stream.last_throughput_out for stream in live),
+        "maxTotalConnectionTime": ome_time((peak.max_total_connection_time if peak else None) or created),
+        "maxTotalConnections": max_connections,
+        "totalBytesIn": total_in,
+        "totalBytesOut": total_out,
+        "totalConnections": total_connections,
+        "avgThroughputIn": int(total_in * 8 / seconds),
+        "avgThroughputOut": int(total_out * 8 / seconds),
+        "maxThroughputIn": max((stream.max_throughput_in for stream in streams), default=0),
+        "maxThroughputOut": max((stream.max_throughput_out for stream in streams), default=0),
+    }

@@ -1,0 +1,69 @@
+"""OME v1 current statistics of a virtual host, an application or a stream."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+
+from apps.api_ome.envelope import ok
+from apps.api_ome.presenters import stats
+from apps.api_ome.schema import ERROR_ENVELOPE, enveloped
+from apps.api_ome.views.base import OmeAPIView
+from apps.api_ome.views.streams import StreamLookupMixin
+from apps.streams.models import Stream
+
+STATS_TAG = ["OME v1: statistics"]
+_TIME = serializers.DateTimeField
+_INT = serializers.IntegerField
+STATS = enveloped(
+    "OmeStats",
+    inline_serializer(
+        "OmeStatsBody",
+        {
+            "connections": serializers.DictField(child=_INT(), help_text="Viewers per protocol."),
+            "createdTime": _TIME(),
+            "lastRecvTime": _TIME(),
+            "lastSentTime": _TIME(),
+            "lastUpdatedTime": _TIME(),
+            "maxTotalConnectionTime": _TIME(),
+            "maxTotalConnections": _INT(),
+            "totalConnections": _INT(),
+            "totalBytesIn": _INT(),
+            "totalBytesOut": _INT(),
+            "lastThroughputIn": _INT(),
+            "lastThroughputOut": _INT(),
+            "avgThroughputIn": _INT(),
+            "avgThroughputOut": _INT(),
+            "maxThroughputIn": _INT(),
+            "maxThroughputOut": _INT(),
+        },  # fmt: skip
+    ),
+)
+RESPONSES = {200: STATS, 401: ERROR_ENVELOPE, 404: ERROR_ENVELOPE}
+
+
+class VirtualHostStatsView(OmeAPIView):
+    @extend_schema(
+        tags=STATS_TAG, summary="Get statistics of virtual host", operation_id="omeVhostStats", responses=RESPONSES
+    )
+    def get(self, request, vhost: str):
+        virtual_host = self.get_vhost(vhost)
+        return ok(stats(virtual_host.created_at, Stream.objects.filter(application__virtual_host=virtual_host)))
+
+
+class ApplicationStatsView(OmeAPIView):
+    @extend_schema(
+        tags=STATS_TAG, summary="Get statistics of application", operation_id="omeAppStats", responses=RESPONSES
+    )
+    def get(self, request, vhost: str, app: str):
+        application = self.get_application(vhost, app)
+        return ok(stats(application.created_at, application.streams.all()))
+
+
+class StreamStatsView(StreamLookupMixin, OmeAPIView):
+    @extend_schema(
+        tags=STATS_TAG, summary="Get statistics of stream", operation_id="omeStreamStats", responses=RESPONSES
+    )
+    def get(self, request, vhost: str, app: str, stream: str):
+        live = self.get_live_stream(vhost, app, stream)
+        return ok(stats(live.created_at, [live]))

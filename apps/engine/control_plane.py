@@ -1,0 +1,119 @@
+"""The engine's control plane over the database: application lookups (cached briefly, since every
+RTMP connect and HLS request asks) and stream start/end as rows and events.
+"""
+
+from __future__ import annotations
+
+import time
+
+from asgiref.sync import sync_to_async
+
+from apps.engine.models import EngineNode
+from apps.hosting.models import Application
+from apps.hosting.services import find_virtual_host
+from apps.streams import services as stream_services
+from apps.streams.choices import SourceType
+from media_engine.control import ApplicationConfig
+from media_engine.registry import LiveStream, StreamKey
+
+# How long an application lookup is reused; API changes reach the engine within this time.
+CONFIG_CACHE_SECONDS = 2.0
+SOURCE_TYPES = {
+    "rtmp": SourceType.RTMP,
+    "webrtc": SourceType.WEBRTC,
+    "srt": SourceType.SRT,
+    "mpegts": SourceType.MPEGTS,
+}
+
+
+def application_config(application: Application) -> ApplicationConfig:
+    hls = application.publishers.get("hls") or {}
+    return ApplicationConfig(
+        vhost=application.virtual_host.name,
+        app=application.name,
+        hls_segment_duration=float(hls.get("segmentDuration", 4)),
+        hls_segment_count=int(hls.get("segmentCount", 5)),
+    )
+
+
+def snapshot_of(stream_id: int, stream: LiveStream, interval: float, previous: tuple[int, int] | None = None):
+    counters = stream.counters
+    throughput_in = throughput_out = 0
+    if previous is not None and interval > 0:
+        throughput_in = int((counters.total_bytes_in - previous[0]) * 8 / interval)
+        throughput_out = int((counters.total_bytes_out - previous[1]) * 8 / interval)
+    return stream_services.CounterSnapshot(
+        stream_id=stream_id,
+        total_bytes_in=counters.total_bytes_in,
+        total_bytes_out=counters.total_bytes_out,
+        last_recv_time=counters.last_recv_time,
+        last_sent_time=counters.last_sent_time,
+        connections=dict(counters.connections),
+        total_connections=counters.total_connections,
+        max_total_connections=counters.max_total_connections,
+        max_total_connection_time=counters.max_total_connection_time,
+        throughput_in=max(throughput_in, 0),
+        throughput_out=max(throughput_out, 0),
+        input_tracks=[track.as_dict() for track in stream.tracks()],
+    )
+
+
+class DatabaseControlPlane:
+    def __init__(self, node: EngineNode, clock=time.monotonic) -> None:
+        self.node = node
+        self.clock = clock
+        self.stream_ids: dict[StreamKey, int] = {}
+        self._cache: dict[tuple, tuple[float, ApplicationConfig | None]] = {}
+
+    def _cached(self, key: tuple, load):
+        now = self.clock()
+        hit = self._cache.get(key)
+        if hit and now - hit[0] < CONFIG_CACHE_SECONDS:
+            return hit[1]
+        value = load()
+        self._cache[key] = (now, value)
+        return value
+
+    def _resolve(self, host: str, app: str) -> ApplicationConfig | None:
+        vhost = find_virtual_host(host)
+        if vhost is None:
+            return None
+        application = vhost.applications.select_related("virtual_host").filter(name=app).first()
+        return application_config(application) if application else None
+
+    def _by_name(self, vhost: str, app: str) -> ApplicationConfig | None:
+        application = (
+            Application.objects.select_related("virtual_host").filter(virtual_host__name=vhost, name=app).first()
+        )
+        return application_config(application) if application else None
+
+    async def resolve_application(self, host: str, app: str) -> ApplicationConfig | None:
+        return await sync_to_async(self._cached)(("host", host, app), lambda: self._resolve(host, app))
+
+    async def application_config(self, vhost: str, app: str) -> ApplicationConfig | None:
+        return await sync_to_async(self._cached)(("name", vhost, app), lambda: self._by_name(vhost, app))
+
+    def _started(self, stream: LiveStream) -> int | None:
+        application = Application.objects.filter(virtual_host__name=stream.key.vhost, name=stream.key.app).first()
+        if application is None:  # deleted while the publisher was connecting
+            return None
+        source = SOURCE_TYPES.get(stream.source, SourceType.RTMP)
+        row = stream_services.stream_started(application, stream.key.name, self.node, source, stream.remote_address)
+        return row.pk
+
+    async def stream_started(self, stream: LiveStream) -> None:
+        stream_id = await sync_to_async(self._started)(stream)
+        if stream_id is not None:
+            self.stream_ids[stream.key] = stream_id
+        # The publisher may already be gone by the time the row exists.
+        if stream.ended:
+            await self.stream_ended(stream)
+
+    async def stream_ended(self, stream: LiveStream) -> None:
+        stream_id = self.stream_ids.get(stream.key)
+        if stream_id is None:
+            return
+        await sync_to_async(stream_services.record_counters)([snapshot_of(stream_id, stream, 0.0)])
+        await sync_to_async(stream_services.stream_ended)(stream_id)
+        if self.stream_ids.get(stream.key) == stream_id:
+            del self.stream_ids[stream.key]

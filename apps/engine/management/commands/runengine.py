@@ -1,0 +1,37 @@
+"""`manage.py runengine`: run this machine's media engine node (RTMP 1935, media HTTP 3333)."""
+
+import asyncio
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from apps.engine.runner import EngineRunner
+from media_engine.node import NodeAddresses
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the media engine node: RTMP publish/play, HLS packaging and the media HTTP port. "
+        "Registers the node, heartbeats live stream counters and takes commands from the API."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--node-id", default=settings.ENGINE_NODE_ID, help="Stable name of this node.")
+        parser.add_argument("--rtmp-port", type=int, default=settings.ENGINE_RTMP_PORT)
+        parser.add_argument("--http-port", type=int, default=settings.ENGINE_HTTP_PORT)
+        parser.add_argument("--rtmp-host", default=settings.ENGINE_RTMP_HOST)
+        parser.add_argument("--http-host", default=settings.ENGINE_HTTP_HOST)
+
+    def handle(self, *args, node_id, rtmp_port, http_port, rtmp_host, http_host, **options):
+        addresses = NodeAddresses(rtmp_host=rtmp_host, rtmp_port=rtmp_port, http_host=http_host, http_port=http_port)
+        runner = EngineRunner(node_id, addresses)
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, runner.stopping.set)
+            await runner.run()
+
+        self.stdout.write(f"engine node {node_id}: RTMP {rtmp_host}:{rtmp_port}, media HTTP {http_host}:{http_port}")
+        asyncio.run(main())

@@ -1,0 +1,43 @@
+"""Engine nodes: which machines run the media engine, where they listen, and whether they are alive."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class EngineNode(models.Model):
+    node_id = models.CharField("node id", max_length=100, unique=True, help_text="Stable name of the node.")
+    hostname = models.CharField("host name", max_length=255)
+    rtmp_port = models.PositiveIntegerField("RTMP port")
+    media_http_port = models.PositiveIntegerField("media HTTP port")
+    started_at = models.DateTimeField("started", default=timezone.now)
+    last_heartbeat = models.DateTimeField("last heartbeat", default=timezone.now)
+
+    class Meta:
+        ordering = ["node_id"]
+        verbose_name = "engine node"
+
+    def __str__(self) -> str:
+        return self.node_id
+
+    @property
+    def command_group(self) -> str:
+        """The Channels group this node reads commands from (stop a stream...)."""
+        return engine_command_group(self.node_id)
+
+    @property
+    def is_alive(self) -> bool:
+        return self.last_heartbeat >= timezone.now() - timedelta(seconds=settings.ENGINE_NODE_TIMEOUT)
+
+    @classmethod
+    def stale(cls) -> models.QuerySet[EngineNode]:
+        return cls.objects.filter(last_heartbeat__lt=timezone.now() - timedelta(seconds=settings.ENGINE_NODE_TIMEOUT))
+
+
+def engine_command_group(node_id: str) -> str:
+    safe = "".join(char if char.isalnum() or char in "-_." else "_" for char in node_id)
+    return f"engine-node-{safe}"[:90]

@@ -1,0 +1,114 @@
+"""The Django shell around one media engine node: registers the node, heartbeats (with every live
+stream's counters), ends streams of silent nodes, and carries out API commands from the Channels layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+from apps.engine.control_plane import DatabaseControlPlane, snapshot_of
+from apps.engine.models import EngineNode
+from apps.streams import services as stream_services
+from apps.streams.models import Stream
+from media_engine.node import EngineNode as MediaEngineNode
+from media_engine.node import NodeAddresses
+from media_engine.registry import StreamKey
+
+logger = logging.getLogger(__name__)
+
+
+def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
+    node, _ = EngineNode.objects.update_or_create(
+        node_id=node_id,
+        defaults={
+            "hostname": socket.gethostname(),
+            "rtmp_port": rtmp_port,
+            "media_http_port": http_port,
+            "started_at": timezone.now(),
+            "last_heartbeat": timezone.now(),
+        },
+    )
+    # Streams this node had before a crash or restart are not live any more.
+    for stream in Stream.objects.live().filter(node=node).select_related("application__virtual_host", "node"):
+        stream.end()
+        stream_services.publish_event("ended", stream)
+    return node
+
+
+def heartbeat(node: EngineNode, snapshots: list) -> None:
+    EngineNode.objects.filter(pk=node.pk).update(last_heartbeat=timezone.now())
+    stream_services.record_counters(snapshots)
+    stream_services.end_streams_of_stale_nodes()
+
+
+class EngineRunner:
+    def __init__(self, node_id: str, addresses: NodeAddresses, heartbeat_interval: float | None = None) -> None:
+        self.node_id = node_id
+        self.addresses = addresses
+        self.heartbeat_interval = heartbeat_interval or settings.ENGINE_HEARTBEAT_INTERVAL
+        self.stopping = asyncio.Event()
+        self.engine: MediaEngineNode | None = None
+        self.control: DatabaseControlPlane | None = None
+
+    async def run(self) -> None:
+        node = await sync_to_async(register_node)(self.node_id, self.addresses.rtmp_port, self.addresses.http_port)
+        self.control = DatabaseControlPlane(node)
+        self.engine = MediaEngineNode(self.control, self.addresses)
+        await self.engine.start()
+        tasks = [
+            asyncio.create_task(self._heartbeats(node), name="heartbeats"),
+            asyncio.create_task(self._commands(node), name="commands"),
+        ]
+        try:
+            await self.stopping.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.engine.stop()
+
+    async def _heartbeats(self, node: EngineNode) -> None:
+        previous: dict[int, tuple[int, int]] = {}
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            now = time.monotonic()
+            snapshots = []
+            for stream in self.engine.live_streams():
+                stream_id = self.control.stream_ids.get(stream.key)
+                if stream_id is None:
+                    continue
+                snapshots.append(snapshot_of(stream_id, stream, now - last, previous.get(stream_id)))
+            previous = {s.stream_id: (s.total_bytes_in, s.total_bytes_out) for s in snapshots}
+            last = now
+            try:
+                await sync_to_async(heartbeat)(node, snapshots)
+            except Exception:  # noqa: BLE001 - a database hiccup must not stop the media
+                logger.exception("heartbeat failed")
+
+    async def _commands(self, node: EngineNode) -> None:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(node.command_group, channel)
+        try:
+            while True:
+                message = await layer.receive(channel)
+                self.handle_command(message)
+        finally:
+            await layer.group_discard(node.command_group, channel)
+
+    def handle_command(self, message: dict) -> None:
+        if message.get("type") == "stream.stop":
+            key = StreamKey(message["vhost"], message["app"], message["stream"])
+            stopped = self.engine.stop_stream(key)
+            logger.info("API asked to stop %s: %s", key, "disconnected" if stopped else "not live here")
+        else:
+            logger.warning("unknown engine command %r", message.get("type"))

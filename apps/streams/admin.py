@@ -1,0 +1,31 @@
+"""Read-only admin of live (and ended) streams: state, tracks, viewers and traffic."""
+
+from django.contrib import admin
+
+from apps.streams.models import Stream
+
+
+@admin.register(Stream)
+class StreamAdmin(admin.ModelAdmin):
+    list_display = ["name", "application", "state", "source_type", "viewers", "bitrate_in", "node", "created_at"]
+    list_filter = ["state", "source_type", "application__virtual_host", "application", "node"]
+    search_fields = ["name", "application__name", "remote_address"]
+    list_select_related = ["application__virtual_host", "node"]
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="viewers")
+    def viewers(self, stream: Stream) -> int:
+        return stream.total_connections
+
+    @admin.display(description="bitrate in")
+    def bitrate_in(self, stream: Stream) -> str:
+        return f"{stream.last_throughput_in / 1_000_000:.2f} Mb/s" if stream.is_live else "-"

@@ -1,0 +1,45 @@
+"""/ws/events/: stream started/ended events as JSON, for signed-in staff or OME API token holders."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from apps.streams.services import STREAM_EVENTS_GROUP
+
+
+def has_api_token(scope) -> bool:
+    """The OME API credentials (`Authorization: Basic base64(token)`) also open the events socket."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "basic" or not settings.OME_ACCESS_TOKEN:
+                return False
+            try:
+                token = base64.b64decode(credentials, validate=True)
+            except (binascii.Error, ValueError):
+                return False
+            return hmac.compare_digest(token, settings.OME_ACCESS_TOKEN.encode())
+    return False
+
+
+class StreamEventsConsumer(AsyncJsonWebsocketConsumer):
+    groups = []  # joined only after authentication
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if not ((user is not None and user.is_authenticated and user.is_staff) or has_api_token(self.scope)):
+            await self.close(code=4401)
+            return
+        await self.channel_layer.group_add(STREAM_EVENTS_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(STREAM_EVENTS_GROUP, self.channel_name)
+
+    async def stream_event(self, message: dict) -> None:
+        await self.send_json({"event": message["event"], "stream": message["stream"]})

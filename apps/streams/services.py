@@ -1,0 +1,162 @@
+"""What happens to stream rows: a publish starts one, the engine's heartbeats update its counters,
+its end (or its node's silence) ends it; every start and end is also an event on the Channels layer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.utils import timezone
+
+from apps.engine.models import EngineNode
+from apps.hosting.models import Application
+from apps.streams.models import Stream
+
+logger = logging.getLogger(__name__)
+
+# Every stream event goes to this group; /ws/events/ clients are members.
+STREAM_EVENTS_GROUP = "stream-events"
+
+
+@dataclass(frozen=True)
+class CounterSnapshot:
+    """A live stream's counters as the engine sees them at one heartbeat (times are Unix seconds)."""
+
+    stream_id: int
+    total_bytes_in: int
+    total_bytes_out: int
+    last_recv_time: float | None
+    last_sent_time: float | None
+    connections: dict[str, int]
+    total_connections: int
+    max_total_connections: int
+    max_total_connection_time: float | None
+    throughput_in: int
+    throughput_out: int
+    input_tracks: list[dict]
+
+
+def _time(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+def event_payload(event: str, stream: Stream) -> dict:
+    return {
+        "type": "stream.event",
+        "event": event,
+        "stream": {
+            "id": stream.pk,
+            "vhost": stream.application.virtual_host.name,
+            "app": stream.application.name,
+            "name": stream.name,
+            "state": stream.state,
+            "sourceType": stream.source_type,
+            "node": stream.node.node_id if stream.node else None,
+            "createdTime": stream.created_at.isoformat(),
+            "endedTime": stream.ended_at.isoformat() if stream.ended_at else None,
+        },
+    }
+
+
+def publish_event(event: str, stream: Stream) -> None:
+    """Tell /ws/events/ listeners; a broken Channels layer never fails the stream itself."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(STREAM_EVENTS_GROUP, event_payload(event, stream))
+    except Exception:  # noqa: BLE001 - events are best effort, the row is the truth
+        logger.exception("could not publish stream event %s for %s", event, stream)
+
+
+def stream_started(
+    application: Application, name: str, node: EngineNode | None, source_type: str, remote_address: str = ""
+) -> Stream:
+    with transaction.atomic():
+        # A row left live by a crashed node would block the unique constraint: end it first.
+        for stale in Stream.objects.select_for_update().filter(application=application, name=name).live():
+            stale.end()
+        stream = Stream.objects.create(
+            application=application,
+            name=name,
+            node=node,
+            source_type=source_type,
+            remote_address=remote_address,
+        )
+    publish_event("started", stream)
+    return stream
+
+
+def stream_ended(stream_id: int) -> Stream | None:
+    stream = Stream.objects.select_related("application__virtual_host", "node").filter(pk=stream_id).first()
+    if stream is None or not stream.is_live:
+        return stream
+    stream.end()
+    publish_event("ended", stream)
+    return stream
+
+
+def record_counters(snapshots: list[CounterSnapshot]) -> None:
+    """Store one heartbeat's counters of the node's live streams in one transaction."""
+    if not snapshots:
+        return
+    with transaction.atomic():
+        streams = Stream.objects.in_bulk([snapshot.stream_id for snapshot in snapshots])
+        changed = []
+        for snapshot in snapshots:
+            stream = streams.get(snapshot.stream_id)
+            if stream is None:
+                continue
+            stream.total_bytes_in = snapshot.total_bytes_in
+            stream.total_bytes_out = snapshot.total_bytes_out
+            stream.last_recv_time = _time(snapshot.last_recv_time)
+            stream.last_sent_time = _time(snapshot.last_sent_time)
+            stream.connections = snapshot.connections if stream.is_live else {}
+            stream.total_connections = snapshot.total_connections if stream.is_live else 0
+            stream.max_total_connections = snapshot.max_total_connections
+            stream.max_total_connection_time = _time(snapshot.max_total_connection_time)
+            stream.last_throughput_in = snapshot.throughput_in
+            stream.last_throughput_out = snapshot.throughput_out
+            stream.max_throughput_in = max(stream.max_throughput_in, snapshot.throughput_in)
+            stream.max_throughput_out = max(stream.max_throughput_out, snapshot.throughput_out)
+            if snapshot.input_tracks:
+                stream.input_tracks = snapshot.input_tracks
+            stream.updated_at = timezone.now()
+            changed.append(stream)
+        Stream.objects.bulk_update(
+            changed,
+            [
+                "total_bytes_in", "total_bytes_out", "last_recv_time", "last_sent_time", "connections",
+                "total_connections", "max_total_connections", "max_total_connection_time", "last_throughput_in",
+                "last_throughput_out", "max_throughput_in", "max_throughput_out", "input_tracks", "updated_at",
+            ],
+        )  # fmt: skip
+
+
+def end_streams_of_stale_nodes() -> int:
+    """Nodes that stopped heartbeating lose their streams (they cannot be live anywhere)."""
+    ended = 0
+    for stream in (
+        Stream.objects.live().filter(node__in=EngineNode.stale()).select_related("application__virtual_host", "node")
+    ):
+        stream.end()
+        publish_event("ended", stream)
+        ended += 1
+    return ended
+
+
+def request_stop(stream: Stream) -> None:
+    """Ask the stream's engine node to disconnect its publisher; a dead node's stream just ends."""
+    node = stream.node
+    if node is None or not node.is_alive:
+        stream_ended(stream.pk)
+        return
+    message = {
+        "type": "stream.stop",
+        "vhost": stream.application.virtual_host.name,
+        "app": stream.application.name,
+        "stream": stream.name,
+    }
+    async_to_sync(get_channel_layer().group_send)(node.command_group, message)
