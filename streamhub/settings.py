@@ -111,6 +111,8 @@ ENGINE_RTMP_HOST = env.str("STREAMHUB_RTMP_HOST", default="0.0.0.0")
 ENGINE_RTMP_PORT = env.int("STREAMHUB_RTMP_PORT", default=1935)
 ENGINE_HTTP_HOST = env.str("STREAMHUB_MEDIA_HTTP_HOST", default="0.0.0.0")
 ENGINE_HTTP_PORT = env.int("STREAMHUB_MEDIA_HTTP_PORT", default=3333)
+# Public base URL of the media HTTP port for player links (default: this host on the node's port).
+STREAMHUB_MEDIA_URL = env.str("STREAMHUB_MEDIA_URL", default="")
 ENGINE_HEARTBEAT_INTERVAL = env.float("STREAMHUB_ENGINE_HEARTBEAT", default=2.0)
 # A node silent for this many seconds is gone: its streams are marked ended.
 ENGINE_NODE_TIMEOUT = env.float("STREAMHUB_ENGINE_NODE_TIMEOUT", default=15.0)

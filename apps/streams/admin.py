@@ -1,13 +1,17 @@
 """Read-only admin of live (and ended) streams: state, tracks, viewers and traffic."""
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from apps.streams.models import Stream
 
 
 @admin.register(Stream)
 class StreamAdmin(admin.ModelAdmin):
-    list_display = ["name", "application", "state", "source_type", "viewers", "bitrate_in", "node", "created_at"]
+    list_display = [
+        "name", "application", "state", "source_type", "viewers", "bitrate_in", "node", "created_at", "play_link",
+    ]  # fmt: skip
     list_filter = ["state", "source_type", "application__virtual_host", "application", "node"]
     search_fields = ["name", "application__name", "remote_address"]
     list_select_related = ["application__virtual_host", "node"]
@@ -29,3 +33,9 @@ class StreamAdmin(admin.ModelAdmin):
     @admin.display(description="bitrate in")
     def bitrate_in(self, stream: Stream) -> str:
         return f"{stream.last_throughput_in / 1_000_000:.2f} Mb/s" if stream.is_live else "-"
+
+    @admin.display(description="play")
+    def play_link(self, stream: Stream) -> str:
+        if not stream.is_live:
+            return "-"
+        return format_html('<a href="{}">HLS player</a>', reverse("stream-play", args=[stream.pk]))

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
+from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import OME_AUTH
 
@@ -180,3 +181,41 @@ def live_platform(tmp_path_factory, redis_url):
     server.start(engine=True)
     yield server
     server.stop()
+
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser_page():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        yield page
+        browser.close()
+
+
+def log_in(page, server) -> None:
+    """Create the operator account (once) and sign in to the admin."""
+    server.manage("shell", "-c", CREATE_OPERATOR)
+    page.goto(f"{server.url}/admin/login/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", "operator-password-1")
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_be_visible()
+
+
+CREATE_OPERATOR = (
+    "from django.contrib.auth.models import User\n"
+    "User.objects.filter(username='operator').exists() or "
+    "User.objects.create_superuser('operator', 'op@example.com', 'operator-password-1')"
+)

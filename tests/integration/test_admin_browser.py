@@ -1,45 +1,18 @@
 """The admin as an operator uses it: headless Chromium logs in, creates an application, the API sees it."""
 
-import os
-
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import OME_AUTH
-from tests.integration.conftest import ARTIFACTS
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.integration.conftest import ARTIFACTS, log_in
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def browser_page():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        yield page
-        browser.close()
-
-
 def test_an_operator_creates_an_application_in_the_admin(live_streamhub, browser_page):
-    live_streamhub.manage("createsuperuser", "--noinput", "--username", "operator", "--email", "op@example.com")
     page = browser_page
-    page.goto(f"{live_streamhub.url}/admin/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", "operator-password-1")
-    page.click("input[type=submit]")
-    expect(page.locator("#site-name")).to_be_visible()
+    log_in(page, live_streamhub)
 
     page.goto(f"{live_streamhub.url}/admin/hosting/application/add/")
     page.select_option("#id_virtual_host", label="default")
@@ -65,12 +38,9 @@ def test_an_operator_creates_an_application_in_the_admin(live_streamhub, browser
 
 
 def test_the_admin_refuses_invalid_encodes(live_streamhub, browser_page):
-    live_streamhub.manage("createsuperuser", "--noinput", "--username", "operator", "--email", "op@example.com")
     page = browser_page
-    page.goto(f"{live_streamhub.url}/admin/login/?next=/admin/hosting/outputprofile/add/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", "operator-password-1")
-    page.click("input[type=submit]")
+    log_in(page, live_streamhub)
+    page.goto(f"{live_streamhub.url}/admin/hosting/outputprofile/add/")
     page.select_option("#id_application", label="default/app")
     page.fill("#id_name", "broken")
     page.fill("#id_output_stream_name", "${OriginStreamName}_broken")

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import OME_AUTH
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import ARTIFACTS, log_in, wait_for
 
 pytestmark = pytest.mark.services
 
@@ -237,3 +237,26 @@ def test_the_engine_node_heartbeats(live_platform):
     node_id = live_platform.env["STREAMHUB_NODE_ID"]
     script = f"from apps.engine.models import EngineNode as N; n = N.objects.get(node_id={node_id!r}); print(n.is_alive, n.rtmp_port)"
     assert live_platform.manage("shell", "-c", script).stdout.split()[-2:] == ["True", str(live_platform.rtmp_port)]
+
+
+@pytest.mark.browser
+def test_hls_js_plays_the_stream_in_chromium(live_platform, browser_page):
+    publisher = publish(live_platform, "browser", seconds=40)
+    try:
+        wait_live(live_platform, "browser", publisher)
+        log_in(browser_page, live_platform)
+        browser_page.goto(f"{live_platform.url}/admin/streams/stream/?state=live")
+        browser_page.click("#result_list a:text('HLS player')")
+        # hls.js really decodes video: the playhead moves and the frame size is the publisher's.
+        browser_page.wait_for_function(
+            "() => { const v = document.getElementById('player'); return v.currentTime > 2 && v.videoWidth > 0; }",
+            timeout=30_000,
+        )
+        size = browser_page.evaluate("() => [player.videoWidth, player.videoHeight]")
+        assert size == [640, 360]
+        assert browser_page.evaluate("() => window.playerErrors.filter(e => e.includes('Error')).length") == 0
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser_page.screenshot(path=str(ARTIFACTS / "hls-player.png"))
+    finally:
+        publisher.kill()
+        publisher.wait()

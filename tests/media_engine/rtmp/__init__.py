@@ -1,0 +1,1 @@
+"""Tests of the RTMP server (media_engine.rtmp)."""
