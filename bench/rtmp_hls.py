@@ -119,6 +119,9 @@ class NginxRtmp(Server):
         self.rtmp_port = free_port()
         self.hls = folder / "hls"
         self.hls.mkdir()
+        # nginx's worker runs unprivileged: let it reach and write the HLS folder.
+        folder.chmod(0o755)
+        self.hls.chmod(0o777)
         config = folder / "nginx.conf"
         config.write_text(f"""
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
@@ -260,7 +263,8 @@ def main() -> int:
     source = source_file()
     results = []
     print(
-        f"{'server':<11} {'streams':>7} {'CPU s / stream-s':>17} {'peak RSS MB':>12} {'segments min/expected':>22} {'publishers ok':>14}"
+        f"{'server':<11} {'streams':>7} {'CPU s / stream-s':>17} {'peak RSS MB':>12} "
+        f"{'segments min/expected':>22} {'publishers ok':>14}"
     )
     for streams in args.streams:
         for server in (NginxRtmp(), StreamHubEngine()):

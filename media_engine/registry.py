@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 GOP_CACHE_MAX_PACKETS = 4096
 
 
+PacketSink = Callable[[MediaPacket], None]
+
+
 class StreamKey(NamedTuple):
     vhost: str
     app: str
@@ -104,6 +107,13 @@ class Subscription:
     async def get(self) -> MediaPacket | None:
         return await self._queue.get()
 
+    def drain(self) -> list[MediaPacket | None]:
+        """Everything queued right now, without waiting."""
+        packets = []
+        while not self._queue.empty():
+            packets.append(self._queue.get_nowait())
+        return packets
+
     def __aiter__(self) -> Subscription:
         return self
 
@@ -135,6 +145,7 @@ class LiveStream:
         self.video_meter = TrackMeter()
         self.audio_meter = TrackMeter()
         self._subscriptions: set[Subscription] = set()
+        self._sinks: list[PacketSink] = []
         self._on_stop: Callable[[], None] | None = None
 
     @property
@@ -180,10 +191,25 @@ class LiveStream:
             self.gop = [packet]
         elif self.gop and len(self.gop) < GOP_CACHE_MAX_PACKETS:
             self.gop.append(packet)
+        for sink in self._sinks:
+            try:
+                sink(packet)
+            except Exception:
+                logger.exception("packet sink of %s failed; removing it", self.key)
+                self._sinks = [other for other in self._sinks if other is not sink]
         for subscription in list(self._subscriptions):
             if not subscription.offer(packet):
                 logger.info("dropping slow reader of %s", self.key)
                 self._subscriptions.discard(subscription)
+
+    def add_sink(self, sink: PacketSink) -> None:
+        """A reader called inline for every packet: for fast, non-blocking consumers (the HLS
+        packager) that would otherwise pay a queue hand-off and a task switch per packet."""
+        self._sinks = [*self._sinks, sink]
+
+    def remove_sink(self, sink: PacketSink) -> None:
+        # == rather than `is`: each access to a bound method makes a new (equal) object.
+        self._sinks = [other for other in self._sinks if other != sink]
 
     def subscribe(self, maxsize: int = 2048, from_keyframe: bool = True) -> Subscription:
         """A new reader: it first gets the codec configuration and (optionally) the cached GOP."""
@@ -206,6 +232,7 @@ class LiveStream:
     def end(self) -> None:
         """The publisher is gone: every reader gets the end marker."""
         self.ended = True
+        self._sinks = []
         for subscription in list(self._subscriptions):
             subscription.offer(None)
         self._subscriptions.clear()

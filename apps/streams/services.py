@@ -11,10 +11,13 @@ from datetime import UTC, datetime
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from apps.engine.models import EngineNode
 from apps.hosting.models import Application
+from apps.streams.choices import StreamState
 from apps.streams.models import Stream
 
 logger = logging.getLogger(__name__)
@@ -99,40 +102,32 @@ def stream_ended(stream_id: int) -> Stream | None:
 
 
 def record_counters(snapshots: list[CounterSnapshot]) -> None:
-    """Store one heartbeat's counters of the node's live streams in one transaction."""
+    """Store one heartbeat's counters of the node's live streams: one UPDATE per stream, no reads
+    (this runs every heartbeat for every stream, so it stays cheap)."""
     if not snapshots:
         return
+    now = timezone.now()
     with transaction.atomic():
-        streams = Stream.objects.in_bulk([snapshot.stream_id for snapshot in snapshots])
-        changed = []
         for snapshot in snapshots:
-            stream = streams.get(snapshot.stream_id)
-            if stream is None:
-                continue
-            stream.total_bytes_in = snapshot.total_bytes_in
-            stream.total_bytes_out = snapshot.total_bytes_out
-            stream.last_recv_time = _time(snapshot.last_recv_time)
-            stream.last_sent_time = _time(snapshot.last_sent_time)
-            stream.connections = snapshot.connections if stream.is_live else {}
-            stream.total_connections = snapshot.total_connections if stream.is_live else 0
-            stream.max_total_connections = snapshot.max_total_connections
-            stream.max_total_connection_time = _time(snapshot.max_total_connection_time)
-            stream.last_throughput_in = snapshot.throughput_in
-            stream.last_throughput_out = snapshot.throughput_out
-            stream.max_throughput_in = max(stream.max_throughput_in, snapshot.throughput_in)
-            stream.max_throughput_out = max(stream.max_throughput_out, snapshot.throughput_out)
+            fields = {
+                "total_bytes_in": snapshot.total_bytes_in,
+                "total_bytes_out": snapshot.total_bytes_out,
+                "last_recv_time": _time(snapshot.last_recv_time),
+                "last_sent_time": _time(snapshot.last_sent_time),
+                "max_total_connections": snapshot.max_total_connections,
+                "max_total_connection_time": _time(snapshot.max_total_connection_time),
+                "last_throughput_in": snapshot.throughput_in,
+                "last_throughput_out": snapshot.throughput_out,
+                "max_throughput_in": Greatest(F("max_throughput_in"), Value(snapshot.throughput_in)),
+                "max_throughput_out": Greatest(F("max_throughput_out"), Value(snapshot.throughput_out)),
+                "updated_at": now,
+            }
             if snapshot.input_tracks:
-                stream.input_tracks = snapshot.input_tracks
-            stream.updated_at = timezone.now()
-            changed.append(stream)
-        Stream.objects.bulk_update(
-            changed,
-            [
-                "total_bytes_in", "total_bytes_out", "last_recv_time", "last_sent_time", "connections",
-                "total_connections", "max_total_connections", "max_total_connection_time", "last_throughput_in",
-                "last_throughput_out", "max_throughput_in", "max_throughput_out", "input_tracks", "updated_at",
-            ],
-        )  # fmt: skip
+                fields["input_tracks"] = snapshot.input_tracks
+            # An ended row keeps its totals but has no audience (Stream.end() cleared it).
+            Stream.objects.filter(pk=snapshot.stream_id).exclude(state=StreamState.ENDED).update(
+                connections=snapshot.connections, total_connections=snapshot.total_connections, **fields
+            )
 
 
 def end_streams_of_stale_nodes() -> int:

@@ -328,6 +328,7 @@ class _Session:
         self.subscription = subscription
         self.segmenter: HlsSegmenter | None = None
         self.configured = asyncio.Event()
+        self.ended = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.drop_handle: asyncio.TimerHandle | None = None
 
@@ -433,8 +434,9 @@ class HlsPackager:
         session.task = asyncio.get_running_loop().create_task(self._run(session), name=f"hls {stream.key}")
 
     def _stream_ended(self, stream: LiveStream) -> None:
-        # The subscription receives the end marker; `_run` finishes the playlist.
-        pass
+        session = self._sessions.get(stream.key)
+        if session is not None and session.stream is stream:
+            session.ended.set()  # `_run` finishes the playlist
 
     async def _run(self, session: _Session) -> None:
         stream = session.stream
@@ -455,18 +457,25 @@ class HlsPackager:
         session.configured.set()
         subscription = session.subscription
         try:
-            while True:
-                await segmenter.run(subscription)
-                if not subscription.overflowed or stream.ended or self._closed:
+            # What arrived during the lookup, then every packet inline: no queue hand-off and no
+            # task switch per packet (the segmenter never blocks). No await between the two steps,
+            # so no packet is lost or reordered.
+            ended = False
+            for packet in subscription.drain():
+                if packet is None:
+                    ended = True
                     break
-                logger.warning("HLS: %s fell behind; resuming at the next keyframe", stream.key)
-                segmenter.resync()
-                subscription = session.subscription = stream.subscribe(from_keyframe=False)
+                segmenter.feed(packet)
+            subscription.close()
+            if not ended and not stream.ended:
+                stream.add_sink(segmenter.feed)
+                await session.ended.wait()
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("HLS packaging of %s failed", stream.key)
         finally:
+            stream.remove_sink(segmenter.feed)
             subscription.close()
             segmenter.finish()
         if not self._closed:
