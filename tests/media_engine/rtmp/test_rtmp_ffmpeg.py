@@ -81,6 +81,9 @@ def test_ffmpeg_publishes_and_ffprobe_and_three_readers_play():
             url = f"rtmp://127.0.0.1:{server.port}/app/stream"
             publisher = await start(*publish_command(url, 4))
             stream = await wait_live(server.registry)
+            opened = []
+            count_opened = stream.counters.connection_opened
+            stream.counters.connection_opened = lambda protocol: (opened.append(protocol), count_opened(protocol))
 
             readers = [
                 start("ffmpeg", "-nostdin", "-hide_banner", "-i", url, "-t", "2", "-c", "copy", "-f", "null", "-")
@@ -100,7 +103,8 @@ def test_ffmpeg_publishes_and_ffprobe_and_three_readers_play():
             assert stream.ended and server.registry.get(KEY) is None
             counters = stream.counters
             assert counters.total_bytes_in > 50_000
-            assert counters.max_total_connections == 4  # ffprobe and three readers at once
+            assert opened == ["rtmp"] * 4  # ffprobe and three readers
+            assert counters.max_total_connections >= 2  # they overlap (usually all four)
             assert counters.connections["rtmp"] == 0
             assert counters.total_bytes_out > 3 * 20_000
 

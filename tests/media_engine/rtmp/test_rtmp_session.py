@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from media_engine.control import ApplicationConfig, StaticControlPlane
 from media_engine.packets import MediaPacket, TrackKind
-from media_engine.registry import LiveStream, StreamKey, Subscription
+from media_engine.registry import LiveStream, StreamKey, StreamRegistry, Subscription
 from media_engine.rtmp import amf0
 from media_engine.rtmp.chunks import MessageType, UserControlEvent, parse_u32, parse_user_control
 from media_engine.rtmp.server import RtmpServer
@@ -121,6 +122,31 @@ def test_a_replayed_ffmpeg_publish_session_feeds_the_registry():
     run(scenario)
 
 
+def test_amf3_commands_and_aggregate_messages_are_understood():
+    async def scenario():
+        async with running_server() as server:
+            client = await RtmpTestClient.open(server.port)
+            connect = amf0.encode("connect", 1.0, {"app": "app", "tcUrl": "rtmp://localhost/app"})
+            client.send(3, MessageType.COMMAND_AMF3, 0, 0, b"\x00" + connect)
+            assert (await client.read_command())[:2] == ["_result", 1.0]
+            stream_id = await client.create_stream()
+            assert (await client.publish("stream", stream_id))["code"] == "NetStream.Publish.Start"
+            stream = server.registry.get(KEY)
+
+            def tag(type_id: int, timestamp: int, body: bytes) -> bytes:
+                header = bytes([type_id]) + len(body).to_bytes(3, "big") + timestamp.to_bytes(3, "big") + bytes(4)
+                return header + body + (11 + len(body)).to_bytes(4, "big")
+
+            aggregate = tag(9, 0, b"\x17\x00\x00\x00\x00avcC") + tag(9, 40, b"\x17\x01\x00\x00\x00frame")
+            client.send(6, MessageType.AGGREGATE, stream_id, 1000, aggregate)
+            await eventually(lambda: stream.gop)
+            assert stream.video_config.payload == b"avcC"
+            assert [(p.dts, p.payload) for p in stream.gop] == [(1040, b"frame")]
+            client.close()
+
+    run(scenario)
+
+
 def test_a_second_publisher_of_a_live_name_gets_bad_name():
     async def scenario():
         async with running_server() as server:
@@ -175,7 +201,8 @@ def test_a_player_gets_the_configuration_then_the_gop_with_timestamps_from_zero(
             assert reset["code"] == "NetStream.Play.Reset"
             assert (await player.read_command())[3]["code"] == "NetStream.Play.Start"
             await eventually(lambda: stream.counters.connections.get("rtmp") == 1)
-            messages = [await player.read_message() for _ in range(12)]
+            for _ in range(12):
+                await player.read_message()
             messages = player.received[start:]
 
             begin = next(m for m in messages if m.type_id == MessageType.USER_CONTROL)
@@ -313,7 +340,7 @@ def test_idle_and_garbage_connections_are_dropped_without_harm():
 
 def test_stopping_the_server_ends_every_session():
     async def scenario():
-        server = RtmpServer(*_registry_and_control(), port=0)
+        server = RtmpServer(StreamRegistry(), StaticControlPlane([ApplicationConfig("default", "app")]), port=0)
         await server.start()
         publisher = await RtmpTestClient.open(server.port)
         await publisher.start_publishing("stream")
@@ -325,10 +352,3 @@ def test_stopping_the_server_ends_every_session():
         assert await idle[0].read() == b""
 
     run(scenario)
-
-
-def _registry_and_control():
-    from media_engine.control import ApplicationConfig, StaticControlPlane
-    from media_engine.registry import StreamRegistry
-
-    return StreamRegistry(), StaticControlPlane([ApplicationConfig("default", "app")])

@@ -1,0 +1,634 @@
+"""One RTMP connection: handshake, NetConnection/NetStream commands, and publishing or playing.
+
+`RtmpSession` is an asyncio protocol: bytes are parsed as they arrive (no reader task per
+connection), a publisher's audio/video/data messages become `MediaPacket`s pushed into its
+`LiveStream`, and a player gets a `Subscription`'s packets back as RTMP messages from a task,
+with timestamps rebased to start near 0. Bad network input is logged at debug level and ends
+this session only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.packets import MediaPacket, TrackKind
+from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry, Subscription
+from media_engine.rtmp import amf0, flv
+from media_engine.rtmp.chunks import (
+    ChunkReader,
+    ChunkWriter,
+    Message,
+    MessageType,
+    PeerBandwidthLimit,
+    UserControlEvent,
+    parse_u32,
+    parse_user_control,
+)
+from media_engine.rtmp.handshake import C0C1_SIZE, C2_SIZE, RTMP_VERSION, ServerHandshake
+
+logger = logging.getLogger(__name__)
+
+OUT_CHUNK_SIZE = 4096
+WINDOW_ACK_SIZE = 2_500_000
+PEER_BANDWIDTH = 2_500_000
+# A player's socket buffer may hold this much before we wait for it (bounded by drain_timeout).
+PLAYER_WRITE_HIGH_WATER = 1024 * 1024
+# How long a peer that is being hung up on gets to read what is still buffered for it.
+CLOSE_LINGER = 5.0
+
+# Chunk stream ids of what we send (the values nginx-rtmp uses).
+CSID_COMMAND = 3
+CSID_STREAM = 5  # onStatus and data messages of a NetStream
+CSID_AUDIO = 6
+CSID_VIDEO = 7
+
+_MASK32 = 0xFFFFFFFF
+_HALF32 = 0x80000000
+
+_AUDIO = MessageType.AUDIO
+_VIDEO = MessageType.VIDEO
+_DATA = MessageType.DATA_AMF0
+_COMMAND_AMF0 = MessageType.COMMAND_AMF0
+_COMMAND_AMF3 = MessageType.COMMAND_AMF3
+
+
+class State(enum.Enum):
+    HANDSHAKE = "handshake"
+    CONNECTING = "connecting"  # handshake done, waiting for the connect command
+    CONNECTED = "connected"
+    PUBLISHING = "publishing"
+    PLAYING = "playing"
+    CLOSED = "closed"
+
+
+class SessionClosed(Exception):
+    """Raised inside the session when it decides to hang up (refused connect, bad name...)."""
+
+
+class RtmpSession(asyncio.Protocol):
+    """Serve one accepted RTMP connection until either side ends it.
+
+    Use as the protocol of a TCP server (`RtmpServer` does). ``close()`` drops the connection at
+    once; ``wait_closed()`` returns when the session is over and cleaned up. ``clock`` is
+    injectable for tests of the timeouts (it must tick like ``time.monotonic``).
+    """
+
+    def __init__(
+        self,
+        registry: StreamRegistry,
+        control: ControlPlane,
+        *,
+        handshake_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        idle_timeout: float | None = 60.0,
+        drain_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_closed: Callable[[RtmpSession], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.control = control
+        self.handshake_timeout = handshake_timeout
+        self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
+        self.drain_timeout = drain_timeout
+        self._clock = clock
+        self._on_closed = on_closed
+
+        self.state = State.HANDSHAKE
+        self.remote_address = ""
+        self.application: ApplicationConfig | None = None
+        self.tc_url = ""
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.Transport | None = None
+        self._closed: asyncio.Future[None] | None = None
+        self._closing = False
+        self._started = 0.0
+        self._deadline = 0.0
+        self._last_activity = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
+
+        self._handshake_buffer = bytearray()
+        self._c0c1_done = False
+        self._chunks_in = ChunkReader()
+        self._chunks_out = ChunkWriter()
+        self._bytes_in = 0
+        self._last_ack = 0
+        self._peer_window = 0
+        self._next_stream_id = 1
+        self._command_task: asyncio.Task[None] | None = None
+
+        self._demuxer = flv.FlvDemuxer()
+        self.stream: LiveStream | None = None  # the stream this session publishes
+        self._opened_stream: LiveStream | None = None  # published while handling the current read
+        self._publish_stream_id = 0
+        self._last_raw_ts: int | None = None
+        self._last_ts = 0
+
+        self.playing: LiveStream | None = None  # the stream this session plays
+        self._subscription: Subscription | None = None
+        self._play_task: asyncio.Task[None] | None = None
+        self._play_stream_id = 0
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _set_state(self, state: State) -> None:
+        if state is not self.state:
+            logger.debug("rtmp %s: %s -> %s", self.remote_address, self.state.value, state.value)
+            self.state = state
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._closed = self._loop.create_future()
+        peer = transport.get_extra_info("peername")
+        self.remote_address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer or "")
+        self._demuxer.name = self.remote_address
+        self._started = self._last_activity = self._clock()
+        self._deadline = self._started + self.handshake_timeout
+        self._timer = self._loop.call_later(self.handshake_timeout, self._check_timeouts)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            logger.debug("rtmp %s: connection lost: %r", self.remote_address, exc)
+        self._closing = True
+        for handle in (self._timer, self._linger):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._linger = None
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_exception(ConnectionResetError("connection lost"))
+        self._stop_playing()
+        self._unpublish()
+        if self._command_task is not None:
+            self._command_task.cancel()
+        self._set_state(State.CLOSED)
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+        if self._on_closed is not None:
+            self._on_closed(self)
+
+    def close(self) -> None:
+        """Drop the connection now (stop handler, timeouts, server shutdown)."""
+        self._closing = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    async def wait_closed(self) -> None:
+        """Return once the connection is gone and the session's tasks have ended."""
+        if self._closed is not None:
+            await asyncio.shield(self._closed)
+        tasks = [t for t in (self._play_task, self._command_task) if t is not None and not t.done()]
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def _hang_up(self) -> None:
+        """Close after what is already written has been sent (or after CLOSE_LINGER at most)."""
+        self._closing = True
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+            assert self._loop is not None
+            self._linger = self._loop.call_later(CLOSE_LINGER, transport.abort)
+
+    def _fail(self, exc: BaseException) -> None:
+        if isinstance(exc, SessionClosed):
+            logger.debug("rtmp %s: closing: %s", self.remote_address, exc)
+            self._hang_up()
+        elif isinstance(exc, (ValueError, ConnectionError, OSError)):
+            logger.debug("rtmp %s: dropped on bad input: %r", self.remote_address, exc)
+            self.close()
+        else:
+            logger.exception("rtmp %s: unexpected error", self.remote_address, exc_info=exc)
+            self.close()
+
+    def _check_timeouts(self) -> None:
+        """Timer callback: end sessions stuck in the handshake, before connect, or idle."""
+        self._timer = None
+        if self._closing:
+            return
+        now = self._clock()
+        if self.state in (State.HANDSHAKE, State.CONNECTING):
+            expiry = self._deadline
+        elif self.state is State.PLAYING or self.idle_timeout is None:
+            expiry = now + (self.idle_timeout or 30.0)  # nothing to enforce: look again later
+        else:
+            expiry = self._last_activity + self.idle_timeout
+        if now >= expiry:
+            logger.debug("rtmp %s: timeout in state %s", self.remote_address, self.state.value)
+            self.close()
+            return
+        assert self._loop is not None
+        self._timer = self._loop.call_later(expiry - now, self._check_timeouts)
+
+    # -- input -----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._last_activity = self._clock()
+        try:
+            if self.state is State.HANDSHAKE:
+                data = self._on_handshake_data(data)
+                if not data:
+                    return
+            self._bytes_in += len(data)
+            publishing = self.stream
+            if self._process(self._chunks_in.feed(data), 0, len(data), publishing):
+                self._after_read(len(data), publishing)
+        except Exception as exc:
+            self._fail(exc)
+
+    def eof_received(self) -> bool | None:
+        logger.debug("rtmp %s: peer closed", self.remote_address)
+        return None  # let the transport close
+
+    def _on_handshake_data(self, data: bytes) -> bytes:
+        """Consume handshake bytes; what follows C2 is returned (b"" while the handshake goes on)."""
+        buffer = self._handshake_buffer
+        buffer += data
+        if not self._c0c1_done:
+            if buffer[0] != RTMP_VERSION:
+                raise ValueError(f"not an RTMP handshake (first byte 0x{buffer[0]:02x})")
+            if len(buffer) < C0C1_SIZE:
+                return b""
+            uptime = int((self._clock() - self._started) * 1000)
+            self._send(ServerHandshake(uptime).respond(buffer[:C0C1_SIZE]))
+            del buffer[:C0C1_SIZE]
+            self._c0c1_done = True
+        if len(buffer) < C2_SIZE:
+            return b""
+        rest = bytes(buffer[C2_SIZE:])  # C2 itself carries nothing we need to check
+        self._handshake_buffer = bytearray()
+        self._set_state(State.CONNECTING)
+        self._deadline = self._clock() + self.connect_timeout
+        return rest
+
+    def _process(self, messages: list[Message], index: int, nbytes: int, publishing: LiveStream | None) -> bool:
+        """Handle messages from ``index`` on; False if a command task took over the rest."""
+        count = len(messages)
+        while index < count:
+            message = messages[index]
+            index += 1
+            type_id = message.type_id
+            if type_id == _VIDEO or type_id == _AUDIO:
+                if self.stream is not None and message.stream_id == self._publish_stream_id:
+                    self._on_media(type_id, message.timestamp, message.payload)
+            elif type_id == _COMMAND_AMF0 or type_id == _COMMAND_AMF3:
+                # An AMF3 command message is a format byte (0) followed by AMF0 values.
+                values = amf0.decode_all(message.payload if type_id == _COMMAND_AMF0 else message.payload[1:])
+                if values and values[0] == "connect":
+                    # Resolving the application waits for the control plane: stop reading meanwhile
+                    # and let a task handle this command and the messages after it, in order.
+                    assert self._transport is not None and self._loop is not None
+                    self._transport.pause_reading()
+                    self._command_task = self._loop.create_task(
+                        self._connect_then_continue(values, messages, index, nbytes, publishing)
+                    )
+                    return False
+                self._on_command(message.stream_id, values)
+            else:
+                self._on_message(message)
+            if self._closing:
+                return False
+        return True
+
+    async def _connect_then_continue(
+        self, values: list[Any], messages: list[Message], index: int, nbytes: int, publishing: LiveStream | None
+    ) -> None:
+        try:
+            await self._on_connect(values)
+            if self._closing:
+                return
+            if self._process(messages, index, nbytes, publishing):
+                self._after_read(nbytes, publishing)
+                assert self._transport is not None
+                self._transport.resume_reading()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _after_read(self, nbytes: int, publishing: LiveStream | None) -> None:
+        # Credit the read to the stream published before, during or after it.
+        stream = publishing or self._opened_stream or self.stream
+        self._opened_stream = None
+        if stream is not None:
+            stream.counters.received(nbytes)
+        if self._peer_window and self._bytes_in - self._last_ack >= self._peer_window:
+            self._last_ack = self._bytes_in
+            self._send(self._chunks_out.acknowledgement(self._bytes_in))
+
+    def _on_message(self, message: Message) -> None:
+        """Every message but audio/video and commands."""
+        type_id = message.type_id
+        if type_id == _DATA:
+            if self.stream is not None and message.stream_id == self._publish_stream_id:
+                self._on_media(_DATA, message.timestamp, message.payload)
+        elif type_id == MessageType.USER_CONTROL:
+            self._on_user_control(message.payload)
+        elif type_id == MessageType.WINDOW_ACK_SIZE:
+            self._peer_window = parse_u32(message.payload)
+        elif type_id == MessageType.AGGREGATE:
+            if self.stream is not None and message.stream_id == self._publish_stream_id:
+                for sub_type, timestamp, body in flv.split_aggregate(message.payload, message.timestamp):
+                    if sub_type == _VIDEO or sub_type == _AUDIO or sub_type == _DATA:
+                        self._on_media(sub_type, timestamp, body)
+        elif type_id == MessageType.DATA_AMF3:
+            if self.stream is not None and message.payload[:1] == b"\x00":
+                self._on_media(_DATA, message.timestamp, message.payload[1:])
+        # Set Chunk Size and Abort were applied by the reader; Acknowledgement and
+        # Set Peer Bandwidth need no answer from a server; shared objects are not supported.
+
+    def _unwrap(self, raw: int) -> int:
+        """Extend 32-bit RTMP timestamps to an int timeline that survives the 49-day wrap."""
+        last_raw = self._last_raw_ts
+        self._last_raw_ts = raw
+        if last_raw is None:
+            self._last_ts = raw
+            return raw
+        diff = (raw - last_raw) & _MASK32
+        if diff >= _HALF32:
+            diff -= 1 << 32
+        self._last_ts += diff
+        return self._last_ts
+
+    def _on_media(self, type_id: int, timestamp: int, body: bytes) -> None:
+        stream = self.stream
+        assert stream is not None
+        ts = self._unwrap(timestamp)
+        if type_id == _VIDEO:
+            packet = self._demuxer.video(body, ts)
+        elif type_id == _AUDIO:
+            packet = self._demuxer.audio(body, ts)
+        else:
+            packet = self._demuxer.data(body, ts)
+        if packet is not None:
+            stream.push(packet)
+
+    def _on_user_control(self, payload: bytes) -> None:
+        event, data = parse_user_control(payload)
+        if event == UserControlEvent.PING_REQUEST:
+            self._send(self._chunks_out.user_control(UserControlEvent.PING_RESPONSE, parse_u32(data)))
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        if self.playing is not None:
+            self.playing.counters.sent(len(data))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _drain(self) -> None:
+        """Wait (at most drain_timeout: TimeoutError) until the socket buffer is below its high mark."""
+        if not self._write_paused:
+            return
+        assert self._loop is not None
+        self._drain_waiter = self._loop.create_future()
+        try:
+            async with asyncio.timeout(self.drain_timeout):
+                await self._drain_waiter
+        finally:
+            self._drain_waiter = None
+
+    def _send_command(self, csid: int, stream_id: int, *values: Any) -> None:
+        self._send(self._chunks_out.write(csid, MessageType.COMMAND_AMF0, stream_id, 0, amf0.encode(*values)))
+
+    def _send_status(self, stream_id: int, level: str, code: str, description: str) -> None:
+        info = {"level": level, "code": code, "description": description}
+        self._send_command(CSID_STREAM, stream_id, "onStatus", 0.0, None, info)
+
+    def _send_result(self, txn: float, *values: Any) -> None:
+        if txn:
+            self._send_command(CSID_COMMAND, 0, "_result", txn, *values)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _on_command(self, stream_id: int, values: list[Any]) -> None:
+        if not values or not isinstance(values[0], str):
+            raise ValueError("command message without a name")
+        name = values[0]
+        txn = values[1] if len(values) > 1 and isinstance(values[1], float) else 0.0
+        args = values[2:]
+        if self.application is None:
+            raise SessionClosed(f"{name!r} before connect")
+        if name == "createStream":
+            new_id = self._next_stream_id
+            self._next_stream_id += 1
+            self._send_result(txn, None, float(new_id))
+        elif name == "publish":
+            self._on_publish(stream_id, args)
+        elif name == "play":
+            self._on_play(stream_id, args)
+        elif name in ("releaseStream", "FCPublish"):
+            self._send_result(txn, None, amf0.UNDEFINED)
+        elif name == "FCUnpublish":
+            self._unpublish()
+        elif name == "closeStream":
+            if self.playing is not None and stream_id == self._play_stream_id:
+                self._stop_playing()
+            elif self.stream is not None and stream_id == self._publish_stream_id:
+                self._unpublish()
+        elif name == "deleteStream":
+            deleted = int(args[1]) if len(args) > 1 and isinstance(args[1], float) else stream_id
+            if self.stream is not None and deleted == self._publish_stream_id:
+                self._unpublish()
+            if self.playing is not None and deleted == self._play_stream_id:
+                self._stop_playing()
+        else:
+            logger.debug("rtmp %s: ignoring command %r", self.remote_address, name)
+
+    async def _on_connect(self, values: list[Any]) -> None:
+        txn = values[1] if len(values) > 1 and isinstance(values[1], float) else 1.0
+        if self.state is not State.CONNECTING:
+            raise SessionClosed("second connect")
+        command = values[2] if len(values) > 2 and isinstance(values[2], dict) else {}
+        app = command.get("app")
+        tc_url = command.get("tcUrl")
+        app = app.split("?", 1)[0].strip("/") if isinstance(app, str) else ""
+        self.tc_url = tc_url if isinstance(tc_url, str) else ""
+        host = ""
+        if self.tc_url:
+            try:
+                host = urlsplit(self.tc_url).hostname or ""
+            except ValueError:
+                host = ""
+        if not host and self._transport is not None:
+            sockname = self._transport.get_extra_info("sockname")
+            host = sockname[0] if isinstance(sockname, tuple) else ""
+        config = None
+        if app:
+            try:
+                config = await self.control.resolve_application(host, app)
+            except Exception:
+                logger.exception("rtmp %s: resolving application %r of %r failed", self.remote_address, app, host)
+        if config is None:
+            logger.info("rtmp %s: connect to unknown application %r (host %r) refused", self.remote_address, app, host)
+            info = {
+                "level": "error",
+                "code": "NetConnection.Connect.Rejected",
+                "description": f"Application {app!r} not found.",
+            }
+            self._send_command(CSID_COMMAND, 0, "_error", txn, None, info)
+            raise SessionClosed("connect rejected")
+        self.application = config
+        self._set_state(State.CONNECTED)
+        out = self._chunks_out
+        self._send(
+            out.window_ack_size(WINDOW_ACK_SIZE)
+            + out.set_peer_bandwidth(PEER_BANDWIDTH, PeerBandwidthLimit.DYNAMIC)
+            + out.set_chunk_size(OUT_CHUNK_SIZE)
+        )
+        self._send_result(
+            txn or 1.0,
+            {"fmsVer": "FMS/3,0,1,123", "capabilities": 31.0, "mode": 1.0},
+            {
+                "level": "status",
+                "code": "NetConnection.Connect.Success",
+                "description": "Connection succeeded.",
+                "objectEncoding": 0.0,
+            },
+        )
+
+    def _stream_key(self, args: list[Any]) -> StreamKey | None:
+        name = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
+        name = name.split("?", 1)[0].strip()
+        if not name or self.application is None:
+            return None
+        return StreamKey(self.application.vhost, self.application.app, name)
+
+    def _on_publish(self, stream_id: int, args: list[Any]) -> None:
+        key = self._stream_key(args)
+        if self.stream is not None or self.playing is not None or key is None:
+            self._send_status(stream_id, "error", "NetStream.Publish.BadName", "Bad stream name.")
+            raise SessionClosed("bad publish")
+        try:
+            stream = self.registry.open(key, "rtmp", self.remote_address)
+        except StreamAlreadyLive:
+            logger.info("rtmp %s: %s is already being published", self.remote_address, key)
+            self._send_status(stream_id, "error", "NetStream.Publish.BadName", f"{key.name} is already publishing.")
+            raise SessionClosed("stream already live") from None
+        self.stream = self._opened_stream = stream
+        self._publish_stream_id = stream_id
+        self._last_raw_ts = None
+        stream.set_stop_handler(self._on_stopped_by_api)
+        self._set_state(State.PUBLISHING)
+        logger.info("rtmp %s: publishing %s", self.remote_address, key)
+        self._send(self._chunks_out.user_control(UserControlEvent.STREAM_BEGIN, stream_id))
+        self._send_status(stream_id, "status", "NetStream.Publish.Start", f"{key.name} is now published.")
+
+    def _on_stopped_by_api(self) -> None:
+        logger.info("rtmp %s: publisher disconnected on request", self.remote_address)
+        self.close()
+
+    def _unpublish(self) -> None:
+        stream = self.stream
+        if stream is None:
+            return
+        self.stream = None
+        self.registry.close(stream)
+        if self.state is State.PUBLISHING:
+            self._set_state(State.CONNECTED)
+
+    def _on_play(self, stream_id: int, args: list[Any]) -> None:
+        key = self._stream_key(args)
+        stream = self.registry.get(key) if key is not None else None
+        if stream is None or self.stream is not None or self.playing is not None:
+            logger.info("rtmp %s: play of unknown stream %s", self.remote_address, key)
+            self._send_status(stream_id, "error", "NetStream.Play.StreamNotFound", "No such stream.")
+            raise SessionClosed("stream not found")
+        name = stream.key.name
+        self.playing = stream
+        self._play_stream_id = stream_id
+        self._subscription = stream.subscribe()
+        stream.counters.connection_opened("rtmp")
+        self._set_state(State.PLAYING)
+        logger.info("rtmp %s: playing %s", self.remote_address, stream.key)
+        assert self._transport is not None and self._loop is not None
+        self._transport.set_write_buffer_limits(high=PLAYER_WRITE_HIGH_WATER)
+        out = self._chunks_out
+        self._send(out.user_control(UserControlEvent.STREAM_BEGIN, stream_id))
+        self._send_status(stream_id, "status", "NetStream.Play.Reset", f"Playing and resetting {name}.")
+        self._send_status(stream_id, "status", "NetStream.Play.Start", f"Started playing {name}.")
+        self._send(out.write(CSID_STREAM, _DATA, stream_id, 0, amf0.encode("|RtmpSampleAccess", True, True)))
+        self._play_task = self._loop.create_task(self._play(self._subscription, stream_id))
+
+    def _stop_playing(self) -> None:
+        """Leave the played stream (closeStream/deleteStream, or the end of the session)."""
+        stream = self.playing
+        if stream is None:
+            return
+        if self._subscription is not None:
+            self._subscription.close()
+        stream.counters.connection_closed("rtmp")
+        self.playing = None
+        self._subscription = None
+        if self._play_task is not None and self._play_task is not asyncio.current_task():
+            self._play_task.cancel()
+        if self.state is State.PLAYING:
+            self._set_state(State.CONNECTED)
+
+    # -- playing ---------------------------------------------------------------------------
+
+    async def _play(self, subscription: Subscription, stream_id: int) -> None:
+        """Send the subscription's packets to the player until the stream ends or the player lags."""
+        out = self._chunks_out
+        base: int | None = None
+        try:
+            async for packet in subscription:
+                converted = flv.message_body(packet)
+                if converted is None:
+                    continue
+                type_id, body = converted
+                if packet.config:
+                    timestamp = 0 if base is None else max(0, packet.dts - base)
+                else:
+                    if base is None:
+                        base = packet.dts
+                    timestamp = max(0, packet.dts - base)
+                self._send(out.write(_csid_for(packet), type_id, stream_id, timestamp, body))
+                if self._write_paused:
+                    await self._drain()
+            if subscription.overflowed:
+                logger.info("rtmp %s: player too slow, disconnecting", self.remote_address)
+                self.close()
+            elif subscription is self._subscription:
+                # The publisher is gone: tell the player, then hang up once it has the data.
+                self._send(out.user_control(UserControlEvent.STREAM_EOF, stream_id))
+                self._send_status(stream_id, "status", "NetStream.Play.UnpublishNotify", "Stream unpublished.")
+                self._send_status(stream_id, "status", "NetStream.Play.Stop", "Stopped playing.")
+                self._hang_up()
+        except TimeoutError:
+            logger.info("rtmp %s: player not reading, disconnecting", self.remote_address)
+            self.close()
+        except (ConnectionError, OSError) as exc:
+            logger.debug("rtmp %s: player write failed: %r", self.remote_address, exc)
+            self.close()
+
+
+def _csid_for(packet: MediaPacket) -> int:
+    if packet.kind is TrackKind.VIDEO:
+        return CSID_VIDEO
+    if packet.kind is TrackKind.AUDIO:
+        return CSID_AUDIO
+    return CSID_STREAM
