@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-postgres lint format bench setup system-deps system-deps-test venv migrate
+.PHONY: run test test-postgres lint format bench setup system-deps system-deps-test system-deps-bench venv migrate
 
 run: setup migrate
 	$(PYTHON) scripts/run_platform.py
@@ -17,6 +17,10 @@ test: system-deps-test venv
 # The same suite against PostgreSQL (any reachable server; this one has trust auth on 127.0.0.1).
 test-postgres:
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(MAKE) test
+
+# Benchmarks beside reference servers (installs nginx with its RTMP module).
+bench: system-deps-bench venv
+	$(PYTHON) bench/rtmp_hls.py
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -33,6 +37,9 @@ system-deps:
 
 system-deps-test:
 	scripts/install-system-deps.sh test
+
+system-deps-bench:
+	scripts/install-system-deps.sh bench
 
 venv: $(STAMP)
 

@@ -22,6 +22,12 @@ def test_it_refuses_a_wrong_token(anonymous):
     assert_401(response, "[HTTP] Invalid credential (401)")
 
 
+def test_curl_user_option_with_an_empty_password_works(anonymous):
+    # `curl -u ome-access-token: ...` sends base64("ome-access-token:").
+    assert anonymous.get("/v1/vhosts", HTTP_AUTHORIZATION=basic("ome-access-token:")).status_code == 200
+    assert anonymous.get("/v1/vhosts", HTTP_AUTHORIZATION=basic("ome-access-token:x")).status_code == 401
+
+
 def test_it_refuses_other_schemes(anonymous):
     response = anonymous.get("/v1/vhosts", HTTP_AUTHORIZATION="Bearer abc")
     assert_401(response, "[HTTP] Not supported credential type: Bearer (401)")

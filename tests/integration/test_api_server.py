@@ -63,6 +63,11 @@ def test_the_readme_curl_examples_work(live_streamhub):
         capture_output=True, text=True, timeout=10,
     )  # fmt: skip
     assert json.loads(result.stdout)[0]["statusCode"] == 200
+    result = subprocess.run(
+        ["curl", "-s", "-u", "ome-access-token:", f"{live_streamhub.url}/v1/vhosts/default"],
+        capture_output=True, text=True, timeout=10,
+    )  # fmt: skip
+    assert json.loads(result.stdout)["response"]["name"] == "default"
 
 
 def test_swagger_ui_assets_are_served_locally(live_streamhub):
