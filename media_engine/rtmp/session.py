@@ -13,6 +13,7 @@ import asyncio
 import enum
 import logging
 import time
+import typing
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -148,8 +149,8 @@ class RtmpSession(asyncio.Protocol):
             self.state = state
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # Any stream transport (asyncio's or uvloop's, which does not subclass asyncio.Transport).
+        self._transport = typing.cast(asyncio.Transport, transport)
         self._loop = asyncio.get_running_loop()
         self._closed = self._loop.create_future()
         peer = transport.get_extra_info("peername")
