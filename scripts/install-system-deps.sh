@@ -15,9 +15,6 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || needed+=("__python_venv__:pyt
 if [ "$purpose" = "test" ] || [ "$purpose" = "bench" ]; then
   needed+=("chromium:chromium")
 fi
-if [ "$purpose" = "bench" ]; then
-  needed+=("nginx:nginx" "__nginx_rtmp__:libnginx-mod-rtmp")
-fi
 
 missing=()
 for pair in "${needed[@]}"; do

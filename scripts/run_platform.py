@@ -43,13 +43,15 @@ def redis_answers(host: str, port: int) -> bool:
 def commands() -> list[tuple[str, list[str]]]:
     api_host = os.environ.get("STREAMHUB_API_HOST", "0.0.0.0")
     api_port = os.environ.get("STREAMHUB_API_PORT", "8081")
-    wanted = [
+    celery = [PYTHON, "-m", "celery", "-A", "streamhub", "worker", "--loglevel", "INFO"]
+    return [
         ("api", [PYTHON, "-m", "daphne", "-b", api_host, "-p", api_port, "streamhub.asgi:application"]),
-        ("worker", [PYTHON, "-m", "celery", "-A", "streamhub", "worker", "--loglevel", "INFO", "--concurrency", "4"]),
+        ("engine", [PYTHON, "manage.py", "runengine"]),
+        # Media jobs (record, push...) block on I/O for hours: a thread pool of their own queue;
+        # short control tasks get their own worker, so they never wait behind media.
+        ("media-worker", [*celery, *"-Q media --pool threads --concurrency 32 --hostname media@%h".split()]),
+        ("control-worker", [*celery, *"-Q control --concurrency 2 --hostname control@%h".split()]),
     ]
-    if (ROOT / "apps" / "engine" / "management" / "commands" / "runengine.py").exists():
-        wanted.insert(1, ("engine", [PYTHON, "manage.py", "runengine"]))
-    return wanted
 
 
 def main() -> int:

@@ -48,6 +48,9 @@ INSTALLED_APPS = [
     "apps.hosting",
     "apps.engine",
     "apps.streams",
+    "apps.jobs",
+    "apps.recording",
+    "apps.push",
     "apps.api_ome",
 ]
 
@@ -104,9 +107,16 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Long media jobs and short control tasks never share a queue (a busy media queue delays no API call).
+CELERY_TASK_DEFAULT_QUEUE = "control"
+CELERY_TASK_ROUTES = {"apps.recording.tasks.*": {"queue": "media"}, "apps.push.tasks.*": {"queue": "media"}}
+# A media job outlives Redis's default 1 h visibility timeout; a dead worker's job is redelivered after it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=43200)}
 
 # The media engine node of this process (`manage.py runengine`) and how nodes find each other.
 ENGINE_NODE_ID = env.str("STREAMHUB_NODE_ID", default=socket.gethostname())
+# Where Celery workers and other nodes reach this node (loopback when all run on one machine).
+ENGINE_NODE_ADDRESS = env.str("STREAMHUB_NODE_ADDRESS", default="127.0.0.1")
 ENGINE_RTMP_HOST = env.str("STREAMHUB_RTMP_HOST", default="0.0.0.0")
 ENGINE_RTMP_PORT = env.int("STREAMHUB_RTMP_PORT", default=1935)
 ENGINE_HTTP_HOST = env.str("STREAMHUB_MEDIA_HTTP_HOST", default="0.0.0.0")

@@ -4,6 +4,14 @@ from django.urls import re_path
 
 from apps.api_ome.views.applications import ApplicationDetailView, ApplicationListView
 from apps.api_ome.views.base import NotFoundView
+from apps.api_ome.views.jobs import (
+    PushesView,
+    RecordsView,
+    StartPushView,
+    StartRecordView,
+    StopPushView,
+    StopRecordView,
+)
 from apps.api_ome.views.output_profiles import OutputProfileDetailView, OutputProfileListView
 from apps.api_ome.views.stats import ApplicationStatsView, StreamStatsView, VirtualHostStatsView
 from apps.api_ome.views.streams import StreamDetailView, StreamListView
@@ -29,6 +37,12 @@ urlpatterns = [
     re_path(
         rf"^{APP}/outputProfiles/(?P<profile>{NAME})$", OutputProfileDetailView.as_view(), name="ome-output-profile"
     ),
+    re_path(rf"^{APP}:startRecord$", StartRecordView.as_view(), name="ome-start-record"),
+    re_path(rf"^{APP}:stopRecord$", StopRecordView.as_view(), name="ome-stop-record"),
+    re_path(rf"^{APP}:records$", RecordsView.as_view(), name="ome-records"),
+    re_path(rf"^{APP}:startPush$", StartPushView.as_view(), name="ome-start-push"),
+    re_path(rf"^{APP}:stopPush$", StopPushView.as_view(), name="ome-stop-push"),
+    re_path(rf"^{APP}:pushes$", PushesView.as_view(), name="ome-pushes"),
     re_path(rf"^{APP}/streams$", StreamListView.as_view(), name="ome-streams"),
     re_path(rf"^{APP}/streams/(?P<stream>{NAME})$", StreamDetailView.as_view(), name="ome-stream"),
     re_path(rf"^stats/current/{VHOST}$", VirtualHostStatsView.as_view(), name="ome-vhost-stats"),

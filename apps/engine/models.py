@@ -12,6 +12,9 @@ from django.utils import timezone
 class EngineNode(models.Model):
     node_id = models.CharField("node id", max_length=100, unique=True, help_text="Stable name of the node.")
     hostname = models.CharField("host name", max_length=255)
+    address = models.CharField(
+        "address", max_length=255, default="127.0.0.1", help_text="Where workers and other nodes reach this node."
+    )
     rtmp_port = models.PositiveIntegerField("RTMP port")
     media_http_port = models.PositiveIntegerField("media HTTP port")
     started_at = models.DateTimeField("started", default=timezone.now)
@@ -28,6 +31,10 @@ class EngineNode(models.Model):
     def command_group(self) -> str:
         """The Channels group this node reads commands from (stop a stream...)."""
         return engine_command_group(self.node_id)
+
+    def rtmp_url(self, app: str, stream: str) -> str:
+        """Where a media job plays a stream of this node, as any RTMP client would."""
+        return f"rtmp://{self.address}:{self.rtmp_port}/{app}/{stream}"
 
     @property
     def is_alive(self) -> bool:

@@ -30,6 +30,7 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
         node_id=node_id,
         defaults={
             "hostname": socket.gethostname(),
+            "address": settings.ENGINE_NODE_ADDRESS,
             "rtmp_port": rtmp_port,
             "media_http_port": http_port,
             "started_at": timezone.now(),

@@ -19,6 +19,7 @@ from apps.engine.models import EngineNode
 from apps.hosting.models import Application
 from apps.streams.choices import StreamState
 from apps.streams.models import Stream
+from apps.streams.signals import stream_went_live
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def stream_started(
             remote_address=remote_address,
         )
     publish_event("started", stream)
+    stream_went_live.send(sender=Stream, stream=stream)
     return stream
 
 

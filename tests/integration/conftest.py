@@ -96,6 +96,7 @@ class LiveStreamHub:
             "REDIS_URL": redis_url,
             "STREAMHUB_CHANNELS_PREFIX": f"test{uuid.uuid4().hex[:8]}",
             "STREAMHUB_VAR_DIR": str(folder / "var"),
+            "STREAMHUB_MEDIA_ROOT": str(folder / "media"),
             "STREAMHUB_NODE_ID": f"node-{uuid.uuid4().hex[:6]}",
             "STREAMHUB_ENGINE_HEARTBEAT": "0.5",
             "OME_ACCESS_TOKEN": "ome-access-token",
@@ -120,13 +121,17 @@ class LiveStreamHub:
     def log(self, name: str) -> str:
         return (self.folder / f"{name}.log").read_text(errors="replace")
 
-    def start(self, engine: bool = False) -> None:
+    def start(self, engine: bool = False, worker: bool = False) -> None:
         self._spawn("api", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
                             "streamhub.asgi:application"])  # fmt: skip
         if engine:
             self._spawn("engine", [sys.executable, "manage.py", "runengine", "--rtmp-host", "127.0.0.1",
                                    "--rtmp-port", str(self.rtmp_port), "--http-host", "127.0.0.1",
                                    "--http-port", str(self.media_port)])  # fmt: skip
+        if worker:
+            self._spawn("worker", [sys.executable, "-m", "celery", "-A", "streamhub", "worker", "-Q", "media,control",
+                                   "--pool", "threads", "--concurrency", "8", "--loglevel", "INFO",
+                                   "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"])  # fmt: skip
         wait_for(lambda: _answers(f"{self.url}/admin/login/"), 30, lambda: self.log("api"))
         if engine:
             wait_for(lambda: _answers(f"{self.media}/"), 30, lambda: self.log("engine"))
@@ -178,7 +183,7 @@ def live_streamhub(tmp_path, redis_url):
 def live_platform(tmp_path_factory, redis_url):
     """API server and engine node together, shared by a module's tests."""
     server = LiveStreamHub(tmp_path_factory.mktemp("platform"), redis_url)
-    server.start(engine=True)
+    server.start(engine=True, worker=True)
     yield server
     server.stop()
 
@@ -219,3 +224,33 @@ CREATE_OPERATOR = (
     "User.objects.filter(username='operator').exists() or "
     "User.objects.create_superuser('operator', 'op@example.com', 'operator-password-1')"
 )
+
+
+@pytest.fixture
+def nginx_rtmp(tmp_path):
+    """Debian's nginx with its RTMP module, as a push target: rtmp://127.0.0.1:PORT/live/{key}."""
+    assert shutil.which("nginx"), "nginx is missing: `make test` installs nginx and libnginx-mod-rtmp"
+    port = free_port()
+    folder = tmp_path / "nginx"
+    folder.mkdir()
+    folder.chmod(0o755)  # the worker runs unprivileged
+    config = folder / "nginx.conf"
+    config.write_text(
+        "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n"
+        f"daemon off; worker_processes 1; pid {folder}/nginx.pid; error_log {folder}/error.log warn;\n"
+        "events { worker_connections 256; }\n"
+        f"rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n"
+    )
+    process = subprocess.Popen(["nginx", "-c", str(config), "-p", str(folder)], stderr=subprocess.DEVNULL)
+    wait_for(lambda: _port_open(port), 10)
+    yield f"rtmp://127.0.0.1:{port}/live"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False

@@ -1,0 +1,82 @@
+"""The abstract media job: a task on one stream of an application, with OME's state machine.
+
+Record and Push inherit it; the API, the admin and the Celery tasks change a job's state only
+through these methods.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from apps.jobs.choices import ACTIVE_STATES, JobState
+
+
+class StreamJob(models.Model):
+    application = models.ForeignKey("hosting.Application", on_delete=models.CASCADE, related_name="%(class)s_jobs")
+    stream_name = models.CharField("stream", max_length=255)
+    variant_names = models.JSONField("variant names", default=list, blank=True)
+    track_ids = models.JSONField("track ids", default=list, blank=True)
+    state = models.CharField("state", max_length=10, choices=JobState.choices, default=JobState.READY)
+    error = models.TextField("error", blank=True)
+    sequence = models.PositiveIntegerField("sequence", default=0)
+    created_at = models.DateTimeField("created", default=timezone.now)
+    started_at = models.DateTimeField("started", null=True, blank=True)
+    finished_at = models.DateTimeField("finished", null=True, blank=True)
+    celery_task_id = models.CharField("worker task", max_length=100, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["created_at"]
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.state in (JobState.STOPPING, JobState.STOPPED)
+
+    def mark_started(self, task_id: str = "") -> None:
+        self.state = JobState.STARTED
+        self.started_at = self.started_at or timezone.now()
+        self.celery_task_id = task_id or self.celery_task_id
+        self.error = ""
+        self.save()
+
+    def mark_retrying(self, error: str) -> None:
+        self.state = JobState.RETRYING
+        self.error = error[:2000]
+        self.save(update_fields=["state", "error"])
+
+    def mark_waiting(self) -> None:
+        """The stream ended: wait (reserved) for it to come back."""
+        self.state = JobState.READY
+        self.save(update_fields=["state"])
+
+    def reserve(self) -> None:
+        """Ready again (e.g. retried from the admin after an error): starts when the stream is live."""
+        self.state = JobState.READY
+        self.error = ""
+        self.finished_at = None
+        self.save()
+
+    def request_stop(self) -> None:
+        """Stopping until the worker has finished; a job that is not running just stops."""
+        if self.state in (JobState.STARTED, JobState.RETRYING):
+            self.state = JobState.STOPPING
+        elif self.state in (JobState.READY, JobState.ERROR):
+            self.state = JobState.STOPPED
+            self.finished_at = timezone.now()
+        self.save()
+
+    def mark_stopped(self) -> None:
+        self.state = JobState.STOPPED
+        self.finished_at = timezone.now()
+        self.save()
+
+    def mark_error(self, message: str) -> None:
+        self.state = JobState.ERROR
+        self.error = message[:2000]
+        self.finished_at = timezone.now()
+        self.save()

@@ -1,0 +1,76 @@
+"""The OME JSON of push tasks: the :startPush request (validated) and the push as OME shows it."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.api_ome.presenters import ome_time
+from apps.push.choices import PushProtocol
+from apps.push.models import Push
+from apps.recording.ome import EPOCH, RecordStreamSerializer
+from media_engine.jobs.push import validate_push_target
+
+
+class StartPushSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=200, help_text="Unique id of the push task.")
+    stream = RecordStreamSerializer()
+    protocol = serializers.ChoiceField(PushProtocol.values)
+    url = serializers.CharField(max_length=1000, help_text="rtmp://host[:port]/app, udp://host:port, srt://host:port")
+    streamKey = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+    def validate(self, attrs):
+        try:
+            validate_push_target(attrs["protocol"], attrs["url"])
+        except ValueError as error:
+            raise serializers.ValidationError({"url": str(error)}) from error
+        return attrs
+
+
+class PushIdSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=200)
+
+
+class PushSerializer(serializers.Serializer):
+    """For the OpenAPI schema: a push task as OME shows it."""
+
+    id = serializers.CharField()
+    state = serializers.ChoiceField(["ready", "started", "retrying", "stopping", "stopped", "error"])
+    vhost = serializers.CharField()
+    app = serializers.CharField()
+    stream = RecordStreamSerializer()
+    protocol = serializers.CharField()
+    url = serializers.CharField()
+    streamKey = serializers.CharField()
+    sentBytes = serializers.IntegerField()
+    sentTime = serializers.IntegerField()
+    sequence = serializers.IntegerField()
+    totalsentBytes = serializers.IntegerField()
+    totalsentTime = serializers.IntegerField()
+    createdTime = serializers.DateTimeField()
+    startTime = serializers.DateTimeField()
+    finishTime = serializers.DateTimeField()
+
+
+def push_to_ome(push: Push) -> dict:
+    data = {
+        "id": push.push_id,
+        "state": push.state,
+        "vhost": push.application.virtual_host.name,
+        "app": push.application.name,
+        "stream": {"name": push.stream_name, "trackIds": push.track_ids, "variantNames": push.variant_names},
+        "protocol": push.protocol,
+        "url": push.url,
+        "streamKey": push.stream_key,
+        "sentBytes": push.sent_bytes,
+        "sentTime": push.sent_time_ms,
+        "sequence": push.sequence,
+        # OME spells these two with a lower-case "s".
+        "totalsentBytes": push.total_sent_bytes,
+        "totalsentTime": push.total_sent_time_ms,
+        "createdTime": ome_time(push.created_at),
+        "startTime": ome_time(push.started_at) or EPOCH,
+        "finishTime": ome_time(push.finished_at) or EPOCH,
+    }
+    if push.error:
+        data["error"] = push.error
+    return data

@@ -1,0 +1,90 @@
+"""The push media job: plays the stream from its engine node over RTMP and re-publishes it
+(RTMP, MPEG-TS over UDP/TCP, SRT) without re-encoding, reconnecting with backoff."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import close_old_connections
+
+from apps.jobs.services import live_stream_of
+from apps.push.models import Push
+from media_engine.jobs.push import Pusher, PushProgress
+from media_engine.jobs.source import SourceUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+class PushJob:
+    """Glue between a Push row and the media Pusher: states, counters, stop requests."""
+
+    def __init__(self, push: Push, task_id: str) -> None:
+        self.push = push
+        self.task_id = task_id
+
+    def should_stop(self) -> bool:
+        self.push.refresh_from_db(fields=["state"])
+        return self.push.stop_requested
+
+    def on_state(self, state: str, error: str | None) -> None:
+        push = Push.objects.get(pk=self.push.pk)
+        if push.stop_requested:
+            return
+        if state == "started":
+            push.mark_connected(self.task_id)
+        elif state == "retrying":
+            push.mark_retrying(error or "the target is unreachable")
+
+    def on_progress(self, progress: PushProgress) -> None:
+        Push.objects.filter(pk=self.push.pk).update(
+            sent_bytes=progress.sent_bytes,
+            sent_time_ms=progress.sent_time_ms,
+            total_sent_bytes=progress.total_sent_bytes,
+            total_sent_time_ms=progress.total_sent_time_ms,
+        )
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def push_stream(self, push_pk: int) -> str:
+    close_old_connections()
+    push = Push.objects.select_related("application__virtual_host").filter(pk=push_pk).first()
+    if push is None or not push.is_active:
+        return "gone"
+    if push.stop_requested:
+        push.mark_stopped()
+        return "stopped"
+    stream = live_stream_of(push)
+    if stream is None:
+        push.mark_waiting()
+        return "waiting"
+    job = PushJob(push, self.request.id or "")
+    pusher = Pusher(
+        stream.node.rtmp_url(push.application.name, push.stream_name),
+        push.protocol,
+        push.url,
+        stream_key=push.stream_key or None,
+        should_stop=job.should_stop,
+        on_state=job.on_state,
+        on_progress=job.on_progress,
+    )
+    try:
+        pusher.run()
+    except SourceUnavailable:
+        push.refresh_from_db()
+        if live_stream_of(push) is None:
+            push.mark_waiting()
+            return "waiting"
+        push.mark_error("cannot read the stream from its engine node")
+        return "error"
+    except Exception as error:  # noqa: BLE001 - the row must say what happened
+        logger.exception("push %s failed", push)
+        push.refresh_from_db()
+        push.mark_error(str(error))
+        return "error"
+    push.refresh_from_db()
+    if push.stop_requested:
+        push.mark_stopped()
+        return "stopped"
+    push.mark_waiting()  # the stream ended: reserved until it is back
+    return "waiting"

@@ -1,0 +1,116 @@
+"""The OME JSON of record tasks: the :startRecord request (validated) and the record as OME shows it."""
+
+from __future__ import annotations
+
+from media_engine.jobs.record import parse_schedule
+from rest_framework import serializers
+
+from apps.api_ome.presenters import ome_time
+from apps.recording.choices import SegmentationRule
+from apps.recording.models import Record
+from apps.recording.paths import UnsafePath, check_template
+
+EPOCH = "1970-01-01T00:00:00.000+00:00"
+
+
+class RecordStreamSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255, help_text="Output stream name.")
+    variantNames = serializers.ListField(child=serializers.CharField(), required=False)
+    trackIds = serializers.ListField(child=serializers.IntegerField(), required=False)
+
+
+class StartRecordSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=200, help_text="Unique id of the recording task.")
+    stream = RecordStreamSerializer()
+    filePath = serializers.CharField(max_length=500, required=False, help_text="Under the media root; ${...} macros.")
+    infoPath = serializers.CharField(max_length=500, required=False, help_text="Under the media root; ${...} macros.")
+    interval = serializers.IntegerField(required=False, min_value=1000, help_text="Milliseconds per file.")
+    schedule = serializers.CharField(
+        required=False, max_length=100, help_text='"<second> <minute> <hour>", e.g. "0 */1 *".'
+    )
+    segmentationRule = serializers.ChoiceField(SegmentationRule.values, required=False)
+    metadata = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    def validate_schedule(self, value: str) -> str:
+        try:
+            parse_schedule(value)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from error
+        return value
+
+    def validate_filePath(self, value: str) -> str:
+        return self._path(value, (".mp4", ".ts"))
+
+    def validate_infoPath(self, value: str) -> str:
+        return self._path(value, (".xml",))
+
+    def _path(self, value: str, extensions: tuple[str, ...]) -> str:
+        try:
+            check_template(value, extensions)
+        except UnsafePath as error:
+            raise serializers.ValidationError(str(error)) from error
+        return value
+
+    def validate(self, attrs):
+        if "interval" in attrs and "schedule" in attrs:
+            raise serializers.ValidationError("interval and schedule cannot be used together")
+        return attrs
+
+
+class RecordIdSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=200)
+
+
+class RecordSerializer(serializers.Serializer):
+    """For the OpenAPI schema: a record task as OME shows it."""
+
+    id = serializers.CharField()
+    state = serializers.ChoiceField(["ready", "started", "stopping", "stopped", "error"])
+    vhost = serializers.CharField()
+    app = serializers.CharField()
+    stream = RecordStreamSerializer()
+    filePath = serializers.CharField()
+    infoPath = serializers.CharField()
+    interval = serializers.IntegerField(required=False)
+    schedule = serializers.CharField(required=False)
+    segmentationRule = serializers.CharField()
+    metadata = serializers.CharField(required=False)
+    sequence = serializers.IntegerField()
+    createdTime = serializers.DateTimeField()
+    startTime = serializers.DateTimeField()
+    finishTime = serializers.DateTimeField()
+    recordBytes = serializers.IntegerField()
+    recordTime = serializers.IntegerField()
+    totalRecordBytes = serializers.IntegerField()
+    totalRecordTime = serializers.IntegerField()
+
+
+def record_to_ome(record: Record) -> dict:
+    data = {
+        "id": record.record_id,
+        "state": record.state,
+        "vhost": record.application.virtual_host.name,
+        "app": record.application.name,
+        "stream": {"name": record.stream_name, "trackIds": record.track_ids, "variantNames": record.variant_names},
+        "filePath": record.file_path,
+        "infoPath": record.info_path,
+        "segmentationRule": record.segmentation_rule,
+        "sequence": record.sequence,
+        "createdTime": ome_time(record.created_at),
+        # OME shows the epoch for times that have not happened yet.
+        "startTime": ome_time(record.started_at) or EPOCH,
+        "finishTime": ome_time(record.finished_at) or EPOCH,
+        "recordBytes": record.record_bytes,
+        "recordTime": record.record_time_ms,
+        "totalRecordBytes": record.total_record_bytes,
+        "totalRecordTime": record.total_record_time_ms,
+    }
+    if record.interval_ms:
+        data["interval"] = record.interval_ms
+    if record.schedule:
+        data["schedule"] = record.schedule
+    if record.metadata:
+        data["metadata"] = record.metadata
+    if record.error:
+        data["error"] = record.error
+    return data

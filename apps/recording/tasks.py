@@ -1,0 +1,155 @@
+"""The record media job: plays the stream from its engine node over RTMP and remuxes it to files.
+
+Runs on the `media` queue with acks_late: if the worker dies, the job is delivered again and the
+record continues with the next file of its sequence.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+
+from celery import shared_task
+from django.db import close_old_connections
+from django.utils import timezone
+
+from apps.jobs.services import live_stream_of
+from apps.recording.info import write_info_file
+from apps.recording.models import Record, RecordFile
+from apps.recording.paths import MacroValues, UnsafePath, confine, expand
+from apps.streams.models import Stream
+from media_engine.jobs.record import RecordedFile, Recorder, SourceUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+class RecordJob:
+    """Glue between a Record row and the media Recorder: names files, stores progress, obeys stop."""
+
+    def __init__(self, record: Record, stream: Stream, task_id: str) -> None:
+        self.record = record
+        self.stream = stream
+        self.task_id = task_id
+        self.values = MacroValues(
+            record.application.virtual_host.name, record.application.name, record.stream_name, record.record_id
+        )
+        self.temporary: dict[int, Path] = {}
+
+    def path_for(self, sequence: int, started_at: datetime) -> Path:
+        final = self._final_path(sequence, started_at, None)
+        # EndTime is unknown until the file closes: write under a temporary name, rename at the end.
+        temporary = final.with_name(f".{final.stem}.recording{final.suffix}")
+        temporary.parent.mkdir(parents=True, exist_ok=True)
+        self.temporary[sequence] = temporary
+        return temporary
+
+    def _final_path(self, sequence: int, start: datetime, end: datetime | None) -> Path:
+        values = MacroValues(**{**self.values.__dict__, "sequence": sequence, "start": start, "end": end})
+        return confine(expand(self.record.file_path, values))
+
+    def should_stop(self) -> bool:
+        self.record.refresh_from_db(fields=["state"])
+        return self.record.stop_requested
+
+    def on_file_started(self, recorded: RecordedFile) -> None:
+        RecordFile.objects.update_or_create(
+            record=self.record,
+            sequence=recorded.sequence,
+            defaults={"path": str(recorded.path), "started_at": recorded.started_at},
+        )
+        Record.objects.filter(pk=self.record.pk).update(sequence=recorded.sequence, record_bytes=0, record_time_ms=0)
+
+    def on_progress(self, recorded: RecordedFile) -> None:
+        Record.objects.filter(pk=self.record.pk).update(
+            record_bytes=recorded.bytes, record_time_ms=recorded.duration_ms
+        )
+
+    def on_file_finished(self, recorded: RecordedFile) -> None:
+        final = self._final_path(recorded.sequence, recorded.started_at, recorded.finished_at)
+        if final.exists():
+            final = final.with_name(f"{final.stem}_{recorded.sequence}{final.suffix}")
+        os.replace(recorded.path, final)
+        RecordFile.objects.filter(record=self.record, sequence=recorded.sequence).update(
+            path=str(final), finished_at=recorded.finished_at, bytes=recorded.bytes, duration_ms=recorded.duration_ms
+        )
+        record = Record.objects.get(pk=self.record.pk)
+        record.record_bytes, record.record_time_ms = recorded.bytes, recorded.duration_ms
+        record.total_record_bytes += recorded.bytes
+        record.total_record_time_ms += recorded.duration_ms
+        record.save(update_fields=["record_bytes", "record_time_ms", "total_record_bytes", "total_record_time_ms"])
+        self.write_info()
+
+    def write_info(self) -> None:
+        try:
+            path = confine(expand(self.record.info_path, self.values))
+        except UnsafePath:
+            logger.error("record %s: info path %s is not allowed", self.record, self.record.info_path)
+            return
+        write_info_file(Record.objects.select_related("application__virtual_host").get(pk=self.record.pk), path)
+
+    def run(self) -> None:
+        last = self.record.files.order_by("-sequence").first()
+        recorder = Recorder(
+            source_url=self.stream.node.rtmp_url(self.record.application.name, self.record.stream_name),
+            path_for=self.path_for,
+            interval_ms=self.record.interval_ms,
+            schedule=self.record.schedule or None,
+            segmentation_rule=self.record.segmentation_rule,
+            should_stop=self.should_stop,
+            on_file_started=self.on_file_started,
+            on_file_finished=self.on_file_finished,
+            on_progress=self.on_progress,
+            open_timeout=10,
+            first_sequence=(last.sequence + 1) if last else 0,
+        )
+        self.record.mark_started(self.task_id)
+        recorder.run()
+
+
+def _finish_unfinished_files(record: Record) -> None:
+    """A worker that died mid-file left a temporary file behind: keep what it holds."""
+    for recorded in record.files.filter(finished_at__isnull=True):
+        path = Path(recorded.path)
+        if path.exists():
+            RecordFile.objects.filter(pk=recorded.pk).update(bytes=path.stat().st_size, finished_at=timezone.now())
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def record_stream(self, record_pk: int) -> str:
+    close_old_connections()
+    record = Record.objects.select_related("application__virtual_host").filter(pk=record_pk).first()
+    if record is None or not record.is_active:
+        return "gone"
+    if record.stop_requested:
+        record.mark_stopped()
+        return "stopped"
+    stream = live_stream_of(record)
+    if stream is None:
+        record.mark_waiting()
+        return "waiting"
+    _finish_unfinished_files(record)
+    job = RecordJob(record, stream, self.request.id or "")
+    try:
+        job.run()
+    except SourceUnavailable as error:
+        record.refresh_from_db()
+        if not Stream.objects.live().filter(pk=stream.pk).exists():
+            record.mark_waiting()
+            return "waiting"
+        record.mark_error(f"cannot read the stream: {error}")
+        return "error"
+    except Exception as error:  # noqa: BLE001 - the row must say what happened
+        logger.exception("record %s failed", record)
+        record.refresh_from_db()
+        record.mark_error(str(error))
+        return "error"
+    record.refresh_from_db()
+    if record.stop_requested:
+        record.mark_stopped()
+        job.write_info()
+        return "stopped"
+    # The stream ended: wait for it to come back, as a reserved record does.
+    record.mark_waiting()
+    return "waiting"

@@ -1,0 +1,94 @@
+"""Recording with the real stack: ffmpeg publishes, a Celery worker records, ffprobe judges the files."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import wait_for
+from tests.integration.test_engine import ffprobe, publish, wait_live
+
+pytestmark = pytest.mark.services
+APP = "/v1/vhosts/default/apps/app"
+
+
+def record_state(platform, record_id: str) -> dict:
+    [record] = platform.api("POST", f"{APP}:records", json={"id": record_id}).json()["response"]
+    return record
+
+
+def duration(path: Path) -> float:
+    return float(ffprobe(str(path))["format"]["duration"])
+
+
+def test_a_reserved_record_starts_with_the_stream_and_splits_by_interval(live_platform):
+    body = {
+        "id": "reserved",
+        "stream": {"name": "later"},
+        "interval": 2000,
+        "filePath": "rec/${Stream}/${Sequence}.mp4",
+        "infoPath": "rec/${Stream}/info.xml",
+    }
+    response = live_platform.api("POST", f"{APP}:startRecord", json=body)
+    assert response.status_code == 200 and response.json()["response"]["state"] == "ready"
+
+    publisher = publish(live_platform, "later", seconds=8)
+    try:
+        wait_live(live_platform, "later", publisher)
+        wait_for(
+            lambda: record_state(live_platform, "reserved")["state"] == "started",
+            5,
+            lambda: live_platform.log("worker"),
+        )
+        publisher.wait(timeout=30)
+    finally:
+        publisher.kill()
+    # The stream ended: the record waits for it again (reserved), with its files complete.
+    wait_for(
+        lambda: record_state(live_platform, "reserved")["state"] == "ready", 20, lambda: live_platform.log("worker")
+    )
+    assert live_platform.api("POST", f"{APP}:stopRecord", json={"id": "reserved"}).status_code == 200
+    record = wait_for(lambda: (r := record_state(live_platform, "reserved"))["state"] == "stopped" and r, 10)
+
+    folder = live_platform.folder / "media" / "rec" / "later"
+    files = sorted(folder.glob("*.mp4"), key=lambda path: int(path.stem))
+    assert len(files) >= 3, list(folder.iterdir())
+    durations = [duration(path) for path in files]
+    for seconds in durations[:-1]:
+        assert 1.5 <= seconds <= 3.0
+    total = sum(durations)
+    assert total >= 5.0
+    assert abs(total * 1000 - record["totalRecordTime"]) <= 0.1 * record["totalRecordTime"]
+    assert record["sequence"] == len(files) - 1
+    for path in files:
+        streams = {stream["codec_type"]: stream for stream in ffprobe(str(path))["streams"]}
+        assert streams["video"]["codec_name"] == "h264" and streams["audio"]["codec_name"] == "aac"
+
+    info = ET.parse(folder / "info.xml").getroot()
+    assert [item.findtext("filePath") for item in info.findall("file")] == [str(path) for path in files]
+    assert info.find("file").findtext("id") == "reserved"
+
+
+def test_a_live_stream_records_to_one_file_until_stopped(live_platform):
+    publisher = publish(live_platform, "now", seconds=30)
+    try:
+        wait_live(live_platform, "now", publisher)
+        response = live_platform.api(
+            "POST", f"{APP}:startRecord", json={"id": "single", "stream": {"name": "now"}, "filePath": "one/${Id}.mp4"}
+        )
+        assert response.status_code == 200
+        wait_for(
+            lambda: record_state(live_platform, "single")["state"] == "started", 5, lambda: live_platform.log("worker")
+        )
+        wait_for(lambda: record_state(live_platform, "single")["recordTime"] >= 4000, 15)
+        assert live_platform.api("POST", f"{APP}:stopRecord", json={"id": "single"}).status_code == 200
+        record = wait_for(lambda: (r := record_state(live_platform, "single"))["state"] == "stopped" and r, 10)
+    finally:
+        publisher.kill()
+    path = live_platform.folder / "media" / "one" / "single.mp4"
+    seconds = duration(path)
+    assert seconds >= 4.0
+    assert abs(seconds * 1000 - record["totalRecordTime"]) <= 0.1 * record["totalRecordTime"]
+    assert record["totalRecordBytes"] == path.stat().st_size
