@@ -3,17 +3,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
-from django.db import close_old_connections
 
-from apps.jobs.services import live_stream_of
+from apps.jobs.runner import run_stream_job
 from apps.push.models import Push
 from media_engine.jobs.push import Pusher, PushProgress
-from media_engine.jobs.source import SourceUnavailable
-
-logger = logging.getLogger(__name__)
 
 
 class PushJob:
@@ -47,44 +41,16 @@ class PushJob:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def push_stream(self, push_pk: int) -> str:
-    close_old_connections()
-    push = Push.objects.select_related("application__virtual_host").filter(pk=push_pk).first()
-    if push is None or not push.is_active:
-        return "gone"
-    if push.stop_requested:
-        push.mark_stopped()
-        return "stopped"
-    stream = live_stream_of(push)
-    if stream is None:
-        push.mark_waiting()
-        return "waiting"
-    job = PushJob(push, self.request.id or "")
-    pusher = Pusher(
-        stream.node.rtmp_url(push.application.name, push.stream_name),
-        push.protocol,
-        push.url,
-        stream_key=push.stream_key or None,
-        should_stop=job.should_stop,
-        on_state=job.on_state,
-        on_progress=job.on_progress,
-    )
-    try:
-        pusher.run()
-    except SourceUnavailable:
-        push.refresh_from_db()
-        if live_stream_of(push) is None:
-            push.mark_waiting()
-            return "waiting"
-        push.mark_error("cannot read the stream from its engine node")
-        return "error"
-    except Exception as error:  # noqa: BLE001 - the row must say what happened
-        logger.exception("push %s failed", push)
-        push.refresh_from_db()
-        push.mark_error(str(error))
-        return "error"
-    push.refresh_from_db()
-    if push.stop_requested:
-        push.mark_stopped()
-        return "stopped"
-    push.mark_waiting()  # the stream ended: reserved until it is back
-    return "waiting"
+    def media(push: Push, stream) -> None:
+        job = PushJob(push, self.request.id or "")
+        Pusher(
+            stream.node.rtmp_url(push.application.name, push.stream_name),
+            push.protocol,
+            push.url,
+            stream_key=push.stream_key or None,
+            should_stop=job.should_stop,
+            on_state=job.on_state,
+            on_progress=job.on_progress,
+        ).run()
+
+    return run_stream_job(Push, push_pk, media)

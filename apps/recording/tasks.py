@@ -12,15 +12,14 @@ from datetime import datetime
 from pathlib import Path
 
 from celery import shared_task
-from django.db import close_old_connections
 from django.utils import timezone
 
-from apps.jobs.services import live_stream_of
+from apps.jobs.runner import run_stream_job
 from apps.recording.info import write_info_file
 from apps.recording.models import Record, RecordFile
 from apps.recording.paths import MacroValues, UnsafePath, confine, expand
 from apps.streams.models import Stream
-from media_engine.jobs.record import RecordedFile, Recorder, SourceUnavailable
+from media_engine.jobs.record import RecordedFile, Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -118,38 +117,15 @@ def _finish_unfinished_files(record: Record) -> None:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def record_stream(self, record_pk: int) -> str:
-    close_old_connections()
-    record = Record.objects.select_related("application__virtual_host").filter(pk=record_pk).first()
-    if record is None or not record.is_active:
-        return "gone"
-    if record.stop_requested:
-        record.mark_stopped()
-        return "stopped"
-    stream = live_stream_of(record)
-    if stream is None:
-        record.mark_waiting()
-        return "waiting"
-    _finish_unfinished_files(record)
-    job = RecordJob(record, stream, self.request.id or "")
-    try:
+    job: RecordJob | None = None
+
+    def media(record: Record, stream) -> None:
+        nonlocal job
+        _finish_unfinished_files(record)
+        job = RecordJob(record, stream, self.request.id or "")
         job.run()
-    except SourceUnavailable as error:
-        record.refresh_from_db()
-        if not Stream.objects.live().filter(pk=stream.pk).exists():
-            record.mark_waiting()
-            return "waiting"
-        record.mark_error(f"cannot read the stream: {error}")
-        return "error"
-    except Exception as error:  # noqa: BLE001 - the row must say what happened
-        logger.exception("record %s failed", record)
-        record.refresh_from_db()
-        record.mark_error(str(error))
-        return "error"
-    record.refresh_from_db()
-    if record.stop_requested:
-        record.mark_stopped()
+
+    outcome = run_stream_job(Record, record_pk, media)
+    if outcome == "stopped" and job is not None:
         job.write_info()
-        return "stopped"
-    # The stream ended: wait for it to come back, as a reserved record does.
-    record.mark_waiting()
-    return "waiting"
+    return outcome

@@ -1,0 +1,51 @@
+"""The life of a media job inside a Celery task, the same for every kind: load the row, wait for
+the stream, run the media, and leave the row in a state that tells the truth."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.db import close_old_connections
+
+from apps.jobs.models import StreamJob
+from apps.jobs.services import live_stream_of
+from apps.streams.models import Stream
+from media_engine.jobs.source import SourceUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+def run_stream_job(model: type[StreamJob], pk: int, media: Callable[[StreamJob, Stream], None]) -> str:
+    """Run ``media(job, stream)`` for the job ``pk``; returns the outcome ("stopped", "waiting"...)."""
+    close_old_connections()
+    job = model.objects.select_related("application__virtual_host").filter(pk=pk).first()
+    if job is None or not job.is_active:
+        return "gone"
+    if job.stop_requested:
+        job.mark_stopped()
+        return "stopped"
+    stream = live_stream_of(job)
+    if stream is None:
+        job.mark_waiting()  # reserved: the stream's arrival queues it again
+        return "waiting"
+    try:
+        media(job, stream)
+    except SourceUnavailable as error:
+        job.refresh_from_db()
+        if live_stream_of(job) is None:
+            job.mark_waiting()
+            return "waiting"
+        job.mark_error(f"cannot read the stream from its engine node: {error}")
+        return "error"
+    except Exception as error:  # noqa: BLE001 - the row must say what happened
+        logger.exception("%s failed", job)
+        job.refresh_from_db()
+        job.mark_error(str(error))
+        return "error"
+    job.refresh_from_db()
+    if job.stop_requested:
+        job.mark_stopped()
+        return "stopped"
+    job.mark_waiting()  # the stream ended: reserved until it is back
+    return "waiting"
