@@ -50,7 +50,11 @@ def commands() -> list[tuple[str, list[str]]]:
         # Media jobs (record, push...) block on I/O for hours: a thread pool of their own queue;
         # short control tasks get their own worker, so they never wait behind media.
         ("media-worker", [*celery, *"-Q media --pool threads --concurrency 32 --hostname media@%h".split()]),
-        ("control-worker", [*celery, *"-Q control --concurrency 2 --hostname control@%h".split()]),
+        # -B: the control worker also runs beat (resuming jobs whose worker died).
+        (
+            "control-worker",
+            [*celery, *"-Q control --concurrency 2 -B -s var/celerybeat-schedule".split(), "--hostname", "control@%h"],
+        ),  # fmt: skip
     ]
 
 

@@ -110,6 +110,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Long media jobs and short control tasks never share a queue (a busy media queue delays no API call).
 CELERY_TASK_DEFAULT_QUEUE = "control"
 CELERY_TASK_ROUTES = {"apps.recording.tasks.*": {"queue": "media"}, "apps.push.tasks.*": {"queue": "media"}}
+# A running media job renews its lease every few seconds; one silent for longer lost its worker
+# (killed, machine gone) and is started again by `resume_orphaned_jobs` (every JOB_RECOVERY_INTERVAL).
+JOB_LEASE_SECONDS = env.float("STREAMHUB_JOB_LEASE", default=15.0)
+JOB_RECOVERY_INTERVAL = env.float("STREAMHUB_JOB_RECOVERY_INTERVAL", default=5.0)
+CELERY_BEAT_SCHEDULE = {
+    "resume-orphaned-jobs": {"task": "apps.jobs.tasks.resume_orphaned_jobs", "schedule": JOB_RECOVERY_INTERVAL},
+}
 # A media job outlives Redis's default 1 h visibility timeout; a dead worker's job is redelivered after it.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=43200)}
 

@@ -6,6 +6,9 @@ through these methods.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -24,6 +27,9 @@ class StreamJob(models.Model):
     started_at = models.DateTimeField("started", null=True, blank=True)
     finished_at = models.DateTimeField("finished", null=True, blank=True)
     celery_task_id = models.CharField("worker task", max_length=100, blank=True)
+    heartbeat_at = models.DateTimeField(
+        "last heartbeat", null=True, blank=True, help_text="Refreshed every few seconds while a worker runs the job."
+    )
 
     class Meta:
         abstract = True
@@ -37,10 +43,22 @@ class StreamJob(models.Model):
     def stop_requested(self) -> bool:
         return self.state in (JobState.STOPPING, JobState.STOPPED)
 
+    @property
+    def has_live_worker(self) -> bool:
+        """A worker refreshed this job's lease recently (it is running somewhere right now)."""
+        lease = timedelta(seconds=settings.JOB_LEASE_SECONDS)
+        return self.heartbeat_at is not None and self.heartbeat_at >= timezone.now() - lease
+
+    def beat(self) -> None:
+        """The running worker renews its lease (without touching anything else in the row)."""
+        self.heartbeat_at = timezone.now()
+        type(self).objects.filter(pk=self.pk).update(heartbeat_at=self.heartbeat_at)
+
     def mark_started(self, task_id: str = "") -> None:
         self.state = JobState.STARTED
         self.started_at = self.started_at or timezone.now()
         self.celery_task_id = task_id or self.celery_task_id
+        self.heartbeat_at = timezone.now()
         self.error = ""
         self.save()
 

@@ -4,24 +4,52 @@ the stream, run the media, and leave the row in a state that tells the truth."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from django.db import close_old_connections
 
+from apps.jobs.choices import JobState
 from apps.jobs.models import StreamJob
 from apps.jobs.services import live_stream_of
 from apps.streams.models import Stream
 from media_engine.jobs.source import SourceUnavailable
 
 logger = logging.getLogger(__name__)
+RUNNING_STATES = (JobState.STARTED, JobState.RETRYING, JobState.STOPPING)
 
 
-def run_stream_job(model: type[StreamJob], pk: int, media: Callable[[StreamJob, Stream], None]) -> str:
-    """Run ``media(job, stream)`` for the job ``pk``; returns the outcome ("stopped", "waiting"...)."""
+class StopCheck:
+    """What the media code calls to ask "should I stop?" (several times a second): reads the job's
+    state, and renews the job's lease at most every LEASE_RENEWAL seconds."""
+
+    LEASE_RENEWAL = 2.0
+
+    def __init__(self, job: StreamJob, clock=time.monotonic) -> None:
+        self.job = job
+        self.clock = clock
+        self._renewed = float("-inf")
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        if now - self._renewed >= self.LEASE_RENEWAL:
+            self.job.beat()
+            self._renewed = now
+        self.job.refresh_from_db(fields=["state"])
+        return self.job.stop_requested
+
+
+def run_stream_job(
+    model: type[StreamJob], pk: int, media: Callable[[StreamJob, Stream, StopCheck], None], task_id: str = ""
+) -> str:
+    """Run ``media(job, stream, should_stop)`` for the job ``pk``; returns the outcome ("stopped", "waiting"...)."""
     close_old_connections()
     job = model.objects.select_related("application__virtual_host").filter(pk=pk).first()
     if job is None or not job.is_active:
         return "gone"
+    if job.state in RUNNING_STATES and job.has_live_worker and job.celery_task_id != task_id:
+        # Delivered twice (e.g. the broker's visibility timeout passed): the other worker has it.
+        return "already running"
     if job.stop_requested:
         job.mark_stopped()
         return "stopped"
@@ -30,7 +58,7 @@ def run_stream_job(model: type[StreamJob], pk: int, media: Callable[[StreamJob, 
         job.mark_waiting()  # reserved: the stream's arrival queues it again
         return "waiting"
     try:
-        media(job, stream)
+        media(job, stream, StopCheck(job))
     except SourceUnavailable as error:
         job.refresh_from_db()
         if live_stream_of(job) is None:

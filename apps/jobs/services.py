@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from apps.jobs.choices import JobState
 from apps.jobs.models import StreamJob
@@ -37,3 +42,37 @@ def start_reserved(model: type[StreamJob], task, stream: Stream) -> None:
     for job in model.objects.filter(application=stream.application, stream_name=stream.name, state=JobState.READY):
         logger.info("stream %s is live: starting reserved %s", stream, job)
         dispatch(job, task)
+
+
+# Every kind of media job with its Celery task (as a callable, to avoid import cycles); apps
+# register theirs in AppConfig.ready().
+JOB_KINDS: list[tuple[type[StreamJob], Callable]] = []
+
+
+def register_job_kind(model: type[StreamJob], task: Callable) -> None:
+    if (model, task) not in JOB_KINDS:
+        JOB_KINDS.append((model, task))
+
+
+def resume_orphaned_jobs() -> int:
+    """Jobs whose worker died (killed, machine gone, restart) stop renewing their lease: start each
+    again (it continues with its next file / connection), or let it wait for its stream."""
+    stale = timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    resumed = 0
+    for model, task in JOB_KINDS:
+        orphans = model.objects.filter(state__in=[JobState.STARTED, JobState.RETRYING, JobState.STOPPING]).filter(
+            Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
+        )
+        for job in orphans:
+            with transaction.atomic():
+                job = model.objects.select_for_update().get(pk=job.pk)
+                if job.has_live_worker:
+                    continue
+                if job.state == JobState.STOPPING:
+                    job.mark_stopped()  # it was asked to stop: nothing left to run
+                    continue
+                logger.warning("%s lost its worker: starting it again", job)
+                job.mark_waiting()
+                dispatch_if_live(job, task())
+                resumed += 1
+    return resumed

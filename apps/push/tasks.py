@@ -17,10 +17,6 @@ class PushJob:
         self.push = push
         self.task_id = task_id
 
-    def should_stop(self) -> bool:
-        self.push.refresh_from_db(fields=["state"])
-        return self.push.stop_requested
-
     def on_state(self, state: str, error: str | None) -> None:
         push = Push.objects.get(pk=self.push.pk)
         if push.stop_requested:
@@ -41,16 +37,16 @@ class PushJob:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def push_stream(self, push_pk: int) -> str:
-    def media(push: Push, stream) -> None:
+    def media(push: Push, stream, should_stop) -> None:
         job = PushJob(push, self.request.id or "")
         Pusher(
             stream.node.rtmp_url(push.application.name, push.stream_name),
             push.protocol,
             push.url,
             stream_key=push.stream_key or None,
-            should_stop=job.should_stop,
+            should_stop=should_stop,
             on_state=job.on_state,
             on_progress=job.on_progress,
         ).run()
 
-    return run_stream_job(Push, push_pk, media)
+    return run_stream_job(Push, push_pk, media, self.request.id or "")

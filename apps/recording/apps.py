@@ -8,4 +8,9 @@ class RecordingConfig(AppConfig):
     verbose_name = "Recording"
 
     def ready(self) -> None:
+        from apps.jobs.services import register_job_kind
+        from apps.recording.models import Record
+        from apps.recording.services import record_task
+
+        register_job_kind(Record, record_task)
         from apps.recording import signals  # noqa: F401  (starts reserved records when streams go live)

@@ -27,8 +27,9 @@ logger = logging.getLogger(__name__)
 class RecordJob:
     """Glue between a Record row and the media Recorder: names files, stores progress, obeys stop."""
 
-    def __init__(self, record: Record, stream: Stream, task_id: str) -> None:
+    def __init__(self, record: Record, stream: Stream, task_id: str, should_stop) -> None:
         self.record = record
+        self.should_stop = should_stop
         self.stream = stream
         self.task_id = task_id
         self.values = MacroValues(
@@ -47,10 +48,6 @@ class RecordJob:
     def _final_path(self, sequence: int, start: datetime, end: datetime | None) -> Path:
         values = MacroValues(**{**self.values.__dict__, "sequence": sequence, "start": start, "end": end})
         return confine(expand(self.record.file_path, values))
-
-    def should_stop(self) -> bool:
-        self.record.refresh_from_db(fields=["state"])
-        return self.record.stop_requested
 
     def on_file_started(self, recorded: RecordedFile) -> None:
         RecordFile.objects.update_or_create(
@@ -119,13 +116,13 @@ def _finish_unfinished_files(record: Record) -> None:
 def record_stream(self, record_pk: int) -> str:
     job: RecordJob | None = None
 
-    def media(record: Record, stream) -> None:
+    def media(record: Record, stream, should_stop) -> None:
         nonlocal job
         _finish_unfinished_files(record)
-        job = RecordJob(record, stream, self.request.id or "")
+        job = RecordJob(record, stream, self.request.id or "", should_stop)
         job.run()
 
-    outcome = run_stream_job(Record, record_pk, media)
+    outcome = run_stream_job(Record, record_pk, media, self.request.id or "")
     if outcome == "stopped" and job is not None:
         job.write_info()
     return outcome

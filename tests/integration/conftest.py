@@ -99,6 +99,8 @@ class LiveStreamHub:
             "STREAMHUB_MEDIA_ROOT": str(folder / "media"),
             "STREAMHUB_NODE_ID": f"node-{uuid.uuid4().hex[:6]}",
             "STREAMHUB_ENGINE_HEARTBEAT": "0.5",
+            "STREAMHUB_JOB_LEASE": "5",
+            "STREAMHUB_JOB_RECOVERY_INTERVAL": "1",
             "OME_ACCESS_TOKEN": "ome-access-token",
             "DJANGO_SUPERUSER_PASSWORD": "operator-password-1",
         }
@@ -114,8 +116,9 @@ class LiveStreamHub:
 
     def _spawn(self, name: str, command: list[str]) -> None:
         with open(self.folder / f"{name}.log", "ab") as log:
+            # Own process group: stopping (or killing) a process takes its children (e.g. beat) too.
             self.processes[name] = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
 
     def log(self, name: str) -> str:
@@ -129,22 +132,32 @@ class LiveStreamHub:
                                    "--rtmp-port", str(self.rtmp_port), "--http-host", "127.0.0.1",
                                    "--http-port", str(self.media_port)])  # fmt: skip
         if worker:
-            self._spawn("worker", [sys.executable, "-m", "celery", "-A", "streamhub", "worker", "-Q", "media,control",
-                                   "--pool", "threads", "--concurrency", "8", "--loglevel", "INFO",
-                                   "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"])  # fmt: skip
+            self.start_worker()
         wait_for(lambda: _answers(f"{self.url}/admin/login/"), 30, lambda: self.log("api"))
         if engine:
             wait_for(lambda: _answers(f"{self.media}/"), 30, lambda: self.log("engine"))
 
+    def start_worker(self) -> None:
+        """A Celery worker for both queues with embedded beat (job recovery), like `make run`'s two."""
+        self._spawn("worker", [sys.executable, "-m", "celery", "-A", "streamhub", "worker", "-Q", "media,control",
+                               "--pool", "threads", "--concurrency", "8", "--loglevel", "INFO", "-B",
+                               "-s", str(self.folder / f"beat-{uuid.uuid4().hex[:6]}"),
+                               "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"])  # fmt: skip
+
+    def kill(self, name: str) -> None:
+        """kill -9 a process and its children, as a crash would."""
+        os.killpg(self.processes[name].pid, signal.SIGKILL)
+        self.processes[name].wait()
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                os.killpg(process.pid, signal.SIGTERM)
         for process in self.processes.values():
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.processes = {}
 

@@ -92,3 +92,38 @@ def test_a_live_stream_records_to_one_file_until_stopped(live_platform):
     assert seconds >= 4.0
     assert abs(seconds * 1000 - record["totalRecordTime"]) <= 0.1 * record["totalRecordTime"]
     assert record["totalRecordBytes"] == path.stat().st_size
+
+
+def test_a_record_survives_kill_9_of_its_worker(live_platform):
+    body = {"id": "crash", "stream": {"name": "crash"}, "interval": 2000, "filePath": "crash/${Sequence}.mp4"}
+    publisher = publish(live_platform, "crash", seconds=60)
+    try:
+        wait_live(live_platform, "crash", publisher)
+        assert live_platform.api("POST", f"{APP}:startRecord", json=body).status_code == 200
+        wait_for(lambda: record_state(live_platform, "crash")["sequence"] >= 1, 15, lambda: live_platform.log("worker"))
+
+        live_platform.kill("worker")
+        before = record_state(live_platform, "crash")
+        assert before["state"] == "started"  # nobody has noticed yet: the lease has not run out
+        live_platform.start_worker()
+        # The lease (5 s here) runs out, beat resumes the job, it continues with its next file.
+        resumed = wait_for(
+            lambda: (r := record_state(live_platform, "crash"))["state"] == "started" and r["sequence"] > before["sequence"] and r,
+            40, lambda: live_platform.log("worker"),
+        )  # fmt: skip
+        wait_for(lambda: record_state(live_platform, "crash")["sequence"] > resumed["sequence"], 15)
+        assert live_platform.api("POST", f"{APP}:stopRecord", json={"id": "crash"}).status_code == 200
+        wait_for(lambda: record_state(live_platform, "crash")["state"] == "stopped", 15)
+    finally:
+        publisher.kill()
+
+    folder = live_platform.folder / "media" / "crash"
+    finished = sorted(folder.glob("[0-9]*.mp4"), key=lambda path: int(path.stem))
+    sequences = [int(path.stem) for path in finished]
+    # Every file before the crash, and those after it, are complete; at most the one being
+    # written at the crash is missing (left under its temporary name).
+    assert len(set(range(max(sequences) + 1)) - set(sequences)) <= 1, sequences
+    assert max(sequences) >= 2
+    durations = [duration(path) for path in finished]
+    assert all(1.5 <= seconds <= 3.0 for seconds in durations[:-1]), durations
+    assert durations[-1] > 0  # stopped soon after its file began

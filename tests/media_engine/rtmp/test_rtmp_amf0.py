@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -133,7 +132,7 @@ def test_encode_then_decode_is_identity(value):
     assert amf0.decode(amf0.encode(value)) == value
 
 
-@settings(max_examples=1000, deadline=timedelta(seconds=2))  # a hang fails, slowness does not
+@settings(max_examples=1000, deadline=datetime.timedelta(seconds=2))  # a hang fails, slowness does not
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_only_ever_raise_value_error(data):
     try:

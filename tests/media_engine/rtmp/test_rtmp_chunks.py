@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
 import random
-from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -165,7 +165,7 @@ def test_a_headerless_chunk_on_a_new_chunk_stream_is_refused(first_byte):
         ChunkReader().feed(bytes([first_byte]) + bytes(20))
 
 
-@settings(max_examples=1000, deadline=timedelta(seconds=2))  # a hang fails, slowness does not
+@settings(max_examples=1000, deadline=datetime.timedelta(seconds=2))  # a hang fails, slowness does not
 @given(st.binary(max_size=400), st.integers(1, 64))
 def test_arbitrary_bytes_only_ever_raise_value_error(data, piece):
     reader = ChunkReader()
