@@ -46,6 +46,7 @@ from media_engine.jobs.source import (
     SourceReader,
     SourceUnavailable,
     check_kinds,
+    open_failure,
 )
 
 __all__ = [
@@ -152,13 +153,11 @@ def backoff_delay(failures: int, first: float = 1.0, cap: float = 30.0) -> float
 
 @functools.cache
 def pyav_has_protocol(name: str) -> bool:
-    """Whether PyAV's FFmpeg knows the protocol ``name`` (PyAV has no list of protocols: try one).
-
-    Opening ``name://`` answers "protocol not found" at once when the protocol is missing and
-    fails on the empty address otherwise.
-    """
+    """Whether PyAV's FFmpeg has the protocol ``name``, for protocols that check their address
+    before any I/O, such as srt (PyAV has no list of protocols, so this opens ``name://:0``:
+    "protocol not found" if it is missing, "port missing" at once otherwise)."""
     try:
-        av.open(f"{name}://", "r", timeout=1.0).close()
+        av.open(f"{name}://:0", "r", timeout=1.0).close()
     except av.ProtocolNotFoundError:
         return False
     except Exception:  # noqa: BLE001 - any other failure means the protocol exists
@@ -278,7 +277,7 @@ class Pusher:
             message = f"cannot push to {scheme}://: {self.ffmpeg} is missing or has no {scheme} output"
             self._state(ERROR, message)
             raise RuntimeError(message)
-        if not self.use_ffmpeg and not pyav_has_protocol(scheme):
+        if not self.use_ffmpeg and scheme == "srt" and not pyav_has_protocol(scheme):
             message = f"cannot push to {scheme}://: PyAV's FFmpeg has no {scheme} protocol"
             self._state(ERROR, message)
             raise RuntimeError(message)
@@ -471,7 +470,8 @@ class Pusher:
             errors = process.errors()
             source_errors = [line for line in errors if line.startswith(f"{self.source_url}: ")]
             if source_errors and connected_at is None:
-                raise SourceUnavailable(f"cannot open {self.source_url}: {source_errors[-1].split(': ', 1)[1]}")
+                reason = open_failure(self.source_url, source_errors[-1].split(": ", 1)[1])
+                raise SourceUnavailable(f"cannot open {self.source_url}: {reason}")
             detail = errors[-1] if errors else f"ffmpeg exited with code {code}"
             raise TargetFailed(f"sending to {self.target} failed: {detail}")
         finally:

@@ -8,11 +8,15 @@ time went into the current one, or once the wall clock crossed a boundary of ``s
 timestamps run on across files (all relative to the start of the recording); with "discontinuity"
 each file starts at zero.
 
-MP4 files are written fragmented (``movflags=+frag_keyframe+empty_moov+default_base_moof``): the
-moov box is at the front and every GOP is appended as a self-contained fragment, so the file of a
-worker that was killed mid-recording still plays up to its last complete fragment. A classic MP4
-(moov at the end) would be unreadable in that case, and record jobs are delivered again after a
-worker dies; ``fragmented_mp4=False`` writes classic files for players that need them.
+MP4 files are written fragmented (``movflags=+frag_keyframe+empty_moov+delay_moov+default_base_moof``):
+a moov box up front and then every GOP as a self-contained fragment, so the file of a worker that
+was killed mid-recording still plays up to its last complete fragment (a classic MP4 has its moov
+written at the end and would be unreadable then; record jobs are delivered again after a worker
+dies and keep what the dead one wrote). ``delay_moov`` writes the moov with the first fragment,
+so that its edit list can carry the start time of a "continuity" file and the A/V offset at the
+start of every file (with a plain ``empty_moov`` each track would start at zero). The price: a
+worker killed within the first GOP of a file leaves an unreadable stub. ``fragmented_mp4=False``
+writes classic files for players that need them.
 
 `Recorder.run` blocks: it returns when ``should_stop()`` says so (asked every ~0.25 s, even while
 the source stalls) or when the source ends, and it always closes the current file properly first.
@@ -177,7 +181,7 @@ class _OpenFile:
 class Recorder:
     """Remuxes ``source_url`` into files until ``should_stop()`` or the end of the source.
 
-    ``path_for(sequence, started_at)`` names each file (parent folders must exist); sequences
+    ``path_for(sequence, started_at)`` names each file (missing folders are created); sequences
     count up from ``first_sequence``. ``on_file_started``/``on_file_finished`` are called around
     each file, ``on_progress`` at most once a second while one is written, all in the thread of
     ``run``. ``clock`` gives the wall time (aware, UTC by default) of file starts, ends and of the
@@ -205,11 +209,11 @@ class Recorder:
     ) -> None:
         if segmentation_rule not in SEGMENTATION_RULES:
             raise ValueError(f"segmentation rule must be one of {', '.join(SEGMENTATION_RULES)}")
-        if interval_ms is not None and interval_ms <= 0:
-            raise ValueError("interval_ms must be positive")
+        if interval_ms is not None and interval_ms < 0:
+            raise ValueError("interval_ms must not be negative")
         self.source_url = source_url
         self.path_for = path_for
-        self.interval = Fraction(interval_ms, 1000) if interval_ms else None
+        self.interval = Fraction(interval_ms, 1000) if interval_ms else None  # 0: no interval
         self.schedule = parse_schedule(schedule) if schedule else None
         self.continuity = segmentation_rule == "continuity"
         self.should_stop = should_stop
@@ -228,6 +232,7 @@ class Recorder:
         self._split_at: datetime | None = None  # next schedule boundary
         self._has_video = False
         self._inputs: dict[int, Stream] = {}
+        self._kinds: dict[int, str] = {}
         self._stopping = False
         self._last_stop_check = float("-inf")
         self._last_progress = 0.0
@@ -243,7 +248,8 @@ class Recorder:
             if not reader.wait_open(self._stop_requested):
                 return self.files
             self._inputs = {stream.index: stream for stream in reader.streams}
-            self._has_video = any(stream.type == "video" for stream in reader.streams)
+            self._kinds = {stream.index: stream.type for stream in reader.streams}
+            self._has_video = "video" in self._kinds.values()
             while not self._stop_requested():
                 item = reader.get(POLL_INTERVAL)
                 if item is None:
@@ -270,11 +276,11 @@ class Recorder:
     # -- packets ----------------------------------------------------------------------------------
 
     def _write(self, packet: Packet) -> None:
-        stream = self._inputs.get(packet.stream_index)
-        if stream is None:
+        kind = self._kinds.get(packet.stream_index)
+        if kind is None:
             return
         dts = packet.dts * packet.time_base
-        cut_point = packet.is_keyframe and stream.type == "video" or not self._has_video
+        cut_point = packet.is_keyframe and kind == "video" or not self._has_video
         if self._file is None:
             if not cut_point:
                 return  # start on a video keyframe
@@ -319,6 +325,7 @@ class Recorder:
         sequence = self._next_sequence
         self._next_sequence += 1
         path = Path(self.path_for(sequence, started_at))
+        path.parent.mkdir(parents=True, exist_ok=True)
         container_format = CONTAINERS.get(path.suffix.lower())
         if container_format is None:
             raise ValueError(f"cannot record to {path.name}: the file name must end in .mp4 or .ts")

@@ -65,6 +65,14 @@ def check_kinds(kinds: Iterable[str] | None) -> tuple[str, ...] | None:
     return result
 
 
+def open_failure(url: str, strerror: str) -> str:
+    """FFmpeg's reason for not opening ``url``, in words (its RTMP client answers a refused play
+    with EPERM)."""
+    if strerror == "Operation not permitted" and url.startswith("rtmp"):
+        return "the server refused to play it (is the stream live?)"
+    return strerror or "failed"
+
+
 class SourceReader:
     """Opens ``url`` with PyAV in a daemon thread and queues the packets of its audio/video tracks.
 
@@ -167,9 +175,13 @@ class SourceReader:
             container = av.open(self.url, "r", options=INPUT_OPTIONS, timeout=(self.open_timeout, self.stall_timeout))
         except av.FFmpegError as error:
             elapsed = time.monotonic() - started
-            reason = "timed out" if isinstance(error, av.ExitError) else (error.strerror or str(error))
+            reason = "timed out" if isinstance(error, av.ExitError) else open_failure(self.url, error.strerror or "")
             raise SourceUnavailable(f"cannot open {self.url}: {reason} (after {elapsed:.1f} s)") from error
-        streams = [s for s in container.streams if s.type in (self.kinds or MEDIA_KINDS)]
+        streams = [
+            stream
+            for stream in container.streams
+            if stream.type in (self.kinds or MEDIA_KINDS) and stream.codec_context is not None
+        ]
         if not streams:
             found = ", ".join(s.type for s in container.streams) or "nothing"
             wanted = " or ".join(self.kinds or MEDIA_KINDS)

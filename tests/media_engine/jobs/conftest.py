@@ -22,12 +22,9 @@ from media_engine.node import EngineNode, NodeAddresses
 NGINX = "/usr/sbin/nginx"
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 
-needs_ffmpeg = pytest.mark.skipif(
-    not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe"
-)
-needs_nginx_rtmp = pytest.mark.skipif(
-    not (Path(NGINX).exists() and RTMP_MODULE.exists()), reason="needs nginx with libnginx-mod-rtmp"
-)
+# `make test` installs these; a missing one must fail loudly, never skip.
+assert shutil.which("ffmpeg") and shutil.which("ffprobe"), "ffmpeg/ffprobe missing: run `make test`"
+assert Path(NGINX).exists() and RTMP_MODULE.exists(), "nginx with libnginx-mod-rtmp missing: run `make test`"
 
 
 class EngineThread:

@@ -1,8 +1,8 @@
 """The Recorder against a real engine node fed by ffmpeg: files checked with ffprobe.
 
 One 7 s publish is recorded by several recorders at once (single MP4, 2 s intervals with either
-segmentation rule, MPEG-TS, audio only, a schedule on a fake clock, a stop after 3 s, and a
-worker process killed mid-file); the tests then look at what each one wrote.
+segmentation rule, MPEG-TS, classic MP4, audio only, a schedule on a fake clock, a stop after 3 s,
+and a worker process killed mid-file); the tests then look at what each one wrote.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 
 from media_engine.jobs.record import RecordedFile, Recorder, SourceUnavailable, parse_schedule
 
-from .conftest import EXPECTED_CODECS, EngineThread, codecs, ffprobe, free_port, needs_ffmpeg, publish_command
+from .conftest import EXPECTED_CODECS, EngineThread, codecs, ffprobe, free_port, publish_command
 
 PUBLISH_SECONDS = 7
 REPO = Path(__file__).resolve().parents[3]
@@ -96,8 +96,6 @@ Recorder(sys.argv[1], lambda sequence, started_at: Path(sys.argv[2])).run()
 
 @pytest.fixture(scope="module")
 def recordings(engine: EngineThread, tmp_path_factory: pytest.TempPathFactory) -> Recordings:
-    if needs_ffmpeg.args[0]:
-        pytest.skip("needs ffmpeg and ffprobe")
     root = tmp_path_factory.mktemp("records")
     stop_after = 3.0
     stop_requested_at: list[float] = []
@@ -118,6 +116,7 @@ def recordings(engine: EngineThread, tmp_path_factory: pytest.TempPathFactory) -
             "discontinuity": {"interval_ms": 2000, "segmentation_rule": "discontinuity"},
             "ts": {"interval_ms": 2000, "segmentation_rule": "continuity", "suffix": ".ts"},
             "audio": {"track_filter": ["audio"]},
+            "classic": {"interval_ms": 2000, "segmentation_rule": "continuity", "fragmented_mp4": False},
             "schedule": {"schedule": "0 */1 *", "clock": clock},
             "stopped": {"should_stop": stop_after_three_seconds},
         }.items()
@@ -147,7 +146,6 @@ def probe_duration(path: Path) -> float:
     return float(ffprobe(path)["format"]["duration"])
 
 
-@needs_ffmpeg
 def test_a_live_publish_records_to_one_mp4_with_its_duration(recordings: Recordings):
     run = recordings["single"]
     assert len(run.result) == 1 and run.finished == run.result
@@ -159,10 +157,11 @@ def test_a_live_publish_records_to_one_mp4_with_its_duration(recordings: Recordi
     assert abs(duration * 1000 - recorded.duration_ms) <= 0.1 * recorded.duration_ms
     assert PUBLISH_SECONDS - 1.5 <= duration <= PUBLISH_SECONDS + 0.5
     assert recorded.bytes == recorded.path.stat().st_size > 50_000
+    data = recorded.path.read_bytes()
+    assert data.find(b"moov") < data.find(b"moof")  # fragmented, moov in front
     assert recorded.started_at.tzinfo is not None and recorded.finished_at > recorded.started_at
 
 
-@needs_ffmpeg
 def test_interval_splits_at_keyframes_into_complete_files(recordings: Recordings):
     run = recordings["discontinuity"]
     files = run.result
@@ -178,7 +177,6 @@ def test_interval_splits_at_keyframes_into_complete_files(recordings: Recordings
     assert abs(sum(durations) - single) <= 0.5, (durations, single)
 
 
-@needs_ffmpeg
 def test_continuity_keeps_timestamps_running_and_discontinuity_restarts_them(recordings: Recordings):
     continuous = recordings["continuity"].result
     restarted = recordings["discontinuity"].result
@@ -192,7 +190,6 @@ def test_continuity_keeps_timestamps_running_and_discontinuity_restarts_them(rec
     assert codecs(ffprobe(continuous[1].path)) == EXPECTED_CODECS
 
 
-@needs_ffmpeg
 def test_ts_files(recordings: Recordings):
     files = recordings["ts"].result
     assert len(files) >= 3
@@ -203,7 +200,17 @@ def test_ts_files(recordings: Recordings):
     assert 1.8 <= float(ffprobe(files[1].path)["format"]["start_time"]) <= 2.2
 
 
-@needs_ffmpeg
+def test_classic_mp4_files_on_request(recordings: Recordings):
+    files = recordings["classic"].result
+    assert len(files) >= 3
+    for recorded in files:
+        assert codecs(ffprobe(recorded.path)) == EXPECTED_CODECS
+    assert 1.8 <= float(ffprobe(files[1].path)["format"]["start_time"]) <= 2.2
+    # moov at the end, no fragments
+    data = files[0].path.read_bytes()
+    assert b"moof" not in data and data.rfind(b"moov") > data.find(b"mdat")
+
+
 def test_track_filter_keeps_only_audio(recordings: Recordings):
     (recorded,) = recordings["audio"].result
     probe = ffprobe(recorded.path)
@@ -211,7 +218,6 @@ def test_track_filter_keeps_only_audio(recordings: Recordings):
     assert PUBLISH_SECONDS - 1.5 <= float(probe["format"]["duration"]) <= PUBLISH_SECONDS + 0.5
 
 
-@needs_ffmpeg
 def test_schedule_splits_when_the_wall_clock_crosses_a_minute(recordings: Recordings):
     files = recordings["schedule"].result
     assert len(files) == 2, files
@@ -223,7 +229,6 @@ def test_schedule_splits_when_the_wall_clock_crosses_a_minute(recordings: Record
         assert codecs(ffprobe(recorded.path)) == EXPECTED_CODECS
 
 
-@needs_ffmpeg
 def test_callbacks_announce_each_file_and_progress_at_most_once_a_second(recordings: Recordings):
     run = recordings["continuity"]
     assert [f.sequence for f in run.started] == [f.sequence for f in run.finished] == [f.sequence for f in run.result]
@@ -237,7 +242,6 @@ def test_callbacks_announce_each_file_and_progress_at_most_once_a_second(recordi
     assert single.progress[-1][1].bytes > 0
 
 
-@needs_ffmpeg
 def test_should_stop_ends_the_recording_with_a_readable_file(recordings: Recordings):
     run = recordings["stopped"]
     (recorded,) = run.result
@@ -247,7 +251,6 @@ def test_should_stop_ends_the_recording_with_a_readable_file(recordings: Recordi
     assert 2.0 <= float(probe["format"]["duration"]) <= 3.6
 
 
-@needs_ffmpeg
 def test_the_mp4_of_a_killed_worker_is_readable(recordings: Recordings):
     # Fragmented MP4: every complete GOP is on disk with the moov in front.
     probe = ffprobe(recordings.killed_file)
@@ -255,7 +258,6 @@ def test_the_mp4_of_a_killed_worker_is_readable(recordings: Recordings):
     assert float(probe["format"]["duration"]) >= 2.0
 
 
-@needs_ffmpeg
 def test_stop_is_seen_while_the_source_stalls(engine: EngineThread, publish, tmp_path: Path):
     publisher = publish("stalling")
     stop = threading.Event()

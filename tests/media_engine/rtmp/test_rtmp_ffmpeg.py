@@ -10,16 +10,13 @@ import shutil
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import pytest
-
 from media_engine.registry import StreamKey
 from media_engine.rtmp.handshake import client_c0c1
 
 from .rtmp_client import running_server
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe"
-)
+# `make test` installs ffmpeg; a missing one must fail loudly, never skip.
+assert shutil.which("ffmpeg") and shutil.which("ffprobe"), "ffmpeg/ffprobe missing: run `make test`"
 
 KEY = StreamKey("default", "app", "stream")
 
