@@ -247,9 +247,10 @@ def test_hls_js_plays_the_stream_in_chromium(live_platform, browser_page):
         log_in(browser_page, live_platform)
         browser_page.goto(f"{live_platform.url}/admin/streams/stream/?state=live")
         browser_page.click("#result_list a:text('HLS player')")
+        browser_page.wait_for_url("**/play/")
         # hls.js really decodes video: the playhead moves and the frame size is the publisher's.
         browser_page.wait_for_function(
-            "() => { const v = document.getElementById('player'); return v.currentTime > 2 && v.videoWidth > 0; }",
+            "() => { const v = document.getElementById('player'); return !!v && v.currentTime > 2 && v.videoWidth > 0; }",
             timeout=30_000,
         )
         size = browser_page.evaluate("() => [player.videoWidth, player.videoHeight]")

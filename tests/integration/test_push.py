@@ -34,16 +34,18 @@ def test_a_reserved_push_reaches_nginx_rtmp_and_another_app(live_platform, nginx
     try:
         wait_live(live_platform, "source", publisher)
         for push_id in ("to-nginx", "to-relay"):
-            wait_for(lambda p=push_id: push_state(live_platform, p)["state"] == "started", 10,
+            wait_for(lambda p=push_id: push_state(live_platform, p)["state"] == "started", 30,
                      lambda: live_platform.log("worker"))  # fmt: skip
+        relay_streams = "/v1/vhosts/default/apps/relay/streams"
+        wait_for(lambda: "copy" in live_platform.api("GET", relay_streams).json()["response"], 20)
         for url in (f"{nginx_rtmp}/copy", f"{live_platform.rtmp}/relay/copy"):
             streams = codecs(ffprobe(url))
             assert streams["video"]["codec_name"] == "h264" and streams["video"]["width"] == 640
             assert streams["audio"]["codec_name"] == "aac"
-        wait_for(lambda: push_state(live_platform, "to-nginx")["totalsentBytes"] > 0, 10)
+        wait_for(lambda: push_state(live_platform, "to-nginx")["totalsentBytes"] > 0, 20)
         for push_id in ("to-nginx", "to-relay"):
             assert live_platform.api("POST", f"{APP}:stopPush", json={"id": push_id}).status_code == 200
-            wait_for(lambda p=push_id: push_state(live_platform, p)["state"] == "stopped", 10)
+            wait_for(lambda p=push_id: push_state(live_platform, p)["state"] == "stopped", 20)
     finally:
         publisher.kill()
 
