@@ -4,6 +4,7 @@ StreamHub application and as MPEG-TS over UDP; ffprobe checks what arrives."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 
 import pytest
@@ -67,6 +68,33 @@ def test_mpegts_over_udp_arrives(live_platform):
         kinds = {stream["codec_type"]: stream["codec_name"] for stream in json.loads(out)["streams"]}
         assert kinds == {"video": "h264", "audio": "aac"}
         live_platform.api("POST", f"{APP}:stopPush", json={"id": "udp"})
+    finally:
+        publisher.kill()
+        listener.kill()
+
+
+def test_srt_push_arrives(live_platform):
+    # The spec's SRT body (caller mode); an ffprobe SRT listener is the receiver.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    listener = subprocess.Popen(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", f"srt://127.0.0.1:{port}?mode=listener"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    publisher = publish(live_platform, "srtout", seconds=40)
+    try:
+        wait_live(live_platform, "srtout", publisher)
+        body = {"id": "srt", "stream": {"name": "srtout", "variantNames": []}, "protocol": "srt",
+                "url": f"srt://127.0.0.1:{port}?mode=caller&latency=120000&timeout=500000", "streamKey": ""}  # fmt: skip
+        assert live_platform.api("POST", f"{APP}:startPush", json=body).status_code == 200
+        out, err = listener.communicate(timeout=40)
+        assert listener.returncode == 0, err
+        kinds = {stream["codec_type"]: stream["codec_name"] for stream in json.loads(out)["streams"]}
+        assert kinds == {"video": "h264", "audio": "aac"}
+        wait_for(lambda: push_state(live_platform, "srt")["totalsentBytes"] > 0, 20)
+        live_platform.api("POST", f"{APP}:stopPush", json={"id": "srt"})
+        wait_for(lambda: push_state(live_platform, "srt")["state"] == "stopped", 20)
     finally:
         publisher.kill()
         listener.kill()
