@@ -67,10 +67,11 @@ class StreamJob(models.Model):
         self.error = error[:2000]
         self.save(update_fields=["state", "error"])
 
-    def mark_waiting(self) -> None:
-        """The stream ended: wait (reserved) for it to come back."""
+    def mark_waiting(self, reason: str = "") -> None:
+        """The stream ended (or could not be read): wait (reserved) for it to come back."""
         self.state = JobState.READY
-        self.save(update_fields=["state"])
+        self.error = reason[:2000]
+        self.save(update_fields=["state", "error"])
 
     def reserve(self) -> None:
         """Ready again (e.g. retried from the admin after an error): starts when the stream is live."""

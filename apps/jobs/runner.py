@@ -6,8 +6,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import close_old_connections
+from django.db.models import Q
+from django.utils import timezone
 
 from apps.jobs.choices import JobState
 from apps.jobs.models import StreamJob
@@ -39,6 +43,25 @@ class StopCheck:
         return self.job.stop_requested
 
 
+def claim(job: StreamJob, task_id: str) -> bool:
+    """Take the job for this task, atomically (one conditional UPDATE, safe on SQLite too): a
+    ready job, one whose worker's lease ran out, or one this very task held before."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    claimable = Q(state=JobState.READY) | Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
+    if task_id:
+        claimable |= Q(celery_task_id=task_id)
+    taken = (
+        type(job)
+        .objects.filter(pk=job.pk, state__in=[JobState.READY, JobState.STARTED, JobState.RETRYING])
+        .filter(claimable)
+        .update(state=JobState.STARTED, heartbeat_at=now, celery_task_id=task_id)
+    )
+    if taken:
+        job.refresh_from_db()
+    return bool(taken)
+
+
 def run_stream_job(
     model: type[StreamJob], pk: int, media: Callable[[StreamJob, Stream, StopCheck], None], task_id: str = ""
 ) -> str:
@@ -47,8 +70,8 @@ def run_stream_job(
     job = model.objects.select_related("application__virtual_host").filter(pk=pk).first()
     if job is None or not job.is_active:
         return "gone"
-    if job.state in RUNNING_STATES and job.has_live_worker and job.celery_task_id != task_id:
-        # Delivered twice (e.g. the broker's visibility timeout passed): the other worker has it.
+    if not claim(job, task_id):
+        # Delivered twice (a resumed job, the broker's visibility timeout...): another worker has it.
         return "already running"
     if job.stop_requested:
         job.mark_stopped()
@@ -60,12 +83,14 @@ def run_stream_job(
     try:
         media(job, stream, StopCheck(job))
     except SourceUnavailable as error:
+        # The stream ended or its node went down between the lookup and the play (a restart, a
+        # publisher dropping): not the job's fault. It waits, reserved, and says why.
         job.refresh_from_db()
-        if live_stream_of(job) is None:
-            job.mark_waiting()
-            return "waiting"
-        job.mark_error(f"cannot read the stream from its engine node: {error}")
-        return "error"
+        if job.stop_requested:
+            job.mark_stopped()
+            return "stopped"
+        job.mark_waiting(f"cannot read the stream from its engine node: {error}")
+        return "waiting"
     except Exception as error:  # noqa: BLE001 - the row must say what happened
         logger.exception("%s failed", job)
         job.refresh_from_db()

@@ -55,24 +55,28 @@ def register_job_kind(model: type[StreamJob], task: Callable) -> None:
 
 
 def resume_orphaned_jobs() -> int:
-    """Jobs whose worker died (killed, machine gone, restart) stop renewing their lease: start each
-    again (it continues with its next file / connection), or let it wait for its stream."""
+    """Jobs that should run but have no worker: those whose worker died (killed, machine gone,
+    restart: their lease ran out) and ready ones whose stream is live but whose start was missed
+    (the stream came back while the old task was still winding down). Each is queued again; the
+    task's atomic claim makes a second delivery harmless."""
     stale = timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS)
     resumed = 0
     for model, task in JOB_KINDS:
-        orphans = model.objects.filter(state__in=[JobState.STARTED, JobState.RETRYING, JobState.STOPPING]).filter(
-            Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
-        )
-        for job in orphans:
-            with transaction.atomic():
-                job = model.objects.select_for_update().get(pk=job.pk)
-                if job.has_live_worker:
-                    continue
-                if job.state == JobState.STOPPING:
-                    job.mark_stopped()  # it was asked to stop: nothing left to run
-                    continue
-                logger.warning("%s lost its worker: starting it again", job)
-                job.mark_waiting()
-                dispatch_if_live(job, task())
-                resumed += 1
+        candidates = model.objects.filter(
+            state__in=[JobState.READY, JobState.STARTED, JobState.RETRYING, JobState.STOPPING]
+        ).filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
+        for job in candidates:
+            if job.state == JobState.STOPPING:
+                job.mark_stopped()  # it was asked to stop and its worker is gone: nothing left to run
+                continue
+            if live_stream_of(job) is None:
+                if job.state != JobState.READY:
+                    job.mark_waiting("its worker stopped and the stream is gone")
+                continue
+            logger.warning("%s has no worker: queueing it again", job)
+            if job.state != JobState.READY:
+                job.mark_waiting("its worker stopped: started again")  # ready jobs are always claimable
+            job.beat()  # one re-queue per lease period, not one per recovery pass
+            dispatch(job, task())
+            resumed += 1
     return resumed

@@ -63,6 +63,11 @@ class RecordJob:
         )
 
     def on_file_finished(self, recorded: RecordedFile) -> None:
+        if not Path(recorded.path).exists():
+            # Closed before any media reached it (the source went away at once): nothing to keep.
+            logger.warning("record %s: file %s was never written", self.record, recorded.path)
+            RecordFile.objects.filter(record=self.record, sequence=recorded.sequence).delete()
+            return
         final = self._final_path(recorded.sequence, recorded.started_at, recorded.finished_at)
         if final.exists():
             final = final.with_name(f"{final.stem}_{recorded.sequence}{final.suffix}")

@@ -138,11 +138,15 @@ class LiveStreamHub:
             wait_for(lambda: _answers(f"{self.media}/"), 30, lambda: self.log("engine"))
 
     def start_worker(self) -> None:
-        """A Celery worker for both queues with embedded beat (job recovery), like `make run`'s two."""
+        """A Celery worker for both queues with embedded beat (job recovery), like `make run`'s two;
+        returns once it is ready to take tasks."""
+        log = self.folder / "worker.log"
+        ready_before = log.read_text(errors="replace").count(" ready.") if log.exists() else 0
         self._spawn("worker", [sys.executable, "-m", "celery", "-A", "streamhub", "worker", "-Q", "media,control",
                                "--pool", "threads", "--concurrency", "8", "--loglevel", "INFO", "-B",
                                "-s", str(self.folder / f"beat-{uuid.uuid4().hex[:6]}"),
                                "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"])  # fmt: skip
+        wait_for(lambda: self.log("worker").count(" ready.") > ready_before, 60, lambda: self.log("worker")[-3000:])
 
     def kill(self, name: str) -> None:
         """kill -9 a process and its children, as a crash would."""

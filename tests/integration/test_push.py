@@ -38,7 +38,8 @@ def test_a_reserved_push_reaches_nginx_rtmp_and_another_app(live_platform, nginx
             wait_for(lambda p=push_id: push_state(live_platform, p)["state"] == "started", 30,
                      lambda: live_platform.log("worker"))  # fmt: skip
         relay_streams = "/v1/vhosts/default/apps/relay/streams"
-        wait_for(lambda: "copy" in live_platform.api("GET", relay_streams).json()["response"], 20)
+        wait_for(lambda: "copy" in live_platform.api("GET", relay_streams).json()["response"], 40,
+                 lambda: f"{push_state(live_platform, 'to-relay')}\n{live_platform.log('engine')[-3000:]}")  # fmt: skip
         for url in (f"{nginx_rtmp}/copy", f"{live_platform.rtmp}/relay/copy"):
             streams = codecs(ffprobe(url))
             assert streams["video"]["codec_name"] == "h264" and streams["video"]["width"] == 640

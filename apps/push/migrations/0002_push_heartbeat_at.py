@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('push', '0001_initial'),
+        ("push", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='push',
-            name='heartbeat_at',
-            field=models.DateTimeField(blank=True, help_text='Refreshed every few seconds while a worker runs the job.', null=True, verbose_name='last heartbeat'),
+            model_name="push",
+            name="heartbeat_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="Refreshed every few seconds while a worker runs the job.",
+                null=True,
+                verbose_name="last heartbeat",
+            ),
         ),
     ]
