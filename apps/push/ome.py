@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.api_ome.presenters import ome_time
+from apps.jobs.ome import job_to_ome
 from apps.push.choices import PushProtocol
 from apps.push.models import Push
-from apps.recording.ome import EPOCH, RecordStreamSerializer
+from apps.recording.ome import RecordStreamSerializer
 from media_engine.jobs.push import validate_push_target
 
 
@@ -52,25 +52,15 @@ class PushSerializer(serializers.Serializer):
 
 
 def push_to_ome(push: Push) -> dict:
-    data = {
-        "id": push.push_id,
-        "state": push.state,
-        "vhost": push.application.virtual_host.name,
-        "app": push.application.name,
-        "stream": {"name": push.stream_name, "trackIds": push.track_ids, "variantNames": push.variant_names},
-        "protocol": push.protocol,
-        "url": push.url,
-        "streamKey": push.stream_key,
-        "sentBytes": push.sent_bytes,
-        "sentTime": push.sent_time_ms,
-        "sequence": push.sequence,
+    return job_to_ome(
+        push,
+        push.push_id,
+        protocol=push.protocol,
+        url=push.url,
+        streamKey=push.stream_key,
+        sentBytes=push.sent_bytes,
+        sentTime=push.sent_time_ms,
         # OME spells these two with a lower-case "s".
-        "totalsentBytes": push.total_sent_bytes,
-        "totalsentTime": push.total_sent_time_ms,
-        "createdTime": ome_time(push.created_at),
-        "startTime": ome_time(push.started_at) or EPOCH,
-        "finishTime": ome_time(push.finished_at) or EPOCH,
-    }
-    if push.error:
-        data["error"] = push.error
-    return data
+        totalsentBytes=push.total_sent_bytes,
+        totalsentTime=push.total_sent_time_ms,
+    )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from media_engine.jobs.record import parse_schedule
 from rest_framework import serializers
 
-from apps.api_ome.presenters import ome_time
+from apps.jobs.ome import job_to_ome
 from apps.recording.choices import SegmentationRule
 from apps.recording.models import Record
 from apps.recording.paths import UnsafePath, check_template
-
-EPOCH = "1970-01-01T00:00:00.000+00:00"
+from media_engine.jobs.record import parse_schedule
 
 
 class RecordStreamSerializer(serializers.Serializer):
@@ -86,31 +84,16 @@ class RecordSerializer(serializers.Serializer):
 
 
 def record_to_ome(record: Record) -> dict:
-    data = {
-        "id": record.record_id,
-        "state": record.state,
-        "vhost": record.application.virtual_host.name,
-        "app": record.application.name,
-        "stream": {"name": record.stream_name, "trackIds": record.track_ids, "variantNames": record.variant_names},
-        "filePath": record.file_path,
-        "infoPath": record.info_path,
-        "segmentationRule": record.segmentation_rule,
-        "sequence": record.sequence,
-        "createdTime": ome_time(record.created_at),
-        # OME shows the epoch for times that have not happened yet.
-        "startTime": ome_time(record.started_at) or EPOCH,
-        "finishTime": ome_time(record.finished_at) or EPOCH,
-        "recordBytes": record.record_bytes,
-        "recordTime": record.record_time_ms,
-        "totalRecordBytes": record.total_record_bytes,
-        "totalRecordTime": record.total_record_time_ms,
-    }
-    if record.interval_ms:
-        data["interval"] = record.interval_ms
-    if record.schedule:
-        data["schedule"] = record.schedule
-    if record.metadata:
-        data["metadata"] = record.metadata
-    if record.error:
-        data["error"] = record.error
-    return data
+    optional = {"interval": record.interval_ms, "schedule": record.schedule, "metadata": record.metadata}
+    return job_to_ome(
+        record,
+        record.record_id,
+        filePath=record.file_path,
+        infoPath=record.info_path,
+        segmentationRule=record.segmentation_rule,
+        recordBytes=record.record_bytes,
+        recordTime=record.record_time_ms,
+        totalRecordBytes=record.total_record_bytes,
+        totalRecordTime=record.total_record_time_ms,
+        **{key: value for key, value in optional.items() if value},
+    )
