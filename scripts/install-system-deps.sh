@@ -13,7 +13,17 @@ needed=(
 )
 python3 -c 'import ensurepip, venv' 2>/dev/null || needed+=("__python_venv__:python3-venv")
 if [ "$purpose" = "test" ] || [ "$purpose" = "bench" ]; then
-  needed+=("chromium:chromium")
+  needed+=(
+    "chromium:chromium"
+    "nginx:nginx"
+    "__nginx_rtmp__:libnginx-mod-rtmp"
+    "gst-launch-1.0:gstreamer1.0-tools"
+    "__gst_rtsp_server__:gir1.2-gst-rtsp-server-1.0"
+    "__gst_plugins__:gstreamer1.0-plugins-good"
+    "__gst_x264__:gstreamer1.0-plugins-ugly"
+    "__gst_libav__:gstreamer1.0-libav"
+    "__python3_gi__:python3-gi"
+  )
 fi
 
 missing=()
@@ -23,6 +33,11 @@ for pair in "${needed[@]}"; do
   case "$command" in
     __nginx_rtmp__) [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] && continue ;;
     __python_venv__) ;;
+    __gst_rtsp_server__) compgen -G "/usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib" >/dev/null && continue ;;
+    __gst_plugins__) gst-inspect-1.0 rtph264pay >/dev/null 2>&1 && continue ;;
+    __gst_x264__) gst-inspect-1.0 x264enc >/dev/null 2>&1 && continue ;;
+    __gst_libav__) gst-inspect-1.0 avenc_aac >/dev/null 2>&1 && continue ;;
+    __python3_gi__) /usr/bin/python3 -c "import gi" >/dev/null 2>&1 && continue ;;
     *) command -v "$command" >/dev/null 2>&1 && continue ;;
   esac
   missing+=("$package")

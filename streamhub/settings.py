@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.recording",
     "apps.push",
+    "apps.pull",
     "apps.api_ome",
 ]
 
@@ -90,8 +91,12 @@ VAR_DIR = Path(env.str("STREAMHUB_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'streamhub.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several processes (API server, engine, workers) share the file: wait for locks instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Several processes (API server, engine, workers) share the file: wait for locks instead of failing
+    # (a transaction takes the write lock when it begins, since SQLite cannot wait for a read lock to
+    # become a write lock), and let readers read while one writes (WAL).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -109,7 +114,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Long media jobs and short control tasks never share a queue (a busy media queue delays no API call).
 CELERY_TASK_DEFAULT_QUEUE = "control"
-CELERY_TASK_ROUTES = {"apps.recording.tasks.*": {"queue": "media"}, "apps.push.tasks.*": {"queue": "media"}}
+CELERY_TASK_ROUTES = {
+    "apps.recording.tasks.*": {"queue": "media"},
+    "apps.push.tasks.*": {"queue": "media"},
+    "apps.pull.tasks.*": {"queue": "media"},
+}
+# How long OME's "Create Stream (Pull)" waits for the pull to go live (201) or fail (502); a pull
+# still connecting after that is answered 201 and goes on.
+PULL_CREATE_WAIT_SECONDS = env.float("STREAMHUB_PULL_CREATE_WAIT", default=10.0)
 # A running media job renews its lease every few seconds; one silent for longer lost its worker
 # (killed, machine gone) and is started again by `resume_orphaned_jobs` (every JOB_RECOVERY_INTERVAL).
 JOB_LEASE_SECONDS = env.float("STREAMHUB_JOB_LEASE", default=15.0)

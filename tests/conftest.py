@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import base64
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -32,3 +38,53 @@ def ome(db) -> APIClient:
 
 def basic(token: str) -> str:
     return "Basic " + base64.b64encode(token.encode()).decode()
+
+
+# -- GStreamer's RTSP server as a pull source ---------------------------------------------------
+
+GST_RTSP_SERVER = Path(__file__).parent / "tools" / "gst_rtsp_server.py"
+SYSTEM_PYTHON = "/usr/bin/python3"  # python3-gi is Debian's, not the virtualenv's
+
+
+class RtspSource:
+    """gst-rtsp-server serving a live H.264 640x360 + AAC test stream at ``url``."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"rtsp://127.0.0.1:{port}/live"
+        self.process = subprocess.Popen(
+            [SYSTEM_PYTHON, str(GST_RTSP_SERVER), str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        line = self.process.stdout.readline().strip()
+        if line != "ready":
+            self.stop()
+            raise AssertionError(f"gst-rtsp-server did not start: {line} {self.process.stderr.read()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+
+@pytest.fixture
+def rtsp_source() -> Iterator[Callable[[], RtspSource]]:
+    """Start GStreamer RTSP servers (`make test` installs gst-rtsp-server and python3-gi)."""
+    assert Path(SYSTEM_PYTHON).exists(), "Debian's python3 is missing"
+    servers: list[RtspSource] = []
+
+    def start() -> RtspSource:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = RtspSource(port)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

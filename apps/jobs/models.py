@@ -16,6 +16,9 @@ from apps.jobs.choices import ACTIVE_STATES, JobState
 
 
 class StreamJob(models.Model):
+    # Records and pushes read a live stream and wait (reserved) for it; a pull creates its stream.
+    needs_live_stream = True
+
     application = models.ForeignKey("hosting.Application", on_delete=models.CASCADE, related_name="%(class)s_jobs")
     stream_name = models.CharField("stream", max_length=255)
     variant_names = models.JSONField("variant names", default=list, blank=True)

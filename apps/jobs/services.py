@@ -33,7 +33,8 @@ def dispatch(job: StreamJob, task) -> None:
 
 
 def dispatch_if_live(job: StreamJob, task) -> None:
-    if live_stream_of(job) is not None:
+    """Queue the job now if it can run: its stream is live, or it needs none."""
+    if not job.needs_live_stream or live_stream_of(job) is not None:
         dispatch(job, task)
 
 
@@ -69,7 +70,7 @@ def resume_orphaned_jobs() -> int:
             if job.state == JobState.STOPPING:
                 job.mark_stopped()  # it was asked to stop and its worker is gone: nothing left to run
                 continue
-            if live_stream_of(job) is None:
+            if job.needs_live_stream and live_stream_of(job) is None:
                 if job.state != JobState.READY:
                     job.mark_waiting("its worker stopped and the stream is gone")
                 continue

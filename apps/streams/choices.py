@@ -14,6 +14,8 @@ class SourceType(models.TextChoices):
     WEBRTC = "WebRTC", "WebRTC"
     SRT = "Srt", "SRT"
     RTSP_PULL = "RtspPull", "RTSP pull"
+    RTMP_PULL = "RtmpPull", "RTMP pull"
+    HTTP_PULL = "HttpPull", "HTTP pull"
     MPEGTS = "Mpegts", "MPEG-TS"
     FILE = "File", "File"
 

@@ -59,7 +59,9 @@ __all__ = [
     "ffmpeg_has_protocol",
     "join_stream_key",
     "pyav_has_protocol",
+    "valid_host",
     "validate_push_target",
+    "TargetWriter",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,7 +117,7 @@ def validate_push_target(protocol: str, url: str) -> str:
         allowed = " or ".join(f"{name}://" for name in schemes)
         raise ValueError(f"a {protocol} push needs a {allowed} URL, not {url!r} (expected {example})")
     host = parts.hostname
-    if not host or not _valid_host(host):
+    if not host or not valid_host(host):
         raise ValueError(f"target URL {url!r} has no valid host (expected {example})")
     if port is None and protocol != "rtmp":
         raise ValueError(f"target URL {url!r} needs a port (expected {example})")
@@ -126,7 +128,7 @@ def validate_push_target(protocol: str, url: str) -> str:
     return url
 
 
-def _valid_host(host: str) -> bool:
+def valid_host(host: str) -> bool:
     try:
         ip_address(host)
         return True
@@ -363,7 +365,7 @@ class Pusher:
         reader = SourceReader(
             self.source_url, open_timeout=self.open_timeout, stall_timeout=self.stall_timeout, kinds=self.kinds
         ).start()
-        writer: _TargetWriter | None = None
+        writer: TargetWriter | None = None
         connected_at: float | None = None
         try:
             if not reader.wait_open(self._stop_requested):
@@ -375,7 +377,7 @@ class Pusher:
             except Exception:
                 _close_quietly(output)
                 raise
-            writer = _TargetWriter(output, self.target, self.open_timeout, self.write_timeout).start()
+            writer = TargetWriter(output, self.target, self.open_timeout, self.write_timeout).start()
             connected_at = self._pump(reader, writer, streams)
             writer.finish()
             if connected_at is not None:
@@ -388,7 +390,7 @@ class Pusher:
                 connected_at = connected_at or writer.connected_at
             self._session_ended(connected_at)
 
-    def _pump(self, reader: SourceReader, writer: _TargetWriter, streams: dict[int, Stream]) -> float | None:
+    def _pump(self, reader: SourceReader, writer: TargetWriter, streams: dict[int, Stream]) -> float | None:
         """Hand the source's packets to the writer until the source ends or a stop; the time the
         target connection came up (None if it did not)."""
         has_video = any(stream.type == "video" for stream in reader.streams)
@@ -479,7 +481,7 @@ class Pusher:
             self._session_ended(connected_at)
 
 
-class _TargetWriter:
+class TargetWriter:
     """Connects to the target and writes its packets in a thread of its own, so that a target that
     stops reading cannot hold up the job thread: `check` raises TargetFailed when it failed, or
     when it took no packet for ``write_timeout`` seconds (the thread is then left behind, and
@@ -501,7 +503,7 @@ class _TargetWriter:
         self._abandoned = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"push-writer {target}", daemon=True)
 
-    def start(self) -> _TargetWriter:
+    def start(self) -> TargetWriter:
         self._thread.start()
         return self
 

@@ -88,8 +88,10 @@ class SourceReader:
         stall_timeout: float = 15.0,
         kinds: Iterable[str] | None = None,
         queue_size: int = 1024,
+        options: dict[str, str] | None = None,
     ) -> None:
         self.url = url
+        self.options = {**INPUT_OPTIONS, **(options or {})}
         self.open_timeout = open_timeout
         self.stall_timeout = stall_timeout
         self.kinds = check_kinds(kinds)
@@ -172,7 +174,7 @@ class SourceReader:
     def _open(self) -> InputContainer:
         started = time.monotonic()
         try:
-            container = av.open(self.url, "r", options=INPUT_OPTIONS, timeout=(self.open_timeout, self.stall_timeout))
+            container = av.open(self.url, "r", options=self.options, timeout=(self.open_timeout, self.stall_timeout))
         except av.FFmpegError as error:
             elapsed = time.monotonic() - started
             reason = "timed out" if isinstance(error, av.ExitError) else open_failure(self.url, error.strerror or "")

@@ -165,8 +165,10 @@ class LiveStreamHub:
                 process.wait()
         self.processes = {}
 
-    def api(self, method: str, path: str, **kwargs) -> requests.Response:
-        return requests.request(method, f"{self.url}{path}", headers={"Authorization": OME_AUTH}, timeout=10, **kwargs)
+    def api(self, method: str, path: str, timeout: float = 10, **kwargs) -> requests.Response:
+        return requests.request(
+            method, f"{self.url}{path}", headers={"Authorization": OME_AUTH}, timeout=timeout, **kwargs
+        )
 
 
 def _answers(url: str) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import LiveStreamHub, wait_for
 from tests.integration.test_engine import ffprobe, publish, wait_live
 
 pytestmark = pytest.mark.services
@@ -127,3 +127,52 @@ def test_a_record_survives_kill_9_of_its_worker(live_platform):
     durations = [duration(path) for path in finished]
     assert all(1.5 <= seconds <= 3.0 for seconds in durations[:-1]), durations
     assert durations[-1] > 0  # stopped soon after its file began
+
+
+@pytest.fixture
+def platform(tmp_path, redis_url):
+    platform = LiveStreamHub(tmp_path, redis_url)
+    yield platform
+    platform.stop()
+
+
+def test_every_job_comes_back_after_a_restart_of_every_process(platform):
+    """API server, engine and worker all stop (as an operator's restart does): the record that was
+    running and the one still reserved are both there afterwards, and both record the streams."""
+    platform.start(engine=True, worker=True)
+    publisher = publish(platform, "restart1", seconds=60)
+    try:
+        wait_live(platform, "restart1", publisher)
+        for record_id, stream in (("running", "restart1"), ("reserved", "restart2")):
+            body = {"id": record_id, "stream": {"name": stream}, "filePath": "restart/${Id}_${Sequence}.mp4"}
+            assert platform.api("POST", f"{APP}:startRecord", json=body).status_code == 200
+        wait_for(lambda: record_state(platform, "running")["recordTime"] >= 1000, 20, lambda: platform.log("worker"))
+        platform.stop()
+    finally:
+        publisher.kill()
+
+    platform.start(engine=True, worker=True)
+    assert {record_state(platform, record_id)["state"] for record_id in ("running", "reserved")} <= {
+        "ready", "started"
+    }  # fmt: skip
+    publishers = [publish(platform, name, seconds=60) for name in ("restart1", "restart2")]
+    try:
+        for name, process in zip(("restart1", "restart2"), publishers, strict=True):
+            wait_live(platform, name, process)
+
+        def both_recording() -> bool:
+            states = [record_state(platform, record_id) for record_id in ("running", "reserved")]
+            return all(state["state"] == "started" and state["recordTime"] >= 1000 for state in states)
+
+        wait_for(both_recording, 30, lambda: platform.log("worker")[-4000:])
+        assert record_state(platform, "running")["sequence"] >= 1  # a new file after the restart
+        for record_id in ("running", "reserved"):
+            assert platform.api("POST", f"{APP}:stopRecord", json={"id": record_id}).status_code == 200
+        wait_for(lambda: all(record_state(platform, r)["state"] == "stopped" for r in ("running", "reserved")), 20)
+    finally:
+        for process in publishers:
+            process.kill()
+    files = sorted((platform.folder / "media" / "restart").glob("*.mp4"))
+    names = {path.name for path in files}
+    assert {"running_0.mp4", "running_1.mp4", "reserved_0.mp4"} <= names, names
+    assert all(duration(path) > 0.5 for path in files)

@@ -1,0 +1,57 @@
+"""Pull tasks (OME's "Create Stream (Pull)"): which URLs feed a stream of an application, and how that goes."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from apps.jobs.choices import ACTIVE_STATES, JobState
+from apps.jobs.models import StreamJob
+from apps.streams.choices import SourceType
+
+# OME's defaults for the optional properties of a pull.
+DEFAULT_NO_INPUT_FAILOVER_MS = 3000
+DEFAULT_UNUSED_DELETION_MS = 60000
+
+
+class Pull(StreamJob):
+    """``stream_name`` is the stream this pull creates; it needs no live stream to start (it makes one)."""
+
+    needs_live_stream = False
+
+    urls = models.JSONField("source URLs", help_text="Tried in order; the next one takes over when one fails.")
+    source_type = models.CharField("source type", max_length=20, choices=SourceType.choices)
+    persistent = models.BooleanField(
+        "persistent", default=False, help_text="Kept (and retried) until deleted, even without input or viewers."
+    )
+    no_input_failover_timeout_ms = models.PositiveIntegerField(
+        "no-input failover (ms)", default=DEFAULT_NO_INPUT_FAILOVER_MS, help_text="Silence before the next URL."
+    )
+    unused_stream_deletion_timeout_ms = models.PositiveIntegerField(
+        "unused deletion (ms)",
+        default=DEFAULT_UNUSED_DELETION_MS,
+        help_text="Time without any viewer before the stream is deleted (0: never). Ignored when persistent.",
+    )
+    ignore_rtcp_sr_timestamp = models.BooleanField("ignore RTCP SR timestamps", default=False)
+    current_url = models.CharField("current URL", max_length=2000, blank=True)
+    received_bytes = models.BigIntegerField("bytes received", default=0)
+    failovers = models.PositiveIntegerField("failovers", default=0)
+
+    class Meta(StreamJob.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "stream_name"],
+                condition=models.Q(state__in=ACTIVE_STATES),
+                name="%(app_label)s_%(class)s_unique_active_stream",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application.path}/{self.stream_name} <- {', '.join(self.urls)}"
+
+    def mark_live(self, task_id: str = "") -> None:
+        """The stream is live in the engine (again: a later time is the next sequence)."""
+        if self.state == JobState.STARTED and self.started_at is not None:
+            return
+        if self.started_at is not None:
+            self.sequence += 1
+        self.mark_started(task_id)

@@ -1,0 +1,85 @@
+"""Pull tasks: create (validated; the name must be free), wait for the first outcome, stop, and hand to Celery."""
+
+from __future__ import annotations
+
+import time
+
+from django.db import IntegrityError, transaction
+
+from apps.hosting.models import Application
+from apps.jobs import services as jobs
+from apps.jobs.choices import ACTIVE_STATES, JobState
+from apps.pull.models import DEFAULT_NO_INPUT_FAILOVER_MS, DEFAULT_UNUSED_DELETION_MS, Pull
+from apps.streams.models import Stream
+from media_engine.jobs.pull import SOURCE_TYPES, validate_pull_urls
+
+
+class StreamExists(Exception):
+    """A live stream or an active pull already has this name in the application."""
+
+
+def pull_task():
+    from apps.pull.tasks import pull_stream
+
+    return pull_stream
+
+
+def create_pull(application: Application, name: str, urls: list[str], properties: dict | None = None) -> Pull:
+    """A new pull, queued for a media worker once the transaction commits. ``urls`` are checked
+    (ValueError); a name in use raises StreamExists."""
+    group, urls = validate_pull_urls(urls)
+    properties = properties or {}
+    with transaction.atomic():
+        taken = Stream.objects.live().filter(application=application, name=name).exists()
+        if taken or Pull.objects.filter(application=application, stream_name=name, state__in=ACTIVE_STATES).exists():
+            raise StreamExists(name)
+        try:
+            pull = Pull.objects.create(
+                application=application,
+                stream_name=name,
+                urls=urls,
+                source_type=SOURCE_TYPES[group],
+                persistent=properties.get("persistent", False),
+                no_input_failover_timeout_ms=properties.get("noInputFailoverTimeoutMs", DEFAULT_NO_INPUT_FAILOVER_MS),
+                unused_stream_deletion_timeout_ms=properties.get(
+                    "unusedStreamDeletionTimeoutMs", DEFAULT_UNUSED_DELETION_MS
+                ),
+                ignore_rtcp_sr_timestamp=properties.get("ignoreRtcpSRTimestamp", False),
+            )
+        except IntegrityError as error:
+            raise StreamExists(name) from error
+        jobs.dispatch(pull, pull_task())
+    return pull
+
+
+def wait_for_first_outcome(pull: Pull, timeout: float, interval: float = 0.1) -> Pull:
+    """Wait until the pulled stream is live (the engine reported it), the pull failed or stopped,
+    or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    live = Stream.objects.live().filter(application_id=pull.application_id, name=pull.stream_name)
+    while True:
+        pull.refresh_from_db()
+        if pull.state in (JobState.ERROR, JobState.STOPPED) or (pull.started_at is not None and live.exists()):
+            return pull
+        if time.monotonic() >= deadline:
+            return pull
+        time.sleep(interval)
+
+
+def active_pull_of(application: Application, name: str) -> Pull | None:
+    return Pull.objects.filter(application=application, stream_name=name, state__in=ACTIVE_STATES).first()
+
+
+def stop_pull(pull: Pull) -> Pull:
+    with transaction.atomic():
+        pull = Pull.objects.select_for_update().get(pk=pull.pk)
+        pull.request_stop()
+    return pull
+
+
+def label_pulled_stream(stream: Stream) -> None:
+    """A stream that a pull feeds shows the pull's source type instead of the engine's "Rtmp"."""
+    pull = active_pull_of(stream.application, stream.name)
+    if pull is not None and stream.source_type != pull.source_type:
+        Stream.objects.filter(pk=stream.pk).update(source_type=pull.source_type)
+        stream.source_type = pull.source_type

@@ -1,0 +1,118 @@
+"""The pull media job: reads the pull's URLs and publishes them into a live engine node over RTMP,
+failing over between URLs, until stopped, unused for too long, or out of sources."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+from django.db import close_old_connections
+
+from apps.engine.models import EngineNode
+from apps.jobs.runner import StopCheck, claim
+from apps.pull.models import Pull
+from apps.streams.models import Stream
+from media_engine.jobs.pull import Puller, PullFailed, PullProgress
+
+logger = logging.getLogger(__name__)
+NO_NODE_RETRY = 2.0  # seconds between looks for a live engine node
+
+
+class PullJob:
+    """Glue between a Pull row and the media Puller: states, counters, stop and unused checks."""
+
+    def __init__(self, pull: Pull, task_id: str, clock=time.monotonic) -> None:
+        self.pull = pull
+        self.task_id = task_id
+        self.clock = clock
+        self.stop_check = StopCheck(pull)
+        self.unused_since: float | None = None
+        self.unused_reason = ""
+
+    def should_stop(self) -> bool:
+        return self.stop_check() or self._unused_too_long()
+
+    def _unused_too_long(self) -> bool:
+        pull = self.pull
+        if pull.persistent or not pull.unused_stream_deletion_timeout_ms or pull.started_at is None:
+            return False
+        viewers = (
+            Stream.objects.live()
+            .filter(application_id=pull.application_id, name=pull.stream_name)
+            .values_list("total_connections", flat=True)
+            .first()
+        )
+        now = self.clock()
+        if viewers:
+            self.unused_since = None
+            return False
+        self.unused_since = self.unused_since if self.unused_since is not None else now
+        if (now - self.unused_since) * 1000 >= pull.unused_stream_deletion_timeout_ms:
+            self.unused_reason = f"deleted: no viewer for {pull.unused_stream_deletion_timeout_ms} ms"
+            return True
+        return False
+
+    def on_state(self, state: str, error: str | None) -> None:
+        pull = Pull.objects.get(pk=self.pull.pk)
+        if pull.stop_requested:
+            return
+        if state == "started":
+            pull.mark_live(self.task_id)
+            self.pull.started_at = pull.started_at
+        elif state == "retrying":
+            pull.mark_retrying(error or "no source answers")
+        elif state == "failover":
+            Pull.objects.filter(pk=pull.pk).update(error=(error or "")[:2000], failovers=pull.failovers + 1)
+
+    def on_progress(self, progress: PullProgress) -> None:
+        Pull.objects.filter(pk=self.pull.pk).update(current_url=progress.url, received_bytes=progress.received_bytes)
+
+
+def live_node() -> EngineNode | None:
+    return next((node for node in EngineNode.objects.order_by("-last_heartbeat") if node.is_alive), None)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def pull_stream(self, pull_pk: int) -> str:
+    close_old_connections()
+    task_id = self.request.id or ""
+    pull = Pull.objects.select_related("application__virtual_host").filter(pk=pull_pk).first()
+    if pull is None or not pull.is_active:
+        return "gone"
+    if not claim(pull, task_id):
+        return "already running"
+    job = PullJob(pull, task_id)
+    node = live_node()
+    while node is None:
+        if job.should_stop():
+            pull.mark_stopped()
+            return "stopped"
+        time.sleep(NO_NODE_RETRY)
+        node = live_node()
+    puller = Puller(
+        pull.urls,
+        node.rtmp_url(pull.application.name, pull.stream_name),
+        persistent=pull.persistent,
+        no_input_timeout=pull.no_input_failover_timeout_ms / 1000,
+        should_stop=job.should_stop,
+        on_state=job.on_state,
+        on_progress=job.on_progress,
+    )
+    try:
+        puller.run()
+    except PullFailed as error:
+        pull.refresh_from_db()
+        pull.mark_error(f"Failed to pull provided URL: {error}")
+        return "error"
+    except Exception as error:  # noqa: BLE001 - the row must say what happened
+        logger.exception("%s failed", pull)
+        pull.refresh_from_db()
+        pull.mark_error(str(error))
+        return "error"
+    pull.refresh_from_db()
+    reason = job.unused_reason or ("" if pull.stop_requested else "no source is left")
+    pull.mark_stopped()
+    if reason:
+        Pull.objects.filter(pk=pull.pk).update(error=reason)
+    return "stopped"
