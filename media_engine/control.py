@@ -20,6 +20,9 @@ class ApplicationConfig:
     app: str
     hls_segment_duration: float = 6.0
     hls_segment_count: int = 5
+    llhls_part_duration: float = 0.5
+    llhls_segment_duration: float = 6.0
+    llhls_segment_count: int = 10
 
 
 class ControlPlane(Protocol):

@@ -1,4 +1,4 @@
-"""One media engine node: the stream registry with its RTMP server, HLS packager and media HTTP server.
+"""One media engine node: the stream registry with its RTMP server, HLS and LL-HLS packagers and media HTTP server.
 
 `EngineNode` assembles the parts and forwards stream start/end to the control plane; the Django
 command `runengine` adds heartbeats, counters in the database and API commands around it.
@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from media_engine.control import ControlPlane
+from media_engine.hls.llhls import LlHlsPackager
 from media_engine.hls.segmenter import HlsPackager
 from media_engine.http.server import MediaHttpServer
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
@@ -34,8 +35,9 @@ class EngineNode:
         self.registry = StreamRegistry()
         self.rtmp = RtmpServer(self.registry, control, host=addresses.rtmp_host, port=addresses.rtmp_port)
         self.packager = HlsPackager.for_control_plane(self.registry, control)
+        self.llhls = LlHlsPackager.for_control_plane(self.registry, control)
         self.http = MediaHttpServer(
-            self.registry, control, self.packager, host=addresses.http_host, port=addresses.http_port
+            self.registry, control, self.packager, host=addresses.http_host, port=addresses.http_port, llhls=self.llhls
         )
         self._event_tasks: set[asyncio.Task] = set()
         self.registry.on_started(lambda stream: self._notify(control.stream_started(stream)))
@@ -54,6 +56,7 @@ class EngineNode:
 
     async def start(self) -> None:
         self.packager.attach()
+        self.llhls.attach()
         await self.rtmp.start()
         await self.http.start()
         logger.info("engine node up: RTMP on %s, media HTTP on %s", self.rtmp.port, self.http.port)
@@ -62,6 +65,7 @@ class EngineNode:
         await self.rtmp.stop()
         await self.http.stop()
         await self.packager.close()
+        await self.llhls.close()
         if self._event_tasks:
             await asyncio.gather(*self._event_tasks, return_exceptions=True)
 

@@ -6,6 +6,11 @@ through `ControlPlane.resolve_application`):
 - ``GET /{app}/{stream}/ts:playlist.m3u8`` (alias ``/{app}/{stream}/playlist.m3u8``): media playlist.
   If the stream is live but has no segment yet, the answer waits up to about one segment duration.
 - ``GET /{app}/{stream}/{segment}.ts``: a TS segment of the playlist window.
+- LL-HLS (when the server is given an `LlHlsPackager`): ``GET /{app}/{stream}/llhls.m3u8`` (master
+  playlist), ``/{app}/{stream}/chunklist_*.m3u8`` (media playlist; ``_HLS_msn``/``_HLS_part`` block
+  until that segment/part exists: 400 on bad values, 503 if it does not come in time) and
+  ``/{app}/{stream}/*.m4s`` (init segment, segments, parts; the preload hint's part is answered
+  once it is complete).
 - ``OPTIONS`` anything (without an OPTIONS route of its own): CORS preflight. Every answer carries
   ``Access-Control-Allow-Origin: *``.
 
@@ -15,7 +20,8 @@ before `start()`, and can use `MediaHttpServer.resolve_stream` to map a request 
 Accounting: every body byte sent counts in the stream's ``counters.sent``. HLS has no connection
 to count, so a viewer is a client address that fetched the stream's playlist or segments within
 the last `VIEWER_WINDOW` seconds: a new address is ``counters.connection_opened("hls")``, and it is
-``connection_closed("hls")`` once silent for that long (or when its stream is gone).
+``connection_closed("hls")`` once silent for that long (or when its stream is gone). LL-HLS viewers
+are counted the same way, as ``"llhls"``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,13 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.hls.llhls import (
+    MASTER_PLAYLIST_NAME,
+    BadBlockingRequest,
+    LlHlsPackager,
+    LlHlsSegmenter,
+    parse_blocking_request,
+)
 from media_engine.hls.segmenter import HlsPackager, HlsSegmenter
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 
@@ -41,6 +54,7 @@ FIRST_SEGMENT_GRACE = 1.0  # waited beyond one segment duration for the first se
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
+FMP4_TYPE = "video/mp4"
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -62,40 +76,40 @@ class StreamTarget:
 
 
 class ViewerTracker:
-    """HLS viewers per stream: distinct client addresses seen within ``window`` seconds."""
+    """HLS viewers per stream and protocol ("hls", "llhls"): client addresses seen within ``window`` seconds."""
 
     def __init__(self, window: float = VIEWER_WINDOW, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
         self.clock = clock
-        self._seen: dict[LiveStream, dict[str, float]] = {}
+        self._seen: dict[tuple[LiveStream, str], dict[str, float]] = {}
 
-    def seen(self, stream: LiveStream, address: str) -> None:
-        """A request of ``address`` for ``stream``."""
-        clients = self._seen.get(stream)
+    def seen(self, stream: LiveStream, address: str, protocol: str = "hls") -> None:
+        """A request of ``address`` for ``stream`` over ``protocol``."""
+        clients = self._seen.get((stream, protocol))
         if clients is None:
-            clients = self._seen[stream] = {}
+            clients = self._seen[(stream, protocol)] = {}
         if address not in clients:
-            stream.counters.connection_opened("hls")
+            stream.counters.connection_opened(protocol)
         clients[address] = self.clock()
 
-    def count(self, stream: LiveStream) -> int:
-        return len(self._seen.get(stream, ()))
+    def count(self, stream: LiveStream, protocol: str = "hls") -> int:
+        return len(self._seen.get((stream, protocol), ()))
 
     def sweep(self) -> None:
         """Forget the viewers silent for longer than the window, and all those of ended streams."""
         limit = self.clock() - self.window
-        for stream, clients in list(self._seen.items()):
+        for (stream, protocol), clients in list(self._seen.items()):
             for address, last in list(clients.items()):
                 if stream.ended or last < limit:
                     del clients[address]
-                    stream.counters.connection_closed("hls")
+                    stream.counters.connection_closed(protocol)
             if not clients:
-                del self._seen[stream]
+                del self._seen[(stream, protocol)]
 
     def clear(self) -> None:
-        for stream, clients in self._seen.items():
+        for (stream, protocol), clients in self._seen.items():
             for _ in clients:
-                stream.counters.connection_closed("hls")
+                stream.counters.connection_closed(protocol)
         self._seen.clear()
 
 
@@ -143,10 +157,12 @@ class MediaHttpServer:
         port: int = DEFAULT_PORT,
         *,
         viewer_window: float = VIEWER_WINDOW,
+        llhls: LlHlsPackager | None = None,
     ) -> None:
         self.registry = registry
         self.control = control
         self.packager = packager
+        self.llhls = llhls
         self.host = host
         self._requested_port = port
         self.port = port
@@ -158,6 +174,11 @@ class MediaHttpServer:
         self.add_route("GET", "/{app}/{stream}/ts:playlist.m3u8", self.handle_playlist, name="hls_playlist")
         self.add_route("GET", "/{app}/{stream}/playlist.m3u8", self.handle_playlist, name="hls_playlist_alias")
         self.add_route("GET", r"/{app}/{stream}/{segment:[^/]+\.ts}", self.handle_segment, name="hls_segment")
+        if llhls is not None:
+            self.add_route("GET", f"/{{app}}/{{stream}}/{MASTER_PLAYLIST_NAME}", self.handle_llhls_master, name="llhls")
+            chunklist = r"/{app}/{stream}/{chunklist:chunklist_[^/]+\.m3u8}"
+            self.add_route("GET", chunklist, self.handle_llhls_chunklist, name="llhls_chunklist")
+            self.add_route("GET", r"/{app}/{stream}/{file:[^/]+\.m4s}", self.handle_llhls_file, name="llhls_file")
 
     # --- extension points -----------------------------------------------------------------------
 
@@ -213,13 +234,68 @@ class MediaHttpServer:
         self._account(request, segmenter, len(segment.data))
         return web.Response(body=segment.data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "max-age=60"})
 
-    def _account(self, request: web.Request, segmenter: HlsSegmenter, nbytes: int) -> None:
+    def _account(
+        self, request: web.Request, segmenter: HlsSegmenter | LlHlsSegmenter, nbytes: int, protocol: str = "hls"
+    ) -> None:
         stream = segmenter.stream
         if stream is None:
             return
         self.count_sent(request, stream, nbytes)
         if not stream.ended:
-            self.viewers.seen(stream, request.remote or "")
+            self.viewers.seen(stream, request.remote or "", protocol)
+
+    # --- LL-HLS --------------------------------------------------------------------------------
+
+    async def _llhls_segmenter(self, request: web.Request, wait: bool) -> LlHlsSegmenter | None:
+        target = await self.resolve_stream(request)
+        if target is None or self.llhls is None:
+            return None
+        segmenter = self.llhls.get(target.key)
+        if wait and target.stream is not None and (segmenter is None or segmenter.playlist() is None):
+            timeout = target.config.llhls_segment_duration + FIRST_SEGMENT_GRACE
+            segmenter = await self.llhls.wait_ready(target.key, timeout)
+        return segmenter
+
+    async def handle_llhls_master(self, request: web.Request) -> web.StreamResponse:
+        segmenter = await self._llhls_segmenter(request, wait=True)
+        playlist = segmenter.master_playlist() if segmenter is not None else None
+        if segmenter is None or playlist is None:
+            raise web.HTTPNotFound(text="stream not found\n")
+        self._account(request, segmenter, len(playlist), "llhls")
+        return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache, no-store"})
+
+    async def handle_llhls_chunklist(self, request: web.Request) -> web.StreamResponse:
+        try:
+            blocking = parse_blocking_request(request.query)
+        except BadBlockingRequest as error:
+            raise web.HTTPBadRequest(text=f"{error}\n") from None
+        segmenter = await self._llhls_segmenter(request, wait=True)
+        name = request.match_info["chunklist"]
+        if segmenter is None or segmenter.playlist() is None or name != segmenter.chunklist_name:
+            raise web.HTTPNotFound(text="playlist not found\n")
+        if blocking is not None:
+            msn, part = blocking
+            try:
+                segmenter.check_blocking_request(msn, part)
+            except BadBlockingRequest as error:
+                raise web.HTTPBadRequest(text=f"{error}\n") from None
+            if not await segmenter.wait_for(msn, part, segmenter.blocking_timeout):
+                raise web.HTTPServiceUnavailable(text="the requested part did not come in time\n")
+        playlist = segmenter.playlist()
+        assert playlist is not None
+        self._account(request, segmenter, len(playlist), "llhls")
+        return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache, no-store"})
+
+    async def handle_llhls_file(self, request: web.Request) -> web.StreamResponse:
+        segmenter = await self._llhls_segmenter(request, wait=False)
+        name = request.match_info["file"]
+        data = segmenter.file(name) if segmenter is not None else None
+        if segmenter is not None and data is None:  # the preload hint's part: answered once complete
+            data = await segmenter.wait_for_file(name, segmenter.blocking_timeout)
+        if segmenter is None or data is None:
+            raise web.HTTPNotFound(text="file not found\n")
+        self._account(request, segmenter, len(data), "llhls")
+        return web.Response(body=data, content_type=FMP4_TYPE, headers={"Cache-Control": "max-age=60"})
 
     # --- lifecycle -----------------------------------------------------------------------------
 
