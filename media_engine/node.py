@@ -77,5 +77,19 @@ class EngineNode:
         stream.stop()
         return True
 
+    def send_timed_metadata(self, key: StreamKey, id3: bytes) -> bool:
+        """Insert an ID3 tag into the LL-HLS (next part) and HLS (next packet) output of ``key``.
+
+        False if the stream is not live here. Both outputs are one muxed rendition, so OME's
+        ``eventType`` (event, video, audio) lands in the same place whatever it says.
+        """
+        if self.registry.get(key) is None:
+            return False
+        for packager in (self.llhls, self.packager):
+            segmenter = packager.get(key)
+            if segmenter is not None:
+                segmenter.add_timed_metadata(id3)
+        return True
+
     def live_streams(self) -> list[LiveStream]:
         return self.registry.streams()

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.recording",
     "apps.push",
     "apps.pull",
+    "apps.hls_dump",
     "apps.api_ome",
 ]
 
@@ -118,6 +119,7 @@ CELERY_TASK_ROUTES = {
     "apps.recording.tasks.*": {"queue": "media"},
     "apps.push.tasks.*": {"queue": "media"},
     "apps.pull.tasks.*": {"queue": "media"},
+    "apps.hls_dump.tasks.*": {"queue": "media"},
 }
 # How long OME's "Create Stream (Pull)" waits for the pull to go live (201) or fail (502); a pull
 # still connecting after that is answered 201 and goes on.
@@ -131,6 +133,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 # A media job outlives Redis's default 1 h visibility timeout; a dead worker's job is redelivered after it.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=43200)}
+# Several StreamHub installations on one Redis (test platforms, staging beside production) need
+# their own queues: otherwise one's worker takes the other's tasks and finds no such job.
+if env.str("STREAMHUB_CELERY_PREFIX", default=""):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env.str("STREAMHUB_CELERY_PREFIX")
 
 # The media engine node of this process (`manage.py runengine`) and how nodes find each other.
 ENGINE_NODE_ID = env.str("STREAMHUB_NODE_ID", default=socket.gethostname())

@@ -4,6 +4,8 @@ from django.urls import re_path
 
 from apps.api_ome.views.applications import ApplicationDetailView, ApplicationListView
 from apps.api_ome.views.base import NotFoundView
+from apps.api_ome.views.events import SendEventView
+from apps.api_ome.views.hls_dumps import StartHlsDumpView, StopHlsDumpView
 from apps.api_ome.views.jobs import (
     PushesView,
     RecordsView,
@@ -48,5 +50,8 @@ urlpatterns = [
     re_path(rf"^stats/current/{VHOST}$", VirtualHostStatsView.as_view(), name="ome-vhost-stats"),
     re_path(rf"^stats/current/{APP}$", ApplicationStatsView.as_view(), name="ome-app-stats"),
     re_path(rf"^stats/current/{APP}/streams/(?P<stream>{NAME})$", StreamStatsView.as_view(), name="ome-stream-stats"),
+    re_path(rf"^{APP}/streams/(?P<stream>{NAME}):sendEvent$", SendEventView.as_view(), name="ome-send-event"),
+    re_path(rf"^{APP}/streams/(?P<stream>{NAME}):startHlsDump$", StartHlsDumpView.as_view(), name="ome-start-hls-dump"),
+    re_path(rf"^{APP}/streams/(?P<stream>{NAME}):stopHlsDump$", StopHlsDumpView.as_view(), name="ome-stop-hls-dump"),
     re_path(r"^.*$", NotFoundView.as_view(), name="ome-not-found"),
 ]

@@ -26,13 +26,28 @@ SOURCE_TYPES = {
 }
 
 
+def _setting(publisher: dict, name: str, default, kind, minimum):
+    """One numeric publisher setting as OME names it; a missing or unusable value falls back to the default."""
+    try:
+        value = kind(publisher.get(name, default))
+    except (TypeError, ValueError):
+        return default
+    return value if value >= minimum else default
+
+
 def application_config(application: Application) -> ApplicationConfig:
     hls = application.publishers.get("hls") or {}
+    # OME's LLHLS publisher: <ChunkDuration> (the part target), <SegmentDuration>, <SegmentCount>.
+    llhls = application.publishers.get("llhls") or {}
+    defaults = ApplicationConfig(vhost="", app="")
     return ApplicationConfig(
         vhost=application.virtual_host.name,
         app=application.name,
         hls_segment_duration=float(hls.get("segmentDuration", 4)),
         hls_segment_count=int(hls.get("segmentCount", 5)),
+        llhls_part_duration=_setting(llhls, "chunkDuration", defaults.llhls_part_duration, float, 0.1),
+        llhls_segment_duration=_setting(llhls, "segmentDuration", defaults.llhls_segment_duration, float, 1.0),
+        llhls_segment_count=_setting(llhls, "segmentCount", defaults.llhls_segment_count, int, 1),
     )
 
 

@@ -111,5 +111,9 @@ class EngineRunner:
             key = StreamKey(message["vhost"], message["app"], message["stream"])
             stopped = self.engine.stop_stream(key)
             logger.info("API asked to stop %s: %s", key, "disconnected" if stopped else "not live here")
+        elif message.get("type") == "stream.timed_metadata":
+            key = StreamKey(message["vhost"], message["app"], message["stream"])
+            sent = self.engine.send_timed_metadata(key, bytes(message["id3"]))
+            logger.info("API sent timed metadata to %s: %s", key, "inserted" if sent else "not live here")
         else:
             logger.warning("unknown engine command %r", message.get("type"))

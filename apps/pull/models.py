@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
 from django.db import models
 
 from apps.jobs.choices import ACTIVE_STATES, JobState
@@ -11,6 +15,15 @@ from apps.streams.choices import SourceType
 # OME's defaults for the optional properties of a pull.
 DEFAULT_NO_INPUT_FAILOVER_MS = 3000
 DEFAULT_UNUSED_DELETION_MS = 60000
+# A file under the media root played as live (WCS /vod/startup): vod-live://name.mp4, vod://name.mp4.
+VOD_SCHEMES = ("vod-live", "vod")
+# An MPEG-TS listener (WCS /mpegts/startup) that a publisher sends to.
+LISTEN_SCHEMES = ("udp", "tcp")
+
+
+def vod_file_name(uri: str) -> str:
+    """The media-root-relative file of a vod-live:// or vod:// URI."""
+    return uri.split("://", 1)[1]
 
 
 class Pull(StreamJob):
@@ -35,6 +48,8 @@ class Pull(StreamJob):
     current_url = models.CharField("current URL", max_length=2000, blank=True)
     received_bytes = models.BigIntegerField("bytes received", default=0)
     failovers = models.PositiveIntegerField("failovers", default=0)
+    loop = models.BooleanField("loop", default=False, help_text="A file source starts again at its end.")
+    media_session_id = models.UUIDField("media session id", default=uuid.uuid4, editable=False)
 
     class Meta(StreamJob.Meta):
         constraints = [
@@ -47,6 +62,24 @@ class Pull(StreamJob):
 
     def __str__(self) -> str:
         return f"{self.application.path}/{self.stream_name} <- {', '.join(self.urls)}"
+
+    @property
+    def source_scheme(self) -> str:
+        return urlsplit(self.urls[0]).scheme.lower() if self.urls else ""
+
+    @property
+    def is_vod(self) -> bool:
+        return self.source_scheme in VOD_SCHEMES
+
+    @property
+    def is_listener(self) -> bool:
+        return self.source_scheme in LISTEN_SCHEMES
+
+    def vod_path(self) -> Path:
+        """The file a VOD pull plays (confined to the media root; UnsafePath otherwise)."""
+        from apps.recording.paths import confine
+
+        return confine(vod_file_name(self.urls[0]))
 
     def mark_live(self, task_id: str = "") -> None:
         """The stream is live in the engine (again: a later time is the next sequence)."""

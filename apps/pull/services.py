@@ -9,7 +9,8 @@ from django.db import IntegrityError, transaction
 from apps.hosting.models import Application
 from apps.jobs import services as jobs
 from apps.jobs.choices import ACTIVE_STATES, JobState
-from apps.pull.models import DEFAULT_NO_INPUT_FAILOVER_MS, DEFAULT_UNUSED_DELETION_MS, Pull
+from apps.pull.models import DEFAULT_NO_INPUT_FAILOVER_MS, DEFAULT_UNUSED_DELETION_MS, VOD_SCHEMES, Pull
+from apps.recording.paths import confine
 from apps.streams.models import Stream
 from media_engine.jobs.pull import SOURCE_TYPES, validate_pull_urls
 
@@ -28,7 +29,32 @@ def create_pull(application: Application, name: str, urls: list[str], properties
     """A new pull, queued for a media worker once the transaction commits. ``urls`` are checked
     (ValueError); a name in use raises StreamExists."""
     group, urls = validate_pull_urls(urls)
-    properties = properties or {}
+    return _create(application, name, urls, SOURCE_TYPES[group], properties or {})
+
+
+def create_vod(application: Application, name: str, uri: str, loop: bool = False) -> Pull:
+    """A file under the media root (``vod-live://file.mp4``) played as a live stream. A missing or
+    unsafe file raises ValueError (UnsafePath is one)."""
+    scheme, _, file_name = uri.partition("://")
+    if scheme.lower() not in VOD_SCHEMES or not file_name:
+        raise ValueError(f"{uri}: use vod-live://<file under the media root>")
+    if not confine(file_name).is_file():
+        raise ValueError(f"{uri}: no such file")
+    return _create(application, name, [uri], "File", {"loop": loop, "unusedStreamDeletionTimeoutMs": 0})
+
+
+def create_listener(application: Application, name: str, url: str, no_input_timeout_ms: int) -> Pull:
+    """An MPEG-TS listener (``udp://host:port`` or ``tcp://host:port?listen=1``) that publishes what it receives."""
+    return _create(
+        application,
+        name,
+        [url],
+        "Mpegts",
+        {"noInputFailoverTimeoutMs": no_input_timeout_ms, "unusedStreamDeletionTimeoutMs": 0},
+    )
+
+
+def _create(application: Application, name: str, urls: list[str], source_type: str, properties: dict) -> Pull:
     with transaction.atomic():
         taken = Stream.objects.live().filter(application=application, name=name).exists()
         if taken or Pull.objects.filter(application=application, stream_name=name, state__in=ACTIVE_STATES).exists():
@@ -38,7 +64,8 @@ def create_pull(application: Application, name: str, urls: list[str], properties
                 application=application,
                 stream_name=name,
                 urls=urls,
-                source_type=SOURCE_TYPES[group],
+                source_type=source_type,
+                loop=properties.get("loop", False),
                 persistent=properties.get("persistent", False),
                 no_input_failover_timeout_ms=properties.get("noInputFailoverTimeoutMs", DEFAULT_NO_INPUT_FAILOVER_MS),
                 unused_stream_deletion_timeout_ms=properties.get(

@@ -69,6 +69,23 @@ class PullJob:
         Pull.objects.filter(pk=self.pull.pk).update(current_url=progress.url, received_bytes=progress.received_bytes)
 
 
+def make_puller(pull: Pull, node: EngineNode, job: PullJob) -> Puller:
+    target = node.rtmp_url(pull.application.name, pull.stream_name)
+    options = {
+        "persistent": pull.persistent,
+        "no_input_timeout": pull.no_input_failover_timeout_ms / 1000,
+        "should_stop": job.should_stop,
+        "on_state": job.on_state,
+        "on_progress": job.on_progress,
+    }
+    if pull.is_vod:
+        return Puller.local(str(pull.vod_path()), target, loop=pull.loop, **options)
+    if pull.is_listener:
+        # A listener waits for its publisher for as long as the no-input timeout allows.
+        return Puller.local(pull.urls[0], target, open_timeout=options["no_input_timeout"], **options)
+    return Puller(pull.urls, target, **options)
+
+
 def live_node() -> EngineNode | None:
     return next((node for node in EngineNode.objects.order_by("-last_heartbeat") if node.is_alive), None)
 
@@ -90,17 +107,8 @@ def pull_stream(self, pull_pk: int) -> str:
             return "stopped"
         time.sleep(NO_NODE_RETRY)
         node = live_node()
-    puller = Puller(
-        pull.urls,
-        node.rtmp_url(pull.application.name, pull.stream_name),
-        persistent=pull.persistent,
-        no_input_timeout=pull.no_input_failover_timeout_ms / 1000,
-        should_stop=job.should_stop,
-        on_state=job.on_state,
-        on_progress=job.on_progress,
-    )
     try:
-        puller.run()
+        make_puller(pull, node, job).run()
     except PullFailed as error:
         pull.refresh_from_db()
         pull.mark_error(f"Failed to pull provided URL: {error}")

@@ -42,4 +42,7 @@ class StreamEventsConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(STREAM_EVENTS_GROUP, self.channel_name)
 
     async def stream_event(self, message: dict) -> None:
-        await self.send_json({"event": message["event"], "stream": message["stream"]})
+        body = {"event": message["event"], "stream": message["stream"]}
+        if "payload" in message:
+            body["payload"] = message["payload"]  # data sent to the stream's subscribers (WCS /stream/event/send)
+        await self.send_json(body)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 from django.utils import timezone
 
@@ -19,6 +21,7 @@ class Stream(models.Model):
         "engine.EngineNode", on_delete=models.SET_NULL, null=True, blank=True, related_name="streams"
     )
     name = models.CharField("name", max_length=255)
+    media_session_id = models.UUIDField("media session id", default=uuid.uuid4, editable=False, db_index=True)
     state = models.CharField("state", max_length=10, choices=StreamState.choices, default=StreamState.LIVE)
     source_type = models.CharField("source type", max_length=20, choices=SourceType.choices)
     remote_address = models.CharField("publisher address", max_length=100, blank=True)

@@ -67,10 +67,10 @@ def event_payload(event: str, stream: Stream) -> dict:
     }
 
 
-def publish_event(event: str, stream: Stream) -> None:
+def publish_event(event: str, stream: Stream, **extra) -> None:
     """Tell /ws/events/ listeners; a broken Channels layer never fails the stream itself."""
     try:
-        async_to_sync(get_channel_layer().group_send)(STREAM_EVENTS_GROUP, event_payload(event, stream))
+        async_to_sync(get_channel_layer().group_send)(STREAM_EVENTS_GROUP, {**event_payload(event, stream), **extra})
     except Exception:  # noqa: BLE001 - events are best effort, the row is the truth
         logger.exception("could not publish stream event %s for %s", event, stream)
 
@@ -157,3 +157,10 @@ def request_stop(stream: Stream) -> None:
         "stream": stream.name,
     }
     async_to_sync(get_channel_layer().group_send)(node.command_group, message)
+
+
+def send_to_subscribers(stream: Stream, payload) -> None:
+    """Deliver ``payload`` to everyone listening to stream events (event "data")."""
+    async_to_sync(get_channel_layer().group_send)(
+        STREAM_EVENTS_GROUP, {**event_payload("data", stream), "payload": payload}
+    )

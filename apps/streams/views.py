@@ -1,4 +1,4 @@
-"""Operator pages of the streams app: an HLS player (hls.js served locally) for a live stream."""
+"""Operator pages of the streams app: an HLS / LL-HLS player (hls.js served locally) for a live stream."""
 
 from __future__ import annotations
 
@@ -24,10 +24,14 @@ def media_base_url(request: HttpRequest, stream: Stream) -> str:
 def play(request: HttpRequest, pk: int) -> HttpResponse:
     stream = get_object_or_404(Stream.objects.select_related("application__virtual_host", "node"), pk=pk)
     base = media_base_url(request, stream)
+    # ?llhls=1: LL-HLS (CMAF parts, blocking reload) with hls.js in low-latency mode; plain HLS otherwise.
+    low_latency = request.GET.get("llhls") == "1"
+    playlist = "llhls.m3u8" if low_latency else "ts:playlist.m3u8"
     context = {
         **admin.site.each_context(request),
         "stream": stream,
-        "hls_url": f"{base}/{stream.application.name}/{stream.name}/ts:playlist.m3u8",
+        "hls_url": f"{base}/{stream.application.name}/{stream.name}/{playlist}",
+        "low_latency": low_latency,
         "title": f"Play {stream}",
     }
     return render(request, "streams/player.html", context)

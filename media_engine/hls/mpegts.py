@@ -12,6 +12,9 @@ buffer that the segmenter takes at each cut:
 - AAC: raw frames get an ADTS header built from the AudioSpecificConfig; a few frames are
   gathered into one PES (less TS overhead).
 - PCR is carried on the video PID, or on the audio PID for an audio-only stream.
+- Timed metadata (ID3 tags, e.g. from OME's :sendEvent): once enabled, a third elementary stream
+  (stream_type 0x15, "ID3 " metadata descriptor, PES private_stream_1) as Apple's "Timed Metadata
+  for HTTP Live Streaming" and ffmpeg's ``timed_id3`` carry it; a tag's PTS places it on the timeline.
 
 Timestamps come in milliseconds and go out at 90 kHz, shifted so that the first packet's
 DTS maps to `TIMESTAMP_OFFSET_90K` (1.4 s, as ffmpeg does): negative composition offsets
@@ -38,13 +41,20 @@ PAT_PID = 0x0000
 PMT_PID = 0x1000
 VIDEO_PID = 0x0100
 AUDIO_PID = 0x0101
+METADATA_PID = 0x0102
 PROGRAM_NUMBER = 1
 TRANSPORT_STREAM_ID = 1
 
 STREAM_TYPE_H264 = 0x1B
 STREAM_TYPE_AAC_ADTS = 0x0F
+STREAM_TYPE_METADATA = 0x15  # metadata carried in PES packets
 STREAM_ID_VIDEO = 0xE0
 STREAM_ID_AUDIO = 0xC0
+STREAM_ID_PRIVATE_1 = 0xBD
+# metadata_descriptor (ISO 13818-1 2.6.60): application format 0xFFFF + "ID3 ", format 0xFF + "ID3 ",
+# service id 0, no locator record, MPEG carriage 0 (same transport stream), reserved bits set.
+ID3_METADATA_DESCRIPTOR = bytes((0x26, 13)) + b"\xff\xffID3 \xffID3 \x00\x0f"
+MAX_METADATA_SIZE = 65_000  # a metadata PES has an explicit length (16 bits)
 
 TIMESTAMP_OFFSET_90K = 126_000  # 1.4 s: room for negative composition offsets / early audio
 PCR_DELAY_90K = 0  # PCR = DTS of the PES that carries it (minus this)
@@ -268,13 +278,15 @@ def build_pat(pmt_pid: int = PMT_PID, version: int = 0) -> bytearray:
     return _psi_packet(PAT_PID, section)
 
 
-def build_pmt(streams: Iterable[tuple[int, int]], pcr_pid: int, version: int = 0) -> bytearray:
-    """The PMT packet listing ``(stream_type, pid)`` elementary streams."""
+def build_pmt(streams: Iterable[tuple[int, int] | tuple[int, int, bytes]], pcr_pid: int, version: int = 0) -> bytearray:
+    """The PMT packet listing ``(stream_type, pid[, descriptors])`` elementary streams."""
     body = bytearray(PROGRAM_NUMBER.to_bytes(2, "big"))
     body += bytes((0xC1 | ((version & 0x1F) << 1), 0x00, 0x00))
     body += (0xE000 | pcr_pid).to_bytes(2, "big") + b"\xf0\x00"
-    for stream_type, pid in streams:
-        body += bytes((stream_type,)) + (0xE000 | pid).to_bytes(2, "big") + b"\xf0\x00"
+    for stream_type, pid, *extra in streams:
+        descriptors = extra[0] if extra else b""
+        body += bytes((stream_type,)) + (0xE000 | pid).to_bytes(2, "big")
+        body += (0xF000 | len(descriptors)).to_bytes(2, "big") + descriptors
     length = len(body) + 4
     section = bytes((0x02, 0xB0 | (length >> 8), length & 0xFF)) + bytes(body)
     return _psi_packet(PMT_PID, section)
@@ -312,8 +324,8 @@ class TsMuxer:
         audio_frames_per_pes: int = AUDIO_FRAMES_PER_PES,
     ) -> None:
         self._out = bytearray()
-        self._cc = {PAT_PID: 15, PMT_PID: 15, VIDEO_PID: 15, AUDIO_PID: 15}
-        self._cont = {pid: _continuation_headers(pid) for pid in (VIDEO_PID, AUDIO_PID)}
+        self._cc = {PAT_PID: 15, PMT_PID: 15, VIDEO_PID: 15, AUDIO_PID: 15, METADATA_PID: 15}
+        self._cont = {pid: _continuation_headers(pid) for pid in (VIDEO_PID, AUDIO_PID, METADATA_PID)}
         self._base_ms = base_ms
         self._audio_pending_limit = 2 * max(1, audio_frames_per_pes)  # ADTS header + frame each
         self._audio_pending: list[bytes] = []
@@ -324,6 +336,7 @@ class TsMuxer:
         self.audio: AacConfig | None = None
         self.has_video = False
         self.has_audio = False
+        self.has_metadata = False
         self.set_tracks(video_config, audio_config)
 
     # configuration
@@ -338,15 +351,26 @@ class TsMuxer:
         if audio_config is not None:
             self.set_audio_config(audio_config)
         if had != (self.has_video, self.has_audio) or self._pmt_version < 0:
-            self._pmt_version = (self._pmt_version + 1) & 0x1F
-            streams = []
-            if self.has_video:
-                streams.append((STREAM_TYPE_H264, VIDEO_PID))
-            if self.has_audio:
-                streams.append((STREAM_TYPE_AAC_ADTS, AUDIO_PID))
-            self.pcr_pid = VIDEO_PID if self.has_video or not self.has_audio else AUDIO_PID
-            self._pat = build_pat()
-            self._pmt = build_pmt(streams, self.pcr_pid, self._pmt_version)
+            self._build_tables()
+
+    def enable_timed_metadata(self) -> None:
+        """Declare the ID3 timed metadata stream (from the next `write_tables()` on)."""
+        if not self.has_metadata:
+            self.has_metadata = True
+            self._build_tables()
+
+    def _build_tables(self) -> None:
+        self._pmt_version = (self._pmt_version + 1) & 0x1F
+        streams: list[tuple[int, int] | tuple[int, int, bytes]] = []
+        if self.has_video:
+            streams.append((STREAM_TYPE_H264, VIDEO_PID))
+        if self.has_audio:
+            streams.append((STREAM_TYPE_AAC_ADTS, AUDIO_PID))
+        if self.has_metadata:
+            streams.append((STREAM_TYPE_METADATA, METADATA_PID, ID3_METADATA_DESCRIPTOR))
+        self.pcr_pid = VIDEO_PID if self.has_video or not self.has_audio else AUDIO_PID
+        self._pat = build_pat()
+        self._pmt = build_pmt(streams, self.pcr_pid, self._pmt_version)
 
     def set_video_config(self, record: bytes) -> None:
         """New AVCDecoderConfigurationRecord: its SPS/PPS go before the following IDRs."""
@@ -423,6 +447,18 @@ class TsMuxer:
         pending.append(config.adts_header(len(payload)))
         pending.append(payload)
         self._audio_pending_size += size
+
+    def write_timed_metadata(self, pts: int, id3: bytes) -> None:
+        """Mux one ID3 tag presented at ``pts`` (ms); `enable_timed_metadata` must have been called."""
+        if not self.has_metadata:
+            raise ValueError("timed metadata is not enabled")
+        if len(id3) > MAX_METADATA_SIZE:
+            raise ValueError("ID3 tag too large for one PES packet")
+        length = 8 + len(id3)
+        pes = bytearray((0, 0, 1, STREAM_ID_PRIVATE_1, length >> 8, length & 0xFF, 0x84, 0x80, 5))
+        pes += encode_timestamp(2, self.to_90k(pts))
+        pes += id3
+        self._packetize(METADATA_PID, pes, None, False)
 
     def flush(self) -> None:
         """Write out the grouped audio frames (done before each cut)."""

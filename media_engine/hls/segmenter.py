@@ -6,6 +6,9 @@ duration is reached (by duration alone for audio-only streams). `HlsPackager` ru
 segmenter per live stream of a `StreamRegistry`: it subscribes when a stream starts, and keeps
 the finished playlist (with ``#EXT-X-ENDLIST``) for a while after the stream ends.
 
+Timed metadata (`HlsSegmenter.add_timed_metadata`, ID3 tags) goes into the TS output before the next
+packet, on a metadata stream that the PMT declares from the first tag on.
+
 Segment names are ``seg_<session>_<sequence>.ts``: the session part changes at each start of a
 stream, so that a player or cache never mixes up the segments of two successive publications.
 """
@@ -35,6 +38,8 @@ EXTRA_RETAINED_SEGMENTS = 1
 # Without keyframes, a segment is cut anyway after this many target durations (bounds memory).
 MAX_SEGMENT_FACTOR = 4
 MAX_SEGMENT_MIN_MS = 20_000
+# Timed metadata waiting for the first packet is bounded (a stream that never starts).
+MAX_PENDING_EVENTS = 64
 # How long the playlist (with #EXT-X-ENDLIST) and segments of an ended stream stay available.
 DEFAULT_LINGER = 30.0
 
@@ -94,6 +99,7 @@ class HlsSegmenter:
         self._audio_frame_ms = 23
         self._need_keyframe = True
         self._resume_after_ms: int | None = None
+        self._pending_events: list[bytes] = []
         self._warned: set[str] = set()
 
     # --- reading ------------------------------------------------------------------------------
@@ -180,6 +186,15 @@ class HlsSegmenter:
                     self._cut(dts, keyframe=False)
         self._write(packet)
 
+    def add_timed_metadata(self, id3: bytes) -> None:
+        """Insert an ID3 tag (see `fmp4.id3_tag`) into the TS output, presented with the next packet."""
+        if self.ended:
+            return
+        if len(self._pending_events) >= MAX_PENDING_EVENTS:
+            self._warn_once("timed metadata beyond the pending limit")
+            return
+        self._pending_events.append(id3)
+
     def finish(self) -> None:
         """The stream ended: close the last segment and end the playlist."""
         if self.ended:
@@ -244,6 +259,8 @@ class HlsSegmenter:
         muxer = self._muxer
         assert muxer is not None
         dts = packet.dts
+        if self._pending_events:
+            self._write_events(muxer, packet.pts)
         if packet.kind is TrackKind.VIDEO:
             last = self._last_video_dts
             if last is not None and 0 < dts - last < 1000:
@@ -261,6 +278,17 @@ class HlsSegmenter:
         if end > self._end_ms:
             self._end_ms = end
         self._seg_packets += 1
+
+    def _write_events(self, muxer: TsMuxer, pts: int) -> None:
+        if not muxer.has_metadata:
+            muxer.enable_timed_metadata()
+            muxer.write_tables()  # the new PMT at once: this segment carries the tags too
+        for id3 in self._pending_events:
+            try:
+                muxer.write_timed_metadata(pts, id3)
+            except ValueError:
+                self._warn_once("a timed metadata tag too large for MPEG-TS")
+        self._pending_events.clear()
 
     def _open_segment(self, start_ms: int, keyframe: bool) -> None:
         assert self._muxer is not None

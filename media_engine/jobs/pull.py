@@ -15,7 +15,10 @@ backoff (1, 2, 4 ... 30 s) and says "retrying"; any other pull ends: with `PullF
 went live ("Failed to pull provided URL", OME's 502), or "stopped" once it had been live. A source
 that is not live (an HTTP file) is paced to real time, and its end ends a pull that is not persistent.
 
-`validate_pull_urls` checks a list of URLs for the API.
+`validate_pull_urls` checks a list of URLs for the API. Two kinds of source are for StreamHub's own
+services only (their callers check them): local files (VOD played as live, paced, optionally in a
+``loop``) and MPEG-TS listeners (``udp://host:port``, ``tcp://host:port?listen=1``), built with
+`Puller.local`.
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ logger = logging.getLogger(__name__)
 # Scheme -> the group it belongs to (the URLs of one pull must all be of one group).
 SCHEME_GROUPS = {"rtsp": "rtsp", "rtsps": "rtsp", "rtmp": "rtmp", "rtmps": "rtmp", "http": "http", "https": "http"}
 # The sourceType OME shows for a pulled stream, per group (OME itself pulls only RTSP and OVT).
-SOURCE_TYPES = {"rtsp": "RtspPull", "rtmp": "RtmpPull", "http": "HttpPull"}
+SOURCE_TYPES = {"rtsp": "RtspPull", "rtmp": "RtmpPull", "http": "HttpPull", "file": "File", "mpegts": "Mpegts"}
 # Sources read as fast as they answer (files, VOD playlists) are sent at real time.
-PACED_GROUPS = {"http"}
+PACED_GROUPS = {"http", "file"}
 RTSP_OPTIONS = {"rtsp_transport": "tcp"}
 
 STARTED, FAILOVER, RETRYING, STOPPED, ERROR = "started", "failover", "retrying", "stopped", "error"
@@ -134,8 +137,14 @@ class Puller:
         on_progress: Callable[[PullProgress], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_backoff: float = 30.0,
+        loop: bool = False,
+        group: str | None = None,
     ) -> None:
-        self.group, self.urls = validate_pull_urls(urls)
+        if group is None:
+            self.group, self.urls = validate_pull_urls(urls)
+        else:
+            self.group, self.urls = group, list(urls)
+        self.loop = loop
         self.target = target
         self.persistent = persistent
         self.no_input_timeout = max(0.5, no_input_timeout)
@@ -153,6 +162,12 @@ class Puller:
         self._stopping = False
         self._last_stop_check = float("-inf")
         self._last_progress = 0.0
+
+    @classmethod
+    def local(cls, source: str, target: str, **options) -> Puller:
+        """A puller of a local file (an absolute path) or an MPEG-TS listener (udp:// or tcp://)."""
+        group = "mpegts" if urlsplit(source).scheme.lower() in ("udp", "tcp") else "file"
+        return cls([source], target, group=group, **options)
 
     # -- driving ----------------------------------------------------------------------------------
 
@@ -173,8 +188,10 @@ class Puller:
                         raise SourceUnavailable(f"{url} sent no media")
                     failed_in_row = 0
                     retries = 0
-                    if ended and self.paced and not self.persistent:
+                    if ended and self.paced and not (self.persistent or self.loop):
                         break  # a file played to its end (a live source ending is a loss: fail over)
+                    if ended and self.loop:
+                        continue  # the same file again, its timestamps following on
                     last_error = f"{url} ended" if ended else f"no data from {url} for {self.no_input_timeout:g} s"
                 except SourceUnavailable as error:
                     failed_in_row += 1
@@ -212,7 +229,7 @@ class Puller:
         """Read ``url`` into the output until it ends (True), stalls or fails (False), or a stop
         (False). Raises SourceUnavailable if it cannot be opened, TargetFailed if the engine fails."""
         self.progress.url = url
-        options = RTSP_OPTIONS if SCHEME_GROUPS[urlsplit(url).scheme.lower()] == "rtsp" else None
+        options = RTSP_OPTIONS if SCHEME_GROUPS.get(urlsplit(url).scheme.lower()) == "rtsp" else None
         reader = SourceReader(
             url, open_timeout=self.open_timeout, stall_timeout=self.no_input_timeout, queue_size=256, options=options
         ).start()

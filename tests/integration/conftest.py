@@ -95,6 +95,8 @@ class LiveStreamHub:
             "DATABASE_URL": fresh_database_url(folder),
             "REDIS_URL": redis_url,
             "STREAMHUB_CHANNELS_PREFIX": f"test{uuid.uuid4().hex[:8]}",
+            # Its own Celery queues: the workers of other test platforms on this Redis never take its tasks.
+            "STREAMHUB_CELERY_PREFIX": f"test{uuid.uuid4().hex[:8]}:",
             "STREAMHUB_VAR_DIR": str(folder / "var"),
             "STREAMHUB_MEDIA_ROOT": str(folder / "media"),
             "STREAMHUB_NODE_ID": f"node-{uuid.uuid4().hex[:6]}",
