@@ -54,11 +54,13 @@ INSTALLED_APPS = [
     "apps.pull",
     "apps.hls_dump",
     "apps.api_ome",
+    "apps.api_wcs",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.api_wcs.middleware.WcsCorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -119,6 +121,7 @@ CELERY_TASK_ROUTES = {
     "apps.recording.tasks.*": {"queue": "media"},
     "apps.push.tasks.*": {"queue": "media"},
     "apps.pull.tasks.*": {"queue": "media"},
+    "apps.streams.tasks.*": {"queue": "media"},
     "apps.hls_dump.tasks.*": {"queue": "media"},
 }
 # How long OME's "Create Stream (Pull)" waits for the pull to go live (201) or fail (502); a pull
@@ -194,3 +197,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# WCS REST API v2 (/rest-api/...). WCS has no applications: its streams live in this one (vhost/app).
+WCS_APPLICATION = env.str("STREAMHUB_WCS_APPLICATION", default="default/app")
+# WCS's disable_rest_auth=false: HTTP Basic against Django users on every WCS method.
+WCS_REST_AUTH = env.bool("STREAMHUB_WCS_REST_AUTH", default=False)
+# WCS's rest_access_control_allow_* settings.
+WCS_CORS_ALLOW_ORIGIN = env.str("STREAMHUB_WCS_CORS_ALLOW_ORIGIN", default="*")
+WCS_CORS_ALLOW_HEADERS = env.str("STREAMHUB_WCS_CORS_ALLOW_HEADERS", default="content-type,x-requested-with")
+WCS_CORS_ALLOW_METHODS = env.str("STREAMHUB_WCS_CORS_ALLOW_METHODS", default="POST")
+# /mpegts/startup listens on a port of this range, on this address (where the media workers run).
+WCS_MPEGTS_HOST = env.str("STREAMHUB_WCS_MPEGTS_HOST", default="127.0.0.1")
+WCS_MPEGTS_PORTS = tuple(env.list("STREAMHUB_WCS_MPEGTS_PORTS", cast=int, default=[31000, 31999]))

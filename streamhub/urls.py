@@ -1,4 +1,4 @@
-"""URL map of the API server (port 8081): OME v1, admin, OpenAPI schema and Swagger UI."""
+"""URL map of the API server (port 8081): OME v1, WCS v2, admin, OpenAPI schemas and Swagger UIs."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -6,12 +6,25 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.streams.views import play
 
+# WCS clients expect their API's own OpenAPI document (YAML) and UI.
+WCS_SCHEMA = SpectacularAPIView.as_view(
+    urlconf="apps.api_wcs.schema_urls",
+    custom_settings={
+        "TITLE": "StreamHub WCS REST API",
+        "DESCRIPTION": "Flashphoner Web Call Server REST API v2: POST JSON to /rest-api/<group>/<method>.",
+        "VERSION": "2.0.0",
+    },
+)
+
 admin.site.site_header = "StreamHub administration"
 admin.site.site_title = "StreamHub"
 admin.site.index_title = "Live streaming platform"
 
 urlpatterns = [
     path("v1/", include("apps.api_ome.urls")),
+    path("rest-api/openapi_spec", WCS_SCHEMA, name="wcs-schema"),
+    path("rest-api/", include("apps.api_wcs.urls")),
+    path("rest-api-spec/", SpectacularSwaggerView.as_view(url_name="wcs-schema"), name="wcs-swagger-ui"),
     path("streams/<int:pk>/play/", play, name="stream-play"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,0 +1,215 @@
+"""WCS streams made by StreamHub from elsewhere, all on the pull service: /pull/rtmp/* (RTMP pull),
+/rtsp/* (RTSP cameras), /vod/* (a file under the media root played as live) and /mpegts/*
+(an MPEG-TS listener on a port the call allocates; the WCS table spells it /mpepts/, both work)."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from rest_framework import serializers
+
+from apps.api_wcs.errors import WcsError
+from apps.api_wcs.presenters import PULL_STATUS, pull_agent_to_wcs
+from apps.api_wcs.views.base import Method, found, wcs_application
+from apps.jobs.choices import ACTIVE_STATES
+from apps.pull.models import Pull
+from apps.pull.services import StreamExists, create_listener, create_pull, create_vod, stop_pull
+from apps.recording.paths import UnsafePath
+
+
+class UriRequest(serializers.Serializer):
+    uri = serializers.CharField(max_length=2000)
+    localStreamName = serializers.CharField(max_length=255, required=False)
+
+
+class VodStartup(UriRequest):
+    loop = serializers.BooleanField(required=False, default=False)
+
+
+class AgentFilter(serializers.Serializer):
+    uri = serializers.CharField(required=False)
+    localStreamName = serializers.CharField(required=False)
+    localMediaSessionId = serializers.CharField(required=False)
+    status = serializers.CharField(required=False)
+
+
+class MpegtsStartup(serializers.Serializer):
+    localStreamName = serializers.CharField(max_length=255)
+    transport = serializers.ChoiceField(["udp", "tcp", "UDP", "TCP"], required=False, default="udp")
+    hasAudio = serializers.BooleanField(required=False, default=True)
+    hasVideo = serializers.BooleanField(required=False, default=True)
+    timeout = serializers.IntegerField(
+        required=False, min_value=1000, default=90000, help_text="ms without data before the stream ends"
+    )
+    maxTimestampDiff = serializers.IntegerField(required=False, help_text="Accepted; timestamps are not rewritten.")
+
+
+class AgentObject(serializers.Serializer):
+    uri = serializers.CharField()
+    localStreamName = serializers.CharField()
+    localMediaSessionId = serializers.CharField()
+    status = serializers.CharField()
+
+
+def stream_name_of(uri: str) -> str:
+    """The local name of a stream pulled without one: the last part of its URL's path."""
+    name = urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]
+    if not name:
+        raise WcsError(400, f"Bad request: give a localStreamName ({uri} names no stream)")
+    return name
+
+
+def agents(kind: str):
+    pulls = Pull.objects.filter(application=wcs_application(), state__in=ACTIVE_STATES)
+    if kind == "rtmp":
+        return pulls.filter(source_type="RtmpPull")
+    if kind == "rtsp":
+        return pulls.filter(source_type="RtspPull")
+    if kind == "vod":
+        return pulls.filter(source_type="File")
+    return pulls.filter(source_type="Mpegts")
+
+
+def select(kind: str, data: dict) -> list[Pull]:
+    result = []
+    for pull in agents(kind):
+        if data.get("uri") and pull.urls[0] != data["uri"]:
+            continue
+        if data.get("localStreamName") and pull.stream_name != data["localStreamName"]:
+            continue
+        if data.get("localMediaSessionId") and str(pull.media_session_id) != data["localMediaSessionId"]:
+            continue
+        if data.get("status") and PULL_STATUS[pull.state] != data["status"].upper():
+            continue
+        result.append(pull)
+    return result
+
+
+def start(kind: str, data: dict, create) -> Pull:
+    if any(pull.urls[0] == data.get("uri") for pull in agents(kind) if data.get("uri")):
+        raise WcsError(409, "Conflict: already in use")
+    try:
+        return create()
+    except StreamExists as error:
+        raise WcsError(409, f"Conflict: a stream named {error} exists") from error
+    except (ValueError, UnsafePath) as error:
+        raise WcsError(400, f"Bad request: {error}") from error
+
+
+def terminate(kind: str, data: dict, not_found: str) -> None:
+    pulls = select(kind, data)
+    if not pulls or not any(data.get(key) for key in ("uri", "localStreamName", "localMediaSessionId", "status")):
+        raise WcsError(404, not_found)
+    for pull in pulls:
+        stop_pull(pull)
+
+
+# -- RTMP pull, RTSP ------------------------------------------------------------------------------
+
+
+def rtmp_pull(data: dict) -> None:
+    name = data.get("localStreamName") or stream_name_of(data["uri"])
+    start(
+        "rtmp", data, lambda: create_pull(wcs_application(), name, [data["uri"]], {"unusedStreamDeletionTimeoutMs": 0})
+    )
+
+
+def rtsp_startup(data: dict) -> None:
+    name = data.get("localStreamName") or stream_name_of(data["uri"])
+    start(
+        "rtsp", data, lambda: create_pull(wcs_application(), name, [data["uri"]], {"unusedStreamDeletionTimeoutMs": 0})
+    )
+
+
+# -- VOD ------------------------------------------------------------------------------------------
+
+
+def vod_startup(data: dict) -> None:
+    uri = data["uri"]
+    name = data.get("localStreamName") or uri.split("://", 1)[-1]
+    start("vod", data, lambda: create_vod(wcs_application(), name, uri, loop=data.get("loop", False)))
+
+
+# -- MPEG-TS --------------------------------------------------------------------------------------
+
+
+def free_mpegts_port(transport: str) -> int:
+    """A port of WCS_MPEGTS_PORTS that no active listener has and that is free on this machine."""
+    low, high = settings.WCS_MPEGTS_PORTS
+    taken = {urlsplit(pull.urls[0]).port for pull in agents("mpegts")}
+    kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+    for port in range(low, high + 1):
+        if port in taken:
+            continue
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind((settings.WCS_MPEGTS_HOST, port))
+            except OSError:
+                continue
+        return port
+    raise WcsError(500, f"Internal error: no free MPEG-TS port in {low}-{high}")
+
+
+def mpegts_startup(data: dict) -> dict:
+    transport = data["transport"].lower()
+    port = free_mpegts_port(transport)
+    host = settings.WCS_MPEGTS_HOST
+    url = f"udp://{host}:{port}" if transport == "udp" else f"tcp://{host}:{port}?listen=1"
+    pull = start(
+        "mpegts", {}, lambda: create_listener(wcs_application(), data["localStreamName"], url, data["timeout"])
+    )
+    return {
+        **pull_agent_to_wcs(pull),
+        "transport": transport,
+        "hasAudio": data["hasAudio"],
+        "hasVideo": data["hasVideo"],
+    }
+
+
+def finder(kind: str, what: str):
+    def find(data: dict) -> list[dict]:
+        return found([pull_agent_to_wcs(pull) for pull in select(kind, data)], what)
+
+    return find
+
+
+def terminator(kind: str, what: str):
+    return lambda data: terminate(kind, data, what)
+
+
+CONFLICT = ((409, "Conflict"), (500, "Internal error"))
+METHODS = [
+    Method("pull/rtmp", "pull", rtmp_pull, UriRequest, None, "Pull an RTMP stream by URL", CONFLICT),
+    Method("pull/rtmp", "find_all", finder("rtmp", "Not found"), response=AgentObject(many=True),
+           summary="Find all pulled RTMP streams", errors=((404, "Not found"),)),
+    Method("pull/rtmp", "terminate", terminator("rtmp", "Not found"), AgentFilter, None,
+           "Terminate a pulled RTMP stream", ((404, "Not found"),)),
+    Method("rtsp", "startup", rtsp_startup, UriRequest, None, "Create an RTSP session",
+           ((409, "Already in use"), (500, "Internal error"))),
+    Method("rtsp", "find", finder("rtsp", "RTSP not found"), AgentFilter, AgentObject(many=True),
+           "Find RTSP sessions by filter", ((404, "RTSP not found"),)),
+    Method("rtsp", "find_all", finder("rtsp", "RTSP not found"), response=AgentObject(many=True),
+           summary="Find all RTSP sessions", errors=((404, "RTSP not found"),)),
+    Method("rtsp", "terminate", terminator("rtsp", "RTSP not found"), AgentFilter, None,
+           "Stop and terminate an RTSP session", ((404, "RTSP not found"),)),
+    Method("vod", "startup", vod_startup, VodStartup, None, "Play a file under the media root as a live stream",
+           CONFLICT),
+    Method("vod", "find", finder("vod", "VODs not found"), AgentFilter, AgentObject(many=True), "Find VOD translations",
+           ((404, "VODs not found"),)),
+    Method("vod", "find_all", finder("vod", "VODs not found"), response=AgentObject(many=True),
+           summary="Find all VOD translations", errors=((404, "VODs not found"),)),
+    Method("vod", "terminate", terminator("vod", "VOD not found"), AgentFilter, None, "Stop a VOD translation",
+           ((404, "VOD not found"),)),
+]  # fmt: skip
+for group in ("mpegts", "mpepts"):
+    METHODS += [
+        Method(group, "startup", mpegts_startup, MpegtsStartup, AgentObject, "Start MPEG-TS publishing", CONFLICT),
+        Method(group, "find", finder("mpegts", "Not found"), AgentFilter, AgentObject(many=True),
+               "Find MPEG-TS streams", ((404, "Not found"),)),
+        Method(group, "find_all", finder("mpegts", "Not found"), response=AgentObject(many=True),
+               summary="Find all MPEG-TS streams", errors=((404, "Not found"),)),
+        Method(group, "terminate", terminator("mpegts", "Not found"), AgentFilter, None, "Stop an MPEG-TS stream",
+               ((404, "Not found"),)),
+    ]  # fmt: skip

@@ -1,0 +1,112 @@
+"""The base of every WCS v2 method: POST with a JSON body, validated by a serializer, answered by a
+handler; one route per method of the WCS table (`wcs_method`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import parsers, renderers, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.api_wcs.authentication import WcsAuthRequired, WcsBasicAuthentication
+from apps.api_wcs.errors import WcsError, wcs_exception_handler
+from apps.hosting.models import Application
+
+Handler = Callable[[dict], object]
+
+
+class AnyContentTypeJsonParser(parsers.JSONParser):
+    """WCS clients send JSON, not always with the right Content-Type."""
+
+    media_type = "*/*"
+
+
+class EmptyBody(serializers.Serializer):
+    """Methods without parameters (WCS's ``void``): any JSON object, or no body at all."""
+
+
+class MediaSessionId(serializers.Serializer):
+    mediaSessionId = serializers.CharField()
+
+
+class WcsView(APIView):
+    authentication_classes = [WcsBasicAuthentication]
+    permission_classes = [WcsAuthRequired]
+    renderer_classes = [renderers.JSONRenderer]
+    parser_classes = [parsers.JSONParser, AnyContentTypeJsonParser]
+    request_serializer: type[serializers.Serializer] = EmptyBody
+    handler: Handler
+
+    def get_exception_handler(self):
+        return wcs_exception_handler
+
+    def post(self, request, *args, **kwargs):
+        data = request.data if request.data not in (None, "") else {}
+        if not isinstance(data, dict):
+            raise WcsError(400, "Bad request: the body must be a JSON object")
+        serializer = self.request_serializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        result = type(self).handler(dict(serializer.validated_data))
+        if result is None:
+            return Response(status=200)
+        return Response(result)
+
+
+@dataclass(frozen=True)
+class Method:
+    group: str  # "stream", "push", "pull/rtmp"...
+    name: str  # "find_all"
+    handler: Handler
+    request: type[serializers.Serializer] = EmptyBody
+    response: object = None  # a serializer (class or instance) for the schema; None: empty body
+    summary: str = ""
+    errors: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def route(self) -> str:
+        return f"{self.group}/{self.name}"
+
+
+def wcs_method(method: Method):
+    """The URL pattern of one WCS method (a WcsView subclass documented for the OpenAPI schema)."""
+    responses = {200: method.response or OpenApiResponse(description="Done (empty body)")}
+    for status, text in method.errors:
+        responses[status] = OpenApiResponse(description=text)
+
+    def post(self, request, *args, **kwargs):  # its own function: the schema decorator marks it
+        return WcsView.post(self, request, *args, **kwargs)
+
+    view = type(
+        "Wcs_" + method.route.replace("/", "_"),
+        (WcsView,),
+        {"request_serializer": method.request, "handler": staticmethod(method.handler)},
+    )
+    view.post = extend_schema(
+        tags=[f"WCS: {method.group.split('/')[0]}"],
+        summary=method.summary,
+        operation_id="wcs_" + method.route.replace("/", "_"),
+        request=method.request,
+        responses=responses,
+    )(post)
+    return path(method.route, view.as_view(), name="wcs-" + method.route.replace("/", "-"))
+
+
+def wcs_application() -> Application:
+    """The application WCS streams live in (WCS has no applications): ``WCS_APPLICATION`` (vhost/app)."""
+    vhost, _, app = settings.WCS_APPLICATION.partition("/")
+    application = Application.objects.select_related("virtual_host").filter(virtual_host__name=vhost, name=app).first()
+    if application is None:
+        raise WcsError(500, f"Internal error: the WCS application {settings.WCS_APPLICATION} does not exist")
+    return application
+
+
+def found(items: list, message: str) -> list:
+    """WCS answers an empty find with 404 and the table's text (``message``)."""
+    if not items:
+        raise WcsError(404, message)
+    return items

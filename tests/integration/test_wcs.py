@@ -1,0 +1,149 @@
+"""WCS REST API v2 with the real stack: ffmpeg publishes, a Celery worker does the media, ffprobe
+judges: /stream/snapshot decodes as a picture of the stream's size, /push/startup reaches
+nginx-rtmp, /vod/startup and /mpegts/startup make streams that play over HLS, /rtsp/startup pulls
+GStreamer's RTSP server, and /stream/event/send reaches a WebSocket subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import subprocess
+import threading
+import time
+
+import aiohttp
+import pytest
+import requests
+
+from tests.conftest import OME_AUTH
+from tests.integration.conftest import wait_for
+from tests.integration.test_engine import codecs, ffprobe, live_names, publish, wait_live
+
+pytestmark = pytest.mark.services
+
+
+def wcs(platform, method: str, body: dict | None = None, timeout: float = 20) -> requests.Response:
+    return requests.post(f"{platform.url}/rest-api/{method}", json=body or {}, timeout=timeout)
+
+
+def stream_names(platform) -> list[str]:
+    response = wcs(platform, "stream/find_all")
+    return [stream["name"] for stream in response.json()] if response.status_code == 200 else []
+
+
+def test_snapshot_is_the_current_picture(live_platform, tmp_path):
+    publisher = publish(live_platform, "snap", seconds=40)
+    try:
+        wait_live(live_platform, "snap", publisher)
+        wait_for(lambda: "snap" in stream_names(live_platform), 10)
+        response = wcs(live_platform, "stream/snapshot", {"streamName": "snap"})
+        assert response.status_code == 200, response.text
+        picture = tmp_path / "snap.jpg"
+        picture.write_bytes(base64.b64decode(response.json()["data"]))
+        video = codecs(ffprobe(str(picture)))["video"]
+        assert (video["codec_name"], video["width"], video["height"]) == ("mjpeg", 640, 360)
+    finally:
+        publisher.kill()
+
+
+def test_push_startup_reaches_nginx_rtmp(live_platform, nginx_rtmp):
+    publisher = publish(live_platform, "relay", seconds=40)
+    try:
+        wait_live(live_platform, "relay", publisher)
+        response = wcs(live_platform, "push/startup", {"streamName": "relay", "rtmpUrl": f"{nginx_rtmp}/relayed"})
+        assert response.status_code == 200, response.text
+        transponder = response.json()
+        wait_for(lambda: wcs(live_platform, "push/find_all").json()[0]["status"] == "PROCESSED_LOCAL", 30)
+        streams = codecs(ffprobe(f"{nginx_rtmp}/relayed"))
+        assert streams["video"]["codec_name"] == "h264" and streams["audio"]["codec_name"] == "aac"
+        assert (
+            wcs(live_platform, "push/terminate", {"mediaSessionId": transponder["mediaSessionId"]}).status_code == 200
+        )
+    finally:
+        publisher.kill()
+
+
+def test_vod_startup_plays_a_media_file_as_a_live_stream(live_platform):
+    media = live_platform.folder / "media"
+    media.mkdir(exist_ok=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=480x270:rate=25", "-f", "lavfi",
+         "-i", "sine", "-t", "6", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
+         str(media / "clip.mp4")],
+        check=True,
+    )  # fmt: skip
+    body = {"uri": "vod-live://clip.mp4", "localStreamName": "vodclip", "loop": True}
+    assert wcs(live_platform, "vod/startup", body).status_code == 200
+    wait_for(lambda: "vodclip" in live_names(live_platform), 20, lambda: live_platform.log("worker")[-3000:])
+    video = codecs(ffprobe(f"{live_platform.media}/app/vodclip/ts:playlist.m3u8"))["video"]
+    assert (video["width"], video["height"]) == (480, 270)
+    time.sleep(7)  # past the end of the 6 s file: the loop keeps the stream live
+    assert "vodclip" in live_names(live_platform)
+    [vod] = wcs(live_platform, "vod/find", {"localStreamName": "vodclip"}).json()
+    assert vod["uri"] == "vod-live://clip.mp4" and vod["status"] == "PUBLISHING"
+    assert wcs(live_platform, "vod/terminate", {"localStreamName": "vodclip"}).status_code == 200
+    wait_for(lambda: "vodclip" not in live_names(live_platform), 15)
+
+
+def test_mpegts_startup_takes_an_ffmpeg_udp_stream(live_platform):
+    answer = wcs(live_platform, "mpepts/startup", {"localStreamName": "tsin", "transport": "udp"})
+    assert answer.status_code == 200, answer.text
+    uri = answer.json()["uri"]
+    time.sleep(1)  # the worker opens the port
+    sender = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi",
+         "-i", "sine", "-t", "30", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-f", "mpegts", f"{uri}?pkt_size=1316"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: "tsin" in live_names(live_platform), 25, lambda: live_platform.log("worker")[-3000:])
+        video = codecs(ffprobe(f"{live_platform.media}/app/tsin/ts:playlist.m3u8"))["video"]
+        assert (video["codec_name"], video["width"]) == ("h264", 320)
+        assert wcs(live_platform, "mpegts/terminate", {"localStreamName": "tsin"}).status_code == 200
+        wait_for(lambda: "tsin" not in live_names(live_platform), 15)
+    finally:
+        sender.kill()
+
+
+def test_rtsp_startup_pulls_a_camera(live_platform, rtsp_source):
+    camera = rtsp_source()
+    assert wcs(live_platform, "rtsp/startup", {"uri": camera.url, "localStreamName": "wcscam"}).status_code == 200
+    wait_for(lambda: "wcscam" in live_names(live_platform), 20, lambda: live_platform.log("worker")[-3000:])
+    [agent] = wcs(live_platform, "rtsp/find", {"uri": camera.url}).json()
+    assert agent["localStreamName"] == "wcscam"
+    assert wcs(live_platform, "rtsp/terminate", {"uri": camera.url}).status_code == 200
+    wait_for(lambda: "wcscam" not in live_names(live_platform), 15)
+
+
+def test_stream_event_send_reaches_websocket_subscribers(live_platform):
+    received: list[dict] = []
+    ready = threading.Event()
+
+    async def listen() -> None:
+        url = live_platform.url.replace("http", "ws") + "/ws/events/"
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, headers={"Authorization": OME_AUTH}) as socket_:
+                ready.set()
+                deadline = time.monotonic() + 40
+                while time.monotonic() < deadline and not any(e["event"] == "data" for e in received):
+                    message = await socket_.receive(timeout=deadline - time.monotonic())
+                    if message.type == aiohttp.WSMsgType.TEXT:
+                        received.append(json.loads(message.data))
+
+    listener = threading.Thread(target=lambda: asyncio.run(listen()))
+    listener.start()
+    assert ready.wait(10)
+    publisher = publish(live_platform, "eventful", seconds=40)
+    try:
+        wait_live(live_platform, "eventful", publisher)
+        payload = {"message": "hello subscribers", "n": 7}
+        assert (
+            wcs(live_platform, "stream/event/send", {"streamName": "eventful", "payload": payload}).status_code == 200
+        )
+        listener.join(timeout=45)
+    finally:
+        publisher.kill()
+    data = [event for event in received if event["event"] == "data"]
+    assert data and data[0]["payload"] == payload and data[0]["stream"]["name"] == "eventful"
