@@ -52,6 +52,26 @@ class StreamJob(models.Model):
         lease = timedelta(seconds=settings.JOB_LEASE_SECONDS)
         return self.heartbeat_at is not None and self.heartbeat_at >= timezone.now() - lease
 
+    def track_kinds(self, stream) -> list[str] | None:
+        """The kinds of track ("video", "audio") the job takes from ``stream``: those its ``trackIds``
+        (the stream's input track ids) and ``variantNames`` (encode names of the application's
+        output profiles) name; None when it names none (every track). ValueError when the names
+        match no track, rather than silently taking every one."""
+        if not self.track_ids and not self.variant_names:
+            return None
+        kinds: set[str] = set()
+        by_id = {track["id"]: track["kind"] for track in stream.input_tracks or []}
+        kinds |= {by_id[track_id] for track_id in self.track_ids if track_id in by_id}
+        for profile in self.application.output_profiles.all():
+            for key, kind in (("videos", "video"), ("audios", "audio")):
+                if any(encode.get("name") in self.variant_names for encode in profile.encodes.get(key, [])):
+                    kinds.add(kind)
+        if not kinds:
+            raise ValueError(
+                f"no track of {stream.name} matches trackIds {self.track_ids} / variantNames {self.variant_names}"
+            )
+        return sorted(kinds)
+
     def beat(self) -> None:
         """The running worker renews its lease (without touching anything else in the row)."""
         self.heartbeat_at = timezone.now()

@@ -44,6 +44,7 @@ def push_stream(self, push_pk: int) -> str:
             push.protocol,
             push.url,
             stream_key=push.stream_key or None,
+            track_filter=push.track_kinds(stream),
             should_stop=should_stop,
             on_state=job.on_state,
             on_progress=job.on_progress,

@@ -104,6 +104,7 @@ class RecordJob:
             on_progress=self.on_progress,
             open_timeout=10,
             first_sequence=(last.sequence + 1) if last else 0,
+            track_filter=self.record.track_kinds(self.stream),
         )
         self.record.mark_started(self.task_id)
         recorder.run()

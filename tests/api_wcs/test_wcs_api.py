@@ -108,6 +108,8 @@ def test_every_routed_method_refuses_a_body_that_is_not_an_object(wcs):
         ("/stream/startRecording", {}, "mediaSessionId"),
         ("/push/startup", {"rtmpUrl": "rtmp://127.0.0.1/live"}, "streamName"),
         ("/rtsp/startup", {"localStreamName": "cam"}, "uri"),
+        ("/rtsp/startup", {"uri": "rtmp://127.0.0.1/live/a"}, "rtmp://127.0.0.1/live/a is not an rtsp"),
+        ("/pull/rtmp/pull", {"uri": "rtsp://127.0.0.1/cam"}, "rtsp://127.0.0.1/cam is not an rtmp"),
         ("/vod/startup", {"localStreamName": "v"}, "uri"),
         ("/mpegts/startup", {"localStreamName": "ts", "transport": "sctp"}, "transport"),
         ("/hls/find_all", {"offset": -1}, "offset"),
@@ -116,7 +118,7 @@ def test_every_routed_method_refuses_a_body_that_is_not_an_object(wcs):
 def test_missing_or_bad_parameters_are_400_naming_the_field(wcs, path, body, field):
     response = wcs.post(API + path, body)
     assert response.status_code == 400
-    assert response.json()["message"].startswith(f"Bad request: {field}:")
+    assert response.json()["message"].startswith(f"Bad request: {field}")
 
 
 def test_stream_objects_have_the_wcs_fields(wcs, live_stream):

@@ -129,6 +129,26 @@ def test_a_record_survives_kill_9_of_its_worker(live_platform):
     assert durations[-1] > 0  # stopped soon after its file began
 
 
+def test_variant_names_choose_the_recorded_tracks(live_platform):
+    # "aac" is the audio encode of the shipped application's output profile: an audio-only file.
+    body = {"id": "audio-only", "stream": {"name": "variants", "variantNames": ["aac"]}, "filePath": "v/${Id}.mp4"}
+    publisher = publish(live_platform, "variants", seconds=40)
+    try:
+        wait_live(live_platform, "variants", publisher)
+        assert live_platform.api("POST", f"{APP}:startRecord", json=body).status_code == 200
+        wait_for(
+            lambda: record_state(live_platform, "audio-only")["recordTime"] >= 2000,
+            20,
+            lambda: live_platform.log("worker"),
+        )
+        assert live_platform.api("POST", f"{APP}:stopRecord", json={"id": "audio-only"}).status_code == 200
+        wait_for(lambda: record_state(live_platform, "audio-only")["state"] == "stopped", 15)
+    finally:
+        publisher.kill()
+    streams = ffprobe(str(live_platform.folder / "media" / "v" / "audio-only.mp4"))["streams"]
+    assert [stream["codec_type"] for stream in streams] == ["audio"]
+
+
 @pytest.fixture
 def platform(tmp_path, redis_url):
     platform = LiveStreamHub(tmp_path, redis_url)

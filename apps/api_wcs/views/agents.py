@@ -17,6 +17,7 @@ from apps.jobs.choices import ACTIVE_STATES
 from apps.pull.models import Pull
 from apps.pull.services import StreamExists, create_listener, create_pull, create_vod, stop_pull
 from apps.recording.paths import UnsafePath
+from media_engine.jobs.pull import SCHEME_GROUPS
 
 
 class UriRequest(serializers.Serializer):
@@ -109,18 +110,18 @@ def terminate(kind: str, data: dict, not_found: str) -> None:
 # -- RTMP pull, RTSP ------------------------------------------------------------------------------
 
 
-def rtmp_pull(data: dict) -> None:
-    name = data.get("localStreamName") or stream_name_of(data["uri"])
-    start(
-        "rtmp", data, lambda: create_pull(wcs_application(), name, [data["uri"]], {"unusedStreamDeletionTimeoutMs": 0})
-    )
+def url_pull(kind: str):
+    """/pull/rtmp/pull and /rtsp/startup: a pull of ``uri`` into ``localStreamName`` (default: the
+    URL's last path part), kept until terminated."""
 
+    def startup(data: dict) -> None:
+        if SCHEME_GROUPS.get(urlsplit(data["uri"]).scheme.lower()) != kind:
+            raise WcsError(400, f"Bad request: {data['uri']} is not an {kind}:// URL")
+        name = data.get("localStreamName") or stream_name_of(data["uri"])
+        properties = {"unusedStreamDeletionTimeoutMs": 0}
+        start(kind, data, lambda: create_pull(wcs_application(), name, [data["uri"]], properties))
 
-def rtsp_startup(data: dict) -> None:
-    name = data.get("localStreamName") or stream_name_of(data["uri"])
-    start(
-        "rtsp", data, lambda: create_pull(wcs_application(), name, [data["uri"]], {"unusedStreamDeletionTimeoutMs": 0})
-    )
+    return startup
 
 
 # -- VOD ------------------------------------------------------------------------------------------
@@ -181,12 +182,12 @@ def terminator(kind: str, what: str):
 
 CONFLICT = ((409, "Conflict"), (500, "Internal error"))
 METHODS = [
-    Method("pull/rtmp", "pull", rtmp_pull, UriRequest, None, "Pull an RTMP stream by URL", CONFLICT),
+    Method("pull/rtmp", "pull", url_pull("rtmp"), UriRequest, None, "Pull an RTMP stream by URL", CONFLICT),
     Method("pull/rtmp", "find_all", finder("rtmp", "Not found"), response=AgentObject(many=True),
            summary="Find all pulled RTMP streams", errors=((404, "Not found"),)),
     Method("pull/rtmp", "terminate", terminator("rtmp", "Not found"), AgentFilter, None,
            "Terminate a pulled RTMP stream", ((404, "Not found"),)),
-    Method("rtsp", "startup", rtsp_startup, UriRequest, None, "Create an RTSP session",
+    Method("rtsp", "startup", url_pull("rtsp"), UriRequest, None, "Create an RTSP session",
            ((409, "Already in use"), (500, "Internal error"))),
     Method("rtsp", "find", finder("rtsp", "RTSP not found"), AgentFilter, AgentObject(many=True),
            "Find RTSP sessions by filter", ((404, "RTSP not found"),)),
