@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "apps.pull",
     "apps.hls_dump",
     "apps.api_ome",
+    "apps.connections",
     "apps.api_wcs",
 ]
 

@@ -29,12 +29,14 @@ def has_api_token(scope) -> bool:
 
 class StreamEventsConsumer(AsyncJsonWebsocketConsumer):
     groups = []  # joined only after authentication
+    authorized = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if not ((user is not None and user.is_authenticated and user.is_staff) or has_api_token(self.scope)):
             await self.close(code=4401)
             return
+        self.authorized = True
         await self.channel_layer.group_add(STREAM_EVENTS_GROUP, self.channel_name)
         await self.accept()
 

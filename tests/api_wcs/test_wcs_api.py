@@ -74,6 +74,12 @@ NOTHING = [
     ("/hls/startup", {"name": "nope"}, 404, "Stream not found"),
     ("/hls/find_all", {}, 404, "Not found"),
     ("/hls/subscribers", {"hlsId": "nope"}, 404, "Stream not found"),
+    ("/connection/find_all", {}, 404, "No connections found"),
+    ("/connection/find", {"appKey": "x"}, 404, "Not found"),
+    ("/connection/terminate", {"sessionId": "/1.2.3.4:5/6.7.8.9:10"}, 404, "No such connection"),
+    ("/data/send", {"sessionId": "/1.2.3.4:5/6.7.8.9:10", "payload": {}}, 500, "Internal error: no such connection"),
+    ("/logger/enable_client_log", {"sessionId": "nope", "logLevel": "DEBUG"}, 404, "Session not found"),
+    ("/logger/disable_client_log", {"sessionId": "nope"}, 404, "Session not found"),
     ("/call/find_all", {}, 404, "Call not found"),
     ("/call/find", {"callId": "1"}, 404, "Call not found"),
     ("/call/terminate", {"callId": "1"}, 404, "Call not found"),
@@ -113,6 +119,8 @@ def test_every_routed_method_refuses_a_body_that_is_not_an_object(wcs):
         ("/vod/startup", {"localStreamName": "v"}, "uri"),
         ("/mpegts/startup", {"localStreamName": "ts", "transport": "sctp"}, "transport"),
         ("/hls/find_all", {"offset": -1}, "offset"),
+        ("/logger/enable_client_log", {"sessionId": "s", "logLevel": "LOUD"}, "logLevel"),
+        ("/data/send", {"sessionId": "s"}, "payload"),
     ],
 )
 def test_missing_or_bad_parameters_are_400_naming_the_field(wcs, path, body, field):

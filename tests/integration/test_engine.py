@@ -144,7 +144,7 @@ def test_delete_disconnects_the_publisher_and_events_tell_the_websocket(live_pla
             async with session.ws_connect(url, headers={"Authorization": OME_AUTH}) as socket_:
                 ready.set()
                 deadline = time.monotonic() + 40
-                while time.monotonic() < deadline and len(events) < 2:
+                while time.monotonic() < deadline and len(events) < 3:
                     message = await socket_.receive(timeout=deadline - time.monotonic())
                     if message.type == aiohttp.WSMsgType.TEXT:
                         events.append(json.loads(message.data))
@@ -164,11 +164,13 @@ def test_delete_disconnects_the_publisher_and_events_tell_the_websocket(live_pla
         publisher.kill()
         publisher.wait()
     listener.join(timeout=45)
-    assert [(event["event"], event["stream"]["name"]) for event in events] == [
+    # First the socket's own session (it is a connected client), then the stream's life.
+    assert events[0]["event"] == "connected" and events[0]["sessionId"].startswith("/127.0.0.1:")
+    assert [(event["event"], event["stream"]["name"]) for event in events[1:]] == [
         ("started", "deleteme"),
         ("ended", "deleteme"),
     ]
-    assert events[0]["stream"]["app"] == "app" and events[0]["stream"]["vhost"] == "default"
+    assert events[1]["stream"]["app"] == "app" and events[1]["stream"]["vhost"] == "default"
     state = live_platform.manage(
         "shell", "-c", "from apps.streams.models import Stream; print(Stream.objects.get(name='deleteme').state)"
     )

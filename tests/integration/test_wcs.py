@@ -147,3 +147,46 @@ def test_stream_event_send_reaches_websocket_subscribers(live_platform):
         publisher.kill()
     data = [event for event in received if event["event"] == "data"]
     assert data and data[0]["payload"] == payload and data[0]["stream"]["name"] == "eventful"
+
+
+def test_connected_clients_get_data_log_levels_and_can_be_disconnected(live_platform):
+    received: list[dict] = []
+    connected = threading.Event()
+    closed: list[int] = []
+
+    async def client() -> None:
+        url = live_platform.url.replace("http", "ws") + "/ws/events/?appKey=defaultApp&clientVersion=2.0.1"
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, headers={"Authorization": OME_AUTH}) as socket_:
+                deadline = time.monotonic() + 40
+                while time.monotonic() < deadline:
+                    message = await socket_.receive(timeout=deadline - time.monotonic())
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        closed.append(socket_.close_code)
+                        return
+                    received.append(json.loads(message.data))
+                    if received[-1]["event"] == "connected":
+                        connected.set()
+
+    listener = threading.Thread(target=lambda: asyncio.run(client()))
+    listener.start()
+    assert connected.wait(10)
+    session_id = received[0]["sessionId"]
+    [connection] = wcs(live_platform, "connection/find_all").json()
+    assert (connection["sessionId"], connection["appKey"], connection["clientVersion"]) == (
+        session_id, "defaultApp", "2.0.1"
+    )  # fmt: skip
+    assert wcs(live_platform, "connection/find", {"appKey": "defaultApp"}).json()[0]["sessionId"] == session_id
+    payload = {"text": "for you only", "n": 3}
+    body = {"sessionId": session_id, "operationId": "op-1", "payload": payload}
+    assert wcs(live_platform, "data/send", body).status_code == 200
+    level = {"sessionId": session_id, "logLevel": "DEBUG"}
+    assert wcs(live_platform, "logger/enable_client_log", level).status_code == 200
+    wait_for(lambda: any(event["event"] == "logLevel" for event in received), 10)
+    assert wcs(live_platform, "connection/find", {"sessionId": session_id}).json()[0]["logLevel"] == "DEBUG"
+    assert wcs(live_platform, "connection/terminate", {"sessionId": session_id}).status_code == 200
+    listener.join(timeout=15)
+    assert closed, "the server did not close the socket"
+    assert {"event": "data", "operationId": "op-1", "payload": payload} in received
+    assert {"event": "logLevel", "logLevel": "DEBUG"} in received
+    assert wcs(live_platform, "connection/find_all").status_code == 404
