@@ -240,6 +240,11 @@ def test_cors_preflight_and_headers(wcs):
     assert wcs.post(f"{API}/stream/find_all")["Access-Control-Allow-Origin"] == "*"
 
 
+def test_credentials_are_ignored_when_auth_is_off(wcs):
+    wcs.credentials(HTTP_AUTHORIZATION="Basic bm9ib2R5Om5vdGhpbmc=")  # nobody:nothing
+    assert wcs.post(f"{API}/stream/find_all").status_code == 404  # not 401
+
+
 def test_basic_auth_when_switched_on(wcs, settings):
     settings.WCS_REST_AUTH = True
     refused = wcs.post(f"{API}/stream/find_all")
