@@ -35,7 +35,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from media_engine.jobs.push import TargetFailed, TargetWriter, backoff_delay, valid_host
-from media_engine.jobs.source import POLL_INTERVAL, SourceEnd, SourceReader, SourceUnavailable
+from media_engine.jobs.source import POLL_INTERVAL, SourceEnd, SourceReader, SourceUnavailable, StopPoller
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +159,7 @@ class Puller:
         self.progress = PullProgress()
         self.went_live = False
         self._output: _Output | None = None
-        self._stopping = False
-        self._last_stop_check = float("-inf")
+        self._stop_requested = StopPoller(should_stop)
         self._last_progress = 0.0
 
     @classmethod
@@ -342,10 +341,3 @@ class Puller:
     def _state(self, state: str, error: str | None) -> None:
         if self.on_state is not None:
             self.on_state(state, error)
-
-    def _stop_requested(self) -> bool:
-        now = time.monotonic()
-        if not self._stopping and now - self._last_stop_check >= POLL_INTERVAL:
-            self._last_stop_check = now
-            self._stopping = bool(self.should_stop())
-        return self._stopping

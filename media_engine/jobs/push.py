@@ -45,6 +45,7 @@ from media_engine.jobs.source import (
     SourceEnd,
     SourceReader,
     SourceUnavailable,
+    StopPoller,
     check_kinds,
     open_failure,
 )
@@ -254,8 +255,7 @@ class Pusher:
         self.use_ffmpeg = use_ffmpeg
         self.progress = PushProgress(sequence=0)
         self.failures = 0  # failed attempts in a row
-        self._stopping = False
-        self._last_stop_check = float("-inf")
+        self._stop_requested = StopPoller(should_stop)
         self._last_progress = 0.0
 
     @property
@@ -327,13 +327,6 @@ class Pusher:
     def _state(self, state: str, error: str | None) -> None:
         if self.on_state is not None:
             self.on_state(state, error)
-
-    def _stop_requested(self) -> bool:
-        now = time.monotonic()
-        if not self._stopping and now - self._last_stop_check >= POLL_INTERVAL:
-            self._last_stop_check = now
-            self._stopping = bool(self.should_stop())
-        return self._stopping
 
     def _connected(self) -> float:
         self.progress = replace(self.progress, sequence=self.progress.sequence + 1, sent_bytes=0, sent_time_ms=0)

@@ -40,7 +40,7 @@ from av.container import OutputContainer
 from av.packet import Packet
 from av.stream import Stream
 
-from media_engine.jobs.source import POLL_INTERVAL, SourceEnd, SourceReader, SourceUnavailable, check_kinds
+from media_engine.jobs.source import POLL_INTERVAL, SourceEnd, SourceReader, SourceUnavailable, StopPoller, check_kinds
 
 __all__ = [
     "RecordedFile",
@@ -233,8 +233,7 @@ class Recorder:
         self._has_video = False
         self._inputs: dict[int, Stream] = {}
         self._kinds: dict[int, str] = {}
-        self._stopping = False
-        self._last_stop_check = float("-inf")
+        self._stop_requested = StopPoller(should_stop)
         self._last_progress = 0.0
 
     # -- driving ----------------------------------------------------------------------------------
@@ -265,13 +264,6 @@ class Recorder:
             if self._file is not None:
                 self._finish_file()
         return self.files
-
-    def _stop_requested(self) -> bool:
-        now = time.monotonic()
-        if not self._stopping and now - self._last_stop_check >= POLL_INTERVAL:
-            self._last_stop_check = now
-            self._stopping = bool(self.should_stop())
-        return self._stopping
 
     # -- packets ----------------------------------------------------------------------------------
 

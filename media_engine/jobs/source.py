@@ -37,6 +37,24 @@ INPUT_OPTIONS = {"analyzeduration": "500000"}
 POLL_INTERVAL = 0.25
 
 
+class StopPoller:
+    """A job's "should I stop?": asks ``should_stop`` at most every POLL_INTERVAL seconds (it may
+    query a database), and once it said yes, stays stopped."""
+
+    def __init__(self, should_stop: Callable[[], bool], clock: Callable[[], float] = time.monotonic) -> None:
+        self.should_stop = should_stop
+        self.clock = clock
+        self.stopping = False
+        self._last_check = float("-inf")
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        if not self.stopping and now - self._last_check >= POLL_INTERVAL:
+            self._last_check = now
+            self.stopping = bool(self.should_stop())
+        return self.stopping
+
+
 class SourceUnavailable(Exception):
     """The source cannot be opened (not live, refused, timed out) or has no track to read."""
 
