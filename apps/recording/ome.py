@@ -22,7 +22,9 @@ class StartRecordSerializer(serializers.Serializer):
     stream = RecordStreamSerializer()
     filePath = serializers.CharField(max_length=500, required=False, help_text="Under the media root; ${...} macros.")
     infoPath = serializers.CharField(max_length=500, required=False, help_text="Under the media root; ${...} macros.")
-    interval = serializers.IntegerField(required=False, min_value=1000, help_text="Milliseconds per file.")
+    interval = serializers.IntegerField(
+        required=False, min_value=1000, max_value=2_147_483_647, help_text="Milliseconds per file."
+    )
     schedule = serializers.CharField(
         required=False, max_length=100, help_text='"<second> <minute> <hour>", e.g. "0 */1 *".'
     )

@@ -42,7 +42,11 @@ class MpegtsStartup(serializers.Serializer):
     hasAudio = serializers.BooleanField(required=False, default=True)
     hasVideo = serializers.BooleanField(required=False, default=True)
     timeout = serializers.IntegerField(
-        required=False, min_value=1000, default=90000, help_text="ms without data before the stream ends"
+        required=False,
+        min_value=1000,
+        max_value=86_400_000,
+        default=90000,
+        help_text="ms without data before the stream ends (at most a day)",
     )
     maxTimestampDiff = serializers.IntegerField(required=False, help_text="Accepted; timestamps are not rewritten.")
 

@@ -19,6 +19,7 @@ from apps.streams.tasks import SNAPSHOT_TIMEOUT, take_snapshot
 
 # WCS record files: stream-<mediaSessionId>-<start time>.mp4 (WCS adds a random suffix instead).
 RECORD_FILE = "${Stream}-${Id}-${StartTime:YYYYMMDDhhmmss}.mp4"
+MAX_ROTATION_SECONDS = 86_400
 
 
 class StreamFilter(serializers.Serializer):
@@ -176,12 +177,18 @@ def start_recording(data: dict) -> None:
     stream = stream_by_session(data["mediaSessionId"])
     rotation = (data.get("config") or {}).get("rotation")
     spec = {"id": str(stream.media_session_id), "stream": {"name": stream.name}, "filePath": RECORD_FILE}
+    if rotation:
+        try:
+            seconds = int(rotation)
+        except (TypeError, ValueError):
+            seconds = 0
+        if not 1 <= seconds <= MAX_ROTATION_SECONDS:
+            raise WcsError(
+                400, f"Bad request: config.rotation must be 1..{MAX_ROTATION_SECONDS} seconds, not {rotation!r}"
+            )
+        spec["interval"] = seconds * 1000
     try:
-        if rotation:
-            spec["interval"] = max(1000, int(rotation) * 1000)
         create_record(stream.application, spec)
-    except (TypeError, ValueError) as error:
-        raise WcsError(400, f"Bad request: config.rotation must be seconds, not {rotation!r}") from error
     except RecordConflict as error:
         raise WcsError(409, "Conflict: the stream is already being recorded") from error
 
