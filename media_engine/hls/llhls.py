@@ -22,18 +22,17 @@ session id so that caches never mix two publications): ``llhls.m3u8`` (master),
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import math
 import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.control import ApplicationConfig
 from media_engine.hls.fmp4 import (
     AAC_FRAME_SAMPLES,
     VIDEO_TIMESCALE,
@@ -46,8 +45,9 @@ from media_engine.hls.fmp4 import (
     init_segment,
     media_fragment,
 )
+from media_engine.hls.packager import StreamPackager
 from media_engine.packets import MediaPacket, TrackKind
-from media_engine.registry import LiveStream, StreamKey, StreamRegistry, Subscription
+from media_engine.registry import LiveStream, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +68,7 @@ BLOCKING_TIMEOUT_TARGET_DURATIONS = 3
 # The publisher's clock going back by more than this restarts our timeline where it was.
 CLOCK_JUMP_BACK_MS = 1000
 DEFAULT_VIDEO_FRAME_MS = 40
-DEFAULT_LINGER = 30.0
 
-ConfigLookup = Callable[[StreamKey], "Awaitable[ApplicationConfig | None] | ApplicationConfig | None"]
 
 _PART_NAME = re.compile(r"part_0_(\d+)_(\d+)_(?:video|audio)_([0-9a-f]+)_llhls\.m4s")
 
@@ -712,164 +710,13 @@ def _iso8601(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class _Session:
-    """The packaging of one publication of a stream."""
+class LlHlsPackager(StreamPackager[LlHlsSegmenter]):
+    """Runs an `LlHlsSegmenter` for every live stream of a registry (see `StreamPackager`)."""
 
-    def __init__(self, stream: LiveStream, subscription: Subscription) -> None:
-        self.stream = stream
-        self.subscription = subscription
-        self.segmenter: LlHlsSegmenter | None = None
-        self.configured = asyncio.Event()
-        self.ended = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.drop_handle: asyncio.TimerHandle | None = None
+    label = "LL-HLS"
 
+    def make_segmenter(self, config: ApplicationConfig, stream: LiveStream) -> LlHlsSegmenter:
+        return LlHlsSegmenter(config, stream=stream, clock=self.clock)
 
-class LlHlsPackager:
-    """Runs an `LlHlsSegmenter` for every live stream of a registry (the LL-HLS twin of `HlsPackager`).
-
-    ``config_lookup(key)`` gives the `ApplicationConfig` of a stream (sync or async; None: not
-    packaged). Must be used from the event loop's thread. An ended stream's segmenter stays available
-    for ``linger`` seconds (default: 30 s, or two playlist windows if longer).
-    """
-
-    def __init__(
-        self,
-        registry: StreamRegistry,
-        config_lookup: ConfigLookup,
-        *,
-        linger: float | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.registry = registry
-        self.config_lookup = config_lookup
-        self.linger = linger
-        self.clock = clock
-        self._sessions: dict[StreamKey, _Session] = {}
-        self._attached = False
-        self._closed = False
-
-    @classmethod
-    def for_control_plane(cls, registry: StreamRegistry, control: ControlPlane, **kwargs: object) -> LlHlsPackager:
-        """A packager that finds each stream's application with ``control.application_config(vhost, app)``."""
-
-        async def lookup(key: StreamKey) -> ApplicationConfig | None:
-            return await control.application_config(key.vhost, key.app)
-
-        return cls(registry, lookup, **kwargs)  # type: ignore[arg-type]
-
-    def attach(self) -> None:
-        """Package every stream of the registry, from now on and those already live."""
-        if self._attached:
-            return
-        self._attached = True
-        self.registry.on_started(self._stream_started)
-        self.registry.on_ended(self._stream_ended)
-        for stream in self.registry.streams():
-            self._stream_started(stream)
-
-    def get(self, key: StreamKey) -> LlHlsSegmenter | None:
-        """The segmenter of a live (or recently ended) stream."""
-        session = self._sessions.get(key)
-        return session.segmenter if session is not None else None
-
-    def keys(self) -> list[StreamKey]:
-        return list(self._sessions)
-
-    async def wait_ready(self, key: StreamKey, timeout: float) -> LlHlsSegmenter | None:
-        """The segmenter of ``key`` once it has a playlist, waiting up to ``timeout`` s for it."""
-        session = self._sessions.get(key)
-        if session is None:
-            return None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        try:
-            await asyncio.wait_for(session.configured.wait(), timeout)
-        except TimeoutError:
-            return None
-        segmenter = session.segmenter
-        if segmenter is not None:
-            await segmenter.wait_ready(max(0.0, deadline - loop.time()))
-        return segmenter
-
-    async def close(self) -> None:
-        """Stop packaging (the registry keeps its listeners; they become no-ops)."""
-        self._closed = True
-        sessions = list(self._sessions.values())
-        self._sessions.clear()
-        for session in sessions:
-            self._stop(session)
-        await asyncio.gather(*(s.task for s in sessions if s.task is not None), return_exceptions=True)
-
-    # --- registry listeners ---------------------------------------------------------------------
-
-    def _stop(self, session: _Session) -> None:
-        if session.drop_handle is not None:
-            session.drop_handle.cancel()
-        session.subscription.close()
-        if session.task is not None and not session.task.done():
-            session.task.cancel()
-
-    def _stream_started(self, stream: LiveStream) -> None:
-        if self._closed:
-            return
-        old = self._sessions.get(stream.key)
-        if old is not None:
-            self._stop(old)
-        # Subscribe at once (synchronously) so that no packet is missed while the config is looked up.
-        session = _Session(stream, stream.subscribe())
-        self._sessions[stream.key] = session
-        session.task = asyncio.get_running_loop().create_task(self._run(session), name=f"llhls {stream.key}")
-
-    def _stream_ended(self, stream: LiveStream) -> None:
-        session = self._sessions.get(stream.key)
-        if session is not None and session.stream is stream:
-            session.ended.set()
-
-    async def _run(self, session: _Session) -> None:
-        stream = session.stream
-        try:
-            result = self.config_lookup(stream.key)
-            config = await result if inspect.isawaitable(result) else result
-        except Exception:
-            logger.exception("LL-HLS: no application config for %s", stream.key)
-            config = None
-        if config is None:
-            session.subscription.close()
-            self._drop(session)
-            session.configured.set()
-            return
-        segmenter = LlHlsSegmenter(config, stream=stream, clock=self.clock)
-        session.segmenter = segmenter
-        session.configured.set()
-        subscription = session.subscription
-        try:
-            # What arrived during the lookup, then every packet inline (the segmenter never blocks);
-            # no await in between, so nothing is lost or reordered.
-            ended = False
-            for packet in subscription.drain():
-                if packet is None:
-                    ended = True
-                    break
-                segmenter.feed(packet)
-            subscription.close()
-            if not ended and not stream.ended:
-                stream.add_sink(segmenter.feed)
-                await session.ended.wait()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("LL-HLS packaging of %s failed", stream.key)
-        finally:
-            stream.remove_sink(segmenter.feed)
-            subscription.close()
-            segmenter.finish()
-        if not self._closed:
-            linger = self.linger
-            if linger is None:
-                linger = max(DEFAULT_LINGER, 2 * segmenter.window * config.llhls_segment_duration)
-            session.drop_handle = asyncio.get_running_loop().call_later(linger, self._drop, session)
-
-    def _drop(self, session: _Session) -> None:
-        if self._sessions.get(session.stream.key) is session:
-            del self._sessions[session.stream.key]
+    def segment_duration(self, config: ApplicationConfig) -> float:
+        return config.llhls_segment_duration

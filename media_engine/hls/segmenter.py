@@ -16,19 +16,19 @@ stream, so that a player or cache never mixes up the segments of two successive 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import math
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.control import ApplicationConfig
 from media_engine.hls.mpegts import AacConfig, AvcConfig, TsMuxer
+from media_engine.hls.packager import StreamPackager
 from media_engine.packets import MediaPacket, TrackKind
-from media_engine.registry import LiveStream, StreamKey, StreamRegistry, Subscription
+from media_engine.registry import LiveStream, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +40,6 @@ MAX_SEGMENT_FACTOR = 4
 MAX_SEGMENT_MIN_MS = 20_000
 # Timed metadata waiting for the first packet is bounded (a stream that never starts).
 MAX_PENDING_EVENTS = 64
-# How long the playlist (with #EXT-X-ENDLIST) and segments of an ended stream stay available.
-DEFAULT_LINGER = 30.0
-
-ConfigLookup = Callable[[StreamKey], "Awaitable[ApplicationConfig | None] | ApplicationConfig | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,170 +344,13 @@ class HlsSegmenter:
         self._playlist = "\n".join(lines).encode()
 
 
-class _Session:
-    """The packaging of one publication of a stream."""
+class HlsPackager(StreamPackager[HlsSegmenter]):
+    """Runs an `HlsSegmenter` for every live stream of a registry (see `StreamPackager`)."""
 
-    def __init__(self, stream: LiveStream, subscription: Subscription) -> None:
-        self.stream = stream
-        self.subscription = subscription
-        self.segmenter: HlsSegmenter | None = None
-        self.configured = asyncio.Event()
-        self.ended = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.drop_handle: asyncio.TimerHandle | None = None
+    label = "HLS"
 
+    def make_segmenter(self, config: ApplicationConfig, stream: LiveStream) -> HlsSegmenter:
+        return HlsSegmenter(config, stream=stream, clock=self.clock)
 
-class HlsPackager:
-    """Runs an `HlsSegmenter` for every live stream of a registry.
-
-    ``config_lookup(key)`` gives the `ApplicationConfig` of a stream (sync or async; None: the
-    stream is not packaged). Must be used from the event loop's thread: `attach()` (and the
-    registry's listeners) start tasks on the running loop. An ended stream's segmenter stays
-    available for ``linger`` seconds (default: 30 s, or two playlist windows if longer).
-    """
-
-    def __init__(
-        self,
-        registry: StreamRegistry,
-        config_lookup: ConfigLookup,
-        *,
-        linger: float | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.registry = registry
-        self.config_lookup = config_lookup
-        self.linger = linger
-        self.clock = clock
-        self._sessions: dict[StreamKey, _Session] = {}
-        self._attached = False
-        self._closed = False
-
-    @classmethod
-    def for_control_plane(cls, registry: StreamRegistry, control: ControlPlane, **kwargs: object) -> HlsPackager:
-        """A packager that finds each stream's application with ``control.application_config(vhost, app)``."""
-
-        async def lookup(key: StreamKey) -> ApplicationConfig | None:
-            return await control.application_config(key.vhost, key.app)
-
-        return cls(registry, lookup, **kwargs)  # type: ignore[arg-type]
-
-    def attach(self) -> None:
-        """Package every stream of the registry, from now on and those already live."""
-        if self._attached:
-            return
-        self._attached = True
-        self.registry.on_started(self._stream_started)
-        self.registry.on_ended(self._stream_ended)
-        for stream in self.registry.streams():
-            self._stream_started(stream)
-
-    def get(self, key: StreamKey) -> HlsSegmenter | None:
-        """The segmenter of a live (or recently ended) stream."""
-        session = self._sessions.get(key)
-        return session.segmenter if session is not None else None
-
-    def keys(self) -> list[StreamKey]:
-        return list(self._sessions)
-
-    async def wait_ready(self, key: StreamKey, timeout: float) -> HlsSegmenter | None:
-        """The segmenter of ``key`` once it has a playlist, waiting up to ``timeout`` s for it."""
-        session = self._sessions.get(key)
-        if session is None:
-            return None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        if session.segmenter is None:
-            try:
-                await asyncio.wait_for(session.configured.wait(), timeout)
-            except TimeoutError:
-                return None
-        segmenter = session.segmenter
-        if segmenter is None:
-            return None
-        await segmenter.wait_ready(max(0.0, deadline - loop.time()))
-        return segmenter
-
-    async def close(self) -> None:
-        """Stop packaging (the registry keeps its listeners; they become no-ops)."""
-        self._closed = True
-        sessions = list(self._sessions.values())
-        self._sessions.clear()
-        for session in sessions:
-            if session.drop_handle is not None:
-                session.drop_handle.cancel()
-            session.subscription.close()
-            if session.task is not None:
-                session.task.cancel()
-        await asyncio.gather(*(s.task for s in sessions if s.task is not None), return_exceptions=True)
-
-    # --- registry listeners ---------------------------------------------------------------------
-
-    def _stream_started(self, stream: LiveStream) -> None:
-        if self._closed:
-            return
-        old = self._sessions.get(stream.key)
-        if old is not None:
-            if old.drop_handle is not None:
-                old.drop_handle.cancel()
-            old.subscription.close()
-            if old.task is not None and not old.task.done():
-                old.task.cancel()
-        # Subscribe at once (synchronously) so that no packet is missed while the config is looked up.
-        session = _Session(stream, stream.subscribe())
-        self._sessions[stream.key] = session
-        session.task = asyncio.get_running_loop().create_task(self._run(session), name=f"hls {stream.key}")
-
-    def _stream_ended(self, stream: LiveStream) -> None:
-        session = self._sessions.get(stream.key)
-        if session is not None and session.stream is stream:
-            session.ended.set()  # `_run` finishes the playlist
-
-    async def _run(self, session: _Session) -> None:
-        stream = session.stream
-        try:
-            result = self.config_lookup(stream.key)
-            config = await result if inspect.isawaitable(result) else result
-        except Exception:
-            logger.exception("HLS: no application config for %s", stream.key)
-            config = None
-        if config is None:
-            logger.info("HLS: not packaging %s (no application)", stream.key)
-            session.subscription.close()
-            self._drop(session)
-            session.configured.set()
-            return
-        segmenter = HlsSegmenter(config, stream=stream, clock=self.clock)
-        session.segmenter = segmenter
-        session.configured.set()
-        subscription = session.subscription
-        try:
-            # What arrived during the lookup, then every packet inline: no queue hand-off and no
-            # task switch per packet (the segmenter never blocks). No await between the two steps,
-            # so no packet is lost or reordered.
-            ended = False
-            for packet in subscription.drain():
-                if packet is None:
-                    ended = True
-                    break
-                segmenter.feed(packet)
-            subscription.close()
-            if not ended and not stream.ended:
-                stream.add_sink(segmenter.feed)
-                await session.ended.wait()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("HLS packaging of %s failed", stream.key)
-        finally:
-            stream.remove_sink(segmenter.feed)
-            subscription.close()
-            segmenter.finish()
-        if not self._closed:
-            linger = self.linger
-            if linger is None:  # long enough for players that are a whole window behind
-                linger = max(DEFAULT_LINGER, 2 * segmenter.window * segmenter.config.hls_segment_duration)
-            session.drop_handle = asyncio.get_running_loop().call_later(linger, self._drop, session)
-
-    def _drop(self, session: _Session) -> None:
-        if self._sessions.get(session.stream.key) is session:
-            del self._sessions[session.stream.key]
+    def segment_duration(self, config: ApplicationConfig) -> float:
+        return config.hls_segment_duration

@@ -1,0 +1,221 @@
+"""Running one segmenter per live stream of a registry: what the HLS (TS) and LL-HLS (fMP4)
+packagers share.
+
+`StreamPackager` subscribes to a stream the moment it starts (so no packet is missed while its
+application's config is looked up), then feeds every packet inline to the stream's segmenter, and
+keeps an ended stream's segmenter for a while (``linger``) so that players can finish. Subclasses
+say which segmenter to build (`make_segmenter`) and how long one segment of it lasts.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
+
+from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.packets import MediaPacket
+from media_engine.registry import LiveStream, StreamKey, StreamRegistry, Subscription
+
+logger = logging.getLogger(__name__)
+
+# How long the playlist and segments of an ended stream stay available (at least).
+DEFAULT_LINGER = 30.0
+
+ConfigLookup = Callable[[StreamKey], "Awaitable[ApplicationConfig | None] | ApplicationConfig | None"]
+
+
+class Segmenter(Protocol):
+    window: int
+
+    def feed(self, packet: MediaPacket) -> None: ...
+
+    def finish(self) -> None: ...
+
+    async def wait_ready(self, timeout: float) -> bool: ...
+
+
+S = TypeVar("S", bound=Segmenter)
+
+
+class _Session(Generic[S]):
+    """The packaging of one publication of a stream."""
+
+    def __init__(self, stream: LiveStream, subscription: Subscription) -> None:
+        self.stream = stream
+        self.subscription = subscription
+        self.segmenter: S | None = None
+        self.configured = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.drop_handle: asyncio.TimerHandle | None = None
+
+
+class StreamPackager(abc.ABC, Generic[S]):
+    """Runs a segmenter for every live stream of a registry.
+
+    ``config_lookup(key)`` gives the `ApplicationConfig` of a stream (sync or async; None: the
+    stream is not packaged). Must be used from the event loop's thread: `attach()` (and the
+    registry's listeners) start tasks on the running loop. An ended stream's segmenter stays
+    available for ``linger`` seconds (default: 30 s, or two playlist windows if longer).
+    """
+
+    label = "HLS"  # in logs and task names
+
+    def __init__(
+        self,
+        registry: StreamRegistry,
+        config_lookup: ConfigLookup,
+        *,
+        linger: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.config_lookup = config_lookup
+        self.linger = linger
+        self.clock = clock
+        self._sessions: dict[StreamKey, _Session[S]] = {}
+        self._attached = False
+        self._closed = False
+
+    @abc.abstractmethod
+    def make_segmenter(self, config: ApplicationConfig, stream: LiveStream) -> S:
+        """The segmenter of one publication."""
+
+    @abc.abstractmethod
+    def segment_duration(self, config: ApplicationConfig) -> float:
+        """The target duration of one segment (seconds): the default linger covers two windows."""
+
+    @classmethod
+    def for_control_plane(cls, registry: StreamRegistry, control: ControlPlane, **kwargs: object):
+        """A packager that finds each stream's application with ``control.application_config(vhost, app)``."""
+
+        async def lookup(key: StreamKey) -> ApplicationConfig | None:
+            return await control.application_config(key.vhost, key.app)
+
+        return cls(registry, lookup, **kwargs)  # type: ignore[arg-type]
+
+    def attach(self) -> None:
+        """Package every stream of the registry, from now on and those already live."""
+        if self._attached:
+            return
+        self._attached = True
+        self.registry.on_started(self._stream_started)
+        self.registry.on_ended(self._stream_ended)
+        for stream in self.registry.streams():
+            self._stream_started(stream)
+
+    def get(self, key: StreamKey) -> S | None:
+        """The segmenter of a live (or recently ended) stream."""
+        session = self._sessions.get(key)
+        return session.segmenter if session is not None else None
+
+    def keys(self) -> list[StreamKey]:
+        return list(self._sessions)
+
+    async def wait_ready(self, key: StreamKey, timeout: float) -> S | None:
+        """The segmenter of ``key`` once it has a playlist, waiting up to ``timeout`` s for it."""
+        session = self._sessions.get(key)
+        if session is None:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if session.segmenter is None:
+            try:
+                await asyncio.wait_for(session.configured.wait(), timeout)
+            except TimeoutError:
+                return None
+        segmenter = session.segmenter
+        if segmenter is None:
+            return None
+        await segmenter.wait_ready(max(0.0, deadline - loop.time()))
+        return segmenter
+
+    async def close(self) -> None:
+        """Stop packaging (the registry keeps its listeners; they become no-ops)."""
+        self._closed = True
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        for session in sessions:
+            self._stop(session)
+        await asyncio.gather(*(s.task for s in sessions if s.task is not None), return_exceptions=True)
+
+    # --- registry listeners ---------------------------------------------------------------------
+
+    def _stop(self, session: _Session[S]) -> None:
+        if session.drop_handle is not None:
+            session.drop_handle.cancel()
+        session.subscription.close()
+        if session.task is not None and not session.task.done():
+            session.task.cancel()
+
+    def _stream_started(self, stream: LiveStream) -> None:
+        if self._closed:
+            return
+        old = self._sessions.get(stream.key)
+        if old is not None:
+            self._stop(old)
+        # Subscribe at once (synchronously) so that no packet is missed while the config is looked up.
+        session: _Session[S] = _Session(stream, stream.subscribe())
+        self._sessions[stream.key] = session
+        name = f"{self.label.lower()} {stream.key}"
+        session.task = asyncio.get_running_loop().create_task(self._run(session), name=name)
+
+    def _stream_ended(self, stream: LiveStream) -> None:
+        session = self._sessions.get(stream.key)
+        if session is not None and session.stream is stream:
+            session.ended.set()  # `_run` finishes the playlist
+
+    async def _run(self, session: _Session[S]) -> None:
+        stream = session.stream
+        try:
+            result = self.config_lookup(stream.key)
+            config = await result if inspect.isawaitable(result) else result
+        except Exception:
+            logger.exception("%s: no application config for %s", self.label, stream.key)
+            config = None
+        if config is None:
+            logger.info("%s: not packaging %s (no application)", self.label, stream.key)
+            session.subscription.close()
+            self._drop(session)
+            session.configured.set()
+            return
+        segmenter = self.make_segmenter(config, stream)
+        session.segmenter = segmenter
+        session.configured.set()
+        subscription = session.subscription
+        try:
+            # What arrived during the lookup, then every packet inline: no queue hand-off and no
+            # task switch per packet (the segmenter never blocks). No await between the two steps,
+            # so no packet is lost or reordered.
+            ended = False
+            for packet in subscription.drain():
+                if packet is None:
+                    ended = True
+                    break
+                segmenter.feed(packet)
+            subscription.close()
+            if not ended and not stream.ended:
+                stream.add_sink(segmenter.feed)
+                await session.ended.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("%s packaging of %s failed", self.label, stream.key)
+        finally:
+            stream.remove_sink(segmenter.feed)
+            subscription.close()
+            segmenter.finish()
+        if not self._closed:
+            linger = self.linger
+            if linger is None:  # long enough for players that are a whole window behind
+                linger = max(DEFAULT_LINGER, 2 * segmenter.window * self.segment_duration(config))
+            session.drop_handle = asyncio.get_running_loop().call_later(linger, self._drop, session)
+
+    def _drop(self, session: _Session[S]) -> None:
+        if self._sessions.get(session.stream.key) is session:
+            del self._sessions[session.stream.key]
