@@ -1,0 +1,179 @@
+"""One live stream's packets in the form WHEP viewers send them, made once for all its viewers:
+H.264 as Annex B access units (parameter sets before each keyframe, never re-encoded) and AAC
+transcoded to Opus on a thread. Each viewer has a `PacketTrack` per kind that aiortc's sender
+reads; it packetizes the pre-encoded `av.Packet`s without encoding them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from media_engine.codecs.h264 import parse_avc_config
+from media_engine.packets import MediaPacket, TrackKind
+from media_engine.registry import LiveStream
+from media_engine.webrtc.h264 import split_avcc, to_annexb
+from media_engine.webrtc.transcode import AacToOpus, TranscoderThread
+
+logger = logging.getLogger(__name__)
+
+MILLISECONDS = fractions.Fraction(1, 1000)
+OPUS_TIME_BASE = fractions.Fraction(1, 48000)
+VIDEO_QUEUE = 120  # frames a viewer may lag before it skips to the next keyframe
+AUDIO_QUEUE = 100
+
+
+class PacketTrack(MediaStreamTrack):
+    """A track of pre-encoded `av.Packet`s for one viewer. Video starts at a keyframe, and a viewer
+    that falls ``maxsize`` packets behind skips to the next keyframe rather than slowing anyone."""
+
+    def __init__(self, kind: str, maxsize: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(maxsize)
+        self._waiting_for_keyframe = kind == "video"
+        self.packets_sent = 0
+        self.bytes_sent = 0
+
+    def offer(self, packet: av.Packet, keyframe: bool = False, size: int = 0) -> None:
+        if self.readyState != "live":
+            return
+        if self._waiting_for_keyframe:
+            if not keyframe:
+                return
+            self._waiting_for_keyframe = False
+        try:
+            self._queue.put_nowait(packet)
+            self.packets_sent += 1
+            self.bytes_sent += size
+        except asyncio.QueueFull:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._waiting_for_keyframe = self.kind == "video"
+
+    def finish(self) -> None:
+        """The stream ended: the sender stops after what is queued."""
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(None)
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = await self._queue.get()
+        if packet is None:
+            self.stop()
+            raise MediaStreamError
+        return packet
+
+
+class WhepViewer:
+    """The tracks of one WHEP session."""
+
+    def __init__(self, video: bool, audio: bool) -> None:
+        self.video = PacketTrack("video", VIDEO_QUEUE) if video else None
+        self.audio = PacketTrack("audio", AUDIO_QUEUE) if audio else None
+
+    def finish(self) -> None:
+        for track in (self.video, self.audio):
+            if track is not None:
+                track.finish()
+
+
+class WhepFanout:
+    """Packets of ``stream`` converted once and offered to every attached viewer."""
+
+    def __init__(self, stream: LiveStream) -> None:
+        self.stream = stream
+        self.loop = asyncio.get_running_loop()
+        self.viewers: set[WhepViewer] = set()
+        self._parameter_sets: list[bytes] = []
+        self._nal_length_size = 4
+        self._opus: TranscoderThread | None = None
+        self._audio_config: bytes | None = None
+        for config in (stream.video_config, stream.audio_config):
+            if config is not None:
+                self._on_config(config)
+        stream.add_sink(self._on_packet)
+
+    @property
+    def video_codec(self) -> str | None:
+        return self.stream.video_config.codec if self.stream.video_config is not None else None
+
+    @property
+    def audio_codec(self) -> str | None:
+        return self.stream.audio_config.codec if self.stream.audio_config is not None else None
+
+    def attach(self, viewer: WhepViewer) -> None:
+        self.viewers.add(viewer)
+
+    def detach(self, viewer: WhepViewer) -> None:
+        self.viewers.discard(viewer)
+
+    def close(self) -> None:
+        self.stream.remove_sink(self._on_packet)
+        if self._opus is not None:
+            self._opus.close()
+            self._opus = None
+        for viewer in list(self.viewers):
+            viewer.finish()
+        self.viewers.clear()
+
+    def _on_config(self, packet: MediaPacket) -> None:
+        if packet.kind is TrackKind.VIDEO and packet.codec == "h264":
+            try:
+                avc = parse_avc_config(packet.payload)
+            except ValueError as error:
+                logger.debug("whep %s: unreadable AVC configuration: %s", self.stream.key, error)
+                return
+            self._parameter_sets = avc.sps + avc.pps
+            self._nal_length_size = avc.nal_length_size
+        elif packet.kind is TrackKind.AUDIO and packet.codec == "aac" and packet.payload != self._audio_config:
+            self._audio_config = packet.payload
+            if self._opus is not None:
+                self._opus.close()
+            self._opus = TranscoderThread(
+                f"aac->opus {self.stream.key}", AacToOpus(packet.payload), self._on_opus, self.loop
+            )
+
+    def _on_packet(self, packet: MediaPacket) -> None:
+        # Inline in the publisher's push: only cheap work here, the audio transcode is on a thread.
+        if packet.config:
+            self._on_config(packet)
+            return
+        if not self.viewers:
+            return
+        if packet.kind is TrackKind.VIDEO and packet.codec == "h264":
+            try:
+                nals = split_avcc(packet.payload, self._nal_length_size)
+            except ValueError:
+                return
+            if packet.keyframe:
+                nals = self._parameter_sets + nals
+            data = to_annexb(nals)
+            frame = av.Packet(data)
+            frame.pts = packet.pts
+            frame.time_base = MILLISECONDS
+            for viewer in self.viewers:
+                if viewer.video is not None:
+                    viewer.video.offer(frame, packet.keyframe, len(data))
+            self.stream.counters.sent(len(data) * len(self.viewers))
+        elif packet.kind is TrackKind.AUDIO and self._opus is not None:
+            self._opus.submit((packet.payload, packet.pts))
+
+    def _on_opus(self, item: tuple[bytes, int]) -> None:
+        payload, pts = item
+        frame = av.Packet(payload)
+        frame.pts = pts
+        frame.time_base = OPUS_TIME_BASE
+        for viewer in self.viewers:
+            if viewer.audio is not None:
+                viewer.audio.offer(frame, size=len(payload))
+        self.stream.counters.sent(len(payload) * len(self.viewers))

@@ -1,0 +1,131 @@
+"""WHIP/WHEP signalling on the media port: offers answered with 201, SDP and a Location; bad input
+refused with a plain-text status and nothing changed; ICE candidates on the policy's address and ports."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from media_engine.registry import StreamKey
+from media_engine.webrtc.ice import IcePolicy, policy_from_settings
+from tests.media_engine.webrtc.conftest import start_node
+
+SDP = {"Content-Type": "application/sdp"}
+
+
+async def browser_like_offer(kinds=("video", "audio"), direction="recvonly") -> tuple[RTCPeerConnection, str]:
+    """An aiortc offer as a WHEP/WHIP client sends it (host candidates on loopback)."""
+    from media_engine.webrtc.ice import use_policy
+
+    pc = RTCPeerConnection(IcePolicy(host_addresses=("127.0.0.1",)).rtc_configuration())
+    with use_policy(IcePolicy(host_addresses=("127.0.0.1",))):
+        for kind in kinds:
+            pc.addTransceiver(kind, direction=direction)
+        await pc.setLocalDescription(await pc.createOffer())
+    return pc, pc.localDescription.sdp
+
+
+def candidates(sdp: str) -> list[tuple[str, int]]:
+    found = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            fields = line.split()
+            found.append((fields[4], int(fields[5])))
+    return found
+
+
+def test_bad_offers_are_refused_and_change_nothing():
+    async def main() -> None:
+        node = await start_node()
+        base = f"http://127.0.0.1:{node.http.port}"
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{base}/app/s?direction=sideways", data="v=0", headers=SDP) as response:
+                    assert response.status == 400 and "direction" in await response.text()
+                async with http.post(f"{base}/app/s?direction=whip", data="v=0", headers={"Content-Type": "text/plain"}) as response:  # fmt: skip
+                    assert response.status == 415
+                async with http.post(f"{base}/app/s?direction=whip", data="hello", headers=SDP) as response:
+                    assert response.status == 400 and "not an SDP offer" in await response.text()
+                async with http.post(f"{base}/app/s?direction=whip", data="v=0\r\nm=video 9 x 1\r\n", headers=SDP) as response:  # fmt: skip
+                    assert response.status == 400
+                async with http.post(f"{base}/nope/s?direction=whep", data="v=0\r\nm=video\r\n", headers=SDP) as response:  # fmt: skip
+                    assert response.status == 404 and await response.text() == "application not found\n"
+                pc, offer = await browser_like_offer()
+                async with http.post(f"{base}/app/offline?direction=whep", data=offer, headers=SDP) as response:
+                    assert response.status == 404 and await response.text() == "stream not found\n"
+                await pc.close()
+                async with http.delete(f"{base}/app/s/webrtc-session/unknown") as response:
+                    assert response.status == 404
+                async with http.get(f"{base}/webrtc/static/..%2Fservice.py") as response:
+                    assert response.status == 404
+            assert node.registry.streams() == [] and node.webrtc.sessions == {}
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
+def test_a_whip_offer_is_answered_on_the_configured_address_and_port_range():
+    async def main() -> None:
+        policy = policy_from_settings(["127.0.0.1"], "42100-42120", [])
+        node = await start_node(policy)
+        base = f"http://127.0.0.1:{node.http.port}"
+        try:
+            pc, offer = await browser_like_offer(direction="sendonly")
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{base}/app/cam?direction=whip", data=offer, headers=SDP) as response:
+                    assert response.status == 201
+                    assert response.headers["Content-Type"] == "application/sdp"
+                    location = response.headers["Location"]
+                    answer = await response.text()
+                assert location.startswith("/app/cam/webrtc-session/")
+                found = candidates(answer)
+                assert found and all(host == "127.0.0.1" and 42100 <= port <= 42120 for host, port in found)
+                assert "H264" in answer and "opus" in answer and "VP8" not in answer  # H.264 preferred
+                # The stream is claimed at once: a second publisher is refused.
+                async with http.post(f"{base}/app/cam?direction=whip", data=offer, headers=SDP) as response:
+                    assert response.status == 409
+                await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+                # Trickle ICE: a further candidate of the client is taken (204); a malformed one is a 400.
+                fragment = "a=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n"
+                headers = {"Content-Type": "application/trickle-ice-sdpfrag"}
+                async with http.patch(f"{base}{location}", data=fragment, headers=headers) as response:
+                    assert response.status == 204
+                async with http.patch(f"{base}{location}", data="a=candidate:x\r\n", headers=headers) as response:
+                    assert response.status == 400
+                assert node.registry.get(StreamKey("default", "app", "cam")) is not None
+                async with http.delete(f"{base}{location}") as response:
+                    assert response.status == 200
+                assert node.registry.get(StreamKey("default", "app", "cam")) is None
+                assert node.webrtc.sessions == {}
+            await pc.close()
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
+def test_settings_are_checked():
+    policy = policy_from_settings(
+        ["127.0.0.1"], "40000-40010", ["stun:127.0.0.1:3478", "turn:127.0.0.1:3478"], "u", "p"
+    )
+    assert (policy.port_min, policy.port_max) == (40000, 40010)
+    assert [s.public_dict() for s in policy.ice_servers] == [
+        {"urls": ["stun:127.0.0.1:3478"]},
+        {"urls": ["turn:127.0.0.1:3478"], "username": "u", "credential": "p"},
+    ]
+    assert policy_from_settings([], "", []).rtc_configuration().iceServers == []  # never Google's STUN
+    for ports in ("40010-40000", "abc", "0-10"):
+        try:
+            policy_from_settings([], ports, [])
+        except ValueError:
+            continue
+        raise AssertionError(f"{ports} accepted")
+    for bad in ((["not-an-ip"], "", []), ([], "", ["http://x"])):
+        try:
+            policy_from_settings(*bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad} accepted")
