@@ -1,0 +1,33 @@
+"""Admin of transcodes: which profile runs on which stream, its renditions and CPU cost, with stop /
+start-again actions."""
+
+from django.contrib import admin
+
+from apps.jobs.admin import StreamJobAdmin
+from apps.transcoding.models import Transcode
+from apps.transcoding.services import stop_transcode, transcode_task
+
+
+@admin.register(Transcode)
+class TranscodeAdmin(StreamJobAdmin):
+    stop = stop_transcode
+    task = transcode_task
+    list_display = [
+        "stream_name", "profile", "application", "state", "cpu_percent", "cpu_seconds", "frames_decoded",
+        "rendition_list",
+    ]  # fmt: skip
+    list_filter = ["state", "application__virtual_host", "application"]
+    search_fields = ["stream_name", "profile__name", "output_stream_name"]
+    readonly_fields = [
+        "application", "stream_name", "profile", "output_stream_name", "state", "error", "renditions",
+        "rendition_streams", "skipped", "cpu_seconds", "cpu_percent", "frames_decoded", "frames_encoded",
+        "images_written", "created_at", "started_at", "finished_at", "heartbeat_at", "celery_task_id",
+    ]  # fmt: skip
+    exclude = ["variant_names", "track_ids", "sequence"]
+
+    @admin.display(description="renditions")
+    def rendition_list(self, job: Transcode) -> str:
+        return ", ".join(job.rendition_streams) or "-"
+
+    def has_add_permission(self, request) -> bool:
+        return False  # transcodes start when streams go live

@@ -1,0 +1,59 @@
+"""Transcodes: one output profile applied to one live stream, with the renditions it publishes and
+what it costs (CPU time of its worker threads)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from apps.jobs.models import StreamJob
+
+
+class Transcode(StreamJob):
+    """Runs while its stream is live; starts again (same row) when the stream comes back."""
+
+    profile = models.ForeignKey(
+        "hosting.OutputProfile", on_delete=models.CASCADE, related_name="transcodes", verbose_name="output profile"
+    )
+    output_stream_name = models.CharField("output stream", max_length=255, blank=True)
+    renditions = models.JSONField(
+        "renditions", default=list, blank=True, help_text="The renditions of the current run: name, stream, encodes."
+    )
+    rendition_streams = models.JSONField(
+        "rendition streams", default=list, blank=True, help_text="Streams this transcode publishes into the engine."
+    )
+    skipped = models.JSONField("left out", default=list, blank=True, help_text="Parts of the profile not produced.")
+    cpu_seconds = models.FloatField("CPU time (s)", default=0.0, help_text="CPU time of the current run.")
+    cpu_percent = models.FloatField("CPU (% of a core)", default=0.0, help_text="Over the last second or so.")
+    frames_decoded = models.BigIntegerField("frames decoded", default=0)
+    frames_encoded = models.JSONField("frames encoded", default=dict, blank=True, help_text="Per rendition.")
+    images_written = models.BigIntegerField("thumbnails written", default=0)
+
+    class Meta(StreamJob.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "stream_name", "profile"], name="%(app_label)s_%(class)s_one_per_stream_profile"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application.path}/{self.stream_name} ({self.profile.name})"
+
+    def start_run(self, plan_renditions: list[dict], streams: list[str], output_stream: str, skipped: list[str]):
+        """A new run of the profile on the live stream: what it publishes, counters from zero."""
+        self.renditions = plan_renditions
+        self.rendition_streams = streams
+        self.output_stream_name = output_stream
+        self.skipped = skipped
+        self.cpu_seconds = self.cpu_percent = 0.0
+        self.frames_decoded = self.images_written = 0
+        self.frames_encoded = {}
+        self.save()
+
+    def record_progress(self, cpu_seconds: float, cpu_percent: float, decoded: int, encoded: dict, images: int):
+        type(self).objects.filter(pk=self.pk).update(
+            cpu_seconds=cpu_seconds,
+            cpu_percent=cpu_percent,
+            frames_decoded=decoded,
+            frames_encoded=encoded,
+            images_written=images,
+        )

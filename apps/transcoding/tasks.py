@@ -1,0 +1,161 @@
+"""The transcode media job (queue `transcode`): plays the stream from its engine node, publishes the
+profile's renditions back into it over RTMP and writes its thumbnails under the media root."""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+from django.conf import settings
+
+from apps.jobs.runner import StopCheck, run_stream_job
+from apps.streams.models import Stream
+from apps.transcoding.models import Transcode
+from apps.transcoding.plans import BYPASS, ProfilePlan, bypass_matches, plan_profile
+from apps.transcoding.services import end_run
+from media_engine.jobs.thumbnail import ThumbnailStore
+from media_engine.jobs.transcode import (
+    AudioEncoding,
+    ImageOutput,
+    Rendition,
+    TranscodeProgress,
+    Transcoder,
+    VideoEncoding,
+)
+
+X264_PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"}
+DEFAULT_PRESET = "veryfast"
+TRACKS_WAIT = 3.0  # seconds to wait for the input's tracks when a bypassIfMatch needs them
+
+
+def thumbnail_store() -> ThumbnailStore:
+    return ThumbnailStore(settings.MEDIA_ROOT / "thumbnails")
+
+
+def video_encoding(encode: dict) -> VideoEncoding:
+    preset = str(encode.get("preset") or DEFAULT_PRESET).lower()
+    threads = encode.get("threadCount")
+    return VideoEncoding(
+        codec=str(encode.get("codec", "h264")).lower(),
+        bitrate=int(encode.get("bitrate") or 1_000_000),
+        width=encode.get("width"),
+        height=encode.get("height"),
+        framerate=float(encode["framerate"]) if encode.get("framerate") else None,
+        preset=preset if preset in X264_PRESETS else DEFAULT_PRESET,
+        keyframe_interval=int(encode["keyFrameInterval"]) if encode.get("keyFrameInterval") else None,
+        bframes=int(encode.get("bFrames") or 0),
+        profile=str(encode["profile"]).lower() if encode.get("profile") else None,
+        threads=1 if threads is None else int(threads),
+    )
+
+
+def audio_encoding(encode: dict) -> AudioEncoding:
+    return AudioEncoding(
+        codec=str(encode.get("codec", "aac")).lower(),
+        bitrate=int(encode.get("bitrate") or 128_000),
+        samplerate=int(encode["samplerate"]) if encode.get("samplerate") else None,
+        channels=int(encode["channel"]) if encode.get("channel") else None,
+    )
+
+
+def input_tracks(stream: Stream, plan: ProfilePlan) -> dict[str, dict]:
+    """The input's first video and audio track; waits a little for them if a bypassIfMatch asks."""
+    asks = any(
+        isinstance(encode, dict) and encode.get("bypassIfMatch")
+        for rendition in plan.renditions
+        for encode in (rendition.video, rendition.audio)
+    )
+    deadline = time.monotonic() + (TRACKS_WAIT if asks else 0)
+    while True:
+        tracks = {}
+        for track in stream.input_tracks or []:
+            tracks.setdefault(track.get("kind"), track)
+        if tracks or time.monotonic() >= deadline:
+            return tracks
+        time.sleep(0.25)
+        stream.refresh_from_db(fields=["input_tracks"])
+
+
+def build_renditions(plan: ProfilePlan, tracks: dict[str, dict], rtmp_url) -> list[Rendition]:
+    renditions = []
+    for planned in plan.renditions:
+        if not planned.needs_stream:
+            continue
+        video, audio = planned.video, planned.audio
+        if isinstance(video, dict):
+            video = BYPASS if bypass_matches(video, tracks.get("video")) else video_encoding(video)
+        if isinstance(audio, dict):
+            audio = BYPASS if bypass_matches(audio, tracks.get("audio")) else audio_encoding(audio)
+        renditions.append(Rendition(planned.name, rtmp_url(planned.stream_name), video, audio))
+    return renditions
+
+
+class TranscodeJob:
+    """Glue between a Transcode row and the media Transcoder: states, counters, stop requests."""
+
+    def __init__(self, job: Transcode, should_stop: StopCheck) -> None:
+        self.job = job
+        self.stop_check = should_stop
+
+    def should_stop(self) -> bool:
+        try:
+            return self.stop_check()
+        except Transcode.DoesNotExist:
+            return True  # its profile (and so the job) was deleted
+
+    def on_state(self, state: str, error: str | None) -> None:
+        if state == "started":
+            job = Transcode.objects.filter(pk=self.job.pk).first()
+            if job is not None and not job.stop_requested:
+                job.mark_started()
+
+    def on_progress(self, progress: TranscodeProgress) -> None:
+        self.job.record_progress(
+            progress.cpu_seconds,
+            progress.cpu_percent,
+            progress.frames_decoded,
+            progress.frames_encoded,
+            progress.images_written,
+        )
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def transcode_stream(self, transcode_pk: int) -> str:
+    def media(job: Transcode, stream: Stream, should_stop: StopCheck) -> None:
+        plan = plan_profile(job.profile, stream.name)
+        job.start_run([r.as_dict() for r in plan.renditions], plan.rendition_streams, plan.output_stream, plan.skipped)
+        app = job.application
+        store = thumbnail_store()
+        images = [
+            ImageOutput(
+                image.codec,
+                store.path(app.virtual_host.name, app.name, plan.output_stream, image.extension),
+                image.width,
+                image.height,
+                image.framerate,
+            )
+            for image in plan.images
+        ]
+        renditions = build_renditions(
+            plan, input_tracks(stream, plan), lambda name: stream.node.rtmp_url(app.name, name)
+        )
+        glue = TranscodeJob(job, should_stop)
+        Transcoder(
+            stream.node.rtmp_url(app.name, stream.name),
+            renditions,
+            images,
+            should_stop=glue.should_stop,
+            on_state=glue.on_state,
+            on_progress=glue.on_progress,
+            store=store,
+        ).run()
+
+    try:
+        outcome = run_stream_job(Transcode, transcode_pk, media, self.request.id or "")
+    except Transcode.DoesNotExist:
+        return "gone"  # its output profile was deleted while it ran
+    if outcome == "waiting":
+        job = Transcode.objects.select_related("application__virtual_host", "profile").filter(pk=transcode_pk).first()
+        if job is not None:
+            return end_run(job)
+    return outcome
