@@ -6,9 +6,10 @@ and tests use `StaticControlPlane`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from media_engine.admission import OPEN, AccessRules
 from media_engine.registry import LiveStream
 
 
@@ -23,6 +24,8 @@ class ApplicationConfig:
     llhls_part_duration: float = 0.5
     llhls_segment_duration: float = 6.0
     llhls_segment_count: int = 10
+    # Who may publish and play (signed policy, ACL keys, admission webhook); open by default.
+    access: AccessRules = field(default=OPEN, compare=False)
 
 
 class ControlPlane(Protocol):

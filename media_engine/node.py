@@ -1,4 +1,5 @@
-"""One media engine node: the stream registry with its RTMP server, HLS and LL-HLS packagers and media HTTP server.
+"""One media engine node: the stream registry with its RTMP server, HLS and LL-HLS packagers, WebRTC
+(WHIP/WHEP) and media HTTP server.
 
 `EngineNode` assembles the parts and forwards stream start/end to the control plane; the Django
 command `runengine` adds heartbeats, counters in the database and API commands around it.
@@ -12,10 +13,15 @@ from dataclasses import dataclass
 
 from media_engine.control import ControlPlane
 from media_engine.hls.llhls import LlHlsPackager
+from media_engine.hls.master import MasterPlaylists, PlaylistLookup
 from media_engine.hls.segmenter import HlsPackager
 from media_engine.http.server import MediaHttpServer
+from media_engine.jobs.thumbnail import ThumbnailStore, thumbnail_handler
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 from media_engine.rtmp.server import RtmpServer
+from media_engine.srt.ingest import SrtIngestServer
+from media_engine.srt.libsrt import SrtError
+from media_engine.webrtc.service import WebRtcService, WebRtcSettings
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +32,22 @@ class NodeAddresses:
     rtmp_port: int = 1935
     http_host: str = "0.0.0.0"
     http_port: int = 3333
+    srt_host: str = "0.0.0.0"
+    srt_port: int | None = None  # None: no SRT ingest
 
 
 class EngineNode:
-    def __init__(self, control: ControlPlane, addresses: NodeAddresses | None = None) -> None:
+    def __init__(
+        self,
+        control: ControlPlane,
+        addresses: NodeAddresses | None = None,
+        webrtc: WebRtcSettings | None = None,
+        *,
+        playlists: PlaylistLookup | None = None,
+        thumbnails: ThumbnailStore | None = None,
+    ) -> None:
+        """``playlists`` serves output profiles' master playlists; ``thumbnails`` the thumb.jpg/png
+        pictures transcode jobs write (both: routes on the media HTTP port)."""
         addresses = addresses or NodeAddresses()
         self.control = control
         self.registry = StreamRegistry()
@@ -38,6 +56,18 @@ class EngineNode:
         self.llhls = LlHlsPackager.for_control_plane(self.registry, control)
         self.http = MediaHttpServer(
             self.registry, control, self.packager, host=addresses.http_host, port=addresses.http_port, llhls=self.llhls
+        )
+        self.webrtc = WebRtcService(self.registry, control, webrtc)  # WHIP/WHEP on the media HTTP port
+        self.webrtc.add_routes(self.http)
+        if playlists is not None:
+            MasterPlaylists(self.registry, playlists, self.llhls).add_routes(self.http)
+        if thumbnails is not None:
+            thumbnail_path = r"/{app}/{stream}/thumb.{ext:jpg|png}"
+            self.http.add_route("GET", thumbnail_path, thumbnail_handler(self.http, thumbnails), name="thumbnail")
+        self.srt = (
+            SrtIngestServer(self.registry, control, addresses.srt_host, addresses.srt_port)
+            if addresses.srt_port is not None
+            else None
         )
         self._event_tasks: set[asyncio.Task] = set()
         self.registry.on_started(lambda stream: self._notify(control.stream_started(stream)))
@@ -59,10 +89,20 @@ class EngineNode:
         self.llhls.attach()
         await self.rtmp.start()
         await self.http.start()
+        if self.srt is not None:
+            try:
+                await self.srt.start()
+            except SrtError as error:
+                # The node still serves RTMP and HTTP; SRT publishers cannot connect.
+                logger.error("SRT ingest not started on %s:%s: %s", self.srt.host, self.srt.port, error)
+                self.srt = None
         logger.info("engine node up: RTMP on %s, media HTTP on %s", self.rtmp.port, self.http.port)
 
     async def stop(self) -> None:
         await self.rtmp.stop()
+        if self.srt is not None:
+            await self.srt.stop()
+        await self.webrtc.close()
         await self.http.stop()
         await self.packager.close()
         await self.llhls.close()
@@ -90,6 +130,13 @@ class EngineNode:
             if segmenter is not None:
                 segmenter.add_timed_metadata(id3)
         return True
+
+    def set_hls(self, key: StreamKey, enabled: bool) -> bool:
+        """Package HLS and LL-HLS of ``key`` or stop doing so (WCS /hls/startup, /hls/terminate)
+        until it is published again; False if the stream is not live here."""
+        packagers = (self.packager, self.llhls)
+        done = [packager.resume(key) if enabled else packager.pause(key) for packager in packagers]
+        return all(done)
 
     def live_streams(self) -> list[LiveStream]:
         return self.registry.streams()

@@ -10,6 +10,7 @@ needed=(
   "ffprobe:ffmpeg"
   "redis-server:redis-server"
   "redis-cli:redis-tools"
+  "__libsrt__:libsrt1.5-gnutls"
 )
 python3 -c 'import ensurepip, venv' 2>/dev/null || needed+=("__python_venv__:python3-venv")
 if [ "$purpose" = "test" ] || [ "$purpose" = "bench" ]; then
@@ -33,6 +34,7 @@ for pair in "${needed[@]}"; do
   case "$command" in
     __nginx_rtmp__) [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] && continue ;;
     __python_venv__) ;;
+    __libsrt__) ldconfig -p 2>/dev/null | grep -q "libsrt-.*\.so\.1\.5" && continue ;;
     __gst_rtsp_server__) compgen -G "/usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib" >/dev/null && continue ;;
     __gst_plugins__) gst-inspect-1.0 rtph264pay >/dev/null 2>&1 && continue ;;
     __gst_x264__) gst-inspect-1.0 x264enc >/dev/null 2>&1 && continue ;;

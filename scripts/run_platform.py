@@ -50,6 +50,9 @@ def commands() -> list[tuple[str, list[str]]]:
         # Media jobs (record, push...) block on I/O for hours: a thread pool of their own queue;
         # short control tasks get their own worker, so they never wait behind media.
         ("media-worker", [*celery, *"-Q media --pool threads --concurrency 32 --hostname media@%h".split()]),
+        # Transcodes (CPU-bound, one per live stream and output profile, as long as the stream lasts):
+        # a worker of their own, so encoding never slows records and pushes; add machines for more.
+        ("transcode-worker", [*celery, *"-Q transcode --pool threads -c 16 --hostname transcode@%h".split()]),
         # -B: the control worker also runs beat (resuming jobs whose worker died).
         (
             "control-worker",

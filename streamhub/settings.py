@@ -35,6 +35,8 @@ if PRODUCTION:
 
 INSTALLED_APPS = [
     "daphne",
+    # Before the admin: its templates/admin/index.html (the live dashboard) overrides the admin's own.
+    "apps.dashboard",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -52,15 +54,23 @@ INSTALLED_APPS = [
     "apps.recording",
     "apps.push",
     "apps.pull",
+    "apps.webrtc_relay",
     "apps.hls_dump",
+    "apps.cdn",
     "apps.api_ome",
     "apps.connections",
     "apps.api_wcs",
+    "apps.access",
+    "apps.async_jobs",
+    "apps.api_wcs_v3",
+    "apps.metrics",
+    "apps.transcoding",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Async-capable (like every middleware here), so WCS v3 calls await their jobs without holding a thread.
+    "streamhub.middleware.WhiteNoiseMiddleware",
     "apps.api_wcs.middleware.WcsCorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -124,6 +134,10 @@ CELERY_TASK_ROUTES = {
     "apps.pull.tasks.*": {"queue": "media"},
     "apps.streams.tasks.*": {"queue": "media"},
     "apps.hls_dump.tasks.*": {"queue": "media"},
+    # CPU-bound encodes get workers of their own: a busy transcode never delays a record or push.
+    "apps.transcoding.tasks.*": {"queue": "transcode"},
+    # WCS v3 jobs only call services (the media work they start goes to `media`).
+    "apps.async_jobs.tasks.*": {"queue": "control"},
 }
 # How long OME's "Create Stream (Pull)" waits for the pull to go live (201) or fail (502); a pull
 # still connecting after that is answered 201 and goes on.
@@ -134,6 +148,12 @@ JOB_LEASE_SECONDS = env.float("STREAMHUB_JOB_LEASE", default=15.0)
 JOB_RECOVERY_INTERVAL = env.float("STREAMHUB_JOB_RECOVERY_INTERVAL", default=5.0)
 CELERY_BEAT_SCHEDULE = {
     "resume-orphaned-jobs": {"task": "apps.jobs.tasks.resume_orphaned_jobs", "schedule": JOB_RECOVERY_INTERVAL},
+    # API jobs (WCS v3): a safety net for deadlines whose task was lost, and pruning of old finished jobs.
+    "cancel-overdue-async-jobs": {"task": "apps.async_jobs.tasks.cancel_overdue_jobs", "schedule": 10.0},
+    "prune-finished-async-jobs": {
+        "task": "apps.async_jobs.tasks.prune_finished_jobs",
+        "schedule": env.float("STREAMHUB_ASYNC_JOBS_PRUNE_INTERVAL", default=600.0),
+    },
 }
 # A media job outlives Redis's default 1 h visibility timeout; a dead worker's job is redelivered after it.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=43200)}
@@ -150,11 +170,27 @@ ENGINE_RTMP_HOST = env.str("STREAMHUB_RTMP_HOST", default="0.0.0.0")
 ENGINE_RTMP_PORT = env.int("STREAMHUB_RTMP_PORT", default=1935)
 ENGINE_HTTP_HOST = env.str("STREAMHUB_MEDIA_HTTP_HOST", default="0.0.0.0")
 ENGINE_HTTP_PORT = env.int("STREAMHUB_MEDIA_HTTP_PORT", default=3333)
+# SRT ingest (srt://host:port?streamid=vhost/app/stream, as OME); port 0 turns it off.
+ENGINE_SRT_HOST = env.str("STREAMHUB_SRT_HOST", default="0.0.0.0")
+ENGINE_SRT_PORT = env.int("STREAMHUB_SRT_PORT", default=9999)
+# Admission webhooks (apps.access): timeout when the OME setting has none, and what a failed call means.
+ACCESS_WEBHOOK_TIMEOUT_MS = env.int("STREAMHUB_ACCESS_WEBHOOK_TIMEOUT", default=3000)
+ACCESS_WEBHOOK_DEFAULT_ACTION = env.str("STREAMHUB_ACCESS_WEBHOOK_DEFAULT", default="deny")
 # Public base URL of the media HTTP port for player links (default: this host on the node's port).
 STREAMHUB_MEDIA_URL = env.str("STREAMHUB_MEDIA_URL", default="")
 ENGINE_HEARTBEAT_INTERVAL = env.float("STREAMHUB_ENGINE_HEARTBEAT", default=2.0)
 # A node silent for this many seconds is gone: its streams are marked ended.
 ENGINE_NODE_TIMEOUT = env.float("STREAMHUB_ENGINE_NODE_TIMEOUT", default=15.0)
+# WebRTC (WHIP/WHEP): host candidates on these addresses (comma-separated; empty: every interface
+# but loopback), ICE over UDP ports in this range ("40000-40999"; empty: any port), STUN/TURN servers
+# (comma-separated "stun:host:port", "turn:host:port?transport=udp") with the TURN credentials.
+WEBRTC_ICE_ADDRESSES = env.list("STREAMHUB_WEBRTC_ICE_ADDRESSES", default=[])
+WEBRTC_ICE_PORTS = env.str("STREAMHUB_WEBRTC_ICE_PORTS", default="")
+WEBRTC_ICE_SERVERS = env.list("STREAMHUB_WEBRTC_ICE_SERVERS", default=[])
+WEBRTC_TURN_USERNAME = env.str("STREAMHUB_WEBRTC_TURN_USERNAME", default="")
+WEBRTC_TURN_CREDENTIAL = env.str("STREAMHUB_WEBRTC_TURN_CREDENTIAL", default="")
+# Seconds between keyframe requests to WHIP publishers (HLS segments start on keyframes).
+WEBRTC_KEYFRAME_INTERVAL = env.float("STREAMHUB_WEBRTC_KEYFRAME_INTERVAL", default=2.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -210,3 +246,10 @@ WCS_CORS_ALLOW_METHODS = env.str("STREAMHUB_WCS_CORS_ALLOW_METHODS", default="PO
 # /mpegts/startup listens on a port of this range, on this address (where the media workers run).
 WCS_MPEGTS_HOST = env.str("STREAMHUB_WCS_MPEGTS_HOST", default="127.0.0.1")
 WCS_MPEGTS_PORTS = tuple(env.list("STREAMHUB_WCS_MPEGTS_PORTS", cast=int, default=[31000, 31999]))
+
+# WCS REST API v3 (/rest-api/v3/...): the server caps of `Prefer: respond-async, wait=N, timeout=M`
+# (WCS's jobs_max_prefer_wait_time and jobs_max_prefer_timeout), used when a value is missing or larger.
+WCS_JOBS_MAX_PREFER_WAIT_TIME = env.float("STREAMHUB_WCS_JOBS_MAX_PREFER_WAIT_TIME", default=5.0)
+WCS_JOBS_MAX_PREFER_TIMEOUT = env.float("STREAMHUB_WCS_JOBS_MAX_PREFER_TIMEOUT", default=60.0)
+# Finished API jobs are deleted after this many seconds (by the beat's prune task).
+ASYNC_JOBS_KEEP_FINISHED_SECONDS = env.float("STREAMHUB_ASYNC_JOBS_KEEP_FINISHED", default=86400.0)

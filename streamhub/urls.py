@@ -1,9 +1,12 @@
-"""URL map of the API server (port 8081): OME v1, WCS v2, admin, OpenAPI schemas and Swagger UIs."""
+"""URL map of the API server (port 8081): OME v1, WCS v2, admin (with its live dashboard), OpenAPI schemas and
+Swagger UIs, Prometheus metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.dashboard.views import dashboard_state
+from apps.metrics.views import metrics
 from apps.streams.views import play
 
 # WCS clients expect their API's own OpenAPI document (YAML) and UI.
@@ -23,9 +26,12 @@ admin.site.index_title = "Live streaming platform"
 urlpatterns = [
     path("v1/", include("apps.api_ome.urls")),
     path("rest-api/openapi_spec", WCS_SCHEMA, name="wcs-schema"),
+    path("rest-api/v3/", include("apps.api_wcs_v3.urls")),
     path("rest-api/", include("apps.api_wcs.urls")),
     path("rest-api-spec/", SpectacularSwaggerView.as_view(url_name="wcs-schema"), name="wcs-swagger-ui"),
     path("streams/<int:pk>/play/", play, name="stream-play"),
+    path("dashboard/state/", dashboard_state, name="dashboard-state"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

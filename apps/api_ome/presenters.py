@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.streams.choices import CONNECTION_KINDS
 from apps.streams.models import Stream
+from apps.transcoding.services import rendition_outputs
 
 
 def ome_time(value: datetime | None) -> str | None:
@@ -52,11 +53,11 @@ def _track(track: dict) -> dict:
 def stream_info(stream: Stream) -> dict:
     """GET /v1/vhosts/{vhost}/apps/{app}/streams/{stream}.
 
-    ``outputs`` lists what really plays: the input itself (HLS and RTMP without re-encoding).
-    Transcoded renditions of output profiles will appear here once the transcoder produces them.
+    ``outputs`` lists what really plays: the input itself (HLS and RTMP without re-encoding), then
+    the renditions its output profiles' transcodes publish, each a stream of its own.
     """
     tracks = stream.input_tracks or []
-    return {
+    info = {
         "name": stream.name,
         "input": {
             "createdTime": ome_time(stream.created_at),
@@ -73,6 +74,30 @@ def stream_info(stream: Stream) -> dict:
             }
         ],
     }
+    info["outputs"] += [_rendition_output(rendition, live) for rendition, live in rendition_outputs(stream)]
+    return info
+
+
+def _rendition_output(rendition: dict, live: Stream | None) -> dict:
+    """A transcoded rendition: its measured tracks once live, else what its encodes ask for."""
+    tracks = []
+    for kind in ("video", "audio"):
+        encode = rendition.get(kind)
+        if not encode:
+            continue
+        measured = next((track for track in (live.input_tracks if live else []) if track["kind"] == kind), None)
+        if encode == "bypass":
+            tracks.append({"id": len(tracks), "type": kind.capitalize(), kind: {"bypass": True}})
+        elif measured is not None:
+            tracks.append({**_track(measured), "id": len(tracks)})
+        else:
+            planned = {"bitrate": str(encode.get("bitrate", "")), "bypass": False, "codec": encode["codec"].upper()}
+            if kind == "video":
+                planned |= {key: encode[key] for key in ("width", "height", "framerate") if encode.get(key)}
+            else:
+                planned |= {key: encode[key] for key in ("samplerate", "channel") if encode.get(key)}
+            tracks.append({"id": len(tracks), "type": kind.capitalize(), kind: planned})
+    return {"name": rendition["stream"], "tracks": tracks}
 
 
 def _latest(values: Iterable[datetime | None]) -> datetime | None:

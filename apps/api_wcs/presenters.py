@@ -81,8 +81,8 @@ def transponder_to_wcs(push: Push) -> dict:
         "streamName": push.stream_name,
         "rtmpUrl": push.target,
         "status": AGENT_STATUS[push.state],
-        "muted": False,
-        "soundEnabled": False,
+        "muted": push.audio_muted,
+        "soundEnabled": bool(push.sound_file),
         "sentBytes": push.total_sent_bytes,
         "error": push.error,
     }

@@ -1,8 +1,30 @@
 """WCS v2 routes: /rest-api/<group>/<method>, one per method of the WCS table."""
 
-from apps.api_wcs.views import agents, calls, clients, hls, streams, transponders
+from apps.api_wcs.views import (
+    access_list,
+    agents,
+    calls,
+    cdn,
+    clients,
+    hls,
+    rooms,
+    streams,
+    transponders,
+    webrtc_pull,
+)
 from apps.api_wcs.views.base import wcs_method
 
-METHODS = [*streams.METHODS, *transponders.METHODS, *agents.METHODS, *hls.METHODS, *clients.METHODS, *calls.METHODS]
+METHODS = [
+    *streams.METHODS,
+    *transponders.METHODS,
+    *agents.METHODS,
+    *hls.METHODS,
+    *clients.METHODS,
+    *calls.METHODS,
+    *access_list.METHODS,
+    *cdn.METHODS,
+    *rooms.METHODS,
+    *webrtc_pull.METHODS,
+]
 
 urlpatterns = [wcs_method(method) for method in METHODS]

@@ -29,3 +29,8 @@ def _send(stream: Stream, message: dict) -> bool:
 def send_timed_metadata(stream: Stream, id3: bytes) -> bool:
     """Ask the stream's node to insert an ID3 tag into its LL-HLS and HLS output; False if no live node has it."""
     return _send(stream, {"type": "stream.timed_metadata", "id3": id3})
+
+
+def send_hls_state(stream: Stream, enabled: bool) -> bool:
+    """Ask the stream's node to package its HLS/LL-HLS (or to stop); False if no live node has it."""
+    return _send(stream, {"type": "stream.hls", "enabled": enabled})

@@ -8,12 +8,15 @@ import time
 
 from asgiref.sync import sync_to_async
 
+from apps.access.services import access_rules
 from apps.engine.models import EngineNode
 from apps.hosting.models import Application
 from apps.hosting.services import find_virtual_host
 from apps.streams import services as stream_services
 from apps.streams.choices import SourceType
+from apps.transcoding.services import playlist_variants
 from media_engine.control import ApplicationConfig
+from media_engine.hls.master import PlaylistVariant
 from media_engine.registry import LiveStream, StreamKey
 
 # How long an application lookup is reused; API changes reach the engine within this time.
@@ -48,6 +51,7 @@ def application_config(application: Application) -> ApplicationConfig:
         llhls_part_duration=_setting(llhls, "chunkDuration", defaults.llhls_part_duration, float, 0.1),
         llhls_segment_duration=_setting(llhls, "segmentDuration", defaults.llhls_segment_duration, float, 1.0),
         llhls_segment_count=_setting(llhls, "segmentCount", defaults.llhls_segment_count, int, 1),
+        access=access_rules(application),
     )
 
 
@@ -107,6 +111,16 @@ class DatabaseControlPlane:
 
     async def application_config(self, vhost: str, app: str) -> ApplicationConfig | None:
         return await sync_to_async(self._cached)(("name", vhost, app), lambda: self._by_name(vhost, app))
+
+    def _playlist(self, vhost: str, app: str, stream: str, file_name: str) -> list[PlaylistVariant] | None:
+        application = Application.objects.filter(virtual_host__name=vhost, name=app).first()
+        variants = playlist_variants(application, stream, file_name) if application is not None else None
+        return None if variants is None else [PlaylistVariant(name, bandwidth) for name, bandwidth in variants]
+
+    async def output_playlist(self, vhost: str, app: str, stream: str, file_name: str) -> list[PlaylistVariant] | None:
+        """The renditions of an output profile's playlist (`media_engine.hls.master.PlaylistLookup`)."""
+        key = ("playlist", vhost, app, stream, file_name)
+        return await sync_to_async(self._cached)(key, lambda: self._playlist(vhost, app, stream, file_name))
 
     def _started(self, stream: LiveStream) -> int | None:
         application = Application.objects.filter(virtual_host__name=stream.key.vhost, name=stream.key.app).first()

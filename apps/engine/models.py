@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+
+class ProcessingState(models.TextChoices):
+    """WCS CDN's processingState: whether a node takes part in placing new streams."""
+
+    NEW_STREAMS_ALLOWED = "NEW_STREAMS_ALLOWED", "new streams allowed"
+    GROUP_CONNECTION_ALLOWED = "GROUP_CONNECTION_ALLOWED", "no new streams"
 
 
 class EngineNode(models.Model):
@@ -19,6 +27,13 @@ class EngineNode(models.Model):
     media_http_port = models.PositiveIntegerField("media HTTP port")
     started_at = models.DateTimeField("started", default=timezone.now)
     last_heartbeat = models.DateTimeField("last heartbeat", default=timezone.now)
+    processing_state = models.CharField(
+        "processing state",
+        max_length=30,
+        choices=ProcessingState.choices,
+        default=ProcessingState.NEW_STREAMS_ALLOWED,
+        help_text="Pulls and relays choose only nodes that allow new streams (WCS /cdn/enforce_state).",
+    )
 
     class Meta:
         ordering = ["node_id"]
@@ -39,6 +54,29 @@ class EngineNode(models.Model):
     @property
     def is_alive(self) -> bool:
         return self.last_heartbeat >= timezone.now() - timedelta(seconds=settings.ENGINE_NODE_TIMEOUT)
+
+    @classmethod
+    def for_new_streams(cls) -> EngineNode | None:
+        """The node a new pulled stream goes to: alive, allowing new streams, latest heartbeat."""
+        nodes = cls.objects.filter(processing_state=ProcessingState.NEW_STREAMS_ALLOWED).order_by("-last_heartbeat")
+        return next((node for node in nodes if node.is_alive), None)
+
+    @classmethod
+    def local(cls) -> models.QuerySet[EngineNode]:
+        """The nodes on this machine (WCS's "this CDN node"); every node if none runs here."""
+        here = cls.objects.filter(hostname=socket.gethostname())
+        return here if here.exists() else cls.objects.all()
+
+    @classmethod
+    def local_processing_state(cls) -> str:
+        states = set(cls.local().values_list("processing_state", flat=True))
+        if not states or ProcessingState.NEW_STREAMS_ALLOWED in states:
+            return ProcessingState.NEW_STREAMS_ALLOWED
+        return ProcessingState.GROUP_CONNECTION_ALLOWED
+
+    @classmethod
+    def enforce_local_state(cls, state: str) -> int:
+        return cls.local().update(processing_state=ProcessingState(state))
 
     @classmethod
     def stale(cls) -> models.QuerySet[EngineNode]:

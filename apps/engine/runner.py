@@ -16,11 +16,18 @@ from django.utils import timezone
 
 from apps.engine.control_plane import DatabaseControlPlane, snapshot_of
 from apps.engine.models import EngineNode
+from apps.engine.signals import node_heartbeat
 from apps.streams import services as stream_services
 from apps.streams.models import Stream
+from apps.webrtc_relay.engine import COMMANDS as RELAY_COMMANDS
+from apps.webrtc_relay.engine import RelayCommands
+from apps.webrtc_relay.services import end_relays_of_node
+from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.node import EngineNode as MediaEngineNode
 from media_engine.node import NodeAddresses
 from media_engine.registry import StreamKey
+from media_engine.webrtc.ice import policy_from_settings
+from media_engine.webrtc.service import WebRtcSettings
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
     for stream in Stream.objects.live().filter(node=node).select_related("application__virtual_host", "node"):
         stream.end()
         stream_services.publish_event("ended", stream)
+    end_relays_of_node(node)
     return node
 
 
@@ -48,6 +56,19 @@ def heartbeat(node: EngineNode, snapshots: list) -> None:
     EngineNode.objects.filter(pk=node.pk).update(last_heartbeat=timezone.now())
     stream_services.record_counters(snapshots)
     stream_services.end_streams_of_stale_nodes()
+    node_heartbeat.send_robust(sender=EngineNode, node=node, snapshots=snapshots)
+
+
+def webrtc_settings() -> WebRtcSettings:
+    """The node's WebRTC settings (ICE addresses, port range, STUN/TURN) from Django's settings."""
+    policy = policy_from_settings(
+        settings.WEBRTC_ICE_ADDRESSES,
+        settings.WEBRTC_ICE_PORTS,
+        settings.WEBRTC_ICE_SERVERS,
+        settings.WEBRTC_TURN_USERNAME,
+        settings.WEBRTC_TURN_CREDENTIAL,
+    )
+    return WebRtcSettings(ice=policy, keyframe_interval=settings.WEBRTC_KEYFRAME_INTERVAL)
 
 
 class EngineRunner:
@@ -62,7 +83,14 @@ class EngineRunner:
     async def run(self) -> None:
         node = await sync_to_async(register_node)(self.node_id, self.addresses.rtmp_port, self.addresses.http_port)
         self.control = DatabaseControlPlane(node)
-        self.engine = MediaEngineNode(self.control, self.addresses)
+        self.engine = MediaEngineNode(
+            self.control,
+            self.addresses,
+            webrtc_settings(),
+            playlists=self.control.output_playlist,
+            thumbnails=ThumbnailStore(settings.MEDIA_ROOT / "thumbnails"),  # written by transcode jobs
+        )
+        self.relays = RelayCommands(self.engine.webrtc)  # WCS /pull/* WebRTC relays run here
         await self.engine.start()
         tasks = [
             asyncio.create_task(self._heartbeats(node), name="heartbeats"),
@@ -111,6 +139,12 @@ class EngineRunner:
             key = StreamKey(message["vhost"], message["app"], message["stream"])
             stopped = self.engine.stop_stream(key)
             logger.info("API asked to stop %s: %s", key, "disconnected" if stopped else "not live here")
+        elif message.get("type") in RELAY_COMMANDS:
+            self.relays.handle(message)
+        elif message.get("type") == "stream.hls":
+            key = StreamKey(message["vhost"], message["app"], message["stream"])
+            done = self.engine.set_hls(key, bool(message["enabled"]))
+            logger.info("API turned HLS of %s %s: %s", key, "on" if message["enabled"] else "off", done)
         elif message.get("type") == "stream.timed_metadata":
             key = StreamKey(message["vhost"], message["app"], message["stream"])
             sent = self.engine.send_timed_metadata(key, bytes(message["id3"]))

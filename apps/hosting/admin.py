@@ -3,6 +3,8 @@
 from django import forms
 from django.contrib import admin, messages
 
+from apps.access.admin import make_signed_urls
+from apps.access.services import check_admission_webhooks, check_signed_policy
 from apps.hosting.models import Application, CertificateReloadError, OutputProfile, VirtualHost, VirtualHostName
 from apps.hosting.ome_config import EncodesSerializer, PlaylistSerializer, default_output_profile, describe_errors
 
@@ -75,7 +77,23 @@ class JsonObjectFormMixin:
 class ApplicationForm(JsonObjectFormMixin, forms.ModelForm):
     class Meta:
         model = Application
-        fields = ["virtual_host", "name", "type", "providers", "publishers"]
+        fields = ["virtual_host", "name", "type", "providers", "publishers", "signed_policy", "admission_webhooks"]
+
+    def _clean_access(self, field_name: str, check):
+        value = self.cleaned_data.get(field_name)
+        if value in (None, "", {}):
+            return None
+        try:
+            check(value)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+        return value
+
+    def clean_signed_policy(self):
+        return self._clean_access("signed_policy", check_signed_policy)
+
+    def clean_admission_webhooks(self):
+        return self._clean_access("admission_webhooks", check_admission_webhooks)
 
     def clean_providers(self):
         return self._clean_object("providers")
@@ -118,7 +136,12 @@ class ApplicationAdmin(admin.ModelAdmin):
     list_select_related = ["virtual_host"]
     inlines = [OutputProfileInline]
     readonly_fields = ["dynamic", "created_at", "updated_at"]
-    fields = ["virtual_host", "name", "type", "providers", "publishers", "dynamic", "created_at", "updated_at"]
+    actions = [make_signed_urls]
+    fieldsets = [
+        (None, {"fields": ["virtual_host", "name", "type", "providers", "publishers", "dynamic"]}),
+        ("Access control (OME JSON; empty: the virtual host's)", {"fields": ["signed_policy", "admission_webhooks"]}),
+        ("History", {"fields": ["created_at", "updated_at"]}),
+    ]
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

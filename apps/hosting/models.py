@@ -135,6 +135,19 @@ class Application(models.Model):
     type = models.CharField("type", max_length=20, choices=ApplicationType.choices, default=ApplicationType.LIVE)
     providers = models.JSONField("providers", default=dict, blank=True, help_text="OME providers (JSON object).")
     publishers = models.JSONField("publishers", default=dict, blank=True, help_text="OME publishers (JSON object).")
+    # Access control in OME's vhost shapes; empty: the virtual host's settings apply (apps.access).
+    signed_policy = models.JSONField(
+        "signed policy",
+        null=True,
+        blank=True,
+        help_text="OME SignedPolicy settings (JSON) for this application; empty: the virtual host's.",
+    )
+    admission_webhooks = models.JSONField(
+        "admission webhooks",
+        null=True,
+        blank=True,
+        help_text="OME AdmissionWebhooks settings (JSON) for this application; empty: the virtual host's.",
+    )
     dynamic = models.BooleanField(
         "dynamic", default=False, editable=False, help_text="Created on the fly by an origin, not by configuration."
     )

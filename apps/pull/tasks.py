@@ -87,7 +87,7 @@ def make_puller(pull: Pull, node: EngineNode, job: PullJob) -> Puller:
 
 
 def live_node() -> EngineNode | None:
-    return next((node for node in EngineNode.objects.order_by("-last_heartbeat") if node.is_alive), None)
+    return EngineNode.for_new_streams()
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)

@@ -7,6 +7,8 @@ from django.db import models
 from apps.jobs.choices import ACTIVE_STATES, JobState
 from apps.jobs.models import StreamJob
 from apps.push.choices import PushProtocol
+from apps.recording.paths import confine
+from media_engine.jobs.audio_control import AudioControl
 
 
 class Push(StreamJob):
@@ -18,6 +20,14 @@ class Push(StreamJob):
     sent_time_ms = models.BigIntegerField("time sent (this connection, ms)", default=0)
     total_sent_bytes = models.BigIntegerField("total bytes sent", default=0)
     total_sent_time_ms = models.BigIntegerField("total time sent (ms)", default=0)
+    # Audio control (WCS transponders): the audio is re-encoded so that it can change while pushed.
+    audio_control = models.BooleanField(
+        "audio control", default=False, help_text="Re-encode the audio so that it can be muted or mixed with a sound."
+    )
+    audio_muted = models.BooleanField("audio muted", default=False)
+    sound_file = models.CharField("injected sound", max_length=1000, blank=True, help_text="Under the media root.")
+    sound_loop = models.BooleanField("loop the sound", default=False)
+    sound_serial = models.PositiveIntegerField("sound starts", default=0, editable=False)
 
     class Meta(StreamJob.Meta):
         verbose_name_plural = "pushes"
@@ -38,6 +48,11 @@ class Push(StreamJob):
         if self.protocol == PushProtocol.RTMP and self.stream_key:
             return f"{self.url.rstrip('/')}/{self.stream_key}"
         return self.url
+
+    def audio_state(self) -> AudioControl:
+        """What the pushed audio should be now, for the media job."""
+        sound = str(confine(self.sound_file)) if self.sound_file else None
+        return AudioControl(self.audio_muted, sound, self.sound_loop, self.sound_serial)
 
     def mark_connected(self, task_id: str = "") -> None:
         """Connected to the target (again): a reconnection starts the next sequence."""

@@ -21,7 +21,9 @@ def push_task():
     return push_stream
 
 
-def create_push(application: Application, spec: dict) -> Push:
+def create_push(application: Application, spec: dict, **audio) -> Push:
+    """A push from an OME-shaped ``spec``; ``audio`` sets the audio-control fields (WCS transponders:
+    ``audio_control=True``, maybe ``audio_muted``, ``sound_file``, ``sound_loop``)."""
     with transaction.atomic():
         if Push.objects.filter(application=application, push_id=spec["id"], state__in=ACTIVE_STATES).exists():
             raise PushConflict(spec["id"])
@@ -35,6 +37,7 @@ def create_push(application: Application, spec: dict) -> Push:
                 protocol=spec["protocol"],
                 url=spec["url"],
                 stream_key=spec.get("streamKey", ""),
+                **audio,
             )
         except IntegrityError as error:
             raise PushConflict(spec["id"]) from error
@@ -50,4 +53,25 @@ def stop_push(push: Push) -> Push:
     with transaction.atomic():
         push = Push.objects.select_for_update().get(pk=push.pk)
         push.request_stop()
+    return push
+
+
+class AudioNotControlled(Exception):
+    """The push copies its audio (it was not created with audio control)."""
+
+
+def set_audio(push: Push, **changes) -> Push:
+    """Change a running push's audio (``audio_muted``, ``sound_file``, ``sound_loop``); a new
+    ``sound_file`` starts from its beginning. The media job reads it within half a second."""
+    with transaction.atomic():
+        push = Push.objects.select_for_update().get(pk=push.pk)
+        if not push.audio_control:
+            raise AudioNotControlled(push.push_id)
+        for field, value in changes.items():
+            setattr(push, field, value)
+        fields = list(changes)
+        if changes.get("sound_file"):
+            push.sound_serial += 1
+            fields.append("sound_serial")
+        push.save(update_fields=fields)
     return push

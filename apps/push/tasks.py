@@ -1,5 +1,6 @@
 """The push media job: plays the stream from its engine node over RTMP and re-publishes it
-(RTMP, MPEG-TS over UDP/TCP, SRT) without re-encoding, reconnecting with backoff."""
+(RTMP, MPEG-TS over UDP/TCP, SRT) without re-encoding (but the audio of a push with audio control),
+reconnecting with backoff."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from celery import shared_task
 
 from apps.jobs.runner import run_stream_job
 from apps.push.models import Push
+from media_engine.jobs.audio_control import AudioControl
 from media_engine.jobs.push import Pusher, PushProgress
 
 
@@ -25,6 +27,9 @@ class PushJob:
             push.mark_connected(self.task_id)
         elif state == "retrying":
             push.mark_retrying(error or "the target is unreachable")
+
+    def audio_state(self) -> AudioControl:
+        return Push.objects.get(pk=self.push.pk).audio_state()
 
     def on_progress(self, progress: PushProgress) -> None:
         Push.objects.filter(pk=self.push.pk).update(
@@ -48,6 +53,7 @@ def push_stream(self, push_pk: int) -> str:
             should_stop=should_stop,
             on_state=job.on_state,
             on_progress=job.on_progress,
+            audio_control=job.audio_state if push.audio_control else None,
         ).run()
 
     return run_stream_job(Push, push_pk, media, self.request.id or "")

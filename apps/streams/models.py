@@ -41,6 +41,9 @@ class Stream(models.Model):
     last_throughput_out = models.BigIntegerField("last throughput out (bit/s)", default=0)
     max_throughput_in = models.BigIntegerField("max throughput in (bit/s)", default=0)
     max_throughput_out = models.BigIntegerField("max throughput out (bit/s)", default=0)
+    hls_enabled = models.BooleanField(
+        "HLS on", default=True, help_text="Off after WCS /hls/terminate, until /hls/startup or the next publish."
+    )
     updated_at = models.DateTimeField("updated", auto_now=True)
 
     objects = StreamQuerySet.as_manager()

@@ -79,6 +79,7 @@ class StreamPackager(abc.ABC, Generic[S]):
         self.linger = linger
         self.clock = clock
         self._sessions: dict[StreamKey, _Session[S]] = {}
+        self._paused: set[StreamKey] = set()
         self._attached = False
         self._closed = False
 
@@ -117,6 +118,27 @@ class StreamPackager(abc.ABC, Generic[S]):
     def keys(self) -> list[StreamKey]:
         return list(self._sessions)
 
+    def pause(self, key: StreamKey) -> bool:
+        """Stop packaging ``key`` until `resume` or its next publish (WCS /hls/terminate): its
+        playlist and segments are gone at once. False if the stream is not live here."""
+        if self.registry.get(key) is None:
+            return False
+        self._paused.add(key)
+        session = self._sessions.pop(key, None)
+        if session is not None:
+            self._stop(session)
+        return True
+
+    def resume(self, key: StreamKey) -> bool:
+        """Package ``key`` again after `pause` (WCS /hls/startup). False if it is not live here."""
+        stream = self.registry.get(key)
+        if stream is None:
+            return False
+        if key in self._paused:
+            self._paused.discard(key)
+            self._stream_started(stream)
+        return True
+
     async def wait_ready(self, key: StreamKey, timeout: float) -> S | None:
         """The segmenter of ``key`` once it has a playlist, waiting up to ``timeout`` s for it."""
         session = self._sessions.get(key)
@@ -154,7 +176,7 @@ class StreamPackager(abc.ABC, Generic[S]):
             session.task.cancel()
 
     def _stream_started(self, stream: LiveStream) -> None:
-        if self._closed:
+        if self._closed or stream.key in self._paused:
             return
         old = self._sessions.get(stream.key)
         if old is not None:
@@ -166,6 +188,7 @@ class StreamPackager(abc.ABC, Generic[S]):
         session.task = asyncio.get_running_loop().create_task(self._run(session), name=name)
 
     def _stream_ended(self, stream: LiveStream) -> None:
+        self._paused.discard(stream.key)
         session = self._sessions.get(stream.key)
         if session is not None and session.stream is stream:
             session.ended.set()  # `_run` finishes the playlist

@@ -34,6 +34,16 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from media_engine.admission import (
+    ALLOWED,
+    PLAY,
+    SESSION_QUERY_KEY,
+    AdmissionRequest,
+    Decision,
+    GrantCache,
+    add_session_to_playlist,
+    admit,
+)
 from media_engine.control import ApplicationConfig, ControlPlane
 from media_engine.hls.llhls import (
     MASTER_PLAYLIST_NAME,
@@ -64,6 +74,10 @@ PREFLIGHT_HEADERS = {
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVER_KEY: web.AppKey[MediaHttpServer] = web.AppKey("media_server")
+# Where an admitted HLS/LL-HLS request keeps its viewer's session token (None: no access control).
+ACCESS_TOKEN_KEY = "streamhub_access_session"
+# Query parameters of LL-HLS blocking reloads: not part of what a viewer was admitted with.
+_RELOAD_PARAMETERS = {SESSION_QUERY_KEY, "_HLS_msn", "_HLS_part", "_HLS_skip"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +181,7 @@ class MediaHttpServer:
         self._requested_port = port
         self.port = port
         self.viewers = ViewerTracker(viewer_window)
+        self.grants = GrantCache()  # admitted HLS/LL-HLS viewers (signed URL, ACL key or webhook)
         self.app = web.Application(middlewares=[cors_middleware])
         self.app[SERVER_KEY] = self
         self._runner: web.AppRunner | None = None
@@ -201,6 +216,53 @@ class MediaHttpServer:
         key = StreamKey(config.vhost, config.app, name)
         return StreamTarget(config, key, self.registry.get(key))
 
+    async def check_access(self, request: web.Request, target: StreamTarget, direction: str, protocol: str) -> Decision:
+        """The admission decision for ``request`` (``direction`` is `admission.PUBLISH` or `PLAY`,
+        ``protocol`` "hls", "llhls", "webrtc"...); raises 403 if refused. WHIP/WHEP call this too."""
+        rules = target.config.access
+        if not rules.checks(direction, protocol, target.key.name):
+            return ALLOWED
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        port = int(peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else 0
+        url = f"{request.scheme}://{request.host}{request.raw_path}"
+        admission = AdmissionRequest(
+            direction, protocol, url, request.remote or "", port, target.key.name, request.headers.get("User-Agent", "")
+        )
+        try:
+            decision = await admit(rules, admission)
+        except Exception:
+            logger.exception("admission check of %s failed", target.key)
+            decision = Decision(False, "the admission check failed")
+        if not decision.allowed:
+            reason = decision.reason
+            logger.info("%s %s of %s by %s refused: %s", protocol, direction, target.key, request.remote, reason)
+            raise web.HTTPForbidden(text=f"access denied: {decision.reason or 'not allowed'}\n")
+        return decision
+
+    async def _admit_viewer(self, request: web.Request, target: StreamTarget, protocol: str) -> None:
+        """Admission of an HLS/LL-HLS request, once per viewer: the first request is checked, the
+        playlists it gets carry a session token (``session=``) that later requests are let in with."""
+        request[ACCESS_TOKEN_KEY] = None
+        if not target.config.access.checks(PLAY, protocol, target.key.name):
+            return
+        client = request.remote or ""
+        stream = (*target.key, protocol)
+        token = request.query.get(SESSION_QUERY_KEY)
+        grant = self.grants.lookup(token, stream, client) if token else None
+        query = tuple(sorted((k, v) for k, v in request.query.items() if k not in _RELOAD_PARAMETERS))
+        request_key = (client, stream, query)
+        if grant is None:
+            grant = self.grants.for_request(request_key)
+        if grant is None:
+            decision = await self.check_access(request, target, PLAY, protocol)
+            grant = self.grants.add(request_key, stream, client, decision)
+        request[ACCESS_TOKEN_KEY] = grant.token
+
+    @staticmethod
+    def _with_session(request: web.Request, playlist: bytes) -> bytes:
+        token = request.get(ACCESS_TOKEN_KEY)
+        return add_session_to_playlist(playlist, token) if token else playlist
+
     def count_sent(self, request: web.Request, stream: LiveStream, nbytes: int) -> None:
         """Account an answer of ``nbytes`` body bytes to ``stream`` (nothing for HEAD)."""
         if request.method != "HEAD":
@@ -212,6 +274,7 @@ class MediaHttpServer:
         target = await self.resolve_stream(request)
         if target is None:
             return None
+        await self._admit_viewer(request, target, "hls")
         segmenter = self.packager.get(target.key)
         if wait and target.stream is not None and (segmenter is None or segmenter.playlist() is None):
             timeout = target.config.hls_segment_duration + FIRST_SEGMENT_GRACE
@@ -223,6 +286,7 @@ class MediaHttpServer:
         playlist = segmenter.playlist() if segmenter is not None else None
         if segmenter is None or playlist is None:
             raise web.HTTPNotFound(text="stream not found\n")
+        playlist = self._with_session(request, playlist)
         self._account(request, segmenter, len(playlist))
         return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache, no-store"})
 
@@ -250,6 +314,7 @@ class MediaHttpServer:
         target = await self.resolve_stream(request)
         if target is None or self.llhls is None:
             return None
+        await self._admit_viewer(request, target, "llhls")
         segmenter = self.llhls.get(target.key)
         if wait and target.stream is not None and (segmenter is None or segmenter.playlist() is None):
             timeout = target.config.llhls_segment_duration + FIRST_SEGMENT_GRACE
@@ -261,6 +326,7 @@ class MediaHttpServer:
         playlist = segmenter.master_playlist() if segmenter is not None else None
         if segmenter is None or playlist is None:
             raise web.HTTPNotFound(text="stream not found\n")
+        playlist = self._with_session(request, playlist)
         self._account(request, segmenter, len(playlist), "llhls")
         return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache, no-store"})
 
@@ -283,6 +349,7 @@ class MediaHttpServer:
                 raise web.HTTPServiceUnavailable(text="the requested part did not come in time\n")
         playlist = segmenter.playlist()
         assert playlist is not None
+        playlist = self._with_session(request, playlist)
         self._account(request, segmenter, len(playlist), "llhls")
         return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache, no-store"})
 
@@ -336,3 +403,4 @@ class MediaHttpServer:
         while True:
             await asyncio.sleep(interval)
             self.viewers.sweep()
+            self.grants.sweep()

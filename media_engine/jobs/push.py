@@ -39,6 +39,7 @@ from av.container import OutputContainer
 from av.packet import Packet
 from av.stream import Stream
 
+from media_engine.jobs.audio_control import AudioControl, AudioRewriter
 from media_engine.jobs.source import (
     MEDIA_KINDS,
     POLL_INTERVAL,
@@ -212,7 +213,8 @@ class Pusher:
     "error" (fatal, just before ``run`` raises). ``on_progress`` gets a `PushProgress` at most once
     a second. ``sleep`` waits between attempts (in steps of at most 0.25 s, asking
     ``should_stop`` in between). ``use_ffmpeg`` forces (True) or forbids (False) the ffmpeg
-    subprocess; None uses it only for SRT when PyAV lacks SRT.
+    subprocess; None uses it only for SRT when PyAV lacks SRT. With ``audio_control`` the audio is
+    re-encoded (`AudioRewriter`) so that it can be muted or mixed with a sound while pushed.
     """
 
     def __init__(
@@ -234,6 +236,7 @@ class Pusher:
         track_filter: Iterable[str] | None = None,
         use_ffmpeg: bool | None = None,
         ffmpeg: str = DEBIAN_FFMPEG,
+        audio_control: Callable[[], AudioControl] | None = None,
     ) -> None:
         self.protocol = protocol.strip().lower() if isinstance(protocol, str) else protocol
         url = validate_push_target(self.protocol, url)
@@ -250,8 +253,11 @@ class Pusher:
         self.max_backoff = max_backoff
         self.kinds = check_kinds(track_filter)
         self.ffmpeg = ffmpeg
+        self.audio_control = audio_control
         if use_ffmpeg is None:
-            use_ffmpeg = self.protocol == "srt" and not pyav_has_protocol("srt")
+            use_ffmpeg = self.protocol == "srt" and not pyav_has_protocol("srt") and audio_control is None
+        if use_ffmpeg and audio_control is not None:
+            raise ValueError("audio control needs the PyAV pusher, not the ffmpeg subprocess")
         self.use_ffmpeg = use_ffmpeg
         self.progress = PushProgress(sequence=0)
         self.failures = 0  # failed attempts in a row
@@ -365,13 +371,20 @@ class Pusher:
                 return None
             # No I/O yet: PyAV connects when the header is written, in the writer thread.
             output = av.open(self.output_url, "w", format=FORMATS[self.protocol])
+            rewriter: AudioRewriter | None = None
             try:
-                streams = {stream.index: output.add_stream_from_template(stream) for stream in reader.streams}
+                streams: dict[int, Stream] = {}
+                for stream in reader.streams:
+                    if stream.type == "audio" and self.audio_control is not None and rewriter is None:
+                        rewriter = AudioRewriter(stream, output, self.audio_control)
+                        streams[stream.index] = rewriter.stream
+                    else:
+                        streams[stream.index] = output.add_stream_from_template(stream)
             except Exception:
                 _close_quietly(output)
                 raise
             writer = TargetWriter(output, self.target, self.open_timeout, self.write_timeout).start()
-            connected_at = self._pump(reader, writer, streams)
+            connected_at = self._pump(reader, writer, streams, rewriter)
             writer.finish()
             if connected_at is not None:
                 self._count(writer.sent_bytes - self.progress.sent_bytes, writer.sent_time_ms)
@@ -383,7 +396,13 @@ class Pusher:
                 connected_at = connected_at or writer.connected_at
             self._session_ended(connected_at)
 
-    def _pump(self, reader: SourceReader, writer: TargetWriter, streams: dict[int, Stream]) -> float | None:
+    def _pump(
+        self,
+        reader: SourceReader,
+        writer: TargetWriter,
+        streams: dict[int, Stream],
+        rewriter: AudioRewriter | None = None,
+    ) -> float | None:
         """Hand the source's packets to the writer until the source ends or a stop; the time the
         target connection came up (None if it did not)."""
         has_video = any(stream.type == "video" for stream in reader.streams)
@@ -391,16 +410,16 @@ class Pusher:
         origin: Fraction | None = None
         last_dts: dict[int, int] = {}
         connected_at: float | None = None
-        held: Packet | None = None  # a packet the writer had no room for yet
+        held: list[Packet] = []  # packets the writer had no room for yet
         while not self._stop_requested():
             writer.check()
             if connected_at is None and writer.connected_at is not None:
                 connected_at = self._connected()
             if connected_at is not None:
                 self._count(writer.sent_bytes - self.progress.sent_bytes, writer.sent_time_ms)
-            if held is not None:
-                if writer.put(held, POLL_INTERVAL):
-                    held = None
+            if held:
+                while held and writer.put(held[0], POLL_INTERVAL):
+                    held.pop(0)
                 continue
             item = reader.get(POLL_INTERVAL)
             if item is None:
@@ -410,25 +429,34 @@ class Pusher:
                     logger.warning("push of %s: source lost: %s", self.source_url, item.error)
                 return connected_at
             packet = item
-            if packet.stream_index not in streams:
+            if packet.stream_index not in streams or packet.dts is None:
                 continue
-            dts = packet.dts * packet.time_base
+            output_stream = streams[packet.stream_index]
             if origin is None:
                 if has_video and not (packet.is_keyframe and kinds[packet.stream_index] == "video"):
+                    if rewriter is not None and output_stream is rewriter.stream:
+                        rewriter.process(packet)  # keeps the decoder going; nothing is sent yet
                     continue  # start the target on a keyframe
-                origin = dts
-            if dts < origin:
-                continue
-            shift = round(origin / packet.time_base)
-            new_dts = packet.dts - shift
-            if new_dts <= last_dts.get(packet.stream_index, -(2**62)):
-                continue  # the muxer refuses non-increasing timestamps
-            last_dts[packet.stream_index] = new_dts
-            pts = packet.pts if packet.pts is not None else packet.dts
-            packet.dts, packet.pts = new_dts, pts - shift
-            packet.stream = streams[packet.stream_index]
-            if not writer.put(packet, 0):
-                held = packet
+                origin = packet.dts * packet.time_base
+            if rewriter is not None and output_stream is rewriter.stream:
+                outgoing = rewriter.process(packet)
+            else:
+                outgoing = [packet]
+            for out in outgoing:
+                if out.dts is None:
+                    continue
+                if out.dts * out.time_base < origin:
+                    continue
+                shift = round(origin / out.time_base)
+                new_dts = out.dts - shift
+                if new_dts <= last_dts.get(output_stream.index, -(2**62)):
+                    continue  # the muxer refuses non-increasing timestamps
+                last_dts[output_stream.index] = new_dts
+                pts = out.pts if out.pts is not None else out.dts
+                out.dts, out.pts = new_dts, pts - shift
+                out.stream = output_stream
+                if held or not writer.put(out, 0):
+                    held.append(out)
         return connected_at
 
     # -- ffmpeg subprocess ------------------------------------------------------------------------

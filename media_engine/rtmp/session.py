@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from media_engine.admission import PLAY, PUBLISH, AdmissionRequest, Decision, admit
 from media_engine.control import ApplicationConfig, ControlPlane
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry, Subscription
@@ -116,6 +117,7 @@ class RtmpSession(asyncio.Protocol):
         self._last_activity = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._linger: asyncio.TimerHandle | None = None
+        self._access_expiry: asyncio.TimerHandle | None = None  # a signed URL's or webhook's time limit
 
         self._handshake_buffer = bytearray()
         self._c0c1_done = False
@@ -164,10 +166,10 @@ class RtmpSession(asyncio.Protocol):
         if exc is not None:
             logger.debug("rtmp %s: connection lost: %r", self.remote_address, exc)
         self._closing = True
-        for handle in (self._timer, self._linger):
+        for handle in (self._timer, self._linger, self._access_expiry):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._linger = None
+        self._timer = self._linger = self._access_expiry = None
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_exception(ConnectionResetError("connection lost"))
         self._stop_playing()
@@ -298,6 +300,14 @@ class RtmpSession(asyncio.Protocol):
                         self._connect_then_continue(values, messages, index, nbytes, publishing)
                     )
                     return False
+                if values and values[0] in ("publish", "play") and self._needs_admission(values):
+                    # The admission check may ask a webhook: same pause-and-continue as connect.
+                    assert self._transport is not None and self._loop is not None
+                    self._transport.pause_reading()
+                    self._command_task = self._loop.create_task(
+                        self._admit_then_continue(message.stream_id, values, messages, index, nbytes, publishing)
+                    )
+                    return False
                 self._on_command(message.stream_id, values)
             else:
                 self._on_message(message)
@@ -310,6 +320,27 @@ class RtmpSession(asyncio.Protocol):
     ) -> None:
         try:
             await self._on_connect(values)
+            if self._closing:
+                return
+            if self._process(messages, index, nbytes, publishing):
+                self._after_read(nbytes, publishing)
+                assert self._transport is not None
+                self._transport.resume_reading()
+        except Exception as exc:
+            self._fail(exc)
+
+    async def _admit_then_continue(
+        self,
+        stream_id: int,
+        values: list[Any],
+        messages: list[Message],
+        index: int,
+        nbytes: int,
+        publishing: LiveStream | None,
+    ) -> None:
+        try:
+            values = await self._admit(stream_id, values)
+            self._on_command(stream_id, values)
             if self._closing:
                 return
             if self._process(messages, index, nbytes, publishing):
@@ -510,6 +541,68 @@ class RtmpSession(asyncio.Protocol):
                 "objectEncoding": 0.0,
             },
         )
+
+    # -- access control --------------------------------------------------------------------
+
+    def _needs_admission(self, values: list[Any]) -> bool:
+        key = self._stream_key(values[2:])
+        if key is None or self.application is None:
+            return False  # the command handler refuses it as it is
+        direction = PUBLISH if values[0] == "publish" else PLAY
+        return self.application.access.checks(direction, "rtmp", key.name)
+
+    def _request_url(self, raw_name: str) -> str:
+        """The URL the client asked for: ``tcUrl/stream?query``, as a signed URL signs it."""
+        base = self.tc_url.split("?", 1)[0].rstrip("/")
+        if not base and self.application is not None:
+            base = f"rtmp://localhost/{self.application.app}"
+        return f"{base}/{raw_name.strip()}"
+
+    async def _admit(self, stream_id: int, values: list[Any]) -> list[Any]:
+        """Ask the admission point about a publish or play command; the command to carry out
+        (its stream name rewritten if the webhook said so). Raises SessionClosed if refused."""
+        assert self.application is not None and self._transport is not None
+        publish = values[0] == "publish"
+        args = values[2:]
+        raw_name = args[1]
+        key = self._stream_key(args)
+        assert key is not None
+        peer = self._transport.get_extra_info("peername")
+        address, port = (peer[0], int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else ("", 0)
+        request = AdmissionRequest(
+            PUBLISH if publish else PLAY, "rtmp", self._request_url(raw_name), address, port, key.name
+        )
+        try:
+            decision = await admit(self.application.access, request)
+        except Exception:
+            logger.exception("rtmp %s: admission check failed", self.remote_address)
+            decision = Decision(False, "the admission check failed")
+        target = decision.new_target if decision.allowed else None
+        if target is not None and target[0] != self.application.app:
+            config = await self.control.application_config(self.application.vhost, target[0])
+            if config is None:
+                decision = Decision(False, "the admission webhook named an unknown application")
+            else:
+                self.application = config
+        if not decision.allowed:
+            logger.info(
+                "rtmp %s: %s of %s refused: %s", self.remote_address, values[0], key, decision.reason or "denied"
+            )
+            code = "NetStream.Publish.Rejected" if publish else "NetStream.Play.Failed"
+            self._send_status(stream_id, "error", code, f"Access denied: {decision.reason or 'not allowed'}.")
+            raise SessionClosed("access denied")
+        if decision.expires_at is not None:
+            assert self._loop is not None
+            delay = max(0.0, decision.expires_at - time.time())
+            self._access_expiry = self._loop.call_later(delay, self._on_access_expired)
+        if target is not None:
+            return [*values[:3], target[1], *args[2:]]
+        return values
+
+    def _on_access_expired(self) -> None:
+        self._access_expiry = None
+        logger.info("rtmp %s: access time is over, disconnecting", self.remote_address)
+        self.close()
 
     def _stream_key(self, args: list[Any]) -> StreamKey | None:
         name = args[1] if len(args) > 1 and isinstance(args[1], str) else ""

@@ -5,6 +5,8 @@ transponders, VOD, MPEG-TS, RTSP) is in tests/integration/test_wcs.py."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 import yaml
 from django.contrib.auth.models import User
@@ -60,6 +62,10 @@ NOTHING = [
     ("/push/find", {"streamName": "nope"}, 404, "Transponder not found"),
     ("/push/find_all", {}, 404, "Transponder not found"),
     ("/push/terminate", {"mediaSessionId": "nope"}, 404, "Transponder not found"),
+    ("/push/mute", {"mediaSessionId": "nope"}, 404, "Transponder not found"),
+    ("/push/unmute", {"mediaSessionId": "nope"}, 404, "Transponder not found"),
+    ("/push/sound_on", {"mediaSessionId": "nope", "soundFile": "a.wav"}, 404, "Transponder not found"),
+    ("/push/sound_off", {"mediaSessionId": "nope"}, 404, "Transponder not found"),
     ("/pull/rtmp/find_all", {}, 404, "Not found"),
     ("/pull/rtmp/terminate", {"uri": "rtmp://127.0.0.1/live/x"}, 404, "Not found"),
     ("/rtsp/find", {"uri": "rtsp://127.0.0.1/x"}, 404, "RTSP not found"),
@@ -194,6 +200,46 @@ def test_push_startup_validation_conflict_and_terminate(wcs):
     assert wcs.post(f"{API}/push/terminate", {"mediaSessionId": transponder["mediaSessionId"]}).status_code == 200
     assert Push.objects.get().state == "stopped"
     assert wcs.post(f"{API}/push/find_all").status_code == 404
+
+
+def test_push_audio_mute_and_sound_change_the_row_the_job_reads(wcs, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=0.3", str(tmp_path / "beep.wav")],
+        check=True, timeout=30,
+    )  # fmt: skip
+    (tmp_path / "notes.wav").write_text("not audio")
+    body = {"streamName": "s", "rtmpUrl": "rtmp://127.0.0.1:1935/live/s"}
+    session = wcs.post(f"{API}/push/startup", body).json()["mediaSessionId"]
+    push = Push.objects.get()
+    assert push.audio_control and not push.audio_muted
+    assert wcs.post(f"{API}/push/unmute", {"mediaSessionId": session}).status_code == 409
+    assert wcs.post(f"{API}/push/mute", {"mediaSessionId": session}).status_code == 200
+    assert wcs.post(f"{API}/push/mute", {"mediaSessionId": session}).json()["message"] == (
+        "Conflict: the transponder is muted already"
+    )
+    assert wcs.post(f"{API}/push/find_all").json()[0]["muted"] is True
+    for name, status, text in [
+        ("missing.wav", 404, "No such file"),
+        ("../etc/passwd", 404, "No such file"),
+        ("/etc/hostname", 404, "No such file"),
+        ("notes.wav", 400, "Bad request: notes.wav: the file is not readable audio"),
+    ]:
+        refused = wcs.post(f"{API}/push/sound_on", {"mediaSessionId": session, "soundFile": name})
+        assert refused.status_code == status and refused.json()["message"].startswith(text), refused.text
+    assert Push.objects.get().sound_file == ""
+    on = wcs.post(f"{API}/push/sound_on", {"mediaSessionId": session, "soundFile": "beep.wav", "loop": True})
+    assert on.status_code == 200, on.text
+    push = Push.objects.get()
+    assert (push.sound_file, push.sound_loop, push.sound_serial) == ("beep.wav", True, 1)
+    assert push.audio_state().sound_file == str(tmp_path / "beep.wav")
+    assert wcs.post(f"{API}/push/find_all").json()[0]["soundEnabled"] is True
+    assert wcs.post(f"{API}/push/sound_off", {"mediaSessionId": session}).status_code == 200
+    assert wcs.post(f"{API}/push/unmute", {"mediaSessionId": session}).status_code == 200
+    push = Push.objects.get()
+    assert (push.audio_muted, push.sound_file) == (False, "")
+    bad_action = wcs.post(f"{API}/push/startup", {**body, "rtmpUrl": body["rtmpUrl"] + "2", "options": {"action": "x"}})
+    assert bad_action.status_code == 400 and Push.objects.count() == 1
 
 
 def test_rtsp_rtmp_vod_and_mpegts_agents(wcs, settings, tmp_path):

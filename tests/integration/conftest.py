@@ -90,6 +90,7 @@ class LiveStreamHub:
         self.media_port = free_port()
         self.rtmp = f"rtmp://127.0.0.1:{self.rtmp_port}"
         self.media = f"http://127.0.0.1:{self.media_port}"
+        self.srt_port = free_port()  # a free TCP port number, free for UDP (SRT) too in practice
         self.env = {
             **os.environ,
             "DATABASE_URL": fresh_database_url(folder),
@@ -99,6 +100,8 @@ class LiveStreamHub:
             "STREAMHUB_CELERY_PREFIX": f"test{uuid.uuid4().hex[:8]}:",
             "STREAMHUB_VAR_DIR": str(folder / "var"),
             "STREAMHUB_MEDIA_ROOT": str(folder / "media"),
+            "STREAMHUB_SRT_HOST": "127.0.0.1",
+            "STREAMHUB_SRT_PORT": str(self.srt_port),
             "STREAMHUB_NODE_ID": f"node-{uuid.uuid4().hex[:6]}",
             "STREAMHUB_ENGINE_HEARTBEAT": "0.5",
             "STREAMHUB_JOB_LEASE": "5",
@@ -140,11 +143,11 @@ class LiveStreamHub:
             wait_for(lambda: _answers(f"{self.media}/"), 30, lambda: self.log("engine"))
 
     def start_worker(self) -> None:
-        """A Celery worker for both queues with embedded beat (job recovery), like `make run`'s two;
-        returns once it is ready to take tasks."""
+        """A Celery worker for every queue (media, control, transcode) with embedded beat (job
+        recovery), like `make run`'s workers; returns once it is ready to take tasks."""
         log = self.folder / "worker.log"
         ready_before = log.read_text(errors="replace").count(" ready.") if log.exists() else 0
-        self._spawn("worker", [sys.executable, "-m", "celery", "-A", "streamhub", "worker", "-Q", "media,control",
+        self._spawn("worker", [sys.executable, "-m", "celery", "-A", "streamhub", "worker", "-Q", "media,control,transcode",
                                "--pool", "threads", "--concurrency", "8", "--loglevel", "INFO", "-B",
                                "-s", str(self.folder / f"beat-{uuid.uuid4().hex[:6]}"),
                                "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"])  # fmt: skip

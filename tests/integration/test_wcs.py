@@ -1,6 +1,6 @@
 """WCS REST API v2 with the real stack: ffmpeg publishes, a Celery worker does the media, ffprobe
 judges: /stream/snapshot decodes as a picture of the stream's size, /push/startup reaches
-nginx-rtmp, /vod/startup and /mpegts/startup make streams that play over HLS, /rtsp/startup pulls
+nginx-rtmp (and /push/mute, /push/sound_on change its audio, by volumedetect), /vod/startup and /mpegts/startup make streams that play over HLS, /rtsp/startup pulls
 GStreamer's RTSP server, and /stream/event/send reaches a WebSocket subscriber."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import requests
 from tests.conftest import OME_AUTH
 from tests.integration.conftest import wait_for
 from tests.integration.test_engine import codecs, ffprobe, live_names, publish, wait_live
+from tests.tools.audio import levels, make_wav
 
 pytestmark = pytest.mark.services
 
@@ -48,7 +49,7 @@ def test_snapshot_is_the_current_picture(live_platform, tmp_path):
 
 
 def test_push_startup_reaches_nginx_rtmp(live_platform, nginx_rtmp):
-    publisher = publish(live_platform, "relay", seconds=40)
+    publisher = publish(live_platform, "relay", seconds=80)
     try:
         wait_live(live_platform, "relay", publisher)
         response = wcs(live_platform, "push/startup", {"streamName": "relay", "rtmpUrl": f"{nginx_rtmp}/relayed"})
@@ -57,6 +58,29 @@ def test_push_startup_reaches_nginx_rtmp(live_platform, nginx_rtmp):
         wait_for(lambda: wcs(live_platform, "push/find_all").json()[0]["status"] == "PROCESSED_LOCAL", 30)
         streams = codecs(ffprobe(f"{nginx_rtmp}/relayed"))
         assert streams["video"]["codec_name"] == "h264" and streams["audio"]["codec_name"] == "aac"
+        mean, _ = levels(f"{nginx_rtmp}/relayed")
+        assert -30 < mean < -15, f"the publisher's tone (sine at 1/8) passes: {mean} dB"
+        session = {"mediaSessionId": transponder["mediaSessionId"]}
+
+        assert wcs(live_platform, "push/mute", session).status_code == 200
+        time.sleep(2)
+        _, peak = levels(f"{nginx_rtmp}/relayed")
+        assert peak < -70, f"/push/mute leaves silence: max {peak} dB"
+
+        media = live_platform.folder / "media"
+        media.mkdir(exist_ok=True)
+        make_wav(media / "announce.wav", 1000, 1.0)
+        sound = {**session, "soundFile": "announce.wav", "loop": True}
+        assert wcs(live_platform, "push/sound_on", sound).status_code == 200
+        time.sleep(2)
+        mean, peak = levels(f"{nginx_rtmp}/relayed")
+        assert mean > -10, f"/push/sound_on mixes the WAV in: mean {mean} dB"
+        assert wcs(live_platform, "push/sound_off", session).status_code == 200
+        assert wcs(live_platform, "push/unmute", session).status_code == 200
+        time.sleep(2)
+        mean, _ = levels(f"{nginx_rtmp}/relayed")
+        assert -30 < mean < -15, f"back to the publisher's tone: {mean} dB"
+        assert wcs(live_platform, "push/find_all").json()[0]["status"] == "PROCESSED_LOCAL", "no reconnection"
         assert (
             wcs(live_platform, "push/terminate", {"mediaSessionId": transponder["mediaSessionId"]}).status_code == 200
         )
@@ -115,6 +139,23 @@ def test_rtsp_startup_pulls_a_camera(live_platform, rtsp_source):
     assert agent["localStreamName"] == "wcscam"
     assert wcs(live_platform, "rtsp/terminate", {"uri": camera.url}).status_code == 200
     wait_for(lambda: "wcscam" not in live_names(live_platform), 15)
+
+
+def test_hls_terminate_stops_the_streams_hls_until_startup(live_platform):
+    publisher = publish(live_platform, "hlsoff", seconds=60)
+    playlist = f"{live_platform.media}/app/hlsoff/ts:playlist.m3u8"
+    try:
+        wait_live(live_platform, "hlsoff", publisher)
+        wait_for(lambda: requests.get(playlist, timeout=5).status_code == 200, 20)
+        assert wcs(live_platform, "hls/terminate", {"name": "hlsoff"}).status_code == 200
+        wait_for(lambda: requests.get(playlist, timeout=5).status_code == 404, 10)
+        assert wcs(live_platform, "hls/find_all").status_code == 404
+        assert "hlsoff" in live_names(live_platform), "the stream itself stays live"
+        assert wcs(live_platform, "hls/startup", {"name": "hlsoff"}).status_code == 200
+        wait_for(lambda: requests.get(playlist, timeout=5).status_code == 200, 20)
+        assert codecs(ffprobe(playlist))["video"]["codec_name"] == "h264"
+    finally:
+        publisher.kill()
 
 
 def test_stream_event_send_reaches_websocket_subscribers(live_platform):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import Q
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 
@@ -11,6 +12,7 @@ from apps.api_ome.schema import ERROR_ENVELOPE, enveloped
 from apps.api_ome.views.base import OmeAPIView
 from apps.api_ome.views.streams import StreamLookupMixin
 from apps.streams.models import Stream
+from apps.transcoding.services import transcoding_cost
 
 STATS_TAG = ["OME v1: statistics"]
 _TIME = serializers.DateTimeField
@@ -36,6 +38,16 @@ STATS = enveloped(
             "avgThroughputOut": _INT(),
             "maxThroughputIn": _INT(),
             "maxThroughputOut": _INT(),
+            # StreamHub's addition: what the transcodes of these streams cost (OME clients ignore it).
+            "transcoding": inline_serializer(
+                "OmeTranscodingCost",
+                {
+                    "jobs": _INT(help_text="Running transcodes (one per stream and output profile)."),
+                    "cpuUsage": serializers.FloatField(help_text="Their CPU now, in percent of one core."),
+                    "cpuTime": serializers.FloatField(help_text="Their CPU seconds since they started."),
+                },
+                required=False,
+            ),
         },  # fmt: skip
     ),
 )
@@ -48,7 +60,8 @@ class VirtualHostStatsView(OmeAPIView):
     )
     def get(self, request, vhost: str):
         virtual_host = self.get_vhost(vhost)
-        return ok(stats(virtual_host.created_at, Stream.objects.filter(application__virtual_host=virtual_host)))
+        body = stats(virtual_host.created_at, Stream.objects.filter(application__virtual_host=virtual_host))
+        return ok({**body, "transcoding": transcoding_cost(Q(application__virtual_host=virtual_host))})
 
 
 class ApplicationStatsView(OmeAPIView):
@@ -57,7 +70,8 @@ class ApplicationStatsView(OmeAPIView):
     )
     def get(self, request, vhost: str, app: str):
         application = self.get_application(vhost, app)
-        return ok(stats(application.created_at, application.streams.all()))
+        body = stats(application.created_at, application.streams.all())
+        return ok({**body, "transcoding": transcoding_cost(Q(application=application))})
 
 
 class StreamStatsView(StreamLookupMixin, OmeAPIView):
@@ -66,4 +80,5 @@ class StreamStatsView(StreamLookupMixin, OmeAPIView):
     )
     def get(self, request, vhost: str, app: str, stream: str):
         live = self.get_live_stream(vhost, app, stream)
-        return ok(stats(live.created_at, [live]))
+        cost = transcoding_cost(Q(application_id=live.application_id, stream_name=live.name))
+        return ok({**stats(live.created_at, [live]), "transcoding": cost})

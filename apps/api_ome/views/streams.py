@@ -16,6 +16,7 @@ from apps.pull.ome import CreatePullSerializer
 from apps.pull.services import StreamExists, active_pull_of, create_pull, stop_pull, wait_for_first_outcome
 from apps.streams.models import Stream
 from apps.streams.services import request_stop
+from apps.transcoding.services import rendition_stream_names
 
 STREAM_TAG = ["OME v1: streams"]
 
@@ -69,6 +70,7 @@ class StreamListView(OmeAPIView):
             list(
                 Stream.objects.live()
                 .filter(application=application)
+                .exclude(name__in=rendition_stream_names(application))  # outputs, listed in their input's info
                 .order_by("created_at")
                 .values_list("name", flat=True)
             )

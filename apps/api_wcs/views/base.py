@@ -66,6 +66,9 @@ class Method:
     response: object = None  # a serializer (class or instance) for the schema; None: empty body
     summary: str = ""
     errors: tuple[tuple[int, str], ...] = ()
+    # WCS v3 runs it as an asynchronous job in a worker (apps/api_wcs_v3/operations.py lists the
+    # long methods that also wait for what they start).
+    runs_as_job: bool = False
 
     @property
     def route(self) -> str:

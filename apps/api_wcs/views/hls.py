@@ -1,5 +1,7 @@
 """WCS /hls/*: HLS of live streams. StreamHub's engine packages HLS for every live stream, so an
-HLS "agent" exists exactly while its stream is live; subscribers are the engine's HLS viewer counts."""
+HLS "agent" exists while its stream is live unless /hls/terminate stopped it (the engine drops the
+stream's HLS and LL-HLS until /hls/startup or the next publish); subscribers are the engine's HLS
+viewer counts. One profile per stream: "source" (the stream as published)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ from rest_framework import serializers
 
 from apps.api_wcs.errors import WcsError
 from apps.api_wcs.views.base import Method, found, wcs_application
+from apps.engine.commands import send_hls_state
 from apps.streams.models import Stream
+
+SOURCE_PROFILE = "source"
 
 
 class HlsName(serializers.Serializer):
@@ -23,6 +28,15 @@ class Page(serializers.Serializer):
 class HlsIdPage(Page):
     hlsId = serializers.CharField()
     profileName = serializers.CharField(required=False)
+
+
+class HlsProfile(serializers.Serializer):
+    hlsId = serializers.CharField()
+    profileName = serializers.CharField()
+    subscribers = serializers.IntegerField()
+    bitrate = serializers.IntegerField(help_text="bit/s received")
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
 
 
 class HlsObject(serializers.Serializer):
@@ -56,12 +70,51 @@ def live(name: str) -> Stream:
     return stream
 
 
+def switch_hls(stream: Stream, enabled: bool) -> None:
+    if not send_hls_state(stream, enabled):
+        raise WcsError(500, "Internal error: the stream's engine node does not answer")
+    Stream.objects.filter(pk=stream.pk).update(hls_enabled=enabled)
+
+
 def startup(data: dict) -> None:
-    live(data["name"])  # HLS is packaged for every live stream: nothing to start
+    stream = live(data["name"])
+    if not stream.hls_enabled:
+        switch_hls(stream, True)
+
+
+def terminate(data: dict) -> None:
+    stream = (
+        Stream.objects.live()
+        .select_related("application__virtual_host", "node")
+        .filter(application=wcs_application(), name=data["name"], hls_enabled=True)
+        .first()
+    )
+    if stream is None:
+        raise WcsError(404, "Not found")
+    switch_hls(stream, False)
+
+
+def profiles(data: dict) -> dict:
+    stream = live(data["hlsId"])
+    if not stream.hls_enabled or data.get("profileName", SOURCE_PROFILE) != SOURCE_PROFILE:
+        raise WcsError(404, "Not found")
+    video = next((track for track in stream.input_tracks or [] if track.get("kind") == "video"), {})
+    return {
+        "hlsId": stream.name,
+        "profileName": SOURCE_PROFILE,
+        "subscribers": hls_of(stream)["subscribers"],
+        "bitrate": stream.last_throughput_in,
+        "width": video.get("width", 0),
+        "height": video.get("height", 0),
+    }
 
 
 def find_all(data: dict) -> list[dict]:
-    streams = Stream.objects.live().select_related("application", "node").filter(application=wcs_application())
+    streams = (
+        Stream.objects.live()
+        .select_related("application", "node")
+        .filter(application=wcs_application(), hls_enabled=True)
+    )
     items = [hls_of(stream) for stream in streams.order_by("created_at")]
     return found(items[data["offset"] : data["offset"] + data["size"]], "Not found")
 
@@ -75,6 +128,10 @@ METHODS = [
     Method("hls", "startup", startup, HlsName, None, "HLS of a live stream (always on)",
            ((404, "Stream not found"), (500, "Internal error"))),
     Method("hls", "find_all", find_all, Page, HlsObject(many=True), "Find all streams with HLS", ((404, "Not found"),)),
+    Method("hls", "terminate", terminate, HlsName, None, "Stop HLS (and LL-HLS) of the stream",
+           ((404, "Not found"), (500, "Internal error"))),
+    Method("hls", "profiles", profiles, HlsIdPage, HlsProfile, "HLS profile statistics",
+           ((400, "Bad request"), (404, "Not found"))),
     Method("hls", "subscribers", subscribers, HlsIdPage, None, "HLS viewers of a stream",
            ((400, "Bad request"), (404, "Not found"))),
 ]  # fmt: skip

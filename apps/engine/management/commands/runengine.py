@@ -22,9 +22,18 @@ class Command(BaseCommand):
         parser.add_argument("--http-port", type=int, default=settings.ENGINE_HTTP_PORT)
         parser.add_argument("--rtmp-host", default=settings.ENGINE_RTMP_HOST)
         parser.add_argument("--http-host", default=settings.ENGINE_HTTP_HOST)
+        parser.add_argument("--srt-host", default=settings.ENGINE_SRT_HOST)
+        parser.add_argument("--srt-port", type=int, default=settings.ENGINE_SRT_PORT, help="0: no SRT ingest.")
 
-    def handle(self, *args, node_id, rtmp_port, http_port, rtmp_host, http_host, **options):
-        addresses = NodeAddresses(rtmp_host=rtmp_host, rtmp_port=rtmp_port, http_host=http_host, http_port=http_port)
+    def handle(self, *args, node_id, rtmp_port, http_port, rtmp_host, http_host, srt_host, srt_port, **options):
+        addresses = NodeAddresses(
+            rtmp_host=rtmp_host,
+            rtmp_port=rtmp_port,
+            http_host=http_host,
+            http_port=http_port,
+            srt_host=srt_host,
+            srt_port=srt_port or None,
+        )
         runner = EngineRunner(node_id, addresses)
 
         async def main() -> None:

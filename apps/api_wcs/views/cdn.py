@@ -1,0 +1,177 @@
+"""WCS /cdn/*: StreamHub's engine nodes seen as a WCS CDN (node states, routes of live streams,
+removing dead nodes) and the CDN transcoding profiles (apps/cdn). The stream ACL methods live in
+access_list.py.
+
+StreamHub's nodes do not link to each other (every node is an origin that workers and players reach
+directly), so a route is the node a stream lives on, and there are no inter-node connections for
+/cdn/connection/* to reset: they check the node and answer 200."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.api_wcs.errors import WcsError
+from apps.api_wcs.views.base import Method, found, wcs_application
+from apps.cdn.services import ProfileError, ProfileExists, ProfileNotFound, add_profile, modify_profile, remove_profile
+from apps.cdn.models import CdnProfile
+from apps.engine.models import EngineNode, ProcessingState
+from apps.streams.models import Stream
+
+
+class NodeId(serializers.Serializer):
+    nodeId = serializers.CharField(max_length=255)
+
+
+class StateBody(serializers.Serializer):
+    state = serializers.CharField(max_length=50, help_text="NEW_STREAMS_ALLOWED or GROUP_CONNECTION_ALLOWED")
+
+
+class StreamNameBody(serializers.Serializer):
+    streamName = serializers.CharField(max_length=255)
+
+
+class ProfileBody(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    profile = serializers.JSONField(help_text='{"audio": {"codec": "aac", "rate": 48000}, "video": {"height": 720}}')
+
+
+class ProfileName(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+
+
+class CdnNode(serializers.Serializer):
+    id = serializers.CharField()
+    globalState = serializers.CharField(help_text="ACTIVE or PASSIVE")
+    processingState = serializers.CharField()
+    role = serializers.CharField()
+
+
+class CdnStreamRoute(serializers.Serializer):
+    streamName = serializers.CharField()
+    route = serializers.ListField(child=serializers.CharField())
+
+
+class CdnProfileObject(serializers.Serializer):
+    name = serializers.CharField()
+    profile = serializers.DictField()
+
+
+def node_to_wcs(node: EngineNode) -> dict:
+    return {
+        "id": node.node_id,
+        "globalState": "ACTIVE" if node.is_alive else "PASSIVE",
+        "processingState": node.processing_state,
+        "role": "ORIGIN",
+    }
+
+
+def node_of(node_id: str) -> EngineNode:
+    node = EngineNode.objects.filter(node_id=node_id).first()
+    if node is None:
+        raise WcsError(404, "Node not found")
+    return node
+
+
+def show_nodes(data: dict) -> list[dict]:
+    return [node_to_wcs(node) for node in EngineNode.objects.all()]
+
+
+def show_state(data: dict) -> str:
+    return EngineNode.local_processing_state()
+
+
+def enforce_state(data: dict) -> None:
+    if data["state"] not in ProcessingState.values:
+        raise WcsError(400, f"Invalid state: use {' or '.join(ProcessingState.values)}")
+    EngineNode.enforce_local_state(data["state"])
+
+
+def live_streams():
+    return Stream.objects.live().select_related("node").filter(application=wcs_application(), node__isnull=False)
+
+
+def show_routes(data: dict) -> dict:
+    routes = {f"0-{stream.node.node_id}-{stream.pk}": stream.name for stream in live_streams().order_by("pk")}
+    if not routes:
+        raise WcsError(404, "Not found")
+    return routes
+
+
+def stream_show_routes(data: dict) -> dict:
+    stream = live_streams().filter(name=data["streamName"]).first()
+    if stream is None:
+        raise WcsError(404, "Not found")
+    return {"streamName": stream.name, "route": [stream.node.node_id]}
+
+
+def remove_node(data: dict) -> None:
+    node = node_of(data["nodeId"])
+    if node.is_alive:
+        raise WcsError(400, "Active node can't be removed")
+    node.delete()
+
+
+def reset_connection(data: dict) -> None:
+    node_of(data["nodeId"])  # no links between nodes: nothing to reset
+
+
+def reset_all(data: dict) -> None:
+    return None
+
+
+def profile_add(data: dict) -> None:
+    try:
+        add_profile(data["name"], data["profile"])
+    except ProfileExists:
+        raise WcsError(400, f"Bad Request: profile {data['name']} exists") from None
+    except ProfileError as error:
+        raise WcsError(400, f"Bad Request: {error}") from None
+
+
+def profile_modify(data: dict) -> None:
+    try:
+        modify_profile(data["name"], data["profile"])
+    except ProfileNotFound:
+        raise WcsError(404, "Not Found") from None
+    except ProfileError as error:
+        raise WcsError(400, f"Bad Request: {error}") from None
+
+
+def profile_print(data: dict) -> list[dict]:
+    return found([profile.to_wcs() for profile in CdnProfile.objects.all()], "Not Found")
+
+
+def profile_remove(data: dict) -> None:
+    try:
+        remove_profile(data["name"])
+    except ProfileNotFound:
+        raise WcsError(404, "Not Found") from None
+
+
+NODE_NOT_FOUND = ((404, "Node not found"),)
+METHODS = [
+    Method("cdn", "show_nodes", show_nodes, response=CdnNode(many=True), summary="Show CDN nodes state"),
+    Method("cdn", "show_state", show_state, response=serializers.CharField(),
+           summary="Processing state of the engine nodes on this machine"),
+    Method("cdn", "enforce_state", enforce_state, StateBody, None, "Set the processing state of this machine's nodes",
+           ((400, "Invalid state"),)),
+    Method("cdn", "show_routes", show_routes, response=serializers.DictField(child=serializers.CharField()),
+           summary="Show CDN routes (route id -> stream name)", errors=((404, "Not found"),)),
+    Method("cdn", "stream/show_routes", stream_show_routes, StreamNameBody, CdnStreamRoute,
+           "Show the route to play a stream", ((400, "Bad request"), (404, "Not found"))),
+    Method("cdn", "remove_node", remove_node, NodeId, None, "Remove a dead (PASSIVE) node",
+           ((400, "Bad request"), *NODE_NOT_FOUND, (500, "Internal Server Error"))),
+    Method("cdn", "connection/reset_inbound", reset_connection, NodeId, None,
+           "Reset inbound connection from this node", NODE_NOT_FOUND),
+    Method("cdn", "connection/reset_outbound", reset_connection, NodeId, None,
+           "Reset outbound connection to this node", NODE_NOT_FOUND),
+    Method("cdn", "connection/reset_all", reset_all, summary="Reset all CDN connections on this node"),
+    Method("cdn", "profile/add", profile_add, ProfileBody, None, "Add transcoding profile",
+           ((400, "Bad Request"), (500, "Internal Server Error"))),
+    Method("cdn", "profile/modify", profile_modify, ProfileBody, None, "Change transcoding profile",
+           ((400, "Bad Request"), (404, "Not Found"), (500, "Internal Server Error"))),
+    Method("cdn", "profile/print", profile_print, response=CdnProfileObject(many=True),
+           summary="Get the transcoding profiles list", errors=((404, "Not Found"),)),
+    Method("cdn", "profile/remove", profile_remove, ProfileName, None, "Remove transcoding profile",
+           ((400, "Bad Request"), (404, "Not Found"), (500, "Internal Server Error"))),
+]  # fmt: skip
