@@ -21,7 +21,7 @@ from apps.api_wcs_v3.operations import LONG_METHODS, is_long
 from apps.api_wcs_v3.prefer import parse_prefer
 from apps.async_jobs.models import Job
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def in_event_loop(test):

@@ -18,7 +18,7 @@ from apps.async_jobs.choices import JobState
 from apps.async_jobs.models import Job
 from apps.async_jobs.operations import OPERATIONS, Done, JobFailed, Operation, Started, register_operation
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 class Camera:

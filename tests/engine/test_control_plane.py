@@ -8,7 +8,7 @@ from apps.engine.control_plane import DatabaseControlPlane
 from apps.engine.models import EngineNode
 from apps.hosting.models import Application, VirtualHost
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture

@@ -116,8 +116,9 @@ def test_a_record_waits_in_the_media_queue_until_a_worker_takes_it(platform):
         assert samples[key("streamhub_jobs", kind="record", state="ready")] == 1
 
         platform.start_worker()
-        wait_for(lambda: metric(platform, "streamhub_jobs", kind="record", state="started") == 1, 30,
-                 lambda: platform.log("worker")[-3000:])  # fmt: skip
+        wait_for(lambda: metric(platform, "streamhub_jobs", kind="record", state="started") == 1, 60,
+                 lambda: platform.api("POST", "/v1/vhosts/default/apps/app:records").text
+                 + "\n".join(line for line in platform.log("worker").splitlines() if "record" in line)[-3000:])  # fmt: skip
         samples = scrape(platform)
         assert samples[key("streamhub_celery_queue_length", queue="media")] == 0
         assert samples[key("streamhub_jobs", kind="record", state="ready")] == 0

@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -119,6 +120,30 @@ def test_a_fast_job_answers_200_with_its_result(live_platform):
     v2 = requests.post(f"{live_platform.url}/rest-api/push/find", json={"streamName": "later"}, timeout=10)
     assert v2.json()[0]["mediaSessionId"] == transponder["mediaSessionId"]
     assert v3(live_platform, "push/terminate", {"mediaSessionId": transponder["mediaSessionId"]}).status_code == 200
+
+
+def test_the_documented_vod_example(live_platform):
+    """002_*.txt's curl: vod/startup of sample.mp4 with `Prefer: respond-async, wait=3, timeout=10`."""
+    media = live_platform.folder / "media"
+    media.mkdir(exist_ok=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi",
+         "-i", "sine", "-t", "4", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
+         str(media / "sample.mp4")],
+        check=True, timeout=60,
+    )  # fmt: skip
+    body = {"uri": "vod-live://sample.mp4", "localStreamName": "test", "loop": True}
+    response = v3(live_platform, "vod/startup", body, "respond-async, wait=3, timeout=10")
+    assert response.status_code in (200, 202), response.text
+    if response.status_code == 202:  # the worker took longer than 3 s to make the stream live
+        job_id = response.json()["id"]
+        wait_for(lambda: job_state(live_platform, job_id) == "DONE", 15)
+    else:
+        assert response.content == b"", "vod/startup returns void, as in v2"
+    wait_for(lambda: "test" in live_names(live_platform), 15)
+    [job] = v3(live_platform, "jobs/find", {"method": "vod/startup"}).json()
+    assert job["state"] == "DONE" and job["request"] == body
+    assert v3(live_platform, "vod/terminate", {"localStreamName": "test"}).status_code == 200
 
 
 def test_a_short_method_answers_as_v2_does(live_platform):

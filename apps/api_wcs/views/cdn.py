@@ -8,12 +8,13 @@ directly), so a route is the node a stream lives on, and there are no inter-node
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from rest_framework import serializers
 
 from apps.api_wcs.errors import WcsError
 from apps.api_wcs.views.base import Method, found, wcs_application
-from apps.cdn.services import ProfileError, ProfileExists, ProfileNotFound, add_profile, modify_profile, remove_profile
 from apps.cdn.models import CdnProfile
+from apps.cdn.services import ProfileError, ProfileExists, ProfileNotFound, add_profile, modify_profile, remove_profile
 from apps.engine.models import EngineNode, ProcessingState
 from apps.streams.models import Stream
 
@@ -151,11 +152,11 @@ def profile_remove(data: dict) -> None:
 NODE_NOT_FOUND = ((404, "Node not found"),)
 METHODS = [
     Method("cdn", "show_nodes", show_nodes, response=CdnNode(many=True), summary="Show CDN nodes state"),
-    Method("cdn", "show_state", show_state, response=serializers.CharField(),
+    Method("cdn", "show_state", show_state, response=OpenApiTypes.STR,
            summary="Processing state of the engine nodes on this machine"),
     Method("cdn", "enforce_state", enforce_state, StateBody, None, "Set the processing state of this machine's nodes",
            ((400, "Invalid state"),)),
-    Method("cdn", "show_routes", show_routes, response=serializers.DictField(child=serializers.CharField()),
+    Method("cdn", "show_routes", show_routes, response=OpenApiTypes.OBJECT,
            summary="Show CDN routes (route id -> stream name)", errors=((404, "Not found"),)),
     Method("cdn", "stream/show_routes", stream_show_routes, StreamNameBody, CdnStreamRoute,
            "Show the route to play a stream", ((400, "Bad request"), (404, "Not found"))),
