@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -64,19 +65,46 @@ def redis_url():
     process.wait(timeout=10)
 
 
-def fresh_database_url(folder: Path) -> str:
-    """A new empty database for the processes under test: SQLite in tmp, or a fresh PostgreSQL database."""
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith("postgres"):
-        return f"sqlite:///{folder / 'live.sqlite3'}"
+# A database migrated once per test session; every platform starts from a copy of it (a migrate
+# per platform cost seconds each). SQLite: a file copied; PostgreSQL: CREATE DATABASE ... TEMPLATE.
+_migrated_template: str | None = None
+
+
+def _migrate(database_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def _create_postgres_database(base: str, name: str, template: str | None = None) -> str:
     import psycopg
 
     parsed = urlparse(base)
-    name = f"streamhub_live_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin_url = parsed._replace(path="/postgres").geturl()
     with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        connection.execute(f'CREATE DATABASE "{name}"{suffix}')
     return parsed._replace(path=f"/{name}").geturl()
+
+
+def fresh_database_url(folder: Path) -> str:
+    """A new migrated database for the processes under test: SQLite in tmp, or a PostgreSQL database."""
+    global _migrated_template
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        if _migrated_template is None:
+            template = Path(tempfile.mkdtemp(prefix="streamhub-template-")) / "template.sqlite3"
+            _migrate(f"sqlite:///{template}")
+            _migrated_template = str(template)
+        shutil.copyfile(_migrated_template, folder / "live.sqlite3")
+        return f"sqlite:///{folder / 'live.sqlite3'}"
+    if _migrated_template is None:
+        name = f"streamhub_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        _migrate(_create_postgres_database(base, name))
+        _migrated_template = name
+    return _create_postgres_database(base, f"streamhub_live_{os.getpid()}_{uuid.uuid4().hex[:6]}", _migrated_template)
 
 
 class LiveStreamHub:
@@ -110,7 +138,6 @@ class LiveStreamHub:
             "DJANGO_SUPERUSER_PASSWORD": "operator-password-1",
         }
         self.processes: dict[str, subprocess.Popen] = {}
-        self.manage("migrate", "--noinput")
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         result = subprocess.run(
