@@ -9,6 +9,7 @@ over WHEP from the engine's operator page (plain RTCPeerConnection); for every f
 CPU: the engine process's CPU time (user + system, from /proc) over a window with no viewer, then with
 1 and 20 WHEP viewers. Those viewers are aiortc peer connections in another process that take the
 frames without decoding them (the engine's cost, not a player's). Per viewer = (with N - none) / N.
+The reference, measured in the same run: the engine's CPU with as many RTMP players (ffmpeg -c copy).
 
     .venv/bin/python bench/webrtc_latency.py [--duration 20] [--window 10] [--viewers 1,20]
 """
@@ -201,6 +202,39 @@ def main() -> int:
             finally:
                 viewers.kill()
                 viewers.wait()
+            time.sleep(2)
+            # The reference, same engine and stream: as many RTMP players (ffmpeg -c copy), the cheapest way out.
+            players = [
+                subprocess.Popen(
+                    [
+                        "ffmpeg",
+                        "-nostdin",
+                        "-v",
+                        "error",
+                        "-i",
+                        f"rtmp://127.0.0.1:{rtmp_port}/app/clock",
+                        "-c",
+                        "copy",
+                        "-f",
+                        "null",
+                        "-",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+                for _ in range(count)
+            ]
+            try:
+                time.sleep(3)
+                busy = cpu_percent(engine.pid, args.window)
+                print(
+                    f"engine CPU with {count:2d} RTMP players (reference): {busy:5.1f} %  "
+                    f"({(busy - idle) / count:.2f} % of a core per player)",
+                    flush=True,
+                )
+            finally:
+                for player in players:
+                    player.kill()
+                    player.wait()
             time.sleep(2)
     finally:
         stop.set()
