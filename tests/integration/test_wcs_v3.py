@@ -144,6 +144,7 @@ def test_the_documented_vod_example(live_platform):
     [job] = v3(live_platform, "jobs/find", {"method": "vod/startup"}).json()
     assert job["state"] == "DONE" and job["request"] == body
     assert v3(live_platform, "vod/terminate", {"localStreamName": "test"}).status_code == 200
+    wait_for(lambda: "test" not in live_names(live_platform), 20)
 
 
 def test_a_short_method_answers_as_v2_does(live_platform):
