@@ -126,3 +126,18 @@ def test_the_browser_publishes_over_whip_and_it_plays_over_rtmp_and_hls(webrtc_p
     assert duplicate.status_code == 409
     operator_page.evaluate("streamhub.stop('whip')")
     wait_for(lambda: "webcam" not in live_names(webrtc_platform), 20)
+
+
+def test_a_vp8_publish_is_turned_into_h264_for_rtmp_and_hls(webrtc_platform, operator_page):
+    operator_page.fill("#stream", "vp8cam")
+    operator_page.evaluate("streamhub.publish({videoCodec: 'VP8'})")
+    answer = operator_page.evaluate("streamhub.sessions.whip.pc.remoteDescription.sdp")
+    video = answer.split("m=video", 1)[1].split("m=audio", 1)[0]
+    assert "VP8/90000" in video and "H264" not in video, "the browser offered and the engine took VP8 only"
+    wait_for(lambda: "vp8cam" in live_names(webrtc_platform), 20, lambda: webrtc_platform.log("engine")[-2000:])
+    rtmp = codecs(ffprobe(f"{webrtc_platform.rtmp}/app/vp8cam"))
+    assert (rtmp["video"]["codec_name"], rtmp["video"]["width"], rtmp["video"]["height"]) == ("h264", 640, 480)
+    hls = codecs(ffprobe(f"{webrtc_platform.media}/app/vp8cam/ts:playlist.m3u8"))
+    assert hls["video"]["codec_name"] == "h264" and hls["audio"]["codec_name"] == "aac"
+    operator_page.evaluate("streamhub.stop('whip')")
+    wait_for(lambda: "vp8cam" not in live_names(webrtc_platform), 20)

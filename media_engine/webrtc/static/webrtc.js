@@ -47,12 +47,21 @@ const streamhub = (() => {
     await fetch(session.location, { method: "DELETE" }).catch(() => {});
   }
 
-  async function publish() {
+  // options.videoCodec ("VP8", "H264"): offer only that video codec (the engine turns VP8 into H.264).
+  async function publish(options = {}) {
     await stop("whip");
     const media = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
     document.getElementById("preview").srcObject = media;
     const pc = new RTCPeerConnection({ iceServers: await iceServers() });
-    for (const track of media.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+    for (const track of media.getTracks()) {
+      const transceiver = pc.addTransceiver(track, { direction: "sendonly" });
+      if (track.kind === "video" && options.videoCodec) {
+        const wanted = "video/" + options.videoCodec.toUpperCase();
+        const codecs = RTCRtpSender.getCapabilities("video").codecs.filter((codec) => codec.mimeType.toUpperCase() === wanted.toUpperCase());
+        if (!codecs.length) throw new Error("this browser cannot send " + options.videoCodec);
+        transceiver.setCodecPreferences(codecs);
+      }
+    }
     const session = { pc, media, location: null };
     sessions.whip = session;
     session.location = await negotiate(pc, "whip");
