@@ -5,6 +5,10 @@ play), the SRT ingest, the media HTTP server (HLS, LL-HLS; WHIP/WHEP call `admit
 The rules of an application come with its `ApplicationConfig` (``access``), made by the control
 plane; this module knows no Django.
 
+A media job of the platform itself (record, push, pull, transcode...) carries an internal job token
+(``shjob``, see `media_engine.internal_auth`) instead: it is checked first, and a valid one lets the
+job in without the checks below (nor a webhook call); a request with an invalid one is refused.
+
 Three checks, in this order, each only where the rules enable it:
 
 - **Signed policy** (OME's SignedPolicy): the URL carries ``policy`` (base64url JSON with
@@ -36,6 +40,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import aiohttp
+
+from media_engine import internal_auth
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +109,8 @@ class AccessRules:
     # stream name -> keys (left out of equality and hashing: a dict)
     acl: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
     misconfigured: str = ""  # not empty: refuse everything enabled, with this reason (fail closed)
+    # The secret of internal job tokens (shared with the workers; empty: no job is let in by token).
+    job_secret: str = field(default="", repr=False, compare=False)
 
     def checks(self, direction: str, protocol: str, stream: str) -> bool:
         """Whether a request needs `admit()` at all (False: let it in without looking further)."""
@@ -130,6 +138,8 @@ class AdmissionRequest:
     client_port: int = 0
     stream: str = ""  # the stream name the URL names
     user_agent: str = ""
+    vhost: str = ""  # the virtual host and application the request was resolved to (for job tokens)
+    app: str = ""
 
     @property
     def query(self) -> dict[str, str]:
@@ -358,12 +368,31 @@ async def call_webhook(request: AdmissionRequest, hook: Webhook, now: float) -> 
     return Decision(False, failure)
 
 
+# --- internal job tokens -----------------------------------------------------------------------
+
+
+def check_job_token(request: AdmissionRequest, rules: AccessRules, token: str, now: float) -> Decision:
+    """A platform media job's ``shjob`` token: valid for this vhost, app, stream and direction, unexpired."""
+    direction = internal_auth.PUBLISH if request.direction == PUBLISH else internal_auth.PLAY
+    check = internal_auth.check_job_token(
+        rules.job_secret, token, request.vhost, request.app, request.stream, direction, now=now
+    )
+    if not check.valid:
+        logger.info("admission of %s %s of %s: %s", request.protocol, request.direction, request.stream, check.reason)
+        return Decision(False, check.reason)
+    return ALLOWED
+
+
 # --- the admission point ------------------------------------------------------------------------
 
 
 async def admit(rules: AccessRules, request: AdmissionRequest, *, clock: Callable[[], float] = time.time) -> Decision:
-    """Allow, deny or rewrite ``request`` under ``rules``: signed policy, then ACL keys, then the webhook."""
+    """Allow, deny or rewrite ``request`` under ``rules``: a job token alone if there is one, else signed
+    policy, then ACL keys, then the webhook."""
     direction, protocol = request.direction, request.protocol
+    job_token = request.query.get(internal_auth.JOB_QUERY_KEY)
+    if job_token is not None:
+        return check_job_token(request, rules, job_token, clock())
     if rules.misconfigured:
         return Decision(False, rules.misconfigured)
     now = clock()
@@ -389,18 +418,12 @@ async def admit(rules: AccessRules, request: AdmissionRequest, *, clock: Callabl
 
 
 def redact(url: str, rules: AccessRules | None = None) -> str:
-    """``url`` fit for a log line: the values of the policy, signature, ACL and session parameters hidden."""
-    base, mark, query = url.partition("?")
-    if not mark:
-        return url
-    hidden = {ACL_QUERY_KEY, SESSION_QUERY_KEY, "policy", "signature"}
+    """``url`` fit for a log line: the values of the policy, signature, ACL, session and job token
+    parameters hidden."""
+    hidden = internal_auth.SECRET_QUERY_KEYS | {ACL_QUERY_KEY, SESSION_QUERY_KEY}
     if rules is not None and rules.signed_policy is not None:
         hidden |= {rules.signed_policy.policy_key, rules.signed_policy.signature_key}
-    items = []
-    for item in query.split("&"):
-        name, eq, _ = item.partition("=")
-        items.append(f"{name}=***" if eq and name in hidden else item)
-    return f"{base}?{'&'.join(items)}"
+    return internal_auth.redact_url(url, frozenset(hidden))
 
 
 # --- HTTP sessions (HLS, LL-HLS): one decision per viewer, not per request ------------------------

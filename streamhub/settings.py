@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "apps.api_wcs_v3",
     "apps.metrics",
     "apps.transcoding",
+    "apps.multi_recorder",
+    "apps.mixing",
 ]
 
 MIDDLEWARE = [
@@ -134,8 +136,10 @@ CELERY_TASK_ROUTES = {
     "apps.pull.tasks.*": {"queue": "media"},
     "apps.streams.tasks.*": {"queue": "media"},
     "apps.hls_dump.tasks.*": {"queue": "media"},
+    "apps.multi_recorder.tasks.*": {"queue": "media"},
     # CPU-bound encodes get workers of their own: a busy transcode never delays a record or push.
     "apps.transcoding.tasks.*": {"queue": "transcode"},
+    "apps.mixing.tasks.*": {"queue": "transcode"},
     # WCS v3 jobs only call services (the media work they start goes to `media`).
     "apps.async_jobs.tasks.*": {"queue": "control"},
 }
@@ -176,6 +180,11 @@ ENGINE_SRT_PORT = env.int("STREAMHUB_SRT_PORT", default=9999)
 # Admission webhooks (apps.access): timeout when the OME setting has none, and what a failed call means.
 ACCESS_WEBHOOK_TIMEOUT_MS = env.int("STREAMHUB_ACCESS_WEBHOOK_TIMEOUT", default=3000)
 ACCESS_WEBHOOK_DEFAULT_ACTION = env.str("STREAMHUB_ACCESS_WEBHOOK_DEFAULT", default="deny")
+# The secret of internal job tokens (`shjob=`, media_engine.internal_auth) that let media jobs past access
+# control; shared by engine nodes and workers. Empty: derived from SECRET_KEY. Tokens are good for
+# (re)connecting for STREAMHUB_INTERNAL_TOKEN_TTL seconds after a job built its URL.
+STREAMHUB_INTERNAL_SECRET = env.str("STREAMHUB_INTERNAL_SECRET", default="")
+STREAMHUB_INTERNAL_TOKEN_TTL = env.int("STREAMHUB_INTERNAL_TOKEN_TTL", default=24 * 3600)
 # Public base URL of the media HTTP port for player links (default: this host on the node's port).
 STREAMHUB_MEDIA_URL = env.str("STREAMHUB_MEDIA_URL", default="")
 ENGINE_HEARTBEAT_INTERVAL = env.float("STREAMHUB_ENGINE_HEARTBEAT", default=2.0)

@@ -12,6 +12,9 @@ from apps.api_wcs.views import (
     transponders,
     webrtc_pull,
 )
+from apps.api_wcs.views import mixer as wcs_mixer
+from apps.api_wcs.views import multiple_recorder as wcs_multiple_recorder
+from apps.api_wcs.views import transcoder as wcs_transcoder
 from apps.api_wcs.views.base import wcs_method
 
 METHODS = [
@@ -25,6 +28,9 @@ METHODS = [
     *cdn.METHODS,
     *rooms.METHODS,
     *webrtc_pull.METHODS,
+    *wcs_transcoder.METHODS,
+    *wcs_mixer.METHODS,
+    *wcs_multiple_recorder.METHODS,
 ]
 
 urlpatterns = [wcs_method(method) for method in METHODS]

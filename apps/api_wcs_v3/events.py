@@ -31,10 +31,11 @@ def on_stream_went_live(sender, stream, **kwargs) -> None:
 
 
 def connect() -> None:
+    from apps.multi_recorder.models import MultiRecorder
     from apps.pull.models import Pull
     from apps.push.models import Push
     from apps.recording.models import Record
 
-    for kind, model in (("pull", Pull), ("push", Push), ("record", Record)):
+    for kind, model in (("pull", Pull), ("push", Push), ("record", Record), ("multirecorder", MultiRecorder)):
         post_save.connect(on_stream_job_saved(kind), sender=model, weak=False, dispatch_uid=f"async-jobs-{kind}")
     stream_went_live.connect(on_stream_went_live, weak=False, dispatch_uid="async-jobs-stream-live")

@@ -135,6 +135,38 @@ def record_operation(method: Method) -> Operation:
     return stream_job_operation(method, "record", Record, find, stop_record)
 
 
+# -- multiple streams recorders: /multipleRecorder/startup --------------------------------------------
+
+
+def multi_recorder_operation(method: Method) -> Operation:
+    """Done once a worker runs the recorder (it records its members as they are added); failed when
+    it errs or stops first."""
+    from apps.multi_recorder.models import MultiRecorder
+    from apps.multi_recorder.services import active_recorders, stop_multi_recorder
+
+    def start(request: dict) -> Started:
+        call_v2(method, request)
+        recorder = active_recorders(wcs_application()).filter(uri=request["uri"]).first()
+        if recorder is None:
+            raise JobFailed(500, "Internal error: it ended at once")
+        return Started(None, {"multirecorder": recorder.pk}, f"multirecorder:{recorder.pk}")
+
+    def check(request: dict, handle: dict) -> Done | None:
+        recorder = MultiRecorder.objects.get(pk=handle["multirecorder"])
+        if recorder.state == JobState.ERROR:
+            raise JobFailed(500, recorder.error or "Internal error")
+        if recorder.state in (JobState.STOPPING, JobState.STOPPED):
+            raise JobFailed(500, "Stopped before it started")
+        return Done(None) if recorder.state == JobState.STARTED and recorder.started_at else None
+
+    def stop(request: dict, handle: dict) -> None:
+        recorder = MultiRecorder.objects.filter(pk=handle["multirecorder"], state__in=ACTIVE_STATES).first()
+        if recorder is not None:
+            stop_multi_recorder(recorder)
+
+    return Operation(start, check, stop)
+
+
 def handler_operation(method: Method) -> Operation:
     """A method marked ``runs_as_job`` with nothing to wait for after its handler."""
     return Operation(lambda request: Started(call_v2(method, request)))
@@ -148,6 +180,7 @@ LONG_METHODS: dict[str, Callable[[Method], Operation]] = {
     "push/startup": push_operation,
     "stream/startRecording": record_operation,
     "recorder/startup": record_operation,
+    "multipleRecorder/startup": multi_recorder_operation,
 }
 
 

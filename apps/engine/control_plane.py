@@ -4,12 +4,13 @@ RTMP connect and HLS request asks) and stream start/end as rows and events.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from asgiref.sync import sync_to_async
 
 from apps.access.services import access_rules
-from apps.engine.models import EngineNode
+from apps.engine.models import EngineNode, internal_job_secret
 from apps.hosting.models import Application
 from apps.hosting.services import find_virtual_host
 from apps.streams import services as stream_services
@@ -51,7 +52,8 @@ def application_config(application: Application) -> ApplicationConfig:
         llhls_part_duration=_setting(llhls, "chunkDuration", defaults.llhls_part_duration, float, 0.1),
         llhls_segment_duration=_setting(llhls, "segmentDuration", defaults.llhls_segment_duration, float, 1.0),
         llhls_segment_count=_setting(llhls, "segmentCount", defaults.llhls_segment_count, int, 1),
-        access=access_rules(application),
+        # Media jobs of the platform get in with an internal job token (media_engine.internal_auth).
+        access=dataclasses.replace(access_rules(application), job_secret=internal_job_secret()),
     )
 
 

@@ -9,6 +9,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from apps.hosting.services import find_virtual_host
+from media_engine import internal_auth
+
 
 class ProcessingState(models.TextChoices):
     """WCS CDN's processingState: whether a node takes part in placing new streams."""
@@ -47,9 +50,28 @@ class EngineNode(models.Model):
         """The Channels group this node reads commands from (stop a stream...)."""
         return engine_command_group(self.node_id)
 
-    def rtmp_url(self, app: str, stream: str) -> str:
-        """Where a media job plays a stream of this node, as any RTMP client would."""
-        return f"rtmp://{self.address}:{self.rtmp_port}/{app}/{stream}"
+    def rtmp_url(self, app: str, stream: str, *, publish: bool = False, vhost: str | None = None) -> str:
+        """Where a media job plays (or with ``publish``, publishes) a stream of this node, as any RTMP
+        client would, with an internal job token that lets it past the application's access control.
+
+        ``vhost`` defaults to the one the engine resolves this node's address to. The URL holds a
+        credential: log or store it only through `media_engine.internal_auth.redact_url`.
+        """
+        url = f"rtmp://{self.address}:{self.rtmp_port}/{app}/{stream}"
+        return internal_auth.with_job_token(url, job_token(self.vhost_name(vhost), app, stream, publish=publish))
+
+    def media_http_url(self, app: str, stream: str, *, vhost: str | None = None) -> tuple[str, dict[str, str]]:
+        """The base URL (``http://node:port/{app}/{stream}/``) of a stream's HLS/LL-HLS output, and the
+        query parameters (the internal job token) a media job adds to its first playlist request."""
+        url = f"http://{self.address}:{self.media_http_port}/{app}/{stream}/"
+        return url, {internal_auth.JOB_QUERY_KEY: job_token(self.vhost_name(vhost), app, stream, publish=False)}
+
+    def vhost_name(self, vhost: str | None = None) -> str:
+        """``vhost``, or the virtual host the engine finds for this node's address (as it does for a job's URL)."""
+        if vhost:
+            return vhost
+        found = find_virtual_host(self.address)
+        return found.name if found is not None else ""
 
     @property
     def is_alive(self) -> bool:
@@ -81,6 +103,19 @@ class EngineNode(models.Model):
     @classmethod
     def stale(cls) -> models.QuerySet[EngineNode]:
         return cls.objects.filter(last_heartbeat__lt=timezone.now() - timedelta(seconds=settings.ENGINE_NODE_TIMEOUT))
+
+
+def internal_job_secret() -> str:
+    """The secret engine nodes and workers share for internal job tokens."""
+    return settings.STREAMHUB_INTERNAL_SECRET or internal_auth.derive_secret(settings.SECRET_KEY)
+
+
+def job_token(vhost: str, app: str, stream: str, *, publish: bool = False) -> str:
+    """An internal job token to play (or publish) ``vhost/app/stream`` on any engine node."""
+    direction = internal_auth.PUBLISH if publish else internal_auth.PLAY
+    return internal_auth.make_job_token(
+        internal_job_secret(), vhost, app, stream, direction, ttl=settings.STREAMHUB_INTERNAL_TOKEN_TTL
+    )
 
 
 def engine_command_group(node_id: str) -> str:

@@ -21,9 +21,11 @@ def host_header(dump: HlsDump) -> dict[str, str]:
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def dump_stream(self, dump_pk: int) -> str:
     def media(dump: HlsDump, stream, should_stop) -> None:
-        node = stream.node
-        outcome = HlsDumper(
-            f"http://{node.address}:{node.media_http_port}/{dump.application.name}/{dump.stream_name}/",
+        base_url, job_query = stream.node.media_http_url(
+            dump.application.name, dump.stream_name, vhost=dump.application.virtual_host.name
+        )
+        dumper = HlsDumper(
+            base_url,
             Path(dump.output_path),
             should_stop=should_stop,
             playlists=dump.playlists,
@@ -32,7 +34,9 @@ def dump_stream(self, dump_pk: int) -> str:
             stream_path=dump.stream_path,
             headers=host_header(dump),
             on_progress=dump.record_progress,
-        ).run()
+        )
+        dumper.session.params.update(job_query)  # the job token on every request (a protected application)
+        outcome = dumper.run()
         if outcome == "completed":
             HlsDump.objects.get(pk=dump.pk).complete()
 

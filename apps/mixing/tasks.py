@@ -60,7 +60,7 @@ def run_mixer(self, mixer_pk: int) -> str:
         node = EngineNode.for_new_streams()
     try:
         MediaMixer(
-            node.rtmp_url(mixer.application.name, mixer.stream_name),
+            node.rtmp_url(mixer.application.name, mixer.stream_name, publish=True),
             job.settings,
             should_stop=job.should_stop,
             on_state=job.on_state,

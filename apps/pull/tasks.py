@@ -70,7 +70,7 @@ class PullJob:
 
 
 def make_puller(pull: Pull, node: EngineNode, job: PullJob) -> Puller:
-    target = node.rtmp_url(pull.application.name, pull.stream_name)
+    target = node.rtmp_url(pull.application.name, pull.stream_name, publish=True)
     options = {
         "persistent": pull.persistent,
         "no_input_timeout": pull.no_input_failover_timeout_ms / 1000,

@@ -4,8 +4,9 @@ start-again actions."""
 from django.contrib import admin
 
 from apps.jobs.admin import StreamJobAdmin
-from apps.transcoding.models import Transcode
+from apps.transcoding.models import Transcode, WcsTranscoder
 from apps.transcoding.services import stop_transcode, transcode_task
+from apps.transcoding.wcs import stop_wcs_transcoder, wcs_transcoder_task
 
 
 @admin.register(Transcode)
@@ -31,3 +32,21 @@ class TranscodeAdmin(StreamJobAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # transcodes start when streams go live
+
+
+@admin.register(WcsTranscoder)
+class WcsTranscoderAdmin(StreamJobAdmin):
+    """WCS transcoders (/transcoder/*): made through the WCS API, stopped or started again here."""
+
+    stop = stop_wcs_transcoder
+    task = wcs_transcoder_task
+    list_display = ["uri", "stream_name", "local_stream_name", "application", "state", "frames_encoded"]
+    list_filter = ["state", "api_version", "application"]
+    search_fields = ["uri", "stream_name", "local_stream_name"]
+    readonly_fields = [
+        "state", "error", "frames_encoded", "created_at", "started_at", "finished_at", "heartbeat_at", "celery_task_id",
+    ]  # fmt: skip
+    exclude = ["variant_names", "track_ids", "sequence"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # made through /transcoder/startup, which checks the stream and the encoder

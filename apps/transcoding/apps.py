@@ -14,4 +14,8 @@ class TranscodingConfig(AppConfig):
         from apps.transcoding.services import transcode_task
 
         register_job_kind(Transcode, transcode_task)
+        from apps.transcoding.models import WcsTranscoder
+        from apps.transcoding.wcs import wcs_transcoder_task
+
+        register_job_kind(WcsTranscoder, wcs_transcoder_task)
         from apps.transcoding import signals  # noqa: F401  (starts transcodes when streams go live)

@@ -1,10 +1,13 @@
 """Transcodes: one output profile applied to one live stream, with the renditions it publishes and
-what it costs (CPU time of its worker threads)."""
+what it costs (CPU time of its worker threads); and WCS transcoders (one stream, one encoder)."""
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 
+from apps.jobs.choices import ACTIVE_STATES
 from apps.jobs.models import StreamJob
 
 
@@ -57,3 +60,37 @@ class Transcode(StreamJob):
             frames_encoded=encoded,
             images_written=images,
         )
+
+
+class WcsTranscoder(StreamJob):
+    """A WCS transcoder (/transcoder/* and /transcoder2/*): ``stream_name`` (WCS's remoteStreamName)
+    encoded with ``encoder`` into the stream ``local_stream_name``, with an optional watermark.
+    It waits (reserved) while its input is not live, as the other media jobs do."""
+
+    uri = models.CharField("URI", max_length=255, help_text="transcoder://name, unique among active transcoders.")
+    api_version = models.PositiveSmallIntegerField("WCS API", default=1, help_text="1: /transcoder, 2: /transcoder2.")
+    local_stream_name = models.CharField("output stream", max_length=255)
+    encoder = models.JSONField("encoder", default=dict, blank=True, help_text="WCS's encoder object, as given.")
+    watermark = models.JSONField(
+        "watermark", default=dict, blank=True, help_text="File under the media root with x, y and margins."
+    )
+    media_session_id = models.UUIDField("media session id", default=uuid.uuid4, editable=False)
+    frames_encoded = models.BigIntegerField("frames encoded", default=0)
+
+    class Meta(StreamJob.Meta):
+        verbose_name = "WCS transcoder"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["uri"],
+                condition=models.Q(state__in=ACTIVE_STATES),
+                name="%(app_label)s_%(class)s_unique_active_uri",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.uri}: {self.stream_name} -> {self.local_stream_name}"
+
+    def set_watermark(self, watermark: dict) -> None:
+        """The running job picks it up within a second or so."""
+        self.watermark = watermark
+        self.save(update_fields=["watermark"])

@@ -3,16 +3,20 @@ profile's renditions back into it over RTMP and writes its thumbnails under the 
 
 from __future__ import annotations
 
+import logging
 import time
 
 from celery import shared_task
 from django.conf import settings
 
 from apps.jobs.runner import StopCheck, run_stream_job
+from apps.recording.paths import UnsafePath
 from apps.streams.models import Stream
-from apps.transcoding.models import Transcode
+from apps.transcoding.models import Transcode, WcsTranscoder
 from apps.transcoding.plans import BYPASS, ProfilePlan, bypass_matches, plan_profile
 from apps.transcoding.services import end_run
+from apps.transcoding.wcs import overlay_of
+from apps.transcoding.wcs import video_encoding as video_encoding_of_wcs
 from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.jobs.transcode import (
     AudioEncoding,
@@ -22,6 +26,9 @@ from media_engine.jobs.transcode import (
     Transcoder,
     VideoEncoding,
 )
+from media_engine.jobs.watermark import WatermarkSlot
+
+logger = logging.getLogger(__name__)
 
 X264_PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"}
 DEFAULT_PRESET = "veryfast"
@@ -137,7 +144,7 @@ def transcode_stream(self, transcode_pk: int) -> str:
             for image in plan.images
         ]
         renditions = build_renditions(
-            plan, input_tracks(stream, plan), lambda name: stream.node.rtmp_url(app.name, name)
+            plan, input_tracks(stream, plan), lambda name: stream.node.rtmp_url(app.name, name, publish=True)
         )
         glue = TranscodeJob(job, should_stop)
         Transcoder(
@@ -159,3 +166,66 @@ def transcode_stream(self, transcode_pk: int) -> str:
         if job is not None:
             return end_run(job)
     return outcome
+
+
+class WcsTranscoderJob:
+    """Glue between a WcsTranscoder row and its Transcoder: states, frame counts, and the watermark
+    (re-read with every stop check, so /transcoder/set_watermark shows within a second)."""
+
+    def __init__(self, job: WcsTranscoder, should_stop: StopCheck) -> None:
+        self.job = job
+        self.stop_check = should_stop
+        self.slot = WatermarkSlot()
+        self._watermark: dict | None = None
+        self.load_watermark(job.watermark)
+
+    def load_watermark(self, spec: dict) -> None:
+        if spec == self._watermark:
+            return
+        self._watermark = spec
+        try:
+            self.slot.set(overlay_of(spec))
+        except (ValueError, OSError, UnsafePath) as error:
+            logger.warning("%s: watermark not applied: %s", self.job, error)
+            self.slot.set(None)
+
+    def should_stop(self) -> bool:
+        stopping = self.stop_check()
+        self.job.refresh_from_db(fields=["watermark"])
+        self.load_watermark(self.job.watermark)
+        return stopping
+
+    def on_state(self, state: str, error: str | None) -> None:
+        if state == "started":
+            job = WcsTranscoder.objects.filter(pk=self.job.pk).first()
+            if job is not None and not job.stop_requested:
+                job.mark_started()
+
+    def on_progress(self, progress: TranscodeProgress) -> None:
+        WcsTranscoder.objects.filter(pk=self.job.pk).update(frames_encoded=sum(progress.frames_encoded.values()))
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def transcode_for_wcs(self, transcoder_pk: int) -> str:
+    """A WCS transcoder: its input played from the engine, one rendition (the encoder's video, the
+    input's audio passed through) published back as ``localStreamName``."""
+
+    def media(job: WcsTranscoder, stream: Stream, should_stop: StopCheck) -> None:
+        glue = WcsTranscoderJob(job, should_stop)
+        app = job.application
+        rendition = Rendition(
+            "wcs",
+            stream.node.rtmp_url(app.name, job.local_stream_name, publish=True),
+            video_encoding_of_wcs(job.encoder),
+            BYPASS,
+            overlay=glue.slot,
+        )
+        Transcoder(
+            stream.node.rtmp_url(app.name, stream.name),
+            [rendition],
+            should_stop=glue.should_stop,
+            on_state=glue.on_state,
+            on_progress=glue.on_progress,
+        ).run()
+
+    return run_stream_job(WcsTranscoder, transcoder_pk, media, self.request.id or "")

@@ -53,6 +53,7 @@ from media_engine.hls.llhls import (
     parse_blocking_request,
 )
 from media_engine.hls.segmenter import HlsPackager, HlsSegmenter
+from media_engine.internal_auth import JOB_QUERY_KEY
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 
 logger = logging.getLogger(__name__)
@@ -226,7 +227,15 @@ class MediaHttpServer:
         port = int(peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else 0
         url = f"{request.scheme}://{request.host}{request.raw_path}"
         admission = AdmissionRequest(
-            direction, protocol, url, request.remote or "", port, target.key.name, request.headers.get("User-Agent", "")
+            direction,
+            protocol,
+            url,
+            request.remote or "",
+            port,
+            target.key.name,
+            request.headers.get("User-Agent", ""),
+            vhost=target.key.vhost,
+            app=target.key.app,
         )
         try:
             decision = await admit(rules, admission)
@@ -244,6 +253,11 @@ class MediaHttpServer:
         playlists it gets carry a session token (``session=``) that later requests are let in with."""
         request[ACCESS_TOKEN_KEY] = None
         if not target.config.access.checks(PLAY, protocol, target.key.name):
+            return
+        if JOB_QUERY_KEY in request.query:
+            # A media job (HLS dump) sends its job token with every request (a cheap HMAC check, never
+            # a webhook): its playlists stay as they are, without a session on their URIs.
+            await self.check_access(request, target, PLAY, protocol)
             return
         client = request.remote or ""
         stream = (*target.key, protocol)

@@ -33,6 +33,7 @@ import m3u8
 import requests
 
 from media_engine.hls.llhls import MASTER_PLAYLIST_NAME
+from media_engine.internal_auth import redact_text
 from media_engine.jobs.source import SourceUnavailable
 
 __all__ = ["DumpItem", "HlsDumper", "SourceUnavailable", "write_info_file"]
@@ -209,7 +210,7 @@ class HlsDumper:
         try:
             return self.session.get(self.base_url + name, timeout=REQUEST_TIMEOUT)
         except requests.RequestException as error:
-            logger.debug("dump of %s: %s", self.base_url, error)
+            logger.debug("dump of %s: %s", self.base_url, redact_text(str(error)))  # it names the query
             return None
 
     def _fetch(self, name: str) -> bytes:

@@ -35,7 +35,14 @@ from av.packet import Packet
 from av.stream import Stream
 
 from media_engine.jobs.push import TargetFailed, TargetWriter, backoff_delay, valid_host
-from media_engine.jobs.source import POLL_INTERVAL, SourceEnd, SourceReader, SourceUnavailable, StopPoller
+from media_engine.jobs.source import (
+    POLL_INTERVAL,
+    SourceEnd,
+    SourceReader,
+    SourceUnavailable,
+    StopPoller,
+    redact_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +281,7 @@ class Puller:
                 continue
             if isinstance(item, SourceEnd):
                 if item.error is not None:
-                    logger.info("pull of %s: %s", self.progress.url, item.error)
+                    logger.info("pull of %s: %s", redact_url(self.progress.url), item.error)
                     return False
                 return True
             last_input = time.monotonic()

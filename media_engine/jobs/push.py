@@ -39,6 +39,7 @@ from av.container import OutputContainer
 from av.packet import Packet
 from av.stream import Stream
 
+from media_engine.internal_auth import redact_text
 from media_engine.jobs.audio_control import AudioControl, AudioRewriter
 from media_engine.jobs.source import (
     MEDIA_KINDS,
@@ -49,6 +50,7 @@ from media_engine.jobs.source import (
     StopPoller,
     check_kinds,
     open_failure,
+    redact_url,
 )
 
 __all__ = [
@@ -301,7 +303,7 @@ class Pusher:
                     if self.progress.sequence == 0 and self.failures == 0:
                         self._state(ERROR, str(error))
                         raise
-                    logger.info("push of %s: the source is gone (%s)", self.source_url, error)
+                    logger.info("push of %s: the source is gone (%s)", redact_url(self.source_url), error)
                     break
         except _Stopped:
             pass
@@ -315,7 +317,13 @@ class Pusher:
     def _failed(self, error: TargetFailed) -> None:
         self.failures += 1
         delay = backoff_delay(self.failures, self.first_backoff, self.max_backoff)
-        logger.warning("push of %s to %s failed (%s); retrying in %g s", self.source_url, self.target, error, delay)
+        logger.warning(
+            "push of %s to %s failed (%s); retrying in %g s",
+            redact_url(self.source_url),
+            redact_url(self.target),
+            error,
+            delay,
+        )
         self._state(RETRYING, str(error))
         self._wait(delay)
 
@@ -426,7 +434,7 @@ class Pusher:
                 continue
             if isinstance(item, SourceEnd):
                 if item.error is not None:
-                    logger.warning("push of %s: source lost: %s", self.source_url, item.error)
+                    logger.warning("push of %s: source lost: %s", redact_url(self.source_url), item.error)
                 return connected_at
             packet = item
             if packet.stream_index not in streams or packet.dts is None:
@@ -494,9 +502,11 @@ class Pusher:
             source_errors = [line for line in errors if line.startswith(f"{self.source_url}: ")]
             if source_errors and connected_at is None:
                 reason = open_failure(self.source_url, source_errors[-1].split(": ", 1)[1])
-                raise SourceUnavailable(f"cannot open {self.source_url}: {reason}")
-            detail = errors[-1] if errors else f"ffmpeg exited with code {code}"
-            raise TargetFailed(f"sending to {self.target} failed: {detail}")
+                raise SourceUnavailable(f"cannot open {redact_url(self.source_url)}: {reason}")
+            detail = f"ffmpeg exited with code {code}"
+            if errors:
+                detail = redact_text(errors[-1])
+            raise TargetFailed(f"sending to {redact_url(self.target)} failed: {detail}")
         finally:
             process.stop()
             self._session_ended(connected_at)
@@ -522,7 +532,7 @@ class TargetWriter:
         self._last_write = self._created
         self._queue: queue.Queue[Packet | None] = queue.Queue(512)
         self._abandoned = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"push-writer {target}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"push-writer {redact_url(target)}", daemon=True)
 
     def start(self) -> TargetWriter:
         self._thread.start()
@@ -543,9 +553,11 @@ class TargetWriter:
         now = time.monotonic()
         if self.connected_at is None:
             if now - self._created > self.open_timeout + 1:
-                raise TargetFailed(f"cannot connect to {self.target}: timed out")
+                raise TargetFailed(f"cannot connect to {redact_url(self.target)}: timed out")
         elif not self._queue.empty() and now - self._last_write > self.write_timeout:
-            raise TargetFailed(f"sending to {self.target} failed: it took no data for {self.write_timeout:g} s")
+            raise TargetFailed(
+                f"sending to {redact_url(self.target)} failed: it took no data for {self.write_timeout:g} s"
+            )
 
     def finish(self, wait: float = 5.0) -> None:
         """Send what is queued, close the output (trailer) and wait up to ``wait`` seconds for it."""
@@ -576,7 +588,7 @@ class TargetWriter:
             try:
                 self.output.start_encoding()  # connects and writes the header
             except (av.FFmpegError, OSError) as error:
-                self.error = TargetFailed(f"cannot connect to {self.target}: {_reason(error)}")
+                self.error = TargetFailed(f"cannot connect to {redact_url(self.target)}: {_reason(error)}")
                 return
             self._last_write = self.connected_at = time.monotonic()
             while not self._abandoned.is_set():
@@ -587,7 +599,7 @@ class TargetWriter:
                 try:
                     self.output.mux(packet)
                 except (av.FFmpegError, OSError) as error:
-                    self.error = TargetFailed(f"sending to {self.target} failed: {_reason(error)}")
+                    self.error = TargetFailed(f"sending to {redact_url(self.target)} failed: {_reason(error)}")
                     return
                 self._last_write = time.monotonic()
                 self.sent_bytes += size

@@ -40,7 +40,15 @@ from av.container import OutputContainer
 from av.packet import Packet
 from av.stream import Stream
 
-from media_engine.jobs.source import POLL_INTERVAL, SourceEnd, SourceReader, SourceUnavailable, StopPoller, check_kinds
+from media_engine.jobs.source import (
+    POLL_INTERVAL,
+    SourceEnd,
+    SourceReader,
+    SourceUnavailable,
+    StopPoller,
+    check_kinds,
+    redact_url,
+)
 
 __all__ = [
     "RecordedFile",
@@ -255,7 +263,7 @@ class Recorder:
                     continue
                 if isinstance(item, SourceEnd):
                     if item.error is not None:
-                        logger.warning("record of %s: source lost: %s", self.source_url, item.error)
+                        logger.warning("record of %s: source lost: %s", redact_url(self.source_url), item.error)
                     break
                 self._write(item)
                 self._maybe_progress()
@@ -288,7 +296,7 @@ class Recorder:
         shift = round(current.shift / packet.time_base)
         new_dts = packet.dts - shift
         if new_dts <= current.last_dts.get(packet.stream_index, -(2**62)):
-            logger.debug("record of %s: dropping a packet with non-increasing dts", self.source_url)
+            logger.debug("record of %s: dropping a packet with non-increasing dts", redact_url(self.source_url))
             return
         current.last_dts[packet.stream_index] = new_dts
         pts = packet.pts if packet.pts is not None else packet.dts
@@ -342,7 +350,7 @@ class Recorder:
         if self.schedule is not None:
             self._split_at = self.schedule.next_after(started_at)
         self._last_progress = time.monotonic()
-        logger.info("record of %s: file %s started (%s)", self.source_url, sequence, path)
+        logger.info("record of %s: file %s started (%s)", redact_url(self.source_url), sequence, path)
         if self.on_file_started is not None:
             self.on_file_started(replace(self._file.info))
 
@@ -353,14 +361,14 @@ class Recorder:
         try:
             current.container.close()
         except Exception:
-            logger.exception("record of %s: closing %s failed", self.source_url, current.info.path)
+            logger.exception("record of %s: closing %s failed", redact_url(self.source_url), current.info.path)
         info = current.info
         info.finished_at = self.clock()
         self._measure(current)
         self.files.append(info)
         logger.info(
             "record of %s: file %s finished (%s bytes, %s ms)",
-            self.source_url,
+            redact_url(self.source_url),
             info.sequence,
             info.bytes,
             info.duration_ms,

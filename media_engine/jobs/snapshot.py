@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import av
 
-from media_engine.jobs.source import SourceEnd, SourceReader, SourceUnavailable
+from media_engine.jobs.source import SourceEnd, SourceReader, SourceUnavailable, redact_url
 
 JPEG_QUALITY = 3  # FFmpeg's qscale for MJPEG: 2 (best) .. 31
 
@@ -28,7 +28,7 @@ def snapshot_jpeg(url: str, timeout: float = 5.0) -> bytes:
     deadline = time.monotonic() + timeout
     try:
         if not reader.wait_open(lambda: time.monotonic() > deadline):
-            raise SnapshotFailed(f"{url}: not opened within {timeout:g} s")
+            raise SnapshotFailed(f"{redact_url(url)}: not opened within {timeout:g} s")
         decoder = av.CodecContext.create(reader.streams[0].codec_context.name, "r")
         decoder.extradata = reader.streams[0].codec_context.extradata
         while time.monotonic() < deadline:
@@ -36,10 +36,10 @@ def snapshot_jpeg(url: str, timeout: float = 5.0) -> bytes:
             if item is None:
                 continue
             if isinstance(item, SourceEnd):
-                raise SnapshotFailed(f"{url} ended before a picture: {item.error or 'end of stream'}")
+                raise SnapshotFailed(f"{redact_url(url)} ended before a picture: {item.error or 'end of stream'}")
             for frame in decoder.decode(item):
                 return encode_jpeg(frame)
-        raise SnapshotFailed(f"{url}: no picture within {timeout:g} s")
+        raise SnapshotFailed(f"{redact_url(url)}: no picture within {timeout:g} s")
     finally:
         reader.close()
 

@@ -25,6 +25,9 @@ from av.container import InputContainer
 from av.packet import Packet
 from av.stream import Stream
 
+# Every job logs and reports URLs through this: it hides job tokens and other credentials.
+from media_engine.internal_auth import redact_url
+
 logger = logging.getLogger(__name__)
 
 MEDIA_KINDS = ("video", "audio")
@@ -123,7 +126,7 @@ class SourceReader:
         self._container: InputContainer | None = None
         self._release_lock = threading.Lock()
         self._users = 2
-        self._thread = threading.Thread(target=self._run, name=f"source-reader {url}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"source-reader {redact_url(url)}", daemon=True)
 
     def start(self) -> SourceReader:
         self._thread.start()
@@ -196,7 +199,8 @@ class SourceReader:
         except av.FFmpegError as error:
             elapsed = time.monotonic() - started
             reason = "timed out" if isinstance(error, av.ExitError) else open_failure(self.url, error.strerror or "")
-            raise SourceUnavailable(f"cannot open {self.url}: {reason} (after {elapsed:.1f} s)") from error
+            # Not chained: FFmpeg's error names the URL, credentials and all.
+            raise SourceUnavailable(f"cannot open {redact_url(self.url)}: {reason} (after {elapsed:.1f} s)") from None
         streams = [
             stream
             for stream in container.streams
@@ -206,7 +210,7 @@ class SourceReader:
             found = ", ".join(s.type for s in container.streams) or "nothing"
             wanted = " or ".join(self.kinds or MEDIA_KINDS)
             container.close()
-            raise SourceUnavailable(f"{self.url} has no {wanted} track (found {found})")
+            raise SourceUnavailable(f"{redact_url(self.url)} has no {wanted} track (found {found})")
         self.streams = streams
         return container
 
@@ -219,12 +223,11 @@ class SourceReader:
                 if packet.size == 0 or packet.dts is None:
                     continue  # PyAV's flush packets at the end, and packets without timing
                 self._put(packet)
-        except av.ExitError as error:
-            end = SourceEnd(SourceLost(f"{self.url}: no data for {self.stall_timeout:g} s"))
-            end.error.__cause__ = error
+        except av.ExitError:
+            end = SourceEnd(SourceLost(f"{redact_url(self.url)}: no data for {self.stall_timeout:g} s"))
         except (av.FFmpegError, OSError) as error:
-            end = SourceEnd(SourceLost(f"{self.url}: {error}"))
-            end.error.__cause__ = error
+            reason = getattr(error, "strerror", None) or type(error).__name__  # str(error) names the URL
+            end = SourceEnd(SourceLost(f"{redact_url(self.url)}: {reason}"))
         self._put(end)
 
     def _put(self, item: Packet | SourceEnd) -> None:

@@ -41,7 +41,14 @@ from av.stream import Stream
 from av.video.frame import PictureType
 
 from media_engine.jobs.push import TargetFailed, TargetWriter
-from media_engine.jobs.source import POLL_INTERVAL, SourceEnd, SourceReader, SourceUnavailable, StopPoller
+from media_engine.jobs.source import (
+    POLL_INTERVAL,
+    SourceEnd,
+    SourceReader,
+    SourceUnavailable,
+    StopPoller,
+    redact_url,
+)
 from media_engine.jobs.thumbnail import ImageEncoder, ThumbnailStore, fit_size
 
 __all__ = [
@@ -119,6 +126,8 @@ class Rendition:
     target: str
     video: VideoEncoding | Literal["bypass"] | None = None
     audio: AudioEncoding | Literal["bypass"] | None = None
+    # Applied to each encoded picture after scaling (a WCS watermark: media_engine.jobs.watermark).
+    overlay: Callable[[av.VideoFrame], av.VideoFrame] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.video is None and self.audio is None:
@@ -189,9 +198,16 @@ class CpuMeter:
 class _VideoOutput:
     """One rendition's video encoder: scaling, frame-rate reduction, keyframe placement."""
 
-    def __init__(self, stream: Stream, encoding: VideoEncoding, source_size: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        encoding: VideoEncoding,
+        source_size: tuple[int, int],
+        overlay: Callable[[av.VideoFrame], av.VideoFrame] | None = None,
+    ) -> None:
         self.stream = stream
         self.encoding = encoding
+        self.overlay = overlay
         self.width, self.height = encoding.size_for(*source_size)
         rate = Fraction(encoding.framerate).limit_denominator(1001) if encoding.framerate else Fraction(30)
         context = stream.codec_context
@@ -238,6 +254,8 @@ class _VideoOutput:
         if not self.wants(time_ms):
             return []
         picture = self.reformatter.reformat(frame, self.width, self.height, "yuv420p")
+        if self.overlay is not None:
+            picture = self.overlay(picture)
         if self.key_interval_ms is None:
             keyframe = source_keyframe or self.frames == 0
         else:
@@ -364,7 +382,7 @@ class Transcoder:
                 continue
             if isinstance(item, SourceEnd):
                 if item.error is not None:
-                    logger.info("transcode of %s: %s", self.source, item.error)
+                    logger.info("transcode of %s: %s", redact_url(self.source), item.error)
                 return
             packet: Packet = item
             kind = kinds.get(packet.stream_index)
@@ -412,7 +430,7 @@ class Transcoder:
                 video = container.add_stream_from_template(video_in)
             elif video_in is not None and isinstance(rendition.video, VideoEncoding):
                 codec = VIDEO_CODECS[rendition.video.codec]
-                video = _VideoOutput(container.add_stream(codec), rendition.video, source_size)
+                video = _VideoOutput(container.add_stream(codec), rendition.video, source_size, rendition.overlay)
             if audio_in is not None and rendition.audio is BYPASS:
                 audio = container.add_stream_from_template(audio_in)
             elif audio_in is not None and isinstance(rendition.audio, AudioEncoding):
@@ -420,7 +438,9 @@ class Transcoder:
                 audio = _AudioOutput(container.add_stream(codec), rendition.audio, audio_in.codec_context)
             if video is None and audio is None:
                 container.close()
-                raise SourceUnavailable(f"{self.source} has none of the tracks rendition {rendition.name} needs")
+                raise SourceUnavailable(
+                    f"{redact_url(self.source)} has none of the tracks rendition {rendition.name} needs"
+                )
             writer = TargetWriter(container, rendition.target, self.open_timeout, self.write_timeout).start()
             self._cpu.watch(writer._thread)
             self._outputs.append(_RenditionOutput(rendition, writer, video, audio))

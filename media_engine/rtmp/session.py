@@ -570,7 +570,14 @@ class RtmpSession(asyncio.Protocol):
         peer = self._transport.get_extra_info("peername")
         address, port = (peer[0], int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else ("", 0)
         request = AdmissionRequest(
-            PUBLISH if publish else PLAY, "rtmp", self._request_url(raw_name), address, port, key.name
+            PUBLISH if publish else PLAY,
+            "rtmp",
+            self._request_url(raw_name),
+            address,
+            port,
+            key.name,
+            vhost=key.vhost,
+            app=key.app,
         )
         try:
             decision = await admit(self.application.access, request)
