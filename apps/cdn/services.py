@@ -17,7 +17,12 @@ VIDEO_FIELDS = {
     "bitrate": (int, 1, 100_000), "quality": (int, 0, 51), "codec": (str, None, None), "codecImpl": (str, None, None),
     "preset": (str, None, None), "profile": (str, None, None),
 }  # fmt: skip
-AUDIO_FIELDS = {"codec": (str, None, None), "rate": (int, 8000, 96000), "bitrate": (int, 1, 1_000), "channels": (int, 1, 8)}
+AUDIO_FIELDS = {
+    "codec": (str, None, None),
+    "rate": (int, 8000, 96000),
+    "bitrate": (int, 1, 1_000),
+    "channels": (int, 1, 8),
+}
 PROFILE_NAME = re.compile(r"^[-\w.]{1,100}$")
 
 

@@ -39,7 +39,9 @@ def node(node_id: str, alive: bool = True, hostname: str | None = None) -> Engin
 
 
 def live(name: str, on: EngineNode) -> Stream:
-    return Stream.objects.create(application=Application.objects.get(name="app"), node=on, name=name, source_type="Rtmp")
+    return Stream.objects.create(
+        application=Application.objects.get(name="app"), node=on, name=name, source_type="Rtmp"
+    )
 
 
 def test_the_table_rows_are_routed():

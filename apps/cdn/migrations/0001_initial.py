@@ -4,26 +4,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='CdnProfile',
+            name="CdnProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='WCS style, e.g. "-720p".', max_length=100, unique=True, verbose_name='name')),
-                ('audio', models.JSONField(blank=True, default=dict, help_text='e.g. {"codec": "aac", "rate": 48000}', verbose_name='audio')),
-                ('video', models.JSONField(blank=True, default=dict, help_text='e.g. {"codec": "h264", "height": 720}', verbose_name='video')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "name",
+                    models.CharField(
+                        help_text='WCS style, e.g. "-720p".', max_length=100, unique=True, verbose_name="name"
+                    ),
+                ),
+                (
+                    "audio",
+                    models.JSONField(
+                        blank=True, default=dict, help_text='e.g. {"codec": "aac", "rate": 48000}', verbose_name="audio"
+                    ),
+                ),
+                (
+                    "video",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='e.g. {"codec": "h264", "height": 720}',
+                        verbose_name="video",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
             ],
             options={
-                'verbose_name': 'CDN transcoding profile',
-                'ordering': ['name'],
+                "verbose_name": "CDN transcoding profile",
+                "ordering": ["name"],
             },
         ),
     ]

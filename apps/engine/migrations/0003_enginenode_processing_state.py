@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('engine', '0002_enginenode_address'),
+        ("engine", "0002_enginenode_address"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='enginenode',
-            name='processing_state',
-            field=models.CharField(choices=[('NEW_STREAMS_ALLOWED', 'new streams allowed'), ('GROUP_CONNECTION_ALLOWED', 'no new streams')], default='NEW_STREAMS_ALLOWED', help_text='Pulls and relays choose only nodes that allow new streams (WCS /cdn/enforce_state).', max_length=30, verbose_name='processing state'),
+            model_name="enginenode",
+            name="processing_state",
+            field=models.CharField(
+                choices=[
+                    ("NEW_STREAMS_ALLOWED", "new streams allowed"),
+                    ("GROUP_CONNECTION_ALLOWED", "no new streams"),
+                ],
+                default="NEW_STREAMS_ALLOWED",
+                help_text="Pulls and relays choose only nodes that allow new streams (WCS /cdn/enforce_state).",
+                max_length=30,
+                verbose_name="processing state",
+            ),
         ),
     ]

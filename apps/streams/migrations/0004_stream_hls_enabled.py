@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('streams', '0003_stream_media_session_id'),
+        ("streams", "0003_stream_media_session_id"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='stream',
-            name='hls_enabled',
-            field=models.BooleanField(default=True, help_text='Off after WCS /hls/terminate, until /hls/startup or the next publish.', verbose_name='HLS on'),
+            model_name="stream",
+            name="hls_enabled",
+            field=models.BooleanField(
+                default=True,
+                help_text="Off after WCS /hls/terminate, until /hls/startup or the next publish.",
+                verbose_name="HLS on",
+            ),
         ),
     ]
