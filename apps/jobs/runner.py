@@ -13,6 +13,7 @@ from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.engine.models import EngineNode
 from apps.jobs.choices import JobState
 from apps.jobs.models import StreamJob
 from apps.jobs.services import live_stream_of
@@ -21,6 +22,7 @@ from media_engine.jobs.source import SourceUnavailable
 
 logger = logging.getLogger(__name__)
 RUNNING_STATES = (JobState.STARTED, JobState.RETRYING, JobState.STOPPING)
+NO_NODE_RETRY = 2.0  # seconds between looks for an engine node that takes new streams
 
 
 class StopCheck:
@@ -62,10 +64,9 @@ def claim(job: StreamJob, task_id: str) -> bool:
     return bool(taken)
 
 
-def run_stream_job(
-    model: type[StreamJob], pk: int, media: Callable[[StreamJob, Stream, StopCheck], None], task_id: str = ""
-) -> str:
-    """Run ``media(job, stream, should_stop)`` for the job ``pk``; returns the outcome ("stopped", "waiting"...)."""
+def load_and_claim(model: type[StreamJob], pk: int, task_id: str) -> StreamJob | str:
+    """The job ``pk`` taken for this task, or the task's outcome when there is nothing to run:
+    "gone" (deleted or finished) or "already running" (another worker has it)."""
     close_old_connections()
     job = model.objects.select_related("application__virtual_host").filter(pk=pk).first()
     if job is None or not job.is_active:
@@ -73,6 +74,27 @@ def run_stream_job(
     if not claim(job, task_id):
         # Delivered twice (a resumed job, the broker's visibility timeout...): another worker has it.
         return "already running"
+    return job
+
+
+def wait_for_engine_node(should_stop: Callable[[], bool], retry: float = NO_NODE_RETRY) -> EngineNode | None:
+    """An engine node that takes new streams, waiting for one to come up; None if ``should_stop()`` first."""
+    while True:
+        node = EngineNode.for_new_streams()
+        if node is not None:
+            return node
+        if should_stop():
+            return None
+        time.sleep(retry)
+
+
+def run_stream_job(
+    model: type[StreamJob], pk: int, media: Callable[[StreamJob, Stream, StopCheck], None], task_id: str = ""
+) -> str:
+    """Run ``media(job, stream, should_stop)`` for the job ``pk``; returns the outcome ("stopped", "waiting"...)."""
+    job = load_and_claim(model, pk, task_id)
+    if isinstance(job, str):
+        return job
     if job.stop_requested:
         job.mark_stopped()
         return "stopped"

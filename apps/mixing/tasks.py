@@ -4,20 +4,16 @@ the mix into a live engine node over RTMP as the mixer's output stream, until te
 from __future__ import annotations
 
 import logging
-import time
 
 from celery import shared_task
-from django.db import close_old_connections
 
-from apps.engine.models import EngineNode
-from apps.jobs.runner import StopCheck, claim
+from apps.jobs.runner import StopCheck, load_and_claim, wait_for_engine_node
 from apps.mixing.models import Mixer
 from apps.mixing.services import PictureCache, mixer_settings
 from media_engine.jobs.mixer import Mixer as MediaMixer
 from media_engine.jobs.mixer import MixerProgress
 
 logger = logging.getLogger(__name__)
-NO_NODE_RETRY = 2.0  # seconds between looks for a live engine node
 
 
 class MixerJob:
@@ -43,21 +39,15 @@ class MixerJob:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def run_mixer(self, mixer_pk: int) -> str:
-    close_old_connections()
     task_id = self.request.id or ""
-    mixer = Mixer.objects.select_related("application__virtual_host").filter(pk=mixer_pk).first()
-    if mixer is None or not mixer.is_active:
-        return "gone"
-    if not claim(mixer, task_id):
-        return "already running"
+    mixer = load_and_claim(Mixer, mixer_pk, task_id)
+    if isinstance(mixer, str):
+        return mixer
     job = MixerJob(mixer, task_id)
-    node = EngineNode.for_new_streams()
-    while node is None:
-        if job.should_stop():
-            mixer.mark_stopped()
-            return "stopped"
-        time.sleep(NO_NODE_RETRY)
-        node = EngineNode.for_new_streams()
+    node = wait_for_engine_node(job.should_stop)
+    if node is None:
+        mixer.mark_stopped()
+        return "stopped"
     try:
         MediaMixer(
             node.rtmp_url(mixer.application.name, mixer.stream_name, publish=True),

@@ -11,10 +11,9 @@ import logging
 from pathlib import Path
 
 from celery import shared_task
-from django.db import close_old_connections
 from django.utils import timezone
 
-from apps.jobs.runner import StopCheck, claim
+from apps.jobs.runner import StopCheck, load_and_claim
 from apps.multi_recorder.models import MultiRecorder, MultiRecorderFile
 from apps.multi_recorder.services import file_path, live_members, member_source_url, next_sequence
 from media_engine.jobs.multi_record import MultiRecordedFile
@@ -75,13 +74,10 @@ class MultiRecordJob:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def record_multiple_streams(self, recorder_pk: int) -> str:
-    close_old_connections()
     task_id = self.request.id or ""
-    recorder = MultiRecorder.objects.select_related("application").filter(pk=recorder_pk).first()
-    if recorder is None or not recorder.is_active:
-        return "gone"
-    if not claim(recorder, task_id):
-        return "already running"  # delivered twice: another worker has it
+    recorder = load_and_claim(MultiRecorder, recorder_pk, task_id)
+    if isinstance(recorder, str):
+        return recorder
     if recorder.stop_requested:
         recorder.mark_stopped()
         return "stopped"

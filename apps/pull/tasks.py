@@ -7,16 +7,14 @@ import logging
 import time
 
 from celery import shared_task
-from django.db import close_old_connections
 
 from apps.engine.models import EngineNode
-from apps.jobs.runner import StopCheck, claim
+from apps.jobs.runner import StopCheck, load_and_claim, wait_for_engine_node
 from apps.pull.models import Pull
 from apps.streams.models import Stream
 from media_engine.jobs.pull import Puller, PullFailed, PullProgress
 
 logger = logging.getLogger(__name__)
-NO_NODE_RETRY = 2.0  # seconds between looks for a live engine node
 
 
 class PullJob:
@@ -86,27 +84,17 @@ def make_puller(pull: Pull, node: EngineNode, job: PullJob) -> Puller:
     return Puller(pull.urls, target, **options)
 
 
-def live_node() -> EngineNode | None:
-    return EngineNode.for_new_streams()
-
-
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def pull_stream(self, pull_pk: int) -> str:
-    close_old_connections()
     task_id = self.request.id or ""
-    pull = Pull.objects.select_related("application__virtual_host").filter(pk=pull_pk).first()
-    if pull is None or not pull.is_active:
-        return "gone"
-    if not claim(pull, task_id):
-        return "already running"
+    pull = load_and_claim(Pull, pull_pk, task_id)
+    if isinstance(pull, str):
+        return pull
     job = PullJob(pull, task_id)
-    node = live_node()
-    while node is None:
-        if job.should_stop():
-            pull.mark_stopped()
-            return "stopped"
-        time.sleep(NO_NODE_RETRY)
-        node = live_node()
+    node = wait_for_engine_node(job.should_stop)
+    if node is None:
+        pull.mark_stopped()
+        return "stopped"
     try:
         make_puller(pull, node, job).run()
     except PullFailed as error:
