@@ -45,7 +45,7 @@ def push_stream(self, push_pk: int) -> str:
     def media(push: Push, stream, should_stop) -> None:
         job = PushJob(push, self.request.id or "")
         Pusher(
-            stream.node.rtmp_url(push.application.name, push.stream_name),
+            lambda: stream.node.rtmp_url(push.application.name, push.stream_name),  # a fresh token per connection
             push.protocol,
             push.url,
             stream_key=push.stream_key or None,

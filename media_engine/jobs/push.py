@@ -221,7 +221,7 @@ class Pusher:
 
     def __init__(
         self,
-        source_url: str,
+        source_url: str | Callable[[], str],
         protocol: str,
         url: str,
         *,
@@ -242,7 +242,9 @@ class Pusher:
     ) -> None:
         self.protocol = protocol.strip().lower() if isinstance(protocol, str) else protocol
         url = validate_push_target(self.protocol, url)
-        self.source_url = source_url
+        # A callable gives a fresh URL for every connection (its job token may expire on long pushes).
+        self._source_url_of = source_url if callable(source_url) else (lambda: source_url)
+        self.source_url = self._source_url_of()
         self.target = join_stream_key(url, stream_key) if self.protocol == "rtmp" else url
         self.should_stop = should_stop
         self.on_state = on_state
@@ -295,6 +297,7 @@ class Pusher:
         try:
             while not self._stop_requested():
                 try:
+                    self.source_url = self._source_url_of()
                     attempt()
                     break  # the source ended, or a stop was requested
                 except TargetFailed as error:

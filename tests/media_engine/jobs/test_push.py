@@ -187,9 +187,12 @@ def test_srt_push_of_a_missing_source_is_an_error(engine: EngineThread):
 
 def test_push_retries_with_backoff_until_the_target_is_up_and_after_it_drops(live_source: str, nginx):
     port = free_port()
-    run = pushing(live_source, "rtmp", f"rtmp://127.0.0.1:{port}/live", stream_key="again", speedup=4)
+    asked: list[float] = []  # the source URL is asked for again at every connection (fresh job tokens)
+    source = lambda: asked.append(time.monotonic()) or live_source  # noqa: E731
+    run = pushing(source, "rtmp", f"rtmp://127.0.0.1:{port}/live", stream_key="again", speedup=4)
     try:
         run.wait_for("retrying", times=3)
+        assert len(asked) >= 3
         state, error = run.states[0]
         assert state == "retrying" and "Connection refused" in error and f":{port}/live/again" in error
         server = nginx(port)
