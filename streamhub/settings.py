@@ -250,7 +250,7 @@ WCS_APPLICATION = env.str("STREAMHUB_WCS_APPLICATION", default="default/app")
 WCS_REST_AUTH = env.bool("STREAMHUB_WCS_REST_AUTH", default=False)
 # WCS's rest_access_control_allow_* settings.
 WCS_CORS_ALLOW_ORIGIN = env.str("STREAMHUB_WCS_CORS_ALLOW_ORIGIN", default="*")
-WCS_CORS_ALLOW_HEADERS = env.str("STREAMHUB_WCS_CORS_ALLOW_HEADERS", default="content-type,x-requested-with")
+WCS_CORS_ALLOW_HEADERS = env.str("STREAMHUB_WCS_CORS_ALLOW_HEADERS", default="content-type,x-requested-with,prefer")
 WCS_CORS_ALLOW_METHODS = env.str("STREAMHUB_WCS_CORS_ALLOW_METHODS", default="POST")
 # /mpegts/startup listens on a port of this range, on this address (where the media workers run).
 WCS_MPEGTS_HOST = env.str("STREAMHUB_WCS_MPEGTS_HOST", default="127.0.0.1")

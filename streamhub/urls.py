@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.api_wcs_v3.schema import openapi_spec as wcs_v3_openapi_spec
 from apps.dashboard.views import dashboard_state
 from apps.metrics.views import metrics
 from apps.streams.views import play
@@ -26,9 +27,11 @@ admin.site.index_title = "Live streaming platform"
 urlpatterns = [
     path("v1/", include("apps.api_ome.urls")),
     path("rest-api/openapi_spec", WCS_SCHEMA, name="wcs-schema"),
+    path("rest-api/v3/openapi_spec", wcs_v3_openapi_spec, name="wcs-v3-schema"),
     path("rest-api/v3/", include("apps.api_wcs_v3.urls")),
     path("rest-api/", include("apps.api_wcs.urls")),
     path("rest-api-spec/", SpectacularSwaggerView.as_view(url_name="wcs-schema"), name="wcs-swagger-ui"),
+    path("rest-api-spec/v3/", SpectacularSwaggerView.as_view(url_name="wcs-v3-schema"), name="wcs-v3-swagger-ui"),
     path("streams/<int:pk>/play/", play, name="stream-play"),
     path("dashboard/state/", dashboard_state, name="dashboard-state"),
     path("metrics", metrics, name="metrics"),

@@ -286,7 +286,7 @@ def test_cors_preflight_and_headers(wcs):
     assert preflight.status_code == 200
     assert preflight["Access-Control-Allow-Origin"] == "*"
     assert preflight["Access-Control-Allow-Methods"] == "POST"
-    assert preflight["Access-Control-Allow-Headers"] == "content-type,x-requested-with"
+    assert preflight["Access-Control-Allow-Headers"] == "content-type,x-requested-with,prefer"  # prefer: WCS v3
     assert wcs.post(f"{API}/stream/find_all")["Access-Control-Allow-Origin"] == "*"
 
 
