@@ -4,7 +4,9 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
-PYTEST_ARGS ?=
+# Three test processes (pytest-xdist): media tests mostly wait on real time, so two cores serve three.
+# `--dist loadfile` keeps a module (and its platform) in one process.
+PYTEST_ARGS ?= -n 3 --dist loadfile
 
 .PHONY: run test test-postgres lint format bench setup system-deps system-deps-test system-deps-bench venv migrate
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,25 @@ OME_AUTH = "Basic b21lLWFjY2Vzcy10b2tlbg=="
 @pytest.fixture(autouse=True)
 def _ome_token(settings):
     settings.OME_ACCESS_TOKEN = OME_TOKEN
+
+
+@pytest.fixture(autouse=True)
+def _default_vhost_survives_flushes(request):
+    """Transactional tests end with a flush, which takes the migrated default vhost and app with it.
+    pytest-django runs them last, but pytest-xdist workers run files in the order they get them, so a
+    plain database test puts the defaults back (inside its own transaction) when they are missing."""
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" in request.fixturenames or "live_server" in request.fixturenames:
+        return
+    if marker is None:
+        if "db" not in request.fixturenames:
+            return
+    elif marker.kwargs.get("transaction") or (marker.args and marker.args[0]):
+        return
+    request.getfixturevalue("db")
+    from django.apps import apps
+
+    import_module("apps.hosting.migrations.0002_default_vhost").create_default_vhost(apps, None)
 
 
 @pytest.fixture
