@@ -205,9 +205,9 @@ class LiveStreamHub:
 
 def _answers(url: str) -> bool:
     try:
-        requests.get(url, timeout=1)
+        requests.get(url, timeout=2)
         return True
-    except requests.ConnectionError:
+    except requests.RequestException:  # not listening yet, or too busy starting to answer in time
         return False
 
 
