@@ -138,6 +138,9 @@ def snapshot(stream_id: int, **changes) -> CounterSnapshot:
     return CounterSnapshot(**values)
 
 
+# Transactional: the consumer's database_sync_to_async closes connections in a transaction (the test's,
+# on PostgreSQL) as obsolete.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_each_engine_heartbeat_is_a_stats_event_for_sockets_that_ask(channel_layer, app, node):
     stream = make_stream(app, node, "cam1")
 
