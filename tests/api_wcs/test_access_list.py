@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from apps.access.models import AclKey
 from apps.hosting.models import Application
@@ -11,13 +10,6 @@ from apps.streams.models import Stream
 
 pytestmark = pytest.mark.django_db
 ACL = "/rest-api/cdn/stream/access_list"
-
-
-@pytest.fixture
-def wcs() -> APIClient:
-    client = APIClient()
-    client.default_format = "json"
-    return client
 
 
 @pytest.fixture

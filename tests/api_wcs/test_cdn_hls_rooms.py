@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from apps.api_wcs.urls import METHODS
 from apps.cdn.models import CdnProfile
@@ -21,13 +20,6 @@ from apps.streams.models import Stream
 pytestmark = pytest.mark.django_db
 API = "/rest-api"
 PROFILE = {"audio": {"codec": "aac", "rate": 48000}, "video": {"width": 1280, "height": 720, "fps": 30, "gop": 90}}
-
-
-@pytest.fixture
-def wcs() -> APIClient:
-    client = APIClient()
-    client.default_format = "json"
-    return client
 
 
 def node(node_id: str, alive: bool = True, hostname: str | None = None) -> EngineNode:

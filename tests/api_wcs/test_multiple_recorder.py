@@ -5,7 +5,6 @@ tests/integration/test_wcs_multirecorder.py."""
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from apps.engine.models import EngineNode
 from apps.hosting.models import Application
@@ -16,13 +15,6 @@ from apps.streams.models import Stream
 pytestmark = pytest.mark.django_db
 API = "/rest-api/multipleRecorder"
 URI = "multi-recorder://test-record"
-
-
-@pytest.fixture
-def wcs() -> APIClient:
-    client = APIClient()
-    client.default_format = "json"
-    return client
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from rest_framework.test import APIClient
 
 from apps.hosting.models import Application
 from apps.mixing.models import Mixer
@@ -16,13 +15,6 @@ from apps.transcoding.models import WcsTranscoder
 
 pytestmark = pytest.mark.django_db
 API = "/rest-api"
-
-
-@pytest.fixture
-def wcs() -> APIClient:
-    client = APIClient()
-    client.default_format = "json"
-    return client
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import yaml
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from openapi_spec_validator import validate
-from rest_framework.test import APIClient
 
 from apps.api_wcs.urls import METHODS
 from apps.hosting.models import Application
@@ -23,13 +22,6 @@ from apps.streams.models import Stream
 
 pytestmark = pytest.mark.django_db
 API = "/rest-api"
-
-
-@pytest.fixture
-def wcs() -> APIClient:
-    client = APIClient()
-    client.default_format = "json"
-    return client
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from rest_framework.test import APIClient
 
 from apps.engine.models import EngineNode
 from apps.hosting.models import Application
@@ -26,13 +25,6 @@ from tests.media_engine.webrtc.conftest import ffmpeg_publish
 
 API = "/rest-api"
 NODE_SCRIPT = Path(__file__).resolve().parents[1] / "media_engine" / "webrtc" / "node_process.py"
-
-
-@pytest.fixture
-def wcs() -> APIClient:
-    client = APIClient()
-    client.default_format = "json"
-    return client
 
 
 @pytest.mark.django_db
