@@ -320,12 +320,7 @@ class RtmpSession(asyncio.Protocol):
     ) -> None:
         try:
             await self._on_connect(values)
-            if self._closing:
-                return
-            if self._process(messages, index, nbytes, publishing):
-                self._after_read(nbytes, publishing)
-                assert self._transport is not None
-                self._transport.resume_reading()
+            self._continue_reading(messages, index, nbytes, publishing)
         except Exception as exc:
             self._fail(exc)
 
@@ -341,14 +336,20 @@ class RtmpSession(asyncio.Protocol):
         try:
             values = await self._admit(stream_id, values)
             self._on_command(stream_id, values)
-            if self._closing:
-                return
-            if self._process(messages, index, nbytes, publishing):
-                self._after_read(nbytes, publishing)
-                assert self._transport is not None
-                self._transport.resume_reading()
+            self._continue_reading(messages, index, nbytes, publishing)
         except Exception as exc:
             self._fail(exc)
+
+    def _continue_reading(
+        self, messages: list[Message], index: int, nbytes: int, publishing: LiveStream | None
+    ) -> None:
+        """After an awaited check: handle the rest of the read's messages and read on (unless closing)."""
+        if self._closing:
+            return
+        if self._process(messages, index, nbytes, publishing):
+            self._after_read(nbytes, publishing)
+            assert self._transport is not None
+            self._transport.resume_reading()
 
     def _after_read(self, nbytes: int, publishing: LiveStream | None) -> None:
         # Credit the read to the stream published before, during or after it.

@@ -21,6 +21,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -33,6 +34,8 @@ from media_engine.webrtc.fanout import WhepFanout
 from media_engine.webrtc.ice import IcePolicy
 from media_engine.webrtc.relay import RelayStatus, StatusListener, WebRtcRelay, WhepPull, WhipPush
 from media_engine.webrtc.session import SessionError, WebRtcSession, WhepSession, WhipSession
+
+S = TypeVar("S", bound=WebRtcSession)
 
 logger = logging.getLogger(__name__)
 
@@ -98,13 +101,7 @@ class WebRtcService:
     async def publish(self, stream: LiveStream, offer_sdp: str) -> WhipSession:
         """Answer a WHIP offer for the freshly opened ``stream`` (closed again if that fails)."""
         session = WhipSession(self.registry, stream, self.settings.ice, self.settings.keyframe_interval)
-        self._register(session)
-        try:
-            await session.start(offer_sdp)
-        except BaseException:
-            await session.close()
-            raise
-        return session
+        return await self._start(session, offer_sdp)
 
     async def play(self, stream: LiveStream, offer_sdp: str) -> WhepSession:
         # A publisher that just connected may not have sent its codec configuration yet.
@@ -114,6 +111,10 @@ class WebRtcService:
                 raise SessionError(404, "the stream has no audio or video yet\n")
             await asyncio.sleep(0.05)
         session = WhepSession(self._fanout(stream), self.settings.ice)
+        return await self._start(session, offer_sdp)
+
+    async def _start(self, session: S, offer_sdp: str) -> S:
+        """Register ``session`` and answer its offer; a session that fails to start is closed."""
         self._register(session)
         try:
             await session.start(offer_sdp)
