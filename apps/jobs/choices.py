@@ -1,4 +1,6 @@
-"""States of media jobs: OME's record/push states, plus "retrying" for jobs that reconnect."""
+"""States of media jobs: OME's push states (ready, started, stopping, stopped, error), plus
+"retrying" for jobs that reconnect. Records show "recording" for "started" (OME's record states),
+see ``apps.recording.choices.RecordState``."""
 
 from django.db import models
 
@@ -14,3 +16,7 @@ class JobState(models.TextChoices):
 
 
 ACTIVE_STATES = [JobState.READY, JobState.STARTED, JobState.RETRYING, JobState.STOPPING]
+# A worker runs the job (it holds the lease) and the media flows or reconnects.
+RUNNING_STATES = [JobState.STARTED, JobState.RETRYING]
+# A worker holds the lease: running, or winding down after a stop request.
+LEASED_STATES = [*RUNNING_STATES, JobState.STOPPING]

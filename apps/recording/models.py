@@ -45,6 +45,9 @@ class RecordFile(models.Model):
     finished_at = models.DateTimeField("finished", null=True, blank=True)
     bytes = models.BigIntegerField("bytes", default=0)
     duration_ms = models.BigIntegerField("duration (ms)", default=0)
+    writer = models.CharField(
+        "writer", max_length=32, blank=True, editable=False, help_text="The lease token of the worker that wrote it."
+    )
 
     class Meta:
         ordering = ["record_id", "sequence"]

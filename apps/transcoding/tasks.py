@@ -17,6 +17,7 @@ from apps.transcoding.plans import BYPASS, ProfilePlan, bypass_matches, plan_pro
 from apps.transcoding.services import end_run
 from apps.transcoding.wcs import overlay_of
 from apps.transcoding.wcs import video_encoding as video_encoding_of_wcs
+from media_engine.jobs.events import MediaEvent
 from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.jobs.transcode import (
     AudioEncoding,
@@ -110,11 +111,9 @@ class TranscodeJob:
         except Transcode.DoesNotExist:
             return True  # its profile (and so the job) was deleted
 
-    def on_state(self, state: str, error: str | None) -> None:
-        if state == "started":
-            job = Transcode.objects.filter(pk=self.job.pk).first()
-            if job is not None and not job.stop_requested:
-                job.mark_started()
+    def on_state(self, event: MediaEvent, error: str | None) -> None:
+        if event == MediaEvent.STARTED:
+            self.job.mark_started()  # not over a stop: only from the running states
 
     def on_progress(self, progress: TranscodeProgress) -> None:
         self.job.record_progress(
@@ -195,14 +194,12 @@ class WcsTranscoderJob:
         self.load_watermark(self.job.watermark)
         return stopping
 
-    def on_state(self, state: str, error: str | None) -> None:
-        if state == "started":
-            job = WcsTranscoder.objects.filter(pk=self.job.pk).first()
-            if job is not None and not job.stop_requested:
-                job.mark_started()
+    def on_state(self, event: MediaEvent, error: str | None) -> None:
+        if event == MediaEvent.STARTED:
+            self.job.mark_started()  # not over a stop: only from the running states
 
     def on_progress(self, progress: TranscodeProgress) -> None:
-        WcsTranscoder.objects.filter(pk=self.job.pk).update(frames_encoded=sum(progress.frames_encoded.values()))
+        self.job.held().update(frames_encoded=sum(progress.frames_encoded.values()))
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
