@@ -4,15 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('hls_dump', '0001_initial'),
+        ("hls_dump", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='hlsdump',
-            name='lease_token',
-            field=models.CharField(blank=True, editable=False, help_text='Names the worker that holds the job.', max_length=32, verbose_name='lease'),
+            model_name="hlsdump",
+            name="lease_token",
+            field=models.CharField(
+                blank=True,
+                editable=False,
+                help_text="Names the worker that holds the job.",
+                max_length=32,
+                verbose_name="lease",
+            ),
         ),
     ]

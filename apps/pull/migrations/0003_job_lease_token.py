@@ -4,15 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pull', '0002_pull_loop_pull_media_session_id'),
+        ("pull", "0002_pull_loop_pull_media_session_id"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='pull',
-            name='lease_token',
-            field=models.CharField(blank=True, editable=False, help_text='Names the worker that holds the job.', max_length=32, verbose_name='lease'),
+            model_name="pull",
+            name="lease_token",
+            field=models.CharField(
+                blank=True,
+                editable=False,
+                help_text="Names the worker that holds the job.",
+                max_length=32,
+                verbose_name="lease",
+            ),
         ),
     ]

@@ -4,20 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('recording', '0002_record_heartbeat_at'),
+        ("recording", "0002_record_heartbeat_at"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='record',
-            name='lease_token',
-            field=models.CharField(blank=True, editable=False, help_text='Names the worker that holds the job.', max_length=32, verbose_name='lease'),
+            model_name="record",
+            name="lease_token",
+            field=models.CharField(
+                blank=True,
+                editable=False,
+                help_text="Names the worker that holds the job.",
+                max_length=32,
+                verbose_name="lease",
+            ),
         ),
         migrations.AddField(
-            model_name='recordfile',
-            name='writer',
-            field=models.CharField(blank=True, editable=False, help_text='The lease token of the worker that wrote it.', max_length=32, verbose_name='writer'),
+            model_name="recordfile",
+            name="writer",
+            field=models.CharField(
+                blank=True,
+                editable=False,
+                help_text="The lease token of the worker that wrote it.",
+                max_length=32,
+                verbose_name="writer",
+            ),
         ),
     ]

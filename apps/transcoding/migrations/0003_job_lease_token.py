@@ -4,20 +4,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('transcoding', '0002_wcstranscoder'),
+        ("transcoding", "0002_wcstranscoder"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='transcode',
-            name='lease_token',
-            field=models.CharField(blank=True, editable=False, help_text='Names the worker that holds the job.', max_length=32, verbose_name='lease'),
+            model_name="transcode",
+            name="lease_token",
+            field=models.CharField(
+                blank=True,
+                editable=False,
+                help_text="Names the worker that holds the job.",
+                max_length=32,
+                verbose_name="lease",
+            ),
         ),
         migrations.AddField(
-            model_name='wcstranscoder',
-            name='lease_token',
-            field=models.CharField(blank=True, editable=False, help_text='Names the worker that holds the job.', max_length=32, verbose_name='lease'),
+            model_name="wcstranscoder",
+            name="lease_token",
+            field=models.CharField(
+                blank=True,
+                editable=False,
+                help_text="Names the worker that holds the job.",
+                max_length=32,
+                verbose_name="lease",
+            ),
         ),
     ]
