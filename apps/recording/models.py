@@ -6,7 +6,13 @@ from django.db import models
 
 from apps.jobs.choices import ACTIVE_STATES
 from apps.jobs.models import StreamJob
-from apps.recording.choices import DEFAULT_FILE_PATH, DEFAULT_INFO_PATH, SegmentationRule
+from apps.recording.choices import (
+    DEFAULT_FILE_PATH,
+    DEFAULT_INFO_PATH,
+    RECORD_STATE_OF_JOB,
+    RecordState,
+    SegmentationRule,
+)
 
 
 class Record(StreamJob):
@@ -35,6 +41,11 @@ class Record(StreamJob):
 
     def __str__(self) -> str:
         return f"{self.record_id} ({self.application.path}/{self.stream_name})"
+
+    @property
+    def record_state(self) -> RecordState:
+        """The state as OME shows it (``recording`` while it runs)."""
+        return RECORD_STATE_OF_JOB[self.state]
 
 
 class RecordFile(models.Model):
