@@ -30,7 +30,8 @@ class RecordAdmin(StreamJobAdmin):
     @admin.display(description="state", ordering="state")
     def record_state(self, record: Record) -> str:
         return record.record_state  # OME's words: "recording" while it runs
+
     readonly_fields = [
-        "record_state", "error", "sequence", "created_at", "started_at", "finished_at", "record_bytes", "record_time_ms",
-        "total_record_bytes", "total_record_time_ms", "celery_task_id",
+        "record_state", "error", "sequence", "created_at", "started_at", "finished_at", "record_bytes",
+        "record_time_ms", "total_record_bytes", "total_record_time_ms", "celery_task_id",
     ]  # fmt: skip
