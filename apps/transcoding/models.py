@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils import timezone
 
-from apps.jobs.choices import ACTIVE_STATES
+from apps.jobs.choices import ACTIVE_STATES, JobState
 from apps.jobs.models import LeaseLost, StreamJob
 
 
@@ -55,6 +56,11 @@ class Transcode(StreamJob):
                   "frames_decoded", "images_written", "frames_encoded"]  # fmt: skip
         if not self.held().update(**{name: getattr(self, name) for name in fields}):
             raise LeaseLost(str(self))
+
+    def end_run(self) -> bool:
+        """The run ended with its stream (the job waits, ready): stopped, not reserved; a transcode
+        starts again only when its stream comes back (``services.start_transcodes``)."""
+        return self._change([JobState.READY], state=JobState.STOPPED, finished_at=timezone.now(), cpu_percent=0.0)
 
     def record_progress(self, cpu_seconds: float, cpu_percent: float, decoded: int, encoded: dict, images: int):
         self.held().update(
