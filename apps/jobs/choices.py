@@ -2,6 +2,8 @@
 "retrying" for jobs that reconnect. Records show "recording" for "started" (OME's record states),
 see ``apps.recording.choices.RecordState``."""
 
+from enum import StrEnum
+
 from django.db import models
 
 
@@ -20,3 +22,14 @@ ACTIVE_STATES = [JobState.READY, JobState.STARTED, JobState.RETRYING, JobState.S
 RUNNING_STATES = [JobState.STARTED, JobState.RETRYING]
 # A worker holds the lease: running, or winding down after a stop request.
 LEASED_STATES = [*RUNNING_STATES, JobState.STOPPING]
+
+
+class RunOutcome(StrEnum):
+    """How one delivery of a media job's Celery task ended (its result, as the worker logs it)."""
+
+    GONE = "gone"  # deleted or finished before this delivery
+    ALREADY_RUNNING = "already running"  # another delivery holds the job's lease: this one did nothing
+    STOPPED = "stopped"
+    WAITING = "waiting"  # the stream ended or is not live: ready (reserved) for its return
+    ERROR = "error"
+    LEASE_LOST = "lease lost"  # another worker took the job over meanwhile: this one left it

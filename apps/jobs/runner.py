@@ -16,6 +16,7 @@ from collections.abc import Callable
 from django.db import close_old_connections
 
 from apps.engine.models import EngineNode
+from apps.jobs.choices import RunOutcome
 from apps.jobs.models import LeaseLost, StreamJob
 from apps.jobs.services import live_stream_of
 from apps.streams.models import Stream
@@ -23,11 +24,6 @@ from media_engine.jobs.source import SourceUnavailable
 
 logger = logging.getLogger(__name__)
 NO_NODE_RETRY = 2.0  # seconds between looks for an engine node that takes new streams
-
-# What ``run_stream_job`` returns: the task's outcome, as the worker's log shows it.
-GONE, ALREADY_RUNNING, STOPPED, WAITING, ERROR, LEASE_LOST = (
-    "gone", "already running", "stopped", "waiting", "error", "lease lost"
-)  # fmt: skip
 
 
 class JobFailed(Exception):
@@ -64,18 +60,18 @@ class StopCheck:
         return self.job.stop_requested
 
 
-def load_and_claim(model: type[StreamJob], pk: int, task_id: str) -> StreamJob | str:
+def load_and_claim(model: type[StreamJob], pk: int, task_id: str) -> StreamJob | RunOutcome:
     """The job ``pk`` taken for this task, or the task's outcome when there is nothing to run:
     "gone" (deleted or finished) or "already running" (a worker holds its lease)."""
     close_old_connections()
     job = model.objects.select_related("application__virtual_host").filter(pk=pk).first()
     if job is None or not job.is_active:
-        return GONE
+        return RunOutcome.GONE
     if not job.claim(task_id):
         # Delivered twice (Redis restored an unacknowledged task, a resumed job...): the worker
         # that holds the lease goes on alone.
         logger.info("%s: already running (its lease is alive): this delivery does nothing", job)
-        return ALREADY_RUNNING
+        return RunOutcome.ALREADY_RUNNING
     return job
 
 
@@ -97,19 +93,20 @@ Media = Callable[[StreamJob, "Stream | EngineNode | None", StopCheck], "str | No
 
 
 def run_stream_job(model: type[StreamJob], pk: int, media: Media, task_id: str = "") -> str:
-    """Run ``media`` for the job ``pk``; returns the outcome ("stopped", "waiting"...)."""
+    """Run ``media`` for the job ``pk``; returns the outcome (a RunOutcome value, as a plain string
+    for Celery's result and log)."""
     job = load_and_claim(model, pk, task_id)
-    if isinstance(job, str):
-        return job
+    if isinstance(job, RunOutcome):
+        return job.value
     should_stop = StopCheck(job)
     try:
-        return _run(job, media, should_stop)
+        return _run(job, media, should_stop).value
     except LeaseLost:
         logger.warning("%s: another worker took the job over: this one leaves it", job)
-        return LEASE_LOST
+        return RunOutcome.LEASE_LOST.value
 
 
-def _run(job: StreamJob, media: Media, should_stop: StopCheck) -> str:
+def _run(job: StreamJob, media: Media, should_stop: StopCheck) -> RunOutcome:
     if job.stop_requested:
         return _stopped(job)
     where: Stream | EngineNode | None = None
@@ -117,7 +114,7 @@ def _run(job: StreamJob, media: Media, should_stop: StopCheck) -> str:
         where = live_stream_of(job)
         if where is None:
             job.mark_waiting()  # reserved: the stream's arrival queues it again
-            return WAITING
+            return RunOutcome.WAITING
     elif job.needs_engine_node:
         where = wait_for_engine_node(should_stop)
         if where is None:
@@ -139,34 +136,34 @@ def _run(job: StreamJob, media: Media, should_stop: StopCheck) -> str:
         return _failed(job, str(error))
     if not job.needs_live_stream:
         # It ran until stopped, or until it had nothing left to do (no source, unused): done.
-        return STOPPED if job.mark_stopped(reason or "") else _lost(job, should_stop)
+        return RunOutcome.STOPPED if job.mark_stopped(reason or "") else _lost(job, should_stop)
     return _ended(job, should_stop, "")
 
 
-def _ended(job: StreamJob, should_stop: StopCheck, reason: str) -> str:
+def _ended(job: StreamJob, should_stop: StopCheck, reason: str) -> RunOutcome:
     """The stream ended: stopped if a stop was asked, else reserved until the stream is back."""
     for _ in range(3):  # a stop may land between the two conditional updates
         if job.mark_stopped(requested_only=True):
-            return STOPPED
+            return RunOutcome.STOPPED
         if job.mark_waiting(reason):
-            return WAITING
+            return RunOutcome.WAITING
         if job.held_lease != job.lease_token:
             break
     return _lost(job, should_stop)
 
 
-def _stopped(job: StreamJob) -> str:
-    return STOPPED if job.mark_stopped() else LEASE_LOST
+def _stopped(job: StreamJob) -> RunOutcome:
+    return RunOutcome.STOPPED if job.mark_stopped() else RunOutcome.LEASE_LOST
 
 
-def _failed(job: StreamJob, message: str) -> str:
+def _failed(job: StreamJob, message: str) -> RunOutcome:
     if job.mark_error(message):
-        return ERROR
+        return RunOutcome.ERROR
     logger.warning("%s: failed (%s) after another worker took it over", job, message)
-    return LEASE_LOST
+    return RunOutcome.LEASE_LOST
 
 
-def _lost(job: StreamJob, should_stop: StopCheck) -> str:
+def _lost(job: StreamJob, should_stop: StopCheck) -> RunOutcome:
     logger.warning("%s: another worker took the job over: this one leaves it", job)
     should_stop.lost = True
-    return LEASE_LOST
+    return RunOutcome.LEASE_LOST

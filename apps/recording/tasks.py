@@ -17,6 +17,7 @@ from celery import shared_task
 from django.db.models import F
 from django.utils import timezone
 
+from apps.jobs.choices import RunOutcome
 from apps.jobs.models import LeaseLost
 from apps.jobs.runner import run_stream_job
 from apps.recording.info import write_info_file
@@ -138,6 +139,6 @@ def record_stream(self, record_pk: int) -> str:
         job.run()
 
     outcome = run_stream_job(Record, record_pk, media, self.request.id or "")
-    if outcome == "stopped" and job is not None:
+    if outcome == RunOutcome.STOPPED and job is not None:
         job.write_info()
     return outcome

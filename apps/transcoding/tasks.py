@@ -9,6 +9,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
+from apps.jobs.choices import RunOutcome
 from apps.jobs.runner import StopCheck, run_stream_job
 from apps.recording.paths import UnsafePath
 from apps.streams.models import Stream
@@ -159,8 +160,8 @@ def transcode_stream(self, transcode_pk: int) -> str:
     try:
         outcome = run_stream_job(Transcode, transcode_pk, media, self.request.id or "")
     except Transcode.DoesNotExist:
-        return "gone"  # its output profile was deleted while it ran
-    if outcome == "waiting":
+        return RunOutcome.GONE.value  # its output profile was deleted while it ran
+    if outcome == RunOutcome.WAITING:
         job = Transcode.objects.select_related("application__virtual_host", "profile").filter(pk=transcode_pk).first()
         if job is not None:
             return end_run(job)
