@@ -12,7 +12,6 @@ from django.utils import timezone
 from apps.engine.models import EngineNode
 from apps.hosting.models import Application
 from apps.jobs.models import LeaseLost
-from apps.jobs.runner import load_and_claim
 from apps.recording.models import Record, RecordFile
 from apps.recording.tasks import RecordJob
 from apps.streams.models import Stream
@@ -38,11 +37,14 @@ def record(stream) -> Record:
 def take_over(record: Record) -> Record:
     """The lease ran out (the first worker stalled) and a second worker claims the record."""
     Record.objects.filter(pk=record.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    return load_and_claim(Record, record.pk, "second")
+    second = Record.objects.get(pk=record.pk)
+    assert second.claim("second")
+    return second
 
 
 def test_a_worker_that_lost_its_lease_touches_no_row_it_did_not_write(record, stream):
-    first = RecordJob(load_and_claim(Record, record.pk, "first"), stream, "first", lambda: False)
+    assert record.claim("first")
+    first = RecordJob(record, stream, "first", lambda: False)
     started = timezone.now()
     file0 = RecordedFile(0, first.path_for(0, started), started)
     first.on_file_started(file0)
