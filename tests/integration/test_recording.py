@@ -80,7 +80,9 @@ def test_a_live_stream_records_to_one_file_until_stopped(live_platform):
         )
         assert response.status_code == 200
         wait_for(
-            lambda: record_state(live_platform, "single")["state"] == "recording", 5, lambda: live_platform.log("worker")
+            lambda: record_state(live_platform, "single")["state"] == "recording",
+            5,
+            lambda: live_platform.log("worker"),
         )
         wait_for(lambda: record_state(live_platform, "single")["recordTime"] >= 4000, 15)
         assert live_platform.api("POST", f"{APP}:stopRecord", json={"id": "single"}).status_code == 200
