@@ -99,24 +99,37 @@ class Child:
     restart_at: float | None = None
 
     def start(self) -> None:
-        # preexec_fn is safe here: the supervisor runs no threads.
-        self.process = subprocess.Popen(self.command, preexec_fn=_die_with_supervisor)
+        """Start the process; one that cannot even be started counts as a crash, restarted later."""
         self.started_at = time.monotonic()
         self.restart_at = None
+        try:
+            # preexec_fn is safe here: the supervisor runs no threads.
+            self.process = subprocess.Popen(self.command, preexec_fn=_die_with_supervisor)
+        except OSError as error:
+            self.process = None
+            delay = self.schedule_restart(self.started_at)
+            say(f"{self.name} could not be started ({error}): trying again in {delay:g} s", error=True)
+            return
         say(f"started {self.name} (pid {self.process.pid}): {' '.join(self.command)}")
 
-    def exit_status(self) -> int | None:
-        """The exit status if the process has ended (without reaping it yet), else None."""
-        if self.process is None or self.process.returncode is not None:
-            return None if self.process is None else self.process.returncode
+    @property
+    def running(self) -> bool:
+        """Started and not reaped yet (it may have ended: see `has_ended`)."""
+        return self.process is not None and self.process.returncode is None
+
+    def has_ended(self) -> bool:
+        """Whether the process has ended. It is not reaped here, so its pid (and process group id)
+        stay ours until `reap`: killing the group can never hit a process that reused the id."""
+        if not self.running:
+            return False
         try:
-            # WNOWAIT: the pid stays ours (a zombie) until its group is killed, so killpg cannot hit a reused id.
-            found = os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            return os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
         except ChildProcessError:
-            found = None
-        if found is None:
-            return None
-        _kill_group(self.process.pid, signal.SIGKILL)  # whatever it left behind in its group
+            return True
+
+    def reap(self) -> int:
+        """Kill whatever is left in the child's process group (a prefork pool...) and collect its exit status."""
+        _kill_group(self.process.pid, signal.SIGKILL)
         return self.process.wait()
 
     def schedule_restart(self, now: float) -> float:
@@ -174,9 +187,9 @@ def supervise(children: list[Child], stop_requests: list[int]) -> None:
                 if now >= child.restart_at:
                     child.start()
                 continue
-            status = child.exit_status()
-            if status is None:
+            if not child.running or not child.has_ended():
                 continue
+            status = child.reap()
             delay = child.schedule_restart(now)
             crashes = f", crash {child.crashes} in a row" if child.crashes > 1 else ""
             say(f"{child.name} {describe(status)}: restarting it in {delay:g} s{crashes}", error=True)
@@ -189,17 +202,16 @@ def stop_all(children: list[Child], stop_requests: list[int]) -> None:
     redis = [child for child in children if child.name == "redis"]
     others = [child for child in children if child.name != "redis"]
     for group in (others, redis):
-        running = [child for child in group if child.process is not None and child.process.poll() is None]
+        running = [child for child in group if child.running]
         for child in running:
             _kill_group(child.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
         while running and time.monotonic() < deadline and len(stop_requests) < 2:
-            running = [child for child in running if child.process.poll() is None]
+            running = [child for child in running if not child.has_ended()]
             time.sleep(POLL_INTERVAL)
         for child in group:
-            if child.process is not None:
-                _kill_group(child.process.pid, signal.SIGKILL)  # stragglers, and what a child left behind
-                child.process.wait()
+            if child.running:
+                child.reap()  # SIGKILL to stragglers and to what a child left behind
     say("stopped")
 
 
@@ -213,19 +225,18 @@ def main() -> int:
     stop_requests: list[int] = []
 
     def request_stop(signum, _frame) -> None:
-        stop_requests.append(signum)
-        if len(stop_requests) == 1:
-            say(f"{signal.Signals(signum).name}: stopping every process (again to kill them at once)")
+        stop_requests.append(signum)  # only that: printing here could re-enter a print in progress
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     for child in children:
-        if child.process is None:
+        if child.process is None and child.restart_at is None:
             child.start()
     api_port = os.environ.get("STREAMHUB_API_PORT", "8081")
     say(f"StreamHub is up: API and admin on http://127.0.0.1:{api_port}/  (Ctrl-C stops everything)")
     try:
         supervise(children, stop_requests)
+        say(f"{signal.Signals(stop_requests[0]).name}: stopping every process (again to kill them at once)")
     finally:
         stop_all(children, stop_requests)
     return 0

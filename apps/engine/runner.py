@@ -110,13 +110,19 @@ class EngineRunner:
             asyncio.create_task(self._heartbeats(node), name="heartbeats"),
             asyncio.create_task(self._commands(node), name="commands"),
         ]
+        stop_requested = asyncio.create_task(self.stopping.wait(), name="stop requested")
         try:
-            await self.stopping.wait()
+            # The loops end only when cancelled: one that ends on its own leaves a node that looks
+            # alive but is not, so the node ends too (and `make run` starts it again).
+            done, _ = await asyncio.wait([stop_requested, *tasks], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
+            for task in [stop_requested, *tasks]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(stop_requested, *tasks, return_exceptions=True)
             await self.engine.stop()
+        for task in tasks:
+            if task in done:
+                raise RuntimeError(f"the engine node's {task.get_name()} loop ended") from task.exception()
 
     async def _heartbeats(self, node: EngineNode) -> None:
         previous: dict[int, tuple[int, int]] = {}

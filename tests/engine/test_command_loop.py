@@ -135,3 +135,20 @@ def test_a_broken_layer_is_read_again_after_a_pause(monkeypatch, caplog):
         asyncio.run(asyncio.wait_for(scenario(), 30))
     assert handled == [{"type": "stream.stop", **STREAM}]
     assert sum("engine command channel failed" in record.getMessage() for record in caplog.records) == 2
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_node_whose_loop_dies_ends_instead_of_looking_alive():
+    """A node whose heartbeats (or commands) stopped must not go on serving as if nothing happened:
+    it ends, with the reason, and `make run` starts it again."""
+    addresses = NodeAddresses(rtmp_host="127.0.0.1", rtmp_port=0, http_host="127.0.0.1", http_port=0)
+    runner = EngineRunner("dies", addresses, 0.1)
+
+    async def broken_heartbeats(node):
+        raise RuntimeError("a bug in the counters")
+
+    runner._heartbeats = broken_heartbeats
+    with pytest.raises(RuntimeError, match="the engine node's heartbeats loop ended") as ended:
+        asyncio.run(asyncio.wait_for(runner.run(), 30))
+    assert str(ended.value.__cause__) == "a bug in the counters"
+    assert EngineNode.objects.filter(node_id="dies").exists()
