@@ -157,7 +157,10 @@ def describe(returncode: int) -> str:
 
 
 def say(message: str, *, error: bool = False) -> None:
-    print(f"[run_platform] {message}", file=sys.stderr if error else sys.stdout, flush=True)
+    try:
+        print(f"[run_platform] {message}", file=sys.stderr if error else sys.stdout, flush=True)
+    except OSError:  # nobody reads any more (`make run | tee log` after Ctrl-C): go on supervising
+        pass
 
 
 def start_redis(host: str, port: int) -> Child | None:
