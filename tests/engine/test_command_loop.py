@@ -152,3 +152,39 @@ def test_a_node_whose_loop_dies_ends_instead_of_looking_alive():
         asyncio.run(asyncio.wait_for(runner.run(), 30))
     assert str(ended.value.__cause__) == "a bug in the counters"
     assert EngineNode.objects.filter(node_id="dies").exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_relay_command_reaches_the_relay_and_its_status_comes_back():
+    """The API's relay start, read back by the node, runs the relay and reports its status to its row
+    (here: the local stream it should push is not live on this node)."""
+    from apps.hosting.models import Application
+    from apps.webrtc_relay.models import WebRtcRelay
+
+    node_row = EngineNode.objects.create(node_id="relays", hostname="here", rtmp_port=0, media_http_port=0)
+    relay = WebRtcRelay.objects.create(
+        direction="push", application=Application.objects.get(name="app"), node=node_row,
+        uri="http://127.0.0.1:9/app/remote?direction=whip", local_stream_name="cam",
+    )  # fmt: skip
+    runner = EngineRunner("relays", NodeAddresses(), 1.0)
+
+    async def scenario() -> None:
+        engine = MediaEngineNode(StaticControlPlane([ApplicationConfig("default", "app")]), NodeAddresses())
+        runner.engine, runner.relays = engine, RelayCommands(engine.webrtc)
+        loop_task = asyncio.create_task(runner._commands(node_row))
+        try:
+            await asyncio.sleep(0.2)  # the loop joins its group
+            await sync_to_async(commands.send_relay_start)(
+                node_row, relay.relay_id, relay.direction, relay.signalling_url, "default", "app", "cam"
+            )
+            status = sync_to_async(lambda: WebRtcRelay.objects.get(pk=relay.pk).status)
+            async with asyncio.timeout(10):
+                while await status() != "FAILED":
+                    await asyncio.sleep(0.05)
+        finally:
+            loop_task.cancel()
+            await asyncio.gather(loop_task, return_exceptions=True)
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+    relay.refresh_from_db()
+    assert (relay.status, relay.error) == ("FAILED", "the local stream is not live on this node")
