@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -122,7 +122,8 @@ class StreamJob(models.Model):
         rows = type(self).objects.filter(pk=self.pk)
         return rows.filter(lease_token=self.held_lease) if self.held_lease else rows.none()
 
-    def lease_expiry(self):
+    def lease_expiry(self) -> datetime:
+        """Heartbeats older than this belong to a worker presumed dead."""
         return timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS)
 
     # The worker's transitions (fenced by its lease).
