@@ -59,10 +59,20 @@ class MpegtsStartup(serializers.Serializer):
 
 
 class AgentObject(serializers.Serializer):
-    uri = serializers.CharField()
+    uri = serializers.CharField(help_text="MPEG-TS: where the publisher sends to.")
     localStreamName = serializers.CharField()
     localMediaSessionId = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.CharField(
+        help_text="NEW, PUBLISHING (MPEG-TS: CONNECTED until data flows), STOPPING, or FAILED (kept a few minutes)"
+    )
+    error = serializers.CharField(help_text="Why it failed (FAILED), else empty.")
+
+
+class MpegtsObject(AgentObject):
+    transport = serializers.CharField()
+    hasAudio = serializers.BooleanField()
+    hasVideo = serializers.BooleanField()
+    timeout = serializers.IntegerField()
 
 
 def stream_name_of(uri: str) -> str:
@@ -255,7 +265,7 @@ METHODS = [
 ]  # fmt: skip
 for group in ("mpegts", "mpepts"):
     METHODS += [
-        Method(group, "startup", mpegts_startup, MpegtsStartup, AgentObject, "Start MPEG-TS publishing", CONFLICT),
+        Method(group, "startup", mpegts_startup, MpegtsStartup, MpegtsObject, "Start MPEG-TS publishing", CONFLICT),
         Method(group, "find", finder("mpegts", "Not found"), AgentFilter, AgentObject(many=True),
                "Find MPEG-TS streams", ((404, "Not found"),)),
         Method(group, "find_all", finder("mpegts", "Not found"), response=AgentObject(many=True),
