@@ -50,6 +50,31 @@ def test_the_spec_example_is_refused_for_its_paths_outside_the_media_root(ome, l
     assert not HlsDump.objects.exists()
 
 
+def test_the_spec_example_works_where_the_operator_allows_its_folders(ome, live, settings):
+    settings.EXTRA_OUTPUT_ROOTS = ["/tmp", "/home/abc/xxx"]
+    response = ome.post(f"{STREAM}:startHlsDump", SPEC_START)
+    assert response.json() == {"statusCode": 200, "message": "OK"}
+    dump = HlsDump.objects.get()
+    assert (dump.output_path, dump.info_file) == ("/tmp", "/home/abc/xxx/unique_info_file_name.info")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"outputPath": "/etc/cron.d"}, "[HTTP] outputPath: /etc/cron.d: outside the media root or the allowed "
+         "output roots (400)"),
+        ({"outputPath": "/tmp/../etc"}, "[HTTP] outputPath: /tmp/../etc: '..' is not allowed (400)"),
+        ({"infoFile": "/tmpfoo/x.info"}, "[HTTP] infoFile: /tmpfoo/x.info: outside the media root or the allowed "
+         "output roots (400)"),
+    ],
+)  # fmt: skip
+def test_paths_outside_the_allowed_output_roots_stay_refused(ome, live, media_root, settings, changes, message):
+    settings.EXTRA_OUTPUT_ROOTS = ["/tmp"]
+    response = ome.post(f"{STREAM}:startHlsDump", start_body(media_root, **changes))
+    assert (response.status_code, response.json()["message"]) == (400, message)
+    assert not HlsDump.objects.exists()
+
+
 def test_it_starts_a_dump_of_a_live_stream(ome, live, media_root):
     response = ome.post(f"{STREAM}:startHlsDump", start_body(media_root))
     assert response.status_code == 200
