@@ -6,6 +6,7 @@ import re
 
 from rest_framework import serializers
 
+from apps.hls_dump.models import dump_folder
 from apps.recording.paths import UnsafePath, confine
 
 PLAYLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.m3u8$")
@@ -14,7 +15,9 @@ PLAYLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.m3u8$")
 class StartHlsDumpSerializer(serializers.Serializer):
     outputStreamName = serializers.CharField(max_length=255, help_text="The (output) stream to dump.")
     id = serializers.CharField(max_length=200, help_text="Unique id of the dump.")
-    outputPath = serializers.CharField(max_length=1000, help_text="Folder under the media root (created if needed).")
+    outputPath = serializers.CharField(
+        max_length=1000, help_text="A folder of its own under the media root (created if needed; not the root itself)."
+    )
     playlist = serializers.ListField(
         child=serializers.RegexField(PLAYLIST_NAME, max_length=100, error_messages={
             "invalid": "A playlist is a file name ending in .m3u8, e.g. llhls.m3u8."
@@ -28,7 +31,7 @@ class StartHlsDumpSerializer(serializers.Serializer):
 
     def validate_outputPath(self, value: str) -> str:
         try:
-            return str(confine(value))
+            return str(dump_folder(value))
         except UnsafePath as error:
             raise serializers.ValidationError(str(error)) from error
 

@@ -54,6 +54,7 @@ from media_engine.hls.llhls import (
 )
 from media_engine.hls.segmenter import HlsPackager, HlsSegmenter
 from media_engine.internal_auth import JOB_QUERY_KEY
+from media_engine.names import InvalidStreamName, check_stream_name
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 
 logger = logging.getLogger(__name__)
@@ -208,9 +209,14 @@ class MediaHttpServer:
             self.app.router.add_route(method, path, handler, name=name)
 
     async def resolve_stream(self, request: web.Request) -> StreamTarget | None:
-        """The application (by Host header) and stream named by the ``app``/``stream`` path parts."""
+        """The application (by Host header) and stream named by the ``app``/``stream`` path parts.
+        A name the stream name rule refuses is answered 400 here, for every route of the port."""
         app = request.match_info.get("app", "")
         name = request.match_info.get("stream", "")
+        try:
+            check_stream_name(name)
+        except InvalidStreamName as error:
+            raise web.HTTPBadRequest(text=f"{error}\n") from None
         config = await self.control.resolve_application(_request_host(request), app)
         if config is None:
             return None

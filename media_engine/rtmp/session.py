@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from media_engine.admission import PLAY, PUBLISH, AdmissionRequest, Decision, admit
 from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.names import STREAM_NAME_RULE, InvalidStreamName, is_valid_stream_name
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry, Subscription
 from media_engine.rtmp import amf0, flv
@@ -613,9 +614,13 @@ class RtmpSession(asyncio.Protocol):
         self.close()
 
     def _stream_key(self, args: list[Any]) -> StreamKey | None:
+        """The stream a publish/play command names; None if it names none, or one the rule refuses."""
         name = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
         name = name.split("?", 1)[0].strip()
         if not name or self.application is None:
+            return None
+        if not is_valid_stream_name(name):
+            logger.info("rtmp %s: stream name %r refused: %s", self.remote_address, name[:100], STREAM_NAME_RULE)
             return None
         return StreamKey(self.application.vhost, self.application.app, name)
 
@@ -626,6 +631,9 @@ class RtmpSession(asyncio.Protocol):
             raise SessionClosed("bad publish")
         try:
             stream = self.registry.open(key, "rtmp", self.remote_address)
+        except InvalidStreamName:  # a name an admission webhook gave
+            self._send_status(stream_id, "error", "NetStream.Publish.BadName", "Bad stream name.")
+            raise SessionClosed("bad publish") from None
         except StreamAlreadyLive:
             logger.info("rtmp %s: %s is already being published", self.remote_address, key)
             self._send_status(stream_id, "error", "NetStream.Publish.BadName", f"{key.name} is already publishing.")

@@ -98,9 +98,10 @@ class WebRtcService:
             if relay.stream is stream:
                 asyncio.get_running_loop().create_task(relay.stop(RelayStatus.STOPPED, "the stream ended"))
 
-    async def publish(self, stream: LiveStream, offer_sdp: str) -> WhipSession:
-        """Answer a WHIP offer for the freshly opened ``stream`` (closed again if that fails)."""
-        session = WhipSession(self.registry, stream, self.settings.ice, self.settings.keyframe_interval)
+    async def publish(self, key: StreamKey, offer_sdp: str, remote_address: str = "") -> WhipSession:
+        """Answer a WHIP offer for ``key``, live once answered. Raises SessionError or ValueError (an
+        offer refused: nothing was opened) and StreamAlreadyLive."""
+        session = WhipSession(self.registry, key, self.settings.ice, self.settings.keyframe_interval, remote_address)
         return await self._start(session, offer_sdp)
 
     async def play(self, stream: LiveStream, offer_sdp: str) -> WhepSession:
@@ -225,11 +226,12 @@ class WebRtcService:
         await self.server.check_access(request, target, PUBLISH if direction == "whip" else PLAY, "webrtc")
         try:
             if direction == "whip":
+                if target.stream is not None:  # before any work on the offer
+                    raise web.HTTPConflict(text="stream is already live\n")
                 try:
-                    stream = self.registry.open(target.key, "webrtc", request.remote or "")
+                    session = await self.publish(target.key, offer, request.remote or "")
                 except StreamAlreadyLive:
                     raise web.HTTPConflict(text="stream is already live\n") from None
-                session = await self.publish(stream, offer)
             else:
                 if target.stream is None:
                     raise web.HTTPNotFound(text="stream not found\n")

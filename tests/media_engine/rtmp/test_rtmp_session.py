@@ -7,6 +7,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from media_engine.control import ApplicationConfig, StaticControlPlane
+from media_engine.names import InvalidStreamName
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry, Subscription
 from media_engine.rtmp import amf0
@@ -169,6 +170,55 @@ def test_a_second_publisher_of_a_live_name_gets_bad_name():
             first.close()
 
     run(scenario)
+
+
+BAD_NAMES = ["..", ".", "a/b", "../../x", ".hidden", "x" * 5000, "sp ace", "a\\b"]
+
+
+def test_publish_and_play_of_names_the_rule_refuses_are_refused_while_a_good_stream_goes_on():
+    async def scenario():
+        async with running_server() as server:
+            good = await RtmpTestClient.open(server.port)
+            good_id = await good.start_publishing("stream")
+            send_media(good, good_id, until=500)
+            started: list[StreamKey] = []
+            server.registry.on_started(lambda stream: started.append(stream.key))
+            for name in BAD_NAMES:
+                publisher = await RtmpTestClient.open(server.port)
+                assert (await publisher.connect())[0] == "_result"
+                status = await publisher.publish(name, await publisher.create_stream())
+                assert (status["level"], status["code"]) == ("error", "NetStream.Publish.BadName"), name
+                await publisher.wait_closed()
+
+                player = await RtmpTestClient.open(server.port)
+                assert (await player.connect())[0] == "_result"
+                status = await player.play(name, await player.create_stream())
+                assert (status["level"], status["code"]) == ("error", "NetStream.Play.StreamNotFound"), name
+                await player.wait_closed()
+            assert started == []
+            assert [stream.key for stream in server.registry.streams()] == [KEY]
+
+            # The good publisher is still served and its stream plays.
+            player = await RtmpTestClient.open(server.port)
+            assert (await player.connect())[0] == "_result"
+            status = await player.play("stream", await player.create_stream())
+            assert status["code"] == "NetStream.Play.Reset"
+            good.close()
+            player.close()
+
+    run(scenario)
+
+
+def test_the_registry_refuses_a_bad_name_from_any_entry():
+    registry = StreamRegistry()
+    for name in BAD_NAMES:
+        try:
+            registry.open(StreamKey("default", "app", name), "rtmp")
+        except InvalidStreamName as error:
+            assert "invalid stream name" in str(error)
+        else:
+            raise AssertionError(f"{name!r} was opened")
+    assert registry.streams() == []
 
 
 def test_play_of_an_unknown_stream_is_not_found():

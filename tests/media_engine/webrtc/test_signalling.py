@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import yarl
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from media_engine.registry import StreamKey
@@ -61,6 +62,48 @@ def test_bad_offers_are_refused_and_change_nothing():
                 async with http.get(f"{base}/webrtc/static/..%2Fservice.py") as response:
                     assert response.status == 404
             assert node.registry.streams() == [] and node.webrtc.sessions == {}
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
+def test_refused_whip_offers_leave_no_stream_and_no_event():
+    """An offer answered 400 (no usable codec, SDP aiortc cannot take, a bad stream name) never opens a
+    stream: no started/ended event, hence no Stream row and no WebSocket event on the Django side."""
+
+    async def main() -> None:
+        node = await start_node()
+        events: list[str] = []
+        node.registry.on_started(lambda stream: events.append(f"started {stream.key.name}"))
+        node.registry.on_ended(lambda stream: events.append(f"ended {stream.key.name}"))
+        base = f"http://127.0.0.1:{node.http.port}"
+        _, good = await browser_like_offer(direction="sendonly")
+        av1_only = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+        av1_only += "c=IN IP4 0.0.0.0\r\na=rtpmap:96 AV1/90000\r\na=sendonly\r\n"
+        refused = [
+            ("/app/cam?direction=whip", av1_only, "neither H264 nor VP8"),
+            ("/app/cam?direction=whip", "v=0\r\nm=video 9 x 1\r\n", ""),
+            ("/app/cam?direction=whip", good.replace("a=ice-ufrag:", "a=ice-ufrag-broken:"), ""),
+            ("/app/%2E%2E?direction=whip", good, "invalid stream name '..'"),
+            ("/app/a%2Fb?direction=whip", good, "invalid stream name 'a/b'"),
+            ("/app/..%2F..%2Fx?direction=whip", good, "invalid stream name '../../x'"),
+            (f"/app/{'x' * 5000}?direction=whip", good, "(5000 chars)"),
+            ("/app/%2E%2E?direction=whep", good, "invalid stream name"),
+        ]
+        try:
+            async with aiohttp.ClientSession() as http:
+                for path, offer, text in refused:
+                    url = yarl.URL(f"{base}{path}", encoded=True)
+                    async with http.post(url, data=offer, headers=SDP) as response:
+                        body = await response.text()
+                        assert response.status == 400, (path, response.status, body)
+                        assert text in body, (path, body)
+                # The same name with a good offer is then free to publish.
+                async with http.post(f"{base}/app/cam?direction=whip", data=good, headers=SDP) as response:
+                    assert response.status == 201
+            assert events == ["started cam"]
+            assert list(node.webrtc.sessions.values())[0].stream.key.name == "cam"
         finally:
             await node.stop()
 
