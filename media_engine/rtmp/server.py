@@ -8,6 +8,7 @@ import logging
 
 from media_engine.control import ControlPlane
 from media_engine.registry import StreamRegistry
+from media_engine.rtmp.chunks import PendingBudget, RtmpLimits
 from media_engine.rtmp.session import RtmpSession
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ class RtmpServer:
         idle_timeout: float | None = 60.0,
         drain_timeout: float = 10.0,
         max_sessions: int | None = None,
+        limits: RtmpLimits | None = None,
     ) -> None:
+        """``limits``: what peers may make the node hold in incomplete messages (one budget for all)."""
         self.registry = registry
         self.control = control
         self.host = host
@@ -54,6 +57,8 @@ class RtmpServer:
         self.idle_timeout = idle_timeout
         self.drain_timeout = drain_timeout
         self.max_sessions = max_sessions
+        self.limits = limits or RtmpLimits()
+        self.pending = PendingBudget(self.limits.max_node_pending_bytes)
         self.state = State.NEW
         self._server: asyncio.Server | None = None
         self._sessions: set[RtmpSession] = set()
@@ -114,6 +119,8 @@ class RtmpServer:
             idle_timeout=self.idle_timeout,
             drain_timeout=self.drain_timeout,
             on_closed=self._sessions.discard,
+            limits=self.limits,
+            budget=self.pending,
         )
         self._sessions.add(session)
         return session
