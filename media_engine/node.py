@@ -11,7 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from media_engine import loop_errors
+from media_engine import log_limits
 from media_engine.control import ControlPlane
 from media_engine.hls.llhls import LlHlsPackager
 from media_engine.hls.master import MasterPlaylists, PlaylistLookup
@@ -109,7 +109,7 @@ class EngineNode:
     async def start(self) -> None:
         # Unhandled loop errors (accept() out of descriptors, above all) logged at most once per kind
         # and interval: a flood of connections must not become gigabytes of identical tracebacks.
-        loop_errors.install(asyncio.get_running_loop())
+        log_limits.install(asyncio.get_running_loop())
         self.packager.attach()
         self.llhls.attach()
         await self.rtmp.start()

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import sys
 
 from media_engine.control import ApplicationConfig, StaticControlPlane
 from media_engine.hls.segmenter import HlsPackager
 from media_engine.http.limits import HttpLimits
 from media_engine.http.server import MediaHttpServer
-from media_engine.loop_errors import RateLimitedErrors
+from media_engine.log_limits import RateLimitedErrors, RepeatedTracebacks
 from media_engine.registry import StreamRegistry
 
 REQUEST = b"GET /app/nothing/ts:playlist.m3u8 HTTP/1.1\r\nHost: localhost\r\n\r\n"
@@ -150,7 +151,7 @@ def test_identical_loop_errors_are_logged_once_per_interval_with_a_count(caplog)
     loop = FakeLoop()
     emfile = {"message": "socket.accept() out of system resource", "exception": OSError(errno.EMFILE, "Too many")}
     other = {"message": "Task exception was never retrieved", "exception": RuntimeError("x")}
-    with caplog.at_level(logging.ERROR, logger="media_engine.loop_errors"):
+    with caplog.at_level(logging.ERROR, logger="media_engine.log_limits"):
         for _ in range(5000):
             handler(loop, emfile)
         handler(loop, other)
@@ -161,3 +162,29 @@ def test_identical_loop_errors_are_logged_once_per_interval_with_a_count(caplog)
     assert len(loop.logged) == 2  # no second traceback
     [record] = caplog.records
     assert "4999 more like it" in record.getMessage() and "Too many" in record.getMessage()
+
+
+def test_repeated_tracebacks_are_logged_once_per_interval_with_a_count():
+    now = [0.0]
+    repeated = RepeatedTracebacks(interval=10, clock=lambda: now[0])
+    records = []
+    for index in range(1000):
+        try:
+            raise OSError(errno.EMFILE, "Too many open files")
+        except OSError:
+            record = logging.LogRecord("apps.engine", logging.ERROR, __file__, 1, "heartbeat %d failed", (index,), None)
+            record.exc_info = sys.exc_info()
+        if repeated.filter(record):
+            records.append(record)
+    plain = logging.LogRecord("apps.engine", logging.INFO, __file__, 1, "publishing %s", ("x",), None)
+    assert repeated.filter(plain) and repeated.filter(plain)  # records without a traceback all pass
+    assert len(records) == 1 and records[0].exc_info is not None and repeated.suppressed == 999
+    now[0] = 11
+    try:
+        raise OSError(errno.EMFILE, "Too many open files")
+    except OSError:
+        record = logging.LogRecord("apps.engine", logging.ERROR, __file__, 1, "heartbeat %d failed", (1000,), None)
+        record.exc_info = sys.exc_info()
+    assert repeated.filter(record) and record.exc_info is None
+    assert record.getMessage().startswith("heartbeat 1000 failed (again: ")
+    assert "999 more like it in the last 10s not logged" in record.getMessage()
