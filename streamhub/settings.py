@@ -186,6 +186,8 @@ ENGINE_HTTP_MAX_CONNECTIONS = env.int("STREAMHUB_MEDIA_HTTP_MAX_CONNECTIONS", de
 ENGINE_RTMP_MAX_MESSAGE_BYTES = env.int("STREAMHUB_RTMP_MAX_MESSAGE_BYTES", default=8 * 1024 * 1024)
 ENGINE_RTMP_MAX_PENDING_BYTES = env.int("STREAMHUB_RTMP_MAX_PENDING_BYTES", default=16 * 1024 * 1024)
 ENGINE_RTMP_NODE_PENDING_BYTES = env.int("STREAMHUB_RTMP_NODE_PENDING_BYTES", default=256 * 1024 * 1024)
+# RTMP connections per engine process (beyond: hung up at once; at most a quarter of the open-file limit; 0: no cap).
+ENGINE_RTMP_MAX_CONNECTIONS = env.int("STREAMHUB_RTMP_MAX_CONNECTIONS", default=5000)
 # SRT ingest (srt://host:port?streamid=vhost/app/stream, as OME); port 0 turns it off.
 ENGINE_SRT_HOST = env.str("STREAMHUB_SRT_HOST", default="0.0.0.0")
 ENGINE_SRT_PORT = env.int("STREAMHUB_SRT_PORT", default=9999)

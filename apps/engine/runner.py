@@ -85,6 +85,7 @@ def node_limits() -> NodeLimits:
             max_message_size=settings.ENGINE_RTMP_MAX_MESSAGE_BYTES,
             max_pending_bytes=settings.ENGINE_RTMP_MAX_PENDING_BYTES,
             max_node_pending_bytes=settings.ENGINE_RTMP_NODE_PENDING_BYTES,
+            max_connections=settings.ENGINE_RTMP_MAX_CONNECTIONS,
         ),
     )
 

@@ -14,6 +14,7 @@ drops the connections holding the most.
 from __future__ import annotations
 
 import enum
+import resource
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ MAX_CONTROL_MESSAGE_SIZE = 64  # protocol control and user control messages: a f
 MAX_PENDING_BYTES = 16 * 1024 * 1024  # per connection: one big video message and audio in progress
 MAX_NODE_PENDING_BYTES = 256 * 1024 * 1024  # every connection of a node together
 MAX_CHUNK_STREAMS = 256
+MAX_CONNECTIONS = 5000  # RTMP connections of a node (publishers, players, media jobs)
+# The RTMP cap never goes above this share of the process's open-file limit (the media HTTP port may
+# take half, files, WebRTC, the database and Redis need the rest).
+FD_SHARE = 0.25
 
 PROTOCOL_CONTROL_CSID = 2
 _EXTENDED = 0xFFFFFF
@@ -100,13 +105,25 @@ def parse_user_control(payload: bytes) -> tuple[int, bytes]:
 
 @dataclass(frozen=True)
 class RtmpLimits:
-    """What one RTMP peer may make the engine hold: ``max_message_size`` bytes for a video (or
-    aggregate) message, ``max_pending_bytes`` in incomplete messages per connection, and
-    ``max_node_pending_bytes`` for all connections of a node together."""
+    """What RTMP peers may make the engine hold: ``max_message_size`` bytes for a video (or
+    aggregate) message, ``max_pending_bytes`` in incomplete messages per connection,
+    ``max_node_pending_bytes`` for all connections of a node together, and ``max_connections``
+    connections (0: no cap; never more than `FD_SHARE` of the process's open-file limit)."""
 
     max_message_size: int = MAX_MESSAGE_SIZE
     max_pending_bytes: int = MAX_PENDING_BYTES
     max_node_pending_bytes: int = MAX_NODE_PENDING_BYTES
+    max_connections: int = MAX_CONNECTIONS
+
+    def effective_max_connections(self, fd_limit: int | None = None) -> int | None:
+        """The connection cap (None: none), at most `FD_SHARE` of the soft open-file limit."""
+        if not self.max_connections:
+            return None
+        if fd_limit is None:
+            fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if fd_limit <= 0:
+            return self.max_connections
+        return max(1, min(self.max_connections, int(fd_limit * FD_SHARE)))
 
 
 def message_size_limit(type_id: int, max_message_size: int = MAX_MESSAGE_SIZE) -> int:

@@ -159,10 +159,11 @@ def test_thousands_of_idle_connections_get_503_beyond_the_cap_and_are_closed_whi
 
 
 def test_out_of_file_descriptors_the_log_stays_small_and_the_engine_serves_again(tmp_path, redis_url):
-    """An engine with 400 descriptors flooded on its RTMP port (which has no HTTP-style cap): accept()
-    fails with EMFILE on both ports; the log gets a few lines, not a traceback per attempt, and once
-    the flood is gone the engine takes publishers and viewers again."""
+    """An engine with 400 descriptors and its RTMP connection cap turned off, flooded on its RTMP port:
+    accept() fails with EMFILE on both ports; the log gets a few lines, not a traceback per attempt,
+    and once the flood is gone the engine takes publishers and viewers again."""
     platform = LiveStreamHub(tmp_path, redis_url)
+    platform.env["STREAMHUB_RTMP_MAX_CONNECTIONS"] = "0"
     platform.start()
     try:
         platform._spawn("engine", ["prlimit", "--nofile=400:400", sys.executable, "manage.py", "runengine",
@@ -256,6 +257,32 @@ def test_publishers_leaving_big_messages_incomplete_keep_the_engine_bounded_whil
         sock.close()
     assert publisher.poll() is None
     assert set(codecs(ffprobe(f"{platform.media}/app/{name}/ts:playlist.m3u8"))) == {"video", "audio"}
+
+
+def test_rtmp_connections_beyond_the_cap_are_hung_up_on_while_a_stream_plays(tmp_path, redis_url):
+    platform = LiveStreamHub(tmp_path, redis_url)
+    platform.env["STREAMHUB_RTMP_MAX_CONNECTIONS"] = "50"
+    platform.start(engine=True)
+    try:
+        publisher = publish(platform, "capped", seconds=60)
+        try:
+            wait_live(platform, "capped", publisher)
+            flood = [socket.create_connection(("127.0.0.1", platform.rtmp_port), timeout=5) for _ in range(100)]
+            time.sleep(1)
+            hung_up = [sock for sock in flood if closed_by_server(sock)]
+            assert len(hung_up) == 100 - 49  # the publisher holds one of the 50
+            assert "RTMP: 1 connection(s) refused, 50 open (the cap)" in platform.log("engine")
+            for sock in flood:
+                sock.close()
+            # Room again: a player gets the stream over RTMP, a viewer over HLS.
+            assert codecs(ffprobe(f"{platform.rtmp}/app/capped"))["video"]["codec_name"] == "h264"
+            assert set(codecs(ffprobe(f"{platform.media}/app/capped/ts:playlist.m3u8"))) == {"video", "audio"}
+            assert publisher.poll() is None
+        finally:
+            publisher.kill()
+            publisher.wait()
+    finally:
+        platform.stop()
 
 
 # -- item 9: names and refused offers ------------------------------------------------------------------

@@ -210,9 +210,7 @@ def started_messages(reader: ChunkReader, csid: int, nbytes: int) -> None:
 def test_over_the_node_budget_the_readers_holding_the_most_are_evicted():
     budget = PendingBudget(limit=100_000)
     evicted: list[str] = []
-    readers = {
-        name: ChunkReader(budget=budget, on_evicted=lambda name=name: evicted.append(name)) for name in "abc"
-    }
+    readers = {name: ChunkReader(budget=budget, on_evicted=lambda name=name: evicted.append(name)) for name in "abc"}
     started_messages(readers["a"], 4, 60_000)
     started_messages(readers["b"], 4, 10_000)
     assert budget.total == readers["a"].held + readers["b"].held

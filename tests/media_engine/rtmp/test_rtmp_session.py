@@ -11,7 +11,7 @@ from media_engine.names import InvalidStreamName
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry, Subscription
 from media_engine.rtmp import amf0
-from media_engine.rtmp.chunks import MessageType, UserControlEvent, parse_u32, parse_user_control
+from media_engine.rtmp.chunks import MessageType, RtmpLimits, UserControlEvent, parse_u32, parse_user_control
 from media_engine.rtmp.server import RtmpServer
 
 from .rtmp_client import FFMPEG_PUBLISH, RtmpTestClient, ffmpeg_publish_messages, running_server
@@ -402,3 +402,27 @@ def test_stopping_the_server_ends_every_session():
         assert await idle[0].read() == b""
 
     run(scenario)
+
+
+def test_connections_beyond_the_cap_are_hung_up_on_and_room_frees_when_one_leaves():
+    async def scenario():
+        async with running_server(limits=RtmpLimits(max_connections=3)) as server:
+            clients = [await RtmpTestClient.open(server.port) for _ in range(3)]
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # hung up on before the handshake
+            writer.close()
+            assert server.refused == 1
+            clients[0].close()
+            await eventually(lambda: len(server.sessions) == 2)
+            again = await RtmpTestClient.open(server.port)
+            assert (await again.connect())[0] == "_result"
+            for client in (*clients[1:], again):
+                client.close()
+
+    run(scenario)
+
+
+def test_the_rtmp_cap_stays_under_a_quarter_of_the_open_file_limit():
+    assert RtmpLimits(max_connections=5000).effective_max_connections(fd_limit=1024) == 256
+    assert RtmpLimits(max_connections=100).effective_max_connections(fd_limit=20_000) == 100
+    assert RtmpLimits(max_connections=0).effective_max_connections(fd_limit=1024) is None
