@@ -205,11 +205,21 @@ class WebRtcService:
             raise web.HTTPUnsupportedMediaType(text=f"the body must be {content_type}\n")
         if request.content_length is not None and request.content_length > MAX_SDP_BYTES:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_SDP_BYTES, actual_size=request.content_length)
-        body = await request.content.read(MAX_SDP_BYTES + 1)
+        # The whole body (read() gives what has arrived so far), in the time a header gets: a client
+        # that sends its headers and then trickles or withholds the body does not hold the connection.
+        body = bytearray()
+        try:
+            async with asyncio.timeout(self.server.limits.header_timeout):
+                while len(body) <= MAX_SDP_BYTES and (
+                    chunk := await request.content.read(MAX_SDP_BYTES + 1 - len(body))
+                ):
+                    body += chunk
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text="the body did not come in time\n") from None
         if len(body) > MAX_SDP_BYTES:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_SDP_BYTES, actual_size=len(body))
         try:
-            return body.decode("utf-8")
+            return bytes(body).decode("utf-8")
         except UnicodeDecodeError:
             raise web.HTTPBadRequest(text="the SDP is not UTF-8\n") from None
 

@@ -9,9 +9,13 @@ import aiohttp
 import yarl
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
+from media_engine.control import ApplicationConfig, StaticControlPlane
+from media_engine.http.limits import HttpLimits
+from media_engine.node import EngineNode, NodeAddresses, NodeLimits
 from media_engine.registry import StreamKey
 from media_engine.webrtc.ice import IcePolicy, policy_from_settings
-from tests.media_engine.webrtc.conftest import start_node
+from media_engine.webrtc.service import WebRtcSettings
+from tests.media_engine.webrtc.conftest import LOOPBACK_ICE, start_node
 
 SDP = {"Content-Type": "application/sdp"}
 
@@ -172,3 +176,46 @@ def test_settings_are_checked():
         except ValueError:
             continue
         raise AssertionError(f"{bad} accepted")
+
+
+def test_an_offer_body_is_read_whole_but_not_waited_for_beyond_the_header_timeout():
+    async def main() -> None:
+        config = ApplicationConfig("default", "app")
+        limits = NodeLimits(http=HttpLimits(header_timeout=1.0))
+        node = EngineNode(
+            StaticControlPlane([config]), NodeAddresses("127.0.0.1", 0, "127.0.0.1", 0),
+            WebRtcSettings(ice=LOOPBACK_ICE), limits=limits,
+        )  # fmt: skip
+        await node.start()
+        try:
+            _, offer = await browser_like_offer(direction="sendonly")
+            body = offer.encode()
+
+            async def post(path: str, pieces: list[bytes], pause: float, length: int) -> bytes:
+                reader, writer = await asyncio.open_connection("127.0.0.1", node.http.port)
+                writer.write(
+                    f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n"
+                    f"Content-Length: {length}\r\n\r\n".encode()
+                )
+                for piece in pieces:
+                    writer.write(piece)
+                    await asyncio.sleep(pause)
+                answer = await asyncio.wait_for(reader.readline(), 5)
+                writer.close()
+                return answer
+
+            # A body in two pieces 0.3 s apart is one offer, answered.
+            half = len(body) // 2
+            assert await post("/app/cam?direction=whip", [body[:half], body[half:]], 0.3, len(body)) == (
+                b"HTTP/1.1 201 Created\r\n"
+            )
+            # A body that stops half-way is given up on after the header timeout: 408, nothing opened.
+            started = asyncio.get_running_loop().time()
+            answer = await post("/app/other?direction=whip", [body[:half]], 0, len(body))
+            assert answer == b"HTTP/1.1 408 Request Timeout\r\n"
+            assert asyncio.get_running_loop().time() - started < 3
+            assert [stream.key.name for stream in node.registry.streams()] == ["cam"]
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
