@@ -12,7 +12,15 @@ from __future__ import annotations
 import re
 
 STREAM_NAME_MAX_LENGTH = 255
-STREAM_NAME_PATTERN = rf"^[A-Za-z0-9_][A-Za-z0-9_.\-]{{0,{STREAM_NAME_MAX_LENGTH - 1}}}$"
+
+
+def name_pattern(max_length: int) -> str:
+    """The regular expression of a name of at most ``max_length`` characters: streams use it with
+    `STREAM_NAME_MAX_LENGTH`, the API's vhosts, applications and output profiles with 100."""
+    return rf"^[A-Za-z0-9_][A-Za-z0-9_.\-]{{0,{max_length - 1}}}$"
+
+
+STREAM_NAME_PATTERN = name_pattern(STREAM_NAME_MAX_LENGTH)
 STREAM_NAME_RULE = (
     "a stream name is letters, digits, '_', '-' and '.', starting with a letter, digit or '_', "
     f"at most {STREAM_NAME_MAX_LENGTH} characters"
