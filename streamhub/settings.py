@@ -180,6 +180,8 @@ ENGINE_HTTP_PORT = env.int("STREAMHUB_MEDIA_HTTP_PORT", default=3333)
 ENGINE_HTTP_HEADER_TIMEOUT = env.float("STREAMHUB_MEDIA_HTTP_HEADER_TIMEOUT", default=10.0)
 ENGINE_HTTP_KEEPALIVE_TIMEOUT = env.float("STREAMHUB_MEDIA_HTTP_KEEPALIVE_TIMEOUT", default=30.0)
 ENGINE_HTTP_MAX_CONNECTIONS = env.int("STREAMHUB_MEDIA_HTTP_MAX_CONNECTIONS", default=10000)
+# Seconds a client may leave its answer unread (socket buffer full) before it is dropped.
+ENGINE_HTTP_SEND_TIMEOUT = env.float("STREAMHUB_MEDIA_HTTP_SEND_TIMEOUT", default=30.0)
 # RTMP: the largest video message accepted (refused on its header, before anything is kept), bytes of
 # incomplete messages per connection, and for all connections of the node (the ones holding the most
 # are dropped beyond it).

@@ -80,6 +80,7 @@ def node_limits() -> NodeLimits:
             header_timeout=settings.ENGINE_HTTP_HEADER_TIMEOUT,
             keepalive_timeout=settings.ENGINE_HTTP_KEEPALIVE_TIMEOUT,
             max_connections=settings.ENGINE_HTTP_MAX_CONNECTIONS,
+            send_timeout=settings.ENGINE_HTTP_SEND_TIMEOUT,
         ),
         rtmp=RtmpLimits(
             max_message_size=settings.ENGINE_RTMP_MAX_MESSAGE_BYTES,

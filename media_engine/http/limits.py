@@ -1,12 +1,15 @@
-"""Connection limits of the media HTTP port: a header read timeout, an idle keep-alive timeout and a
-per-process connection cap answered with 503, so idle or slow clients cannot starve real viewers.
+"""Connection limits of the media HTTP port: a header read timeout, an idle keep-alive timeout, a send
+timeout and a per-process connection cap answered with 503, so idle or slow clients cannot starve
+real viewers.
 
 `GuardedProtocolFactory` wraps the aiohttp server's protocol factory (what ``loop.create_server``
 is given): each connection gets a `_GuardedConnection` that counts it, forwards everything to
 aiohttp's handler, and closes it if its first request's headers are not complete within
 ``header_timeout``. Between requests aiohttp's own keep-alive timeout (``keepalive_timeout``) closes
-idle connections, including one that started a request and never finished its headers. Beyond
-``max_connections`` a connection gets a short 503 answer and is closed; it never reaches aiohttp.
+idle connections, including one that started a request and never finished its headers. A client
+that stops reading its answer for ``send_timeout`` (the socket buffer stays full) is dropped, with the
+segment bytes queued for it. Beyond ``max_connections`` a connection gets a short 503 answer and is
+closed; it never reaches aiohttp.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_KEEPALIVE_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 10_000
+DEFAULT_SEND_TIMEOUT = 30.0
 # The cap never goes above this share of the process's open-file limit: RTMP, WebRTC, files, the
 # database and Redis need descriptors too, and accept() failing with EMFILE stops every viewer.
 FD_SHARE = 0.5
@@ -45,11 +49,13 @@ _HEADER_END = b"\r\n\r\n"
 class HttpLimits:
     """``header_timeout``: seconds from accept until the first request's headers are in;
     ``keepalive_timeout``: seconds an idle keep-alive connection is kept between requests;
-    ``max_connections``: open connections of the port per process (0: derived from the fd limit)."""
+    ``max_connections``: open connections of the port per process (0: derived from the fd limit);
+    ``send_timeout``: seconds a client may leave its answer unread (its socket buffer full)."""
 
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    send_timeout: float = DEFAULT_SEND_TIMEOUT
 
     def effective_max_connections(self, fd_limit: int | None = None) -> int:
         """The cap, at most `FD_SHARE` of the process's soft open-file limit (``fd_limit`` if given)."""
@@ -68,6 +74,7 @@ class _GuardedConnection(asyncio.Protocol):
         self._inner = inner
         self._transport: asyncio.BaseTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
         self._tail = b""  # the last bytes seen, to find the end of headers split across reads
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -95,17 +102,32 @@ class _GuardedConnection(asyncio.Protocol):
         return self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._send_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._send_timer = None
         self._factory.open -= 1
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        # The socket buffer is full: the client has that long to read on before it is dropped.
+        if self._send_timer is None:
+            self._send_timer = asyncio.get_running_loop().call_later(
+                self._factory.limits.send_timeout, self._send_timeout
+            )
         self._inner.pause_writing()
 
     def resume_writing(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
         self._inner.resume_writing()
+
+    def _send_timeout(self) -> None:
+        self._send_timer = None
+        if self._transport is not None and not self._transport.is_closing():
+            self._factory.send_timeouts += 1
+            self._transport.abort()  # type: ignore[attr-defined]
 
 
 class _Busy(asyncio.Protocol):
@@ -144,6 +166,7 @@ class GuardedProtocolFactory:
         self.open = 0
         self.refused = 0  # connections answered 503, since start
         self.header_timeouts = 0  # connections closed for headers too slow, since start
+        self.send_timeouts = 0  # connections dropped for not reading their answers, since start
         self._refused_logged = 0
         self._last_log = float("-inf")
 

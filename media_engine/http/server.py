@@ -409,9 +409,9 @@ class MediaHttpServer:
         self.port = self._listener.sockets[0].getsockname()[1]
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_viewers(), name="hls viewers")
         logger.info(
-            "media HTTP server listening on %s:%s (at most %d connections, header timeout %ss, keep-alive %ss)",
-            self.host, self.port, self.connections.max_connections, self.limits.header_timeout,
-            self.limits.keepalive_timeout,
+            "media HTTP server listening on %s:%s (at most %d connections; timeouts: header %ss, keep-alive %ss, "
+            "send %ss)", self.host, self.port, self.connections.max_connections, self.limits.header_timeout,
+            self.limits.keepalive_timeout, self.limits.send_timeout,
         )  # fmt: skip
 
     async def stop(self) -> None:

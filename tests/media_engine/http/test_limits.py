@@ -9,6 +9,8 @@ import errno
 import logging
 import sys
 
+from aiohttp import web
+
 from media_engine.control import ApplicationConfig, StaticControlPlane
 from media_engine.hls.segmenter import HlsPackager
 from media_engine.http.limits import HttpLimits
@@ -188,3 +190,40 @@ def test_repeated_tracebacks_are_logged_once_per_interval_with_a_count():
     assert repeated.filter(record) and record.exc_info is None
     assert record.getMessage().startswith("heartbeat 1000 failed (again: ")
     assert "999 more like it in the last 10s not logged" in record.getMessage()
+
+
+def test_a_client_that_stops_reading_its_answer_is_dropped_after_the_send_timeout():
+    async def main() -> None:
+        registry = StreamRegistry()
+        control = StaticControlPlane([ApplicationConfig("default", "app")])
+        limits = HttpLimits(header_timeout=5, keepalive_timeout=5, send_timeout=0.5)
+        server = MediaHttpServer(registry, control, HlsPackager.for_control_plane(registry, control), "127.0.0.1", 0, limits=limits)  # fmt: skip
+        big = bytes(32 * 1024 * 1024)  # far more than the socket buffers on both sides hold
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return web.Response(body=big)
+
+        server.add_route("GET", "/big", handler)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            await reader.readexactly(1000)  # reads a little, then nothing more
+            await eventually(lambda: server.connections.send_timeouts == 1, 5)
+            await eventually(lambda: server.connections.open == 0, 5)
+            # A client that reads gets the whole answer.
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            received = len(await asyncio.wait_for(reader.read(), 30))
+            assert received > len(big)
+            assert server.connections.send_timeouts == 1
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+
+
+async def eventually(condition, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
