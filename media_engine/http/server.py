@@ -14,6 +14,9 @@ through `ControlPlane.resolve_application`):
 - ``OPTIONS`` anything (without an OPTIONS route of its own): CORS preflight. Every answer carries
   ``Access-Control-Allow-Origin: *``.
 
+Connections pass `media_engine.http.limits` first (header, keep-alive and send timeouts, a connection
+cap answered 503), and a ``{stream}`` the stream name rule refuses is answered 400 on every route.
+
 Other modules add their own routes (WHIP/WHEP, thumbnails, LL-HLS...) with `MediaHttpServer.add_route`
 before `start()`, and can use `MediaHttpServer.resolve_stream` to map a request to a stream.
 
