@@ -177,6 +177,22 @@ ENGINE_RTMP_HOST = env.str("STREAMHUB_RTMP_HOST", default="0.0.0.0")
 ENGINE_RTMP_PORT = env.int("STREAMHUB_RTMP_PORT", default=1935)
 ENGINE_HTTP_HOST = env.str("STREAMHUB_MEDIA_HTTP_HOST", default="0.0.0.0")
 ENGINE_HTTP_PORT = env.int("STREAMHUB_MEDIA_HTTP_PORT", default=3333)
+# Limits on the media ports (README "Limits on the media ports"). Media HTTP: seconds from accept to a
+# complete first request header, seconds an idle keep-alive connection is kept, open connections per
+# engine process (a 503 beyond; never more than half the process's open-file limit; 0: that half).
+ENGINE_HTTP_HEADER_TIMEOUT = env.float("STREAMHUB_MEDIA_HTTP_HEADER_TIMEOUT", default=10.0)
+ENGINE_HTTP_KEEPALIVE_TIMEOUT = env.float("STREAMHUB_MEDIA_HTTP_KEEPALIVE_TIMEOUT", default=30.0)
+ENGINE_HTTP_MAX_CONNECTIONS = env.int("STREAMHUB_MEDIA_HTTP_MAX_CONNECTIONS", default=10000)
+# Seconds a client may leave its answer unread (socket buffer full) before it is dropped.
+ENGINE_HTTP_SEND_TIMEOUT = env.float("STREAMHUB_MEDIA_HTTP_SEND_TIMEOUT", default=30.0)
+# RTMP: the largest video message accepted (refused on its header, before anything is kept), bytes of
+# incomplete messages per connection, and for all connections of the node (the ones holding the most
+# are dropped beyond it).
+ENGINE_RTMP_MAX_MESSAGE_BYTES = env.int("STREAMHUB_RTMP_MAX_MESSAGE_BYTES", default=8 * 1024 * 1024)
+ENGINE_RTMP_MAX_PENDING_BYTES = env.int("STREAMHUB_RTMP_MAX_PENDING_BYTES", default=16 * 1024 * 1024)
+ENGINE_RTMP_NODE_PENDING_BYTES = env.int("STREAMHUB_RTMP_NODE_PENDING_BYTES", default=256 * 1024 * 1024)
+# RTMP connections per engine process (beyond: hung up at once; at most a quarter of the open-file limit; 0: no cap).
+ENGINE_RTMP_MAX_CONNECTIONS = env.int("STREAMHUB_RTMP_MAX_CONNECTIONS", default=5000)
 # SRT ingest (srt://host:port?streamid=vhost/app/stream, as OME); port 0 turns it off.
 ENGINE_SRT_HOST = env.str("STREAMHUB_SRT_HOST", default="0.0.0.0")
 ENGINE_SRT_PORT = env.int("STREAMHUB_SRT_PORT", default=9999)

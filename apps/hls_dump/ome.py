@@ -7,6 +7,7 @@ import re
 
 from rest_framework import serializers
 
+from apps.hls_dump.models import dump_folder
 from apps.recording.paths import UnsafePath, confine_output
 
 PLAYLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.m3u8$")
@@ -16,7 +17,8 @@ class StartHlsDumpSerializer(serializers.Serializer):
     outputStreamName = serializers.CharField(max_length=255, help_text="The (output) stream to dump.")
     id = serializers.CharField(max_length=200, help_text="Unique id of the dump.")
     outputPath = serializers.CharField(
-        max_length=1000, help_text="Folder under the media root or an extra output root (created if needed)."
+        max_length=1000,
+        help_text="A folder of its own under the media root or an extra output root (created if needed; not a root).",
     )
     playlist = serializers.ListField(
         child=serializers.RegexField(PLAYLIST_NAME, max_length=100, error_messages={
@@ -33,7 +35,7 @@ class StartHlsDumpSerializer(serializers.Serializer):
 
     def validate_outputPath(self, value: str) -> str:
         try:
-            return str(confine_output(value))
+            return str(dump_folder(value))
         except UnsafePath as error:
             raise serializers.ValidationError(str(error)) from error
 

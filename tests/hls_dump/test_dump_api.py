@@ -1,6 +1,7 @@
 """OME :startHlsDump / :stopHlsDump without media: the spec's bodies, validation, paths under the media root, 404/409."""
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from apps.engine.models import EngineNode
 from apps.hls_dump.models import HlsDump
@@ -99,6 +100,12 @@ def test_only_the_required_fields(ome, live):
         ({"outputPath": "../escape"}, "[HTTP] outputPath: ../escape: '..' is not allowed (400)"),
         ({"outputPath": "file:///tmp/x"}, "[HTTP] outputPath: file:///tmp/x: URLs such as file:// are not paths (400)"),
         ({"outputPath": "/etc/cron.d"}, "[HTTP] outputPath: /etc/cron.d: outside the media root (400)"),
+        (
+            {"outputPath": "."},
+            "[HTTP] outputPath: .: the media root itself; a dump needs a folder of its own (400)",
+        ),  # fmt: skip
+        ({"outputPath": "dumps/.."}, "[HTTP] outputPath: dumps/..: '..' is not allowed (400)"),
+        ({"outputPath": "./"}, None),
         ({"infoFile": "a/../../x.info"}, "[HTTP] infoFile: a/../../x.info: '..' is not allowed (400)"),
         ({"infoFile": "/home/abc/x.info"}, "[HTTP] infoFile: /home/abc/x.info: outside the media root (400)"),
         (
@@ -115,6 +122,14 @@ def test_bad_bodies_are_400(ome, live, media_root, changes, message):
     if message:
         assert response.json()["message"] == message
     assert not HlsDump.objects.exists()
+
+
+def test_the_media_root_given_as_an_absolute_path_is_refused_too(ome, live, media_root):
+    response = ome.post(f"{STREAM}:startHlsDump", start_body(media_root, outputPath=f"{media_root}/"))
+    assert response.status_code == 400
+    assert "a dump needs a folder of its own" in response.json()["message"]
+    assert not HlsDump.objects.exists()
+    assert list(media_root.iterdir()) == []  # nothing written into the root
 
 
 @pytest.mark.parametrize("field", ["outputStreamName", "id", "outputPath"])
@@ -185,3 +200,11 @@ def test_an_unknown_app_is_404(ome, media_root):
     response = ome.post("/v1/vhosts/default/apps/app1/streams/stream:stopHlsDump", SPEC_STOP)
     assert response.status_code == 404
     assert response.json()["message"] == "[HTTP] Could not find the application: [default/app1] (404)"
+
+
+def test_the_admin_refuses_the_media_root_as_a_dump_folder(media_root):
+    dump = HlsDump(output_path=str(media_root))
+    with pytest.raises(ValidationError) as refused:
+        dump.clean()
+    assert "a dump needs a folder of its own" in str(refused.value.message_dict["output_path"])
+    HlsDump(output_path=str(media_root / "dumps" / "d")).clean()  # a folder below it is fine
