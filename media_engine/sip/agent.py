@@ -107,15 +107,14 @@ class CallAudioSource(pj.AudioMediaPort):
     def __init__(self) -> None:
         super().__init__()
         self.feeder: PcmFeeder | None = None
-        self.frame_bytes = CLOCK_RATE // 1000 * FRAME_MS * 2
+        self.silence = bytes(CLOCK_RATE // 1000 * FRAME_MS * 2)
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2's name
         feeder = self.feeder
         pcm = feeder.next_frame() if feeder is not None else None
-        if pcm is None:
-            frame.type = pj.PJMEDIA_FRAME_TYPE_NONE
-            frame.size = 0
-            return
+        # Silence rather than no frame: the call keeps sending RTP (and with it DTMF events)
+        # whether or not anything is being played into it.
+        pcm = pcm or self.silence
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         frame.buf = pj.ByteVector(pcm)
         frame.size = len(pcm)
