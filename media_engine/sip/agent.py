@@ -225,6 +225,7 @@ class CallAgent:
         if spec.register:
             config.regConfig.registrarUri = f"sip:{spec.server}"
             config.regConfig.timeoutSec = 300
+            config.regConfig.unregWaitMsec = 1000  # the un-REGISTER at the end holds the exit no longer
         if spec.outbound_proxy:
             config.sipConfig.proxies.append(f"sip:{spec.outbound_proxy}:{spec.port};lr")
         if spec.password:

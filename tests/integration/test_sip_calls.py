@@ -209,3 +209,33 @@ def test_dtmf_and_injected_sound_reach_the_far_end(sip_platform, sipp, capture):
 
     assert wcs(sip_platform, "terminate", {"callId": "call-dtmf"}).status_code == 200
     wait_status(sip_platform, "call-dtmf", "FINISHED")
+
+
+def test_a_call_registers_with_digest_credentials_when_asked(sip_platform, sipp):
+    server = sipp("register.xml")
+    credentials = {"sipLogin": "alice", "sipAuthenticationName": "alice", "sipRegisterRequired": True}
+    body = call_body(server, "call-registered", sipPassword="s3cret", **credentials)
+    assert wcs(sip_platform, "startup", body).status_code == 200
+    call = wait_status(sip_platform, "call-registered", "ESTABLISHED")
+    assert call["caller"] == "alice@127.0.0.1"
+    challenged, accepted = server.received("REGISTER")[:2]
+    assert "Authorization:" not in challenged and 'Digest username="alice"' in accepted
+    assert "sipPassword" not in call and "s3cret" not in str(call)
+    assert wcs(sip_platform, "terminate", {"callId": "call-registered"}).status_code == 200
+    wait_status(sip_platform, "call-registered", "FINISHED")
+
+    refused = call_body(server, "call-refused", sipPassword="wrong", **credentials)
+    assert wcs(sip_platform, "startup", refused).status_code == 200
+    call = wait_status(sip_platform, "call-refused", "FAILED")
+    assert call["sipMessage"] == "Registration failed: 403 Forbidden"
+
+
+def test_a_call_answers_the_far_ends_digest_challenge(sip_platform, sipp):
+    phone = sipp("auth.xml")
+    body = call_body(phone, "call-auth", sipLogin="alice", sipPassword="s3cret")
+    assert wcs(sip_platform, "startup", body).status_code == 200
+    wait_status(sip_platform, "call-auth", "ESTABLISHED")
+    first, second = phone.received("INVITE")[:2]
+    assert "Authorization:" not in first and 'Digest username="alice"' in second
+    assert wcs(sip_platform, "terminate", {"callId": "call-auth"}).status_code == 200
+    wait_status(sip_platform, "call-auth", "FINISHED")
