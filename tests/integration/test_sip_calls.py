@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import LiveStreamHub, free_port, wait_for
-from tests.integration.test_engine import codecs, ffprobe, live_names
+from tests.integration.test_engine import codecs, ffprobe, live_names, publish
 from tests.tools.audio import levels, make_wav
 from tests.tools.rtp import RtpCapture, dominant_frequency, level_db, tone_pcap
 
@@ -239,3 +239,32 @@ def test_a_call_answers_the_far_ends_digest_challenge(sip_platform, sipp):
     assert "Authorization:" not in first and 'Digest username="alice"' in second
     assert wcs(sip_platform, "terminate", {"callId": "call-auth"}).status_code == 200
     wait_status(sip_platform, "call-auth", "FINISHED")
+
+
+def test_a_live_streams_audio_is_injected_into_the_call_until_terminated(sip_platform, sipp, capture):
+    publisher = publish(sip_platform, "music", seconds=60)  # a 440 Hz tone with its test pattern
+    try:
+        wait_for(lambda: "music" in live_names(sip_platform), 30)
+        phone = sipp("answer_listen.xml", rtp_port=capture.port)
+        assert wcs(sip_platform, "startup", call_body(phone, "call-inject")).status_code == 200
+        wait_status(sip_platform, "call-inject", "ESTABLISHED")
+
+        missing = wcs(sip_platform, "inject_stream/startup", {"callId": "call-inject", "streamName": "nothing"})
+        assert (missing.status_code, missing.json()["message"]) == (404, "Stream not found")
+        before = len(capture.audio)
+        response = wcs(sip_platform, "inject_stream/startup", {"callId": "call-inject", "streamName": "music"})
+        assert response.status_code == 200
+
+        def tone_heard() -> bool:
+            recent = capture.pcm()[max(before, len(capture.audio) - 8000) :]
+            return len(recent) == 8000 and level_db(recent) > -30
+
+        wait_for(tone_heard, 30, lambda: sip_platform.log("worker")[-2000:])
+        assert abs(dominant_frequency(capture.pcm()[-8000:], 8000) - 440) < 15
+
+        assert wcs(sip_platform, "inject_stream/terminate", {"callId": "call-inject"}).status_code == 200
+        wait_for(lambda: level_db(capture.pcm()[-4000:]) < -60, 15)  # silence again
+        assert wcs(sip_platform, "terminate", {"callId": "call-inject"}).status_code == 200
+        wait_status(sip_platform, "call-inject", "FINISHED")
+    finally:
+        publisher.kill()
