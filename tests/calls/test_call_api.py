@@ -168,3 +168,16 @@ def test_the_admin_lists_calls_with_status_far_end_and_duration(admin_client):
     assert "c9" in page and "sip:200@pbx.example.com" in page and "ESTABLISHED" in page and "0:01:15" in page
     detail = admin_client.get(f"/admin/calls/call/{call.pk}/change/").content.decode()
     assert "s3cret" not in detail and "sip_password" not in detail
+
+
+def test_the_metrics_count_calls_by_status_and_as_media_jobs(client, wcs):
+    from tests.metrics.test_metrics import labels, scrape
+
+    post(wcs, "startup", CALL)
+    established(Call.objects.get())
+    post(wcs, "startup", {**CALL, "callId": "c2", "toStream": "", "rtmpUrl": ""})
+    samples = scrape(client)
+    assert samples[("streamhub_sip_calls", labels(status="ESTABLISHED"))] == 1
+    assert samples[("streamhub_sip_calls", labels(status="PENDING"))] == 1
+    assert samples[("streamhub_sip_calls", labels(status="FAILED"))] == 0
+    assert samples[("streamhub_jobs", labels(kind="call", state="started"))] == 1
