@@ -268,3 +268,17 @@ def test_a_live_streams_audio_is_injected_into_the_call_until_terminated(sip_pla
         wait_status(sip_platform, "call-inject", "FINISHED")
     finally:
         publisher.kill()
+
+
+def test_a_call_goes_on_through_an_api_server_restart(sip_platform, sipp, capture):
+    phone = sipp("answer_listen.xml", rtp_port=capture.port)
+    assert wcs(sip_platform, "startup", call_body(phone, "call-restart")).status_code == 200
+    wait_status(sip_platform, "call-restart", "ESTABLISHED")
+    sip_platform.kill("api")
+    received = len(capture.audio)
+    sip_platform.start()  # the API server alone, as after a crash or a deploy
+    assert len(capture.audio) > received  # the call kept sending while the API was down
+    assert find_call(sip_platform, "call-restart")["status"] == "ESTABLISHED"
+    assert wcs(sip_platform, "terminate", {"callId": "call-restart"}).status_code == 200
+    wait_status(sip_platform, "call-restart", "FINISHED")
+    wait_for(lambda: phone.received("BYE"), 10, phone.messages)
