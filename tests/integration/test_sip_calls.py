@@ -282,3 +282,15 @@ def test_a_call_goes_on_through_an_api_server_restart(sip_platform, sipp, captur
     assert wcs(sip_platform, "terminate", {"callId": "call-restart"}).status_code == 200
     wait_status(sip_platform, "call-restart", "FINISHED")
     wait_for(lambda: phone.received("BYE"), 10, phone.messages)
+
+
+def test_a_call_whose_worker_dies_is_placed_again(sip_platform, sipp, capture):
+    phone = sipp("answer_listen.xml", rtp_port=capture.port)
+    assert wcs(sip_platform, "startup", call_body(phone, "call-redial")).status_code == 200
+    wait_status(sip_platform, "call-redial", "ESTABLISHED")
+    sip_platform.kill("worker")  # the worker and the call's SIP agent, as a crash of the machine would
+    sip_platform.start_worker()  # the job recovery finds the call's lease run out and queues it again
+    wait_for(lambda: len(phone.received("INVITE")) == 2, 60, lambda: sip_platform.log("worker")[-3000:])
+    wait_status(sip_platform, "call-redial", "ESTABLISHED")
+    assert wcs(sip_platform, "terminate", {"callId": "call-redial"}).status_code == 200
+    wait_status(sip_platform, "call-redial", "FINISHED")
