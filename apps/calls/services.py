@@ -18,6 +18,7 @@ from apps.jobs import services as jobs
 from apps.jobs.choices import ACTIVE_STATES
 from apps.recording.paths import UnsafePath, confine
 from apps.streams.models import Stream
+from media_engine.jobs.push import validate_push_target
 
 DTMF_DIGITS = re.compile(r"^[0-9A-Da-d*#]{1,32}$")
 HOST = re.compile(r"^[A-Za-z0-9.\-\[\]:]+$")
@@ -57,8 +58,8 @@ def start_call(application: Application, request: dict) -> Call:
     if not 0 < port < 65536:
         raise ValueError("sipPort must be between 1 and 65535")
     rtmp_url = (request.get("rtmpUrl") or "").strip()
-    if rtmp_url and not rtmp_url.lower().startswith(("rtmp://", "rtmps://")):
-        raise ValueError("rtmpUrl must be an rtmp:// URL")
+    if rtmp_url:
+        rtmp_url = validate_push_target("rtmp", rtmp_url)  # the checks of every RTMP push target
     to_stream = (request.get("toStream") or "").strip()
     if request.get("sipRegisterRequired") and not request.get("sipPassword"):
         raise ValueError("sipRegisterRequired needs sipPassword")

@@ -73,7 +73,11 @@ def test_a_second_live_call_with_the_same_call_id_or_rtmp_url_is_a_conflict(wcs)
         ({"sipDomain": ""}, "Bad request: sipDomain: This field may not be blank."),
         ({"sipDomain": "pbx example"}, "Bad request: sipDomain must be a host name or address"),
         ({"sipPort": 70000}, "Bad request: sipPort must be between 1 and 65535"),
-        ({"rtmpUrl": "http://cdn.example.com/live"}, "Bad request: rtmpUrl must be an rtmp:// URL"),
+        (
+            {"rtmpUrl": "http://cdn.example.com/live"},
+            "Bad request: a rtmp push needs a rtmp:// or rtmps:// URL, "
+            "not 'http://cdn.example.com/live' (expected rtmp://host[:port]/app[/stream])",
+        ),
         ({"sipRegisterRequired": True, "sipPassword": ""}, "Bad request: sipRegisterRequired needs sipPassword"),
         ({"callee": ""}, None),
     ],
