@@ -16,7 +16,7 @@ import requests
 from tests.integration.conftest import LiveStreamHub, free_port, wait_for
 from tests.integration.test_engine import codecs, ffprobe, live_names, publish
 from tests.tools.audio import levels, make_wav
-from tests.tools.rtp import RtpCapture, dominant_frequency, level_db, tone_pcap
+from tests.tools.rtp import PCMA, RtpCapture, dominant_frequency, level_db, tone_pcap
 
 pytestmark = pytest.mark.services
 SCENARIOS = Path(__file__).with_name("sipp")
@@ -38,6 +38,7 @@ class Sipp:
             "-mi", "127.0.0.1", "-mp", str(free_port()), "-nostdin", "-nd",
             "-trace_msg", "-message_file", str(self.message_file), "-trace_err", "-error_file", str(self.error_file),
         ]  # fmt: skip
+        keys = {"pt": "0", "codec": "PCMU", **keys}  # answer.xml's codec: G.711 µ-law unless told
         for key, value in keys.items():
             command += ["-key", key, str(value)]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -171,6 +172,17 @@ def test_a_call_pushes_the_far_ends_audio_to_rtmp_url_and_clashes_are_refused(
 
     assert wcs(sip_platform, "terminate", {"callId": "call-push"}).status_code == 200
     wait_status(sip_platform, "call-push", "FINISHED")
+
+
+def test_a_phone_speaking_g711_a_law_is_heard_in_the_stream(sip_platform, sipp, capture, tmp_path):
+    alaw_tone = tone_pcap(tmp_path / "alaw.pcap", 600, 30, payload_type=PCMA)
+    phone = sipp("answer.xml", rtp_port=capture.port, pcap=alaw_tone, pt="8", codec="PCMA")
+    assert wcs(sip_platform, "startup", call_body(phone, "call-alaw", toStream="alaw")).status_code == 200
+    assert wait_status(sip_platform, "call-alaw", "ESTABLISHED")["codec"] == "PCMA/8000"
+    wait_for(lambda: "alaw" in live_names(sip_platform), 30, lambda: sip_platform.log("engine")[-3000:])
+    assert abs(dominant_frequency(decoded(f"{sip_platform.rtmp}/app/alaw"), 8000) - 600) < 20
+    assert wcs(sip_platform, "terminate", {"callId": "call-alaw"}).status_code == 200
+    wait_status(sip_platform, "call-alaw", "FINISHED")
 
 
 def test_a_rejected_call_ends_failed_with_the_far_ends_reason(sip_platform, sipp):

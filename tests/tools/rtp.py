@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-PCMU, TELEPHONE_EVENT = 0, 101
+PCMU, PCMA, TELEPHONE_EVENT = 0, 8, 101
 SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz
 
 
@@ -30,18 +30,20 @@ def _frame(payload: bytes, src_port: int, dst_port: int) -> bytes:
     return b"\0" * 6 + b"\x02" + b"\0" * 5 + b"\x08\x00" + ip + udp
 
 
-def tone_pcap(path: Path, frequency: int, seconds: float) -> Path:
-    """A pcap (Ethernet/IPv4/UDP/RTP, one packet per 20 ms) of a sine tone in G.711 µ-law."""
-    mulaw = subprocess.run(
+def tone_pcap(path: Path, frequency: int, seconds: float, payload_type: int = PCMU) -> Path:
+    """A pcap (Ethernet/IPv4/UDP/RTP, one packet per 20 ms) of a sine tone in G.711 µ-law (or A-law
+    with ``payload_type`` PCMA)."""
+    g711 = "alaw" if payload_type == PCMA else "mulaw"
+    encoded = subprocess.run(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi",
          "-i", f"sine=frequency={frequency}:sample_rate=8000:duration={seconds}",
-         "-af", "volume=4", "-ac", "1", "-f", "mulaw", "-"],
+         "-af", "volume=4", "-ac", "1", "-f", g711, "-"],
         capture_output=True, check=True, timeout=30,
     ).stdout  # fmt: skip
     records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for index in range(len(mulaw) // SAMPLES_PER_PACKET):
-        payload = mulaw[index * SAMPLES_PER_PACKET : (index + 1) * SAMPLES_PER_PACKET]
-        rtp = struct.pack("!BBHII", 0x80, PCMU, index & 0xFFFF, index * SAMPLES_PER_PACKET, 0x5EED) + payload
+    for index in range(len(encoded) // SAMPLES_PER_PACKET):
+        payload = encoded[index * SAMPLES_PER_PACKET : (index + 1) * SAMPLES_PER_PACKET]
+        rtp = struct.pack("!BBHII", 0x80, payload_type, index & 0xFFFF, index * SAMPLES_PER_PACKET, 0x5EED) + payload
         frame = _frame(rtp, 6000, 6002)
         micros = index * 20000
         records.append(struct.pack("<IIII", micros // 1_000_000, micros % 1_000_000, len(frame), len(frame)) + frame)
