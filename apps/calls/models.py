@@ -112,6 +112,19 @@ class Call(StreamJob):
             ]
         )  # fmt: skip
 
+    def mark_stopped(self) -> None:
+        """The job is over; a call that did not report its end (its worker died while stopping) ends here."""
+        super().mark_stopped()
+        if not self.has_ended:
+            self.set_status(
+                CallStatus.FINISHED if self.established_at else CallStatus.FAILED, self.reason or "Terminated"
+            )
+
+    def mark_error(self, message: str) -> None:
+        super().mark_error(message)
+        if not self.has_ended:
+            self.set_status(CallStatus.FAILED, message)
+
     def set_injecting(self, kind: str, source: str = "") -> None:
         self.injecting = kind
         self.inject_source = source

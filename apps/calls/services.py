@@ -133,7 +133,7 @@ def terminate_call(call: Call) -> Call:
         # Locked: the worker may be writing the call's status at this moment.
         call = Call.objects.select_for_update().get(pk=call.pk)
         call.request_stop()
-        if not call.is_active and not call.has_ended:
+        if not call.is_active and not call.has_ended:  # no worker had it: it just ends
             call.set_status(CallStatus.FAILED, "Terminated before it was placed")
     return call
 

@@ -124,7 +124,7 @@ def run_call(self, call_pk: int) -> str:
     if call.stream_name:
         node = wait_for_engine_node(stop_check)
         if node is None:
-            call.set_status(CallStatus.FAILED, "Terminated before it was placed")
+            call.reason = "Terminated before it was placed"
             call.mark_stopped()
             return "stopped"
         publish_urls.append(node.rtmp_url(call.application.name, call.stream_name, publish=True))
@@ -139,7 +139,6 @@ def run_call(self, call_pk: int) -> str:
     except Exception as error:  # noqa: BLE001 - the row must say what happened
         logger.exception("%s failed", call)
         call.refresh_from_db()
-        call.set_status(CallStatus.FAILED, str(error))
         call.mark_error(str(error))
         return "error"
     finally:

@@ -185,3 +185,15 @@ def test_the_metrics_count_calls_by_status_and_as_media_jobs(client, wcs):
     assert samples[("streamhub_sip_calls", labels(status="PENDING"))] == 1
     assert samples[("streamhub_sip_calls", labels(status="FAILED"))] == 0
     assert samples[("streamhub_jobs", labels(kind="call", state="started"))] == 1
+
+
+def test_a_call_whose_worker_died_while_hanging_up_ends_finished(wcs):
+    from apps.jobs.services import resume_orphaned_jobs
+
+    post(wcs, "startup", CALL)
+    call = established(Call.objects.get())
+    assert post(wcs, "terminate", {"callId": "c1"}).status_code == 200
+    Call.objects.filter(pk=call.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    resume_orphaned_jobs()
+    call.refresh_from_db()
+    assert (call.state, call.status, call.reason) == (JobState.STOPPED, CallStatus.FINISHED, "Terminated")
