@@ -7,7 +7,6 @@ import logging
 
 from django.db import transaction
 from django.db.models import Q, Sum
-from django.utils import timezone
 
 from apps.hosting.models import Application, OutputProfile
 from apps.jobs import services as jobs
@@ -73,10 +72,7 @@ def start_transcode(application: Application, stream_name: str, profile: OutputP
 def end_run(job: Transcode) -> str:
     """The stream ended (the run returned, the job waits): it is stopped, unless the stream is
     already back, when it runs again."""
-    with transaction.atomic():
-        Transcode.objects.filter(pk=job.pk, state=JobState.READY).update(
-            state=JobState.STOPPED, finished_at=timezone.now(), cpu_percent=0.0
-        )
+    job.end_run()
     if jobs.live_stream_of(job) is not None:
         start_transcode(job.application, job.stream_name, job.profile)
         return "restarted"
