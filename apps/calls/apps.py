@@ -14,3 +14,4 @@ class CallsConfig(AppConfig):
 
         # A call whose worker died is placed again by the job recovery, like any media job.
         register_job_kind(Call, call_task)
+        from apps.calls import signals  # noqa: F401  (a call ends with its job)

@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from apps.calls.choices import ENDED_STATUSES, CallStatus, CommandKind, InjectKind
-from apps.jobs.choices import ACTIVE_STATES
+from apps.jobs.choices import ACTIVE_STATES, JobState
 from apps.jobs.models import StreamJob
 
 DEFAULT_SIP_PORT = 5060
@@ -21,6 +21,11 @@ class Call(StreamJob):
     says how the call goes, as WCS reports it."""
 
     needs_live_stream = False  # it makes its stream
+
+    @property
+    def needs_engine_node(self) -> bool:
+        """A call with a ``toStream`` publishes into an engine node that takes new streams."""
+        return bool(self.stream_name)
 
     call_id = models.CharField("call id", max_length=255, help_text="The client's callId.")
     callee = models.CharField("callee", max_length=255)
@@ -112,18 +117,17 @@ class Call(StreamJob):
             ]
         )  # fmt: skip
 
-    def mark_stopped(self) -> None:
-        """The job is over; a call that did not report its end (its worker died while stopping) ends here."""
-        super().mark_stopped()
-        if not self.has_ended:
-            self.set_status(
-                CallStatus.FINISHED if self.established_at else CallStatus.FAILED, self.reason or "Terminated"
-            )
-
-    def mark_error(self, message: str) -> None:
-        super().mark_error(message)
-        if not self.has_ended:
-            self.set_status(CallStatus.FAILED, message)
+    def end_with_job(self) -> None:
+        """The job is over (stopped or failed, by whoever): a call that did not report its end
+        (no worker took it, or its worker died while hanging up) ends here."""
+        if self.has_ended or self.is_active:
+            return
+        if self.state == JobState.ERROR:
+            self.set_status(CallStatus.FAILED, self.error or "Failed")
+        elif self.established_at is not None:
+            self.set_status(CallStatus.FINISHED, self.reason or "Terminated")
+        else:
+            self.set_status(CallStatus.FAILED, self.reason or "Terminated before it was placed")
 
     def set_injecting(self, kind: str, source: str = "") -> None:
         self.injecting = kind

@@ -132,9 +132,7 @@ def terminate_call(call: Call) -> Call:
     with transaction.atomic():
         # Locked: the worker may be writing the call's status at this moment.
         call = Call.objects.select_for_update().get(pk=call.pk)
-        call.request_stop()
-        if not call.is_active and not call.has_ended:  # no worker had it: it just ends
-            call.set_status(CallStatus.FAILED, "Terminated before it was placed")
+        call.request_stop()  # a call no worker had just ends (apps.calls.signals)
     return call
 
 

@@ -11,7 +11,8 @@ from django.conf import settings
 
 from apps.calls.choices import CallStatus, CommandKind, InjectKind
 from apps.calls.models import Call, CallCommand
-from apps.jobs.runner import StopCheck, load_and_claim, wait_for_engine_node
+from apps.engine.models import EngineNode
+from apps.jobs.runner import JobFailed, StopCheck, run_stream_job
 from apps.streams.models import Stream
 from media_engine.internal_auth import redact_url
 from media_engine.sip.agent import CallSpec
@@ -24,10 +25,10 @@ POLL_INTERVAL = 0.25  # seconds between looks at the row (stop, commands)
 class CallJob:
     """Glue between a Call row and its SIP agent process."""
 
-    def __init__(self, call: Call, agent: CallProcess) -> None:
+    def __init__(self, call: Call, agent: CallProcess, stop_check: StopCheck) -> None:
         self.call = call
         self.agent = agent
-        self.stop_check = StopCheck(call)
+        self.stop_check = stop_check
         self.hangup_sent = False
 
     def run(self) -> None:
@@ -49,11 +50,11 @@ class CallJob:
         if kind == "status":
             call.set_status(event["status"], event.get("reason") or "")
         elif kind == "far_end":
-            Call.objects.filter(pk=call.pk).update(far_end=event.get("uri", "")[:500])
+            call.held().update(far_end=event.get("uri", "")[:500])
         elif kind == "media":
-            Call.objects.filter(pk=call.pk).update(codec=event.get("codec", "")[:50])
+            call.held().update(codec=event.get("codec", "")[:50])
         elif kind == "stats":
-            Call.objects.filter(pk=call.pk).update(published_bytes=event.get("published_bytes", 0))
+            call.held().update(published_bytes=event.get("published_bytes", 0))
         elif kind == "inject_end":
             if event.get("error"):
                 logger.warning("%s: injecting failed: %s", call, event["error"])
@@ -61,7 +62,7 @@ class CallJob:
         elif kind == "output_error":
             message = f"{redact_url(event.get('url', ''))}: {event.get('message', '')}"
             logger.warning("%s: %s", call, message)
-            Call.objects.filter(pk=call.pk).update(error=message[:2000])
+            call.held().update(error=message[:2000])
         elif kind == "command_failed":
             logger.warning("%s: %s failed: %s", call, event.get("cmd"), event.get("message"))
 
@@ -112,42 +113,29 @@ def call_spec(call: Call, publish_urls: list[str]) -> CallSpec:
     )
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
-def run_call(self, call_pk: int) -> str:
-    task_id = self.request.id or ""
-    call = load_and_claim(Call, call_pk, task_id)
-    if isinstance(call, str):
-        return call
+def run_media(call: Call, node: EngineNode | None, should_stop: StopCheck) -> str:
+    """The call from dial to hang-up (the runner gives it the engine node its toStream goes to);
+    the reason it ended, or JobFailed when it failed."""
     call.redial()
-    stop_check = StopCheck(call)
-    publish_urls = []
-    if call.stream_name:
-        node = wait_for_engine_node(stop_check)
-        if node is None:
-            call.reason = "Terminated before it was placed"
-            call.mark_stopped()
-            return "stopped"
-        publish_urls.append(node.rtmp_url(call.application.name, call.stream_name, publish=True))
+    publish_urls = [node.rtmp_url(call.application.name, call.stream_name, publish=True)] if node else []
     if call.push_target:
         publish_urls.append(call.push_target)
-    call.mark_started(task_id)
+    call.mark_started()
     log_folder = settings.VAR_DIR / "sip"
     log_folder.mkdir(parents=True, exist_ok=True)
     agent = CallProcess(call_spec(call, publish_urls), log_path=log_folder / f"call-{call.pk}.log")
     try:
-        CallJob(call, agent).run()
-    except Exception as error:  # noqa: BLE001 - the row must say what happened
-        logger.exception("%s failed", call)
-        call.refresh_from_db()
-        call.mark_error(str(error))
-        return "error"
+        CallJob(call, agent, should_stop).run()
     finally:
         agent.stop()
     call.refresh_from_db()
     if not call.has_ended:
         call.set_status(CallStatus.FAILED, f"SIP agent exited ({agent.process.returncode})")
     if call.status == CallStatus.FAILED:
-        call.mark_error(call.reason)
-        return "failed"
-    call.mark_stopped()
-    return "finished"
+        raise JobFailed(call.reason)
+    return call.reason
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_call(self, call_pk: int) -> str:
+    return run_stream_job(Call, call_pk, run_media, self.request.id or "")

@@ -152,7 +152,7 @@ def test_an_ended_call_stays_findable_for_a_while(wcs, settings):
     post(wcs, "startup", CALL)
     call = Call.objects.get()
     call.set_status(CallStatus.FAILED, "486 Busy Here")
-    call.mark_error("486 Busy Here")
+    Call.objects.filter(pk=call.pk).update(state=JobState.ERROR, finished_at=timezone.now())
     [found] = post(wcs, "find", {"status": "FAILED"}).json()
     assert found["sipMessage"] == "486 Busy Here"
     Call.objects.update(
