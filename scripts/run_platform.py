@@ -24,6 +24,9 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+sys.path.insert(0, str(ROOT))
+
+from streamhub.dev_secrets import development_secrets_in_use, is_loopback  # noqa: E402
 
 # Restart pauses: the first after a crash, the ceiling while a child keeps crashing, and how long
 # a child must have run for its next crash to count as a new first one.
@@ -53,6 +56,24 @@ def redis_answers(host: str, port: int) -> bool:
             return connection.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def check_development_secrets() -> None:
+    """Say loudly when the API is reachable from the network with a development secret, and refuse
+    to start in production mode (where the settings would refuse in every process anyway)."""
+    api_host = os.environ.get("STREAMHUB_API_HOST", "0.0.0.0")
+    in_use = development_secrets_in_use(os.environ)
+    if not in_use or is_loopback(api_host):
+        return
+    production = os.environ.get("STREAMHUB_PRODUCTION", "").lower() in ("1", "true", "yes", "on")
+    banner = "!" * 78
+    what = " and ".join(in_use)
+    verdict = "refusing to start (STREAMHUB_PRODUCTION is set)" if production else "anyone reaching it can use them"
+    say(f"{banner}\nWARNING: the API listens on {api_host} with the development {what}: {verdict}.\n"
+        f"Set them in the environment or .env (README: Run in production), or STREAMHUB_API_HOST=127.0.0.1.\n"
+        f"{banner}", error=True)  # fmt: skip
+    if production:
+        raise SystemExit(2)
 
 
 def commands() -> list[tuple[str, list[str]]]:
@@ -221,6 +242,7 @@ def stop_all(children: list[Child], stop_requests: list[int]) -> None:
 def main() -> int:
     read_dotenv()
     os.chdir(ROOT)
+    check_development_secrets()
     redis_url = urlparse(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     redis = start_redis(redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
     children = ([redis] if redis else []) + [Child(name, command) for name, command in commands()]
