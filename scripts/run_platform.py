@@ -1,5 +1,6 @@
 """Run the whole platform in the foreground and keep it running: Redis (if none answers), the API
-server (Daphne), the media engine node, three Celery workers and Celery beat.
+server (Daphne) and its HTTPS proxy (ports open while a vhost has a certificate), the media engine
+node, three Celery workers and Celery beat.
 
 A child that dies is started again after a pause that doubles while it keeps dying soon after its
 start (1 s, 2 s, 4 s ... at most 30 s), so a crash loop never becomes a busy loop; the others go on
@@ -82,8 +83,15 @@ def commands() -> list[tuple[str, list[str]]]:
     var_dir = Path(os.environ.get("STREAMHUB_VAR_DIR", str(ROOT / "var")))
     celery = [PYTHON, "-m", "celery", "-A", "streamhub"]
     worker = [*celery, "worker", "--loglevel", "INFO"]
+    api = [PYTHON, "-m", "daphne", "-b", api_host, "-p", api_port]
+    https = os.environ.get("STREAMHUB_API_TLS_PORTS", "8082,8444").strip()
+    if https:
+        # HTTPS (8082, 8444): the TLS proxy decrypts and hands requests to this loopback-only port.
+        upstream = os.environ.get("STREAMHUB_API_TLS_UPSTREAM_PORT", "8090")
+        api += ["-e", f"tcp:port={upstream}:interface=127.0.0.1"]
     return [
-        ("api", [PYTHON, "-m", "daphne", "-b", api_host, "-p", api_port, "streamhub.asgi:application"]),
+        ("api", [*api, "streamhub.asgi:application"]),
+        *([("tls-proxy", [PYTHON, "manage.py", "runtlsproxy"])] if https else []),
         ("engine", [PYTHON, "manage.py", "runengine"]),
         # Media jobs (record, push...) block on I/O for hours: a thread pool of their own queue;
         # short control tasks get their own worker, so they never wait behind media.

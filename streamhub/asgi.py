@@ -2,6 +2,7 @@
 
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamhub.settings")
@@ -13,9 +14,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from streamhub.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+
+async def application(scope, receive, send):
+    # Requests on the loopback port only the API's TLS proxy (`manage.py runtlsproxy`) connects to came
+    # in over HTTPS: Django then sends HSTS and checks CSRF origins against https://.
+    server = scope.get("server")
+    if server and server[1] == settings.API_TLS_UPSTREAM_PORT and scope["type"] in ("http", "websocket"):
+        scope = {**scope, "scheme": "https" if scope["type"] == "http" else "wss"}
+    return await router(scope, receive, send)

@@ -207,6 +207,14 @@ ENGINE_RTMP_HOST = env.str("STREAMHUB_RTMP_HOST", default="0.0.0.0")
 ENGINE_RTMP_PORT = env.int("STREAMHUB_RTMP_PORT", default=1935)
 ENGINE_HTTP_HOST = env.str("STREAMHUB_MEDIA_HTTP_HOST", default="0.0.0.0")
 ENGINE_HTTP_PORT = env.int("STREAMHUB_MEDIA_HTTP_PORT", default=3333)
+# HTTPS of the media port (OME's TLSPort): open while a vhost has a certificate; 0 turns it off.
+ENGINE_HTTPS_PORT = env.int("STREAMHUB_MEDIA_HTTPS_PORT", default=3334)
+# HTTPS of the API (`manage.py runtlsproxy`, started by `make run`): OME's TLSPort and WCS's REST port,
+# open while a vhost has a certificate (empty: off). The proxy hands the decrypted requests to the
+# API server's loopback-only port API_TLS_UPSTREAM_PORT, whose requests count as HTTPS.
+API_TLS_HOST = env.str("STREAMHUB_API_TLS_HOST", default="0.0.0.0")
+API_TLS_PORTS = env.list("STREAMHUB_API_TLS_PORTS", cast=int, default=[8082, 8444])
+API_TLS_UPSTREAM_PORT = env.int("STREAMHUB_API_TLS_UPSTREAM_PORT", default=8090)
 # Limits on the media ports (README "Limits on the media ports"). Media HTTP: seconds from accept to a
 # complete first request header, seconds an idle keep-alive connection is kept, open connections per
 # engine process (a 503 beyond; never more than half the process's open-file limit; 0: that half).
