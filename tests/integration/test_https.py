@@ -26,6 +26,7 @@ class HttpsStreamHub(LiveStreamHub):
         super().__init__(folder, redis_url)
         self.ome_tls_port, self.wcs_tls_port = (int(port) for port in self.env["STREAMHUB_API_TLS_PORTS"].split(","))
         self.media_tls_port = int(self.env["STREAMHUB_MEDIA_HTTPS_PORT"])
+        self.env["STREAMHUB_HTTPS"] = "1"  # served over HTTPS: HSTS on HTTPS answers
 
     def start(self, engine: bool = True, worker: bool = False) -> None:
         upstream = self.env["STREAMHUB_API_TLS_UPSTREAM_PORT"]
@@ -121,6 +122,10 @@ def test_the_apis_answer_over_https(https_platform, ca):
         capture_output=True, text=True, timeout=20,
     )  # fmt: skip
     assert '"response":["default","va","vb","vc"]' in result.stdout.replace(" ", "")
+    # The API server knows the request came over HTTPS (through the proxy): HSTS, only there.
+    assert "strict-transport-security: max-age=31536000" in result.stdout.lower()
+    plain = https_platform.api("GET", "/v1/vhosts")
+    assert plain.status_code == 200 and "Strict-Transport-Security" not in plain.headers
     result = subprocess.run(
         ["curl", "-s", "--resolve", f"b.test:{https_platform.wcs_tls_port}:127.0.0.1", "--cacert", str(ca.pem),
          "-X", "POST", "-H", "Content-Type: application/json", "-d", "{}",
