@@ -8,6 +8,7 @@ from apps.jobs.ome import job_to_ome
 from apps.push.choices import PushProtocol
 from apps.push.models import Push
 from apps.recording.ome import RecordStreamSerializer
+from apps.security.outbound import check_outbound_url
 from media_engine.jobs.push import validate_push_target
 
 
@@ -21,6 +22,7 @@ class StartPushSerializer(serializers.Serializer):
     def validate(self, attrs):
         try:
             validate_push_target(attrs["protocol"], attrs["url"])
+            check_outbound_url(attrs["url"])
         except ValueError as error:
             raise serializers.ValidationError({"url": str(error)}) from error
         return attrs

@@ -34,6 +34,7 @@ import av
 from av.packet import Packet
 from av.stream import Stream
 
+from media_engine import outbound
 from media_engine.jobs.push import TargetFailed, TargetWriter, backoff_delay, valid_host
 from media_engine.jobs.source import (
     POLL_INTERVAL,
@@ -53,6 +54,11 @@ SOURCE_TYPES = {"rtsp": "RtspPull", "rtmp": "RtmpPull", "http": "HttpPull", "fil
 # Sources read as fast as they answer (files, VOD playlists) are sent at real time.
 PACED_GROUPS = {"http", "file"}
 RTSP_OPTIONS = {"rtsp_transport": "tcp"}
+# FFmpeg follows HTTP redirects itself, to wherever they point: a redirect is not followed (the
+# outbound policy checked the URL's own host only), the source must be given by its final URL.
+HTTP_OPTIONS = {"max_redirects": "0"}
+# Sources of StreamHub's own services (a file under the media root, a listener): no outbound connection.
+LOCAL_GROUPS = {"file", "mpegts"}
 
 STARTED, FAILOVER, RETRYING, STOPPED, ERROR = "started", "failover", "retrying", "stopped", "error"
 # The gap left between the last packet of one source and the first of the next.
@@ -235,7 +241,14 @@ class Puller:
         """Read ``url`` into the output until it ends (True), stalls or fails (False), or a stop
         (False). Raises SourceUnavailable if it cannot be opened, TargetFailed if the engine fails."""
         self.progress.url = url
-        options = RTSP_OPTIONS if SCHEME_GROUPS.get(urlsplit(url).scheme.lower()) == "rtsp" else None
+        group = SCHEME_GROUPS.get(urlsplit(url).scheme.lower())
+        if self.group not in LOCAL_GROUPS:
+            # Before every connection, as the outbound policy says now (also for a pull created before it changed).
+            try:
+                outbound.check_url(url)
+            except (outbound.OutboundRefused, outbound.HostUnresolved) as error:
+                raise SourceUnavailable(str(error)) from None
+        options = {"rtsp": RTSP_OPTIONS, "http": HTTP_OPTIONS}.get(group) if self.group not in LOCAL_GROUPS else None
         reader = SourceReader(
             url, open_timeout=self.open_timeout, stall_timeout=self.no_input_timeout, queue_size=256, options=options
         ).start()
