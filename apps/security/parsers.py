@@ -1,12 +1,13 @@
 """JSON request bodies with a depth limit: a body nested deeper than ``API_MAX_JSON_DEPTH`` (or so deep
-that Python's parser gives up) is a 400 in the API's own format, never a 500."""
+that Python's parser gives up) is a 400 in the API's own format, never a 500; and the size cap of
+payloads relayed to WebSocket subscribers."""
 
 from __future__ import annotations
 
 import json
 
 from django.conf import settings
-from rest_framework import exceptions, parsers
+from rest_framework import exceptions, parsers, serializers
 
 
 class JsonTooDeep(exceptions.ParseError):
@@ -67,3 +68,15 @@ class DepthLimitedJSONParser(parsers.JSONParser):
         except RecursionError:
             raise too_deep(settings.API_MAX_JSON_DEPTH) from None
         return check_depth(data)
+
+
+class PayloadField(serializers.JSONField):
+    """Any JSON relayed to subscribers as it is (WCS /stream/event/send, /data/send), at most
+    ``WCS_MAX_EVENT_PAYLOAD_BYTES`` bytes of JSON: one call must not flood every subscriber."""
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        limit = settings.WCS_MAX_EVENT_PAYLOAD_BYTES
+        if len(json.dumps(data, separators=(",", ":")).encode()) > limit:
+            raise serializers.ValidationError(f"The payload is larger than {limit} bytes of JSON.")
+        return data

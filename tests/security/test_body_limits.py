@@ -127,3 +127,19 @@ def test_deep_json_is_a_400_in_the_wcs_format(client, settings, path):
     body = response.json()
     assert body["status"] == 400 and body["message"] == "Bad request: JSON nested deeper than 64 levels"
     assert body["path"] == path
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path, body",
+    [("/rest-api/stream/event/send", {"streamName": "cam"}), ("/rest-api/data/send", {"sessionId": "s"})],
+)
+def test_relayed_payloads_are_capped(client, settings, path, body):
+    settings.WCS_MAX_EVENT_PAYLOAD_BYTES = 1000
+    big = {**body, "payload": {"text": "x" * 2000}}
+    response = client.post(path, big, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["message"] == "Bad request: payload: The payload is larger than 1000 bytes of JSON."
+    # Within the cap the call goes on to its usual answer (no such stream / connection).
+    small = client.post(path, {**body, "payload": {"text": "x" * 10}}, content_type="application/json")
+    assert small.status_code in (404, 500)
