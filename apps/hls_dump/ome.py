@@ -6,6 +6,7 @@ import re
 
 from rest_framework import serializers
 
+from apps.hosting.models import task_id_validator
 from apps.recording.paths import UnsafePath, confine
 
 PLAYLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.m3u8$")
@@ -13,7 +14,7 @@ PLAYLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.m3u8$")
 
 class StartHlsDumpSerializer(serializers.Serializer):
     outputStreamName = serializers.CharField(max_length=255, help_text="The (output) stream to dump.")
-    id = serializers.CharField(max_length=200, help_text="Unique id of the dump.")
+    id = serializers.CharField(max_length=200, help_text="Unique id of the dump.", validators=[task_id_validator])
     outputPath = serializers.CharField(max_length=1000, help_text="Folder under the media root (created if needed).")
     playlist = serializers.ListField(
         child=serializers.RegexField(PLAYLIST_NAME, max_length=100, error_messages={

@@ -12,6 +12,14 @@ DEFAULT_DISTRIBUTION = "ovenServer"
 
 # Names of vhosts, apps and output profiles end up in URLs (/{app}/{stream}) and file paths.
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$"
+# Ids of record/push/dump tasks end up in file names (info files, folders): the same characters.
+TASK_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$"
+# An output stream name (``outputStreamName`` with its macro replaced) is a stream name: one URL path
+# segment and RTMP stream key, never "." or "..".
+STREAM_NAME_PATTERN = r"^(?!\.\.?$)[^/\\:?#%\s]{1,255}$"
+# Bitrates beyond these are no real encode (and overflow the encoder).
+MAX_VIDEO_BITRATE = 500_000_000
+MAX_AUDIO_BITRATE = 2_000_000
 
 # What OME configures when a create-application request leaves these out (003_*.txt).
 DEFAULT_PROVIDERS = {"ovt": {}, "rtmp": {}, "rtspPull": {}, "srt": {}, "webrtc": {}}

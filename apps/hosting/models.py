@@ -5,19 +5,43 @@ from __future__ import annotations
 import copy
 import fnmatch
 import logging
+import re
 import ssl
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.utils import timezone
 
-from apps.hosting.choices import DEFAULT_DISTRIBUTION, NAME_PATTERN, ApplicationType
+from apps.hosting.choices import (
+    DEFAULT_DISTRIBUTION,
+    NAME_PATTERN,
+    ORIGIN_STREAM_NAME_MACRO,
+    STREAM_NAME_PATTERN,
+    TASK_ID_PATTERN,
+    ApplicationType,
+)
 
 logger = logging.getLogger(__name__)
 
 name_validator = RegexValidator(
     NAME_PATTERN, "Use letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (at most 100)."
 )
+# Not on model fields (no migration): the API serializers and admin forms use them where ids and names enter.
+task_id_validator = RegexValidator(
+    TASK_ID_PATTERN, "Use letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (at most 200)."
+)
+
+
+def check_output_stream_name(template: str) -> str:
+    """``outputStreamName`` (``${OriginStreamName}`` macro allowed) if it makes a valid stream name;
+    ValidationError otherwise (a "../x" would never publish)."""
+    name = template.replace(ORIGIN_STREAM_NAME_MACRO, "x")
+    if not re.match(STREAM_NAME_PATTERN, name):
+        raise ValidationError(
+            "outputStreamName must make a stream name: no '/', '\\', ':', '?', '#', '%' or spaces, not '.' or '..'."
+        )
+    return template
 
 
 class CertificateReloadError(Exception):

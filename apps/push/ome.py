@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.hosting.models import task_id_validator
 from apps.jobs.ome import job_to_ome
 from apps.push.choices import PushProtocol
 from apps.push.models import Push
@@ -13,7 +14,7 @@ from media_engine.jobs.push import validate_push_target
 
 
 class StartPushSerializer(serializers.Serializer):
-    id = serializers.CharField(max_length=200, help_text="Unique id of the push task.")
+    id = serializers.CharField(max_length=200, help_text="Unique id of the push task.", validators=[task_id_validator])
     stream = RecordStreamSerializer()
     protocol = serializers.ChoiceField(PushProtocol.values)
     url = serializers.CharField(max_length=1000, help_text="rtmp://host[:port]/app, udp://host:port, srt://host:port")
