@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from apps.security.startup import warn_if_wcs_open  # noqa: E402
 from streamhub.middleware import RequestBodyLimitMiddleware  # noqa: E402
 from streamhub.routing import websocket_urlpatterns  # noqa: E402
 
@@ -21,3 +22,6 @@ application = ProtocolTypeRouter(
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# The API server starts here: say so loudly if WCS answers anyone beyond loopback without credentials.
+warn_if_wcs_open()
