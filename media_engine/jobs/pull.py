@@ -35,6 +35,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from media_engine import outbound
+from media_engine.guarded_http import GuardedHttpOpener
 from media_engine.jobs.push import TargetFailed, TargetWriter, backoff_delay, valid_host
 from media_engine.jobs.source import (
     POLL_INTERVAL,
@@ -54,9 +55,9 @@ SOURCE_TYPES = {"rtsp": "RtspPull", "rtmp": "RtmpPull", "http": "HttpPull", "fil
 # Sources read as fast as they answer (files, VOD playlists) are sent at real time.
 PACED_GROUPS = {"http", "file"}
 RTSP_OPTIONS = {"rtsp_transport": "tcp"}
-# FFmpeg follows HTTP redirects itself, to wherever they point: a redirect is not followed (the
-# outbound policy checked the URL's own host only), the source must be given by its final URL.
-HTTP_OPTIONS = {"max_redirects": "0"}
+# HTTP(S) sources are read through `GuardedHttpOpener` (every URL, redirect, HLS playlist and segment
+# under the outbound policy); the HLS demuxer must not try to reuse FFmpeg's own HTTP connections.
+HTTP_OPTIONS = {"http_persistent": "0"}
 # Sources of StreamHub's own services (a file under the media root, a listener): no outbound connection.
 LOCAL_GROUPS = {"file", "mpegts"}
 
@@ -250,7 +251,12 @@ class Puller:
                 raise SourceUnavailable(str(error)) from None
         options = {"rtsp": RTSP_OPTIONS, "http": HTTP_OPTIONS}.get(group) if self.group not in LOCAL_GROUPS else None
         reader = SourceReader(
-            url, open_timeout=self.open_timeout, stall_timeout=self.no_input_timeout, queue_size=256, options=options
+            url,
+            open_timeout=self.open_timeout,
+            stall_timeout=self.no_input_timeout,
+            queue_size=256,
+            options=options,
+            io_open=GuardedHttpOpener(self.open_timeout) if group == "http" and self.group == "http" else None,
         ).start()
         try:
             if not reader.wait_open(self._stop_requested):
