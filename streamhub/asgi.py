@@ -12,6 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from apps.security.startup import warn_if_wcs_open  # noqa: E402
+from streamhub import daphne_body_limit  # noqa: E402
 from streamhub.middleware import RequestBodyLimitMiddleware  # noqa: E402
 from streamhub.routing import websocket_urlpatterns  # noqa: E402
 
@@ -25,3 +26,5 @@ application = ProtocolTypeRouter(
 
 # The API server starts here: say so loudly if WCS answers anyone beyond loopback without credentials.
 warn_if_wcs_open()
+# Oversize API bodies are refused while they arrive, before Daphne buffers them.
+daphne_body_limit.install()

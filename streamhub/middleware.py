@@ -46,7 +46,7 @@ class WhiteNoiseMiddleware(SyncWhiteNoiseMiddleware):
 API_PREFIXES = ("/v1", "/rest-api")
 
 
-def _is_api_path(path: str) -> bool:
+def is_api_path(path: str) -> bool:
     return any(path == prefix or path.startswith(prefix + "/") for prefix in API_PREFIXES)
 
 
@@ -74,7 +74,7 @@ class RequestBodyLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or not _is_api_path(scope.get("path", "")):
+        if scope["type"] != "http" or not is_api_path(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         from django.conf import settings
