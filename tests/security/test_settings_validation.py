@@ -186,3 +186,43 @@ def test_a_push_id_with_a_path_is_refused(ome):
     response = ome.post(f"{APP}:startPush", body)
     assert response.status_code == 400
     assert not Push.objects.exists()
+
+
+# -- the admin's job forms use the API's rules ------------------------------------------------------
+
+
+def _app_pk() -> int:
+    return Application.objects.get(virtual_host__name="default", name="app").pk
+
+
+def test_the_admin_refuses_a_push_to_a_refused_address_and_an_id_with_a_path(settings):
+    from apps.push.admin import PushForm
+
+    settings.OUTBOUND_ALLOW = []
+    data = {"application": _app_pk(), "push_id": "../x", "stream_name": "cam", "protocol": "rtmp",
+            "url": "rtmp://169.254.169.254/live", "stream_key": ""}  # fmt: skip
+    form = PushForm(data)
+    assert not form.is_valid()
+    assert "push_id" in form.errors and "link-local address" in str(form.errors["url"])
+    good = PushForm({**data, "push_id": "p1", "url": "rtmp://8.8.8.8/live"})
+    assert good.is_valid(), good.errors
+
+
+def test_the_admin_refuses_a_pull_from_a_refused_address(settings):
+    from apps.pull.admin import PullForm
+
+    settings.OUTBOUND_ALLOW = []
+    data = {"application": _app_pk(), "stream_name": "cam", "source_type": "HttpPull",
+            "urls": json.dumps(["http://169.254.169.254/latest/meta-data"])}  # fmt: skip
+    form = PullForm(data)
+    assert not form.is_valid() and "link-local address" in str(form.errors["urls"])
+
+
+def test_the_admin_refuses_record_and_dump_ids_with_a_path():
+    from apps.hls_dump.admin import HlsDumpForm
+    from apps.recording.admin import RecordForm
+
+    record = RecordForm({"application": _app_pk(), "record_id": "../../../../tmp/x", "stream_name": "cam"})
+    assert not record.is_valid() and "record_id" in record.errors
+    dump = HlsDumpForm({"application": _app_pk(), "dump_id": "../d", "stream_name": "cam"})
+    assert not dump.is_valid() and "dump_id" in dump.errors
