@@ -136,7 +136,7 @@ class WebRtcRelay:
                 async with guarded_session(timeout=timeout) as http:
                     async with http.delete(self.location, allow_redirects=False):
                         pass
-            except (aiohttp.ClientError, TimeoutError) as failure:
+            except (aiohttp.ClientError, TimeoutError, ValueError) as failure:  # ValueError: OutboundRefused
                 logger.info("webrtc %s %s: ending the remote session failed: %r", self.direction, self.id, failure)
         await self._release()
         await self.pc.close()
