@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from media_engine.names import name_pattern
+
 
 class ApplicationType(models.TextChoices):
     LIVE = "live", "Live"
@@ -10,13 +12,11 @@ class ApplicationType(models.TextChoices):
 # OME's GET /v1/vhosts/{vhost} reports the vhost's "distribution"; OME's own default.
 DEFAULT_DISTRIBUTION = "ovenServer"
 
-# Names of vhosts, apps and output profiles end up in URLs (/{app}/{stream}) and file paths.
-NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$"
-# Ids of record/push/dump tasks end up in file names (info files, folders): the same characters.
-TASK_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$"
-# An output stream name (``outputStreamName`` with its macro replaced) is a stream name: one URL path
-# segment and RTMP stream key, never "." or "..".
-STREAM_NAME_PATTERN = r"^(?!\.\.?$)[^/\\:?#%\s]{1,255}$"
+# Names of vhosts, apps and output profiles end up in URLs (/{app}/{stream}) and file paths: the
+# stream name rule of the engine (media_engine.names), at most 100 characters.
+NAME_PATTERN = name_pattern(100)
+# Ids of record/push/dump tasks end up in file names (info files, folders): the same rule, at most 200.
+TASK_ID_PATTERN = name_pattern(200)
 # Bitrates beyond these are no real encode (and overflow the encoder).
 MAX_VIDEO_BITRATE = 500_000_000
 MAX_AUDIO_BITRATE = 2_000_000

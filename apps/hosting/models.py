@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import fnmatch
 import logging
-import re
 import ssl
 
 from django.core.exceptions import ValidationError
@@ -17,10 +16,10 @@ from apps.hosting.choices import (
     DEFAULT_DISTRIBUTION,
     NAME_PATTERN,
     ORIGIN_STREAM_NAME_MACRO,
-    STREAM_NAME_PATTERN,
     TASK_ID_PATTERN,
     ApplicationType,
 )
+from media_engine.names import STREAM_NAME_RULE, is_valid_stream_name
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +35,9 @@ task_id_validator = RegexValidator(
 def check_output_stream_name(template: str) -> str:
     """``outputStreamName`` (``${OriginStreamName}`` macro allowed) if it makes a valid stream name;
     ValidationError otherwise (a "../x" would never publish)."""
-    name = template.replace(ORIGIN_STREAM_NAME_MACRO, "x")
-    if not re.match(STREAM_NAME_PATTERN, name):
-        raise ValidationError(
-            "outputStreamName must make a stream name: no '/', '\\', ':', '?', '#', '%' or spaces, not '.' or '..'."
-        )
+    # The engine's one stream name rule (media_engine.names), with the origin's name standing in for the macro.
+    if not is_valid_stream_name(template.replace(ORIGIN_STREAM_NAME_MACRO, "x")):
+        raise ValidationError(f"outputStreamName must make a stream name: {STREAM_NAME_RULE}.")
     return template
 
 
