@@ -15,7 +15,7 @@ class HlsDumpForm(forms.ModelForm):
     class Meta:
         model = HlsDump
         # The admin shows every editable field; these are the ones checked here.
-        fields = ["application", "dump_id", "stream_name"]
+        fields = ["application", "dump_id", "stream_name", "output_path"]
 
     def clean_dump_id(self):
         value = self.cleaned_data["dump_id"]

@@ -128,7 +128,13 @@ def test_ome_pull_of_a_name_resolving_to_loopback_is_refused(ome, strict):
 
 @pytest.mark.django_db
 def test_ome_start_push_to_a_private_address_is_refused(ome, strict):
-    body = {"id": "p1", "stream": {"name": "cam"}, "protocol": "rtmp", "url": "rtmp://192.168.1.10/live"}
+    body = {
+        "id": "p1",
+        "stream": {"name": "cam"},
+        "protocol": "rtmp",
+        "url": "rtmp://192.168.1.10/live",
+        "streamKey": "k",
+    }
     response = ome.post(f"{APP}:startPush", body)
     assert response.status_code == 400
     assert "192.168.1.10 is a private address" in response.json()["message"]
@@ -138,7 +144,13 @@ def test_ome_start_push_to_a_private_address_is_refused(ome, strict):
 @pytest.mark.django_db
 def test_the_allow_list_lets_the_operator_s_own_hosts_in(ome, settings):
     settings.OUTBOUND_ALLOW = ["192.168.1.0/24"]
-    body = {"id": "p1", "stream": {"name": "cam"}, "protocol": "rtmp", "url": "rtmp://192.168.1.10/live"}
+    body = {
+        "id": "p1",
+        "stream": {"name": "cam"},
+        "protocol": "rtmp",
+        "url": "rtmp://192.168.1.10/live",
+        "streamKey": "k",
+    }
     assert ome.post(f"{APP}:startPush", body).status_code == 200
     assert Push.objects.filter(push_id="p1").exists()
 

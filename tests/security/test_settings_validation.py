@@ -182,9 +182,16 @@ def test_a_record_id_that_is_no_file_name_is_refused(ome, settings, tmp_path, re
 
 
 def test_a_push_id_with_a_path_is_refused(ome):
-    body = {"id": "../x", "stream": {"name": "cam"}, "protocol": "rtmp", "url": "rtmp://127.0.0.1/live"}
+    body = {
+        "id": "../x",
+        "stream": {"name": "cam"},
+        "protocol": "rtmp",
+        "url": "rtmp://127.0.0.1/live",
+        "streamKey": "k",
+    }
     response = ome.post(f"{APP}:startPush", body)
     assert response.status_code == 400
+    assert response.json()["message"].startswith("[HTTP] id: ")
     assert not Push.objects.exists()
 
 
@@ -224,5 +231,5 @@ def test_the_admin_refuses_record_and_dump_ids_with_a_path():
 
     record = RecordForm({"application": _app_pk(), "record_id": "../../../../tmp/x", "stream_name": "cam"})
     assert not record.is_valid() and "record_id" in record.errors
-    dump = HlsDumpForm({"application": _app_pk(), "dump_id": "../d", "stream_name": "cam"})
+    dump = HlsDumpForm({"application": _app_pk(), "dump_id": "../d", "stream_name": "cam", "output_path": "dumps/d"})
     assert not dump.is_valid() and "dump_id" in dump.errors
