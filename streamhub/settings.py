@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "apps.multi_recorder",
     "apps.mixing",
     "apps.security",
+    "apps.calls",
 ]
 
 MIDDLEWARE = [
@@ -141,6 +142,7 @@ CELERY_TASK_ROUTES = {
     "apps.streams.tasks.*": {"queue": "media"},
     "apps.hls_dump.tasks.*": {"queue": "media"},
     "apps.multi_recorder.tasks.*": {"queue": "media"},
+    "apps.calls.tasks.*": {"queue": "media"},
     # CPU-bound encodes get workers of their own: a busy transcode never delays a record or push.
     "apps.transcoding.tasks.*": {"queue": "transcode"},
     "apps.mixing.tasks.*": {"queue": "transcode"},
@@ -316,3 +318,10 @@ WCS_MAX_EVENT_PAYLOAD_BYTES = env.int("STREAMHUB_WCS_MAX_EVENT_PAYLOAD", default
 # The address the API server listens on (scripts/run_platform.py reads the same variable): beyond loopback,
 # an open WCS API (WCS_REST_AUTH off) is announced loudly at start.
 API_HOST = env.str("STREAMHUB_API_HOST", default="0.0.0.0")
+
+# SIP calls (WCS /call/*, apps.calls): the address the SIP agent binds its SIP and RTP sockets to
+# ("" = every interface), the address it announces in SIP/SDP when behind NAT, and how long an
+# ended call stays findable (/call/find) so a client can read how it ended.
+SIP_BIND_HOST = env.str("STREAMHUB_SIP_BIND_HOST", default="")
+SIP_PUBLIC_ADDRESS = env.str("STREAMHUB_SIP_PUBLIC_ADDRESS", default="")
+SIP_CALL_HISTORY_SECONDS = env.float("STREAMHUB_SIP_CALL_HISTORY", default=300.0)
