@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from apps.access.services import check_admission_webhooks
+from apps.calls.models import Call
 from apps.pull.models import Pull
 from apps.push.models import Push
 from apps.webrtc_relay.models import WebRtcRelay
@@ -273,3 +274,20 @@ def test_the_engine_calls_an_allowed_webhook(settings):
             await runner.cleanup()
 
     assert asyncio.run(scenario()).allowed
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "changes, text",
+    [
+        ({"sipDomain": "169.254.169.254"}, "169.254.169.254 is a link-local address"),
+        ({"sipOutboundProxy": "10.0.0.9"}, "10.0.0.9 is a private address"),
+        ({"rtmpUrl": "rtmp://127.0.0.1:6379/live"}, "127.0.0.1 is a loopback address"),
+    ],
+)
+def test_wcs_sip_calls_to_refused_addresses_are_refused(wcs, strict, changes, text):
+    call = {"callId": "c1", "callee": "100", "sipDomain": "pbx.example.com", "sipPort": 5060, **changes}
+    response = wcs.post(f"{WCS}/call/startup", call)
+    assert response.status_code == 400
+    assert text in response.json()["message"]
+    assert not Call.objects.exists()
