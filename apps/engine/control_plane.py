@@ -30,13 +30,19 @@ SOURCE_TYPES = {
 }
 
 
-def _setting(publisher: dict, name: str, default, kind, minimum):
-    """One numeric publisher setting as OME names it; a missing or unusable value falls back to the default."""
-    try:
-        value = kind(publisher.get(name, default))
-    except (TypeError, ValueError):
+def _setting(publisher: dict, name: str, default, kind, minimum, maximum=None):
+    """One numeric publisher setting as OME names it; a missing or unusable value falls back to the
+    default (the API refuses such values; a row stored before it did must not stop the application)."""
+    raw = publisher.get(name, default)
+    if isinstance(raw, bool):
         return default
-    return value if value >= minimum else default
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    if value != value or value < minimum or (maximum is not None and value > maximum):  # NaN, out of range
+        return default
+    return value
 
 
 def application_config(application: Application) -> ApplicationConfig:
@@ -47,11 +53,11 @@ def application_config(application: Application) -> ApplicationConfig:
     return ApplicationConfig(
         vhost=application.virtual_host.name,
         app=application.name,
-        hls_segment_duration=float(hls.get("segmentDuration", 4)),
-        hls_segment_count=int(hls.get("segmentCount", 5)),
-        llhls_part_duration=_setting(llhls, "chunkDuration", defaults.llhls_part_duration, float, 0.1),
-        llhls_segment_duration=_setting(llhls, "segmentDuration", defaults.llhls_segment_duration, float, 1.0),
-        llhls_segment_count=_setting(llhls, "segmentCount", defaults.llhls_segment_count, int, 1),
+        hls_segment_duration=_setting(hls, "segmentDuration", 4.0, float, 1.0, 60.0),
+        hls_segment_count=_setting(hls, "segmentCount", 5, int, 1, 100),
+        llhls_part_duration=_setting(llhls, "chunkDuration", defaults.llhls_part_duration, float, 0.1, 10.0),
+        llhls_segment_duration=_setting(llhls, "segmentDuration", defaults.llhls_segment_duration, float, 1.0, 60.0),
+        llhls_segment_count=_setting(llhls, "segmentCount", defaults.llhls_segment_count, int, 1, 100),
         # Media jobs of the platform get in with an internal job token (media_engine.internal_auth).
         access=dataclasses.replace(access_rules(application), job_secret=internal_job_secret()),
     )
