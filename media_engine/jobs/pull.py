@@ -53,6 +53,14 @@ SOURCE_TYPES = {"rtsp": "RtspPull", "rtmp": "RtmpPull", "http": "HttpPull", "fil
 # Sources read as fast as they answer (files, VOD playlists) are sent at real time.
 PACED_GROUPS = {"http", "file"}
 RTSP_OPTIONS = {"rtsp_transport": "tcp"}
+# Probing of an RTMP source: up to FFmpeg's default 5 s (StreamHub's own streams need only 0.5 s,
+# see source.INPUT_OPTIONS). An RTMP source joined just as its publisher starts sends audio first
+# and its first video frame up to seconds later (encoder start-up); a 0.5 s probe found audio only,
+# and the pull published an audio-only stream. FFmpeg's FLV reader keeps probing until the tracks
+# that its header and metadata announce are found; one frame is enough to guess a frame rate (the
+# default 20 frames held a found track back for about 2 s, and nothing here needs the guess).
+# RTSP announces its tracks in the SDP; HTTP sources are files or HLS segments with every track.
+RTMP_OPTIONS = {"analyzeduration": "5000000", "fpsprobesize": "1"}
 
 STARTED, FAILOVER, RETRYING, STOPPED, ERROR = "started", "failover", "retrying", "stopped", "error"
 # The gap left between the last packet of one source and the first of the next.
@@ -235,7 +243,8 @@ class Puller:
         """Read ``url`` into the output until it ends (True), stalls or fails (False), or a stop
         (False). Raises SourceUnavailable if it cannot be opened, TargetFailed if the engine fails."""
         self.progress.url = url
-        options = RTSP_OPTIONS if SCHEME_GROUPS.get(urlsplit(url).scheme.lower()) == "rtsp" else None
+        group = SCHEME_GROUPS.get(urlsplit(url).scheme.lower())
+        options = RTSP_OPTIONS if group == "rtsp" else RTMP_OPTIONS if group == "rtmp" else None
         reader = SourceReader(
             url, open_timeout=self.open_timeout, stall_timeout=self.no_input_timeout, queue_size=256, options=options
         ).start()
