@@ -352,3 +352,25 @@ def test_stopping_the_server_ends_every_session():
         assert await idle[0].read() == b""
 
     run(scenario)
+
+
+def test_a_publisher_starts_a_stream_only_once_its_announced_tracks_are_configured():
+    async def scenario():
+        async with running_server() as server:
+            started: list[LiveStream] = []
+            server.registry.on_started(started.append)
+            client = await RtmpTestClient.open(server.port)
+            stream_id = await client.start_publishing("stream")
+            # Published, but no media: the name is taken, yet there is no stream to list.
+            metadata = amf0.encode("@setDataFrame", "onMetaData", amf0.EcmaArray(videocodecid=7.0, audiocodecid=10.0))
+            client.send(4, MessageType.DATA_AMF0, stream_id, 0, metadata)
+            client.send(4, MessageType.AUDIO, stream_id, 0, b"\xaf\x00\x12\x10")  # AAC sequence header
+            await eventually(lambda: (s := server.registry.get(KEY)) is not None and s.audio_config is not None)
+            assert started == [] and server.registry.streams() == []
+            avc_config = bytes.fromhex("0164001effe1000467640016010004" + "68ee3c80")
+            client.send(6, MessageType.VIDEO, stream_id, 0, b"\x17\x00\x00\x00\x00" + avc_config)
+            await eventually(lambda: len(started) == 1)
+            assert [track.kind for track in started[0].tracks()] == ["video", "audio"]
+            client.close()
+
+    run(scenario)
