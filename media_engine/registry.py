@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from media_engine.names import check_stream_name
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.tracks import TrackInfo, TrackMeter, describe_audio, describe_video
 
@@ -324,8 +325,10 @@ class StreamRegistry:
         self._on_ended.append(listener)
 
     def open(self, key: StreamKey, source: str, remote_address: str = "") -> LiveStream:
-        """Register a new publisher; refuse a name that is already live (or being opened). The
-        ``on_started`` listeners hear of it once its tracks are known."""
+        """Register a new publisher; refuse a name that is already live or being opened
+        (StreamAlreadyLive) or that breaks the stream name rule (InvalidStreamName: every protocol's
+        entry checks it first). The ``on_started`` listeners hear of it once its tracks are known."""
+        check_stream_name(key.name)
         if key in self._streams:
             raise StreamAlreadyLive(str(key))
         stream = LiveStream(key, source, remote_address, on_ready=self._started)

@@ -16,9 +16,14 @@ class StartPushSerializer(serializers.Serializer):
     stream = RecordStreamSerializer()
     protocol = serializers.ChoiceField(PushProtocol.values)
     url = serializers.CharField(max_length=1000, help_text="rtmp://host[:port]/app, udp://host:port, srt://host:port")
-    streamKey = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    streamKey = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, help_text="Required for rtmp (the spec); not used otherwise."
+    )
 
     def validate(self, attrs):
+        # The spec: streamKey (required) for rtmp, (optional) for srt and mpegts.
+        if attrs["protocol"] == PushProtocol.RTMP and not attrs.get("streamKey"):
+            raise serializers.ValidationError({"streamKey": "This field is required for rtmp."})
         try:
             validate_push_target(attrs["protocol"], attrs["url"])
         except ValueError as error:
