@@ -181,6 +181,7 @@ def test_publish_and_play_of_names_the_rule_refuses_are_refused_while_a_good_str
             good = await RtmpTestClient.open(server.port)
             good_id = await good.start_publishing("stream")
             send_media(good, good_id, until=500)
+            await eventually(lambda: [stream.key for stream in server.registry.streams()] == [KEY])
             started: list[StreamKey] = []
             server.registry.on_started(lambda stream: started.append(stream.key))
             for name in BAD_NAMES:
