@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "apps.transcoding",
     "apps.multi_recorder",
     "apps.mixing",
+    "apps.calls",
 ]
 
 MIDDLEWARE = [
@@ -140,6 +141,7 @@ CELERY_TASK_ROUTES = {
     "apps.streams.tasks.*": {"queue": "media"},
     "apps.hls_dump.tasks.*": {"queue": "media"},
     "apps.multi_recorder.tasks.*": {"queue": "media"},
+    "apps.calls.tasks.*": {"queue": "media"},
     # CPU-bound encodes get workers of their own: a busy transcode never delays a record or push.
     "apps.transcoding.tasks.*": {"queue": "transcode"},
     "apps.mixing.tasks.*": {"queue": "transcode"},
@@ -298,3 +300,10 @@ WCS_JOBS_MAX_PREFER_WAIT_TIME = env.float("STREAMHUB_WCS_JOBS_MAX_PREFER_WAIT_TI
 WCS_JOBS_MAX_PREFER_TIMEOUT = env.float("STREAMHUB_WCS_JOBS_MAX_PREFER_TIMEOUT", default=60.0)
 # Finished API jobs are deleted after this many seconds (by the beat's prune task).
 ASYNC_JOBS_KEEP_FINISHED_SECONDS = env.float("STREAMHUB_ASYNC_JOBS_KEEP_FINISHED", default=86400.0)
+
+# SIP calls (WCS /call/*, apps.calls): the address the SIP agent binds its SIP and RTP sockets to
+# ("" = every interface), the address it announces in SIP/SDP when behind NAT, and how long an
+# ended call stays findable (/call/find) so a client can read how it ended.
+SIP_BIND_HOST = env.str("STREAMHUB_SIP_BIND_HOST", default="")
+SIP_PUBLIC_ADDRESS = env.str("STREAMHUB_SIP_PUBLIC_ADDRESS", default="")
+SIP_CALL_HISTORY_SECONDS = env.float("STREAMHUB_SIP_CALL_HISTORY", default=300.0)

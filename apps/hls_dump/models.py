@@ -64,7 +64,7 @@ class HlsDump(StreamJob):
 
     def record_progress(self, segments: int, nbytes: int) -> None:
         self.dumped_segments, self.dumped_bytes = segments, nbytes
-        type(self).objects.filter(pk=self.pk).update(dumped_segments=segments, dumped_bytes=nbytes)
+        self.held().update(dumped_segments=segments, dumped_bytes=nbytes)
 
     def complete(self) -> None:
         """The stream ended and the folder holds the whole dump: done, not reserved for the stream's return

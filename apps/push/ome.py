@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.jobs.choices import JobState
 from apps.jobs.ome import job_to_ome
 from apps.push.choices import PushProtocol
 from apps.push.models import Push
@@ -39,7 +40,11 @@ class PushSerializer(serializers.Serializer):
     """For the OpenAPI schema: a push task as OME shows it."""
 
     id = serializers.CharField()
-    state = serializers.ChoiceField(["ready", "started", "retrying", "stopping", "stopped", "error"])
+    state = serializers.ChoiceField(
+        JobState.values,
+        help_text="OME's push states, and StreamHub's \"retrying\": the target went away and the push "
+        "reconnects with backoff (``error`` says why).",
+    )
     vhost = serializers.CharField()
     app = serializers.CharField()
     stream = RecordStreamSerializer()
@@ -54,6 +59,9 @@ class PushSerializer(serializers.Serializer):
     createdTime = serializers.DateTimeField()
     startTime = serializers.DateTimeField()
     finishTime = serializers.DateTimeField()
+    error = serializers.CharField(
+        required=False, help_text="StreamHub's addition: the last failure while retrying, or why it is in error."
+    )
 
 
 def push_to_ome(push: Push) -> dict:

@@ -85,7 +85,6 @@ NOTHING = [
     ("/call/inject_sound", {"callId": "1", "fileName": "a.wav"}, 404, "Call not found"),
     ("/call/inject_stream/startup", {"callId": "1", "streamName": "s"}, 404, "Call not found"),
     ("/call/inject_stream/terminate", {"callId": "1"}, 404, "Call not found"),
-    ("/call/startup", {"callId": "1", "callee": "100"}, 500, "Internal error: SIP gateway not configured"),
 ]
 
 

@@ -240,7 +240,8 @@ def failed_rtsp(wcs, name: str, failed_ago: timedelta) -> Pull:
     uri = f"rtsp://127.0.0.1:9/{name}"
     assert wcs.post(f"{API}/rtsp/startup", {"uri": uri, "localStreamName": name}).status_code == 200
     pull = Pull.objects.get(stream_name=name)
-    pull.mark_error("Failed to pull provided URL: Connection refused")  # what the media worker records
+    assert pull.claim("worker")  # the media worker takes the pull (its lease) and records the failure
+    assert pull.mark_error("Failed to pull provided URL: Connection refused")
     Pull.objects.filter(pk=pull.pk).update(finished_at=timezone.now() - failed_ago)
     return pull
 
