@@ -82,7 +82,7 @@ class EngineNode:
         self.webrtc = WebRtcService(self.registry, control, webrtc)  # WHIP/WHEP on the media HTTP port
         self.webrtc.add_routes(self.http)
         if playlists is not None:
-            MasterPlaylists(self.registry, playlists, self.llhls).add_routes(self.http)
+            MasterPlaylists(self.registry, playlists, self.llhls, self.packager).add_routes(self.http)
         if thumbnails is not None:
             thumbnail_path = r"/{app}/{stream}/thumb.{ext:jpg|png}"
             self.http.add_route("GET", thumbnail_path, thumbnail_handler(self.http, thumbnails), name="thumbnail")

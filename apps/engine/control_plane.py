@@ -13,6 +13,7 @@ from apps.access.services import access_rules
 from apps.engine.models import EngineNode, internal_job_secret
 from apps.hosting.models import Application
 from apps.hosting.services import find_virtual_host
+from apps.pull.services import active_pull_of
 from apps.streams import services as stream_services
 from apps.streams.choices import SourceType
 from apps.transcoding.services import playlist_variants
@@ -134,8 +135,13 @@ class DatabaseControlPlane:
         application = Application.objects.filter(virtual_host__name=stream.key.vhost, name=stream.key.app).first()
         if application is None:  # deleted while the publisher was connecting
             return None
-        source = SOURCE_TYPES.get(stream.source, SourceType.RTMP)
-        row = stream_services.stream_started(application, stream.key.name, self.node, source, stream.remote_address)
+        # A pull's publish shows the pull's source type from the first moment the row is visible.
+        pull = active_pull_of(application, stream.key.name)
+        source = pull.source_type if pull is not None else SOURCE_TYPES.get(stream.source, SourceType.RTMP)
+        tracks = [track.as_dict() for track in stream.tracks()]
+        row = stream_services.stream_started(
+            application, stream.key.name, self.node, source, stream.remote_address, input_tracks=tracks
+        )
         return row.pk
 
     async def stream_started(self, stream: LiveStream) -> None:

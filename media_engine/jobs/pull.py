@@ -61,6 +61,14 @@ RTSP_OPTIONS = {"rtsp_transport": "tcp"}
 HTTP_OPTIONS = {"http_persistent": "0"}
 # Sources of StreamHub's own services (a file under the media root, a listener): no outbound connection.
 LOCAL_GROUPS = {"file", "mpegts"}
+# Probing of an RTMP source: up to FFmpeg's default 5 s (StreamHub's own streams need only 0.5 s,
+# see source.INPUT_OPTIONS). An RTMP source joined just as its publisher starts sends audio first
+# and its first video frame up to seconds later (encoder start-up); a 0.5 s probe found audio only,
+# and the pull published an audio-only stream. FFmpeg's FLV reader keeps probing until the tracks
+# that its header and metadata announce are found; one frame is enough to guess a frame rate (the
+# default 20 frames held a found track back for about 2 s, and nothing here needs the guess).
+# RTSP announces its tracks in the SDP; HTTP sources are files or HLS segments with every track.
+RTMP_OPTIONS = {"analyzeduration": "5000000", "fpsprobesize": "1"}
 
 # The gap left between the last packet of one source and the first of the next.
 FAILOVER_GAP = Fraction(1, 25)
@@ -249,7 +257,11 @@ class Puller:
                 outbound.check_url(url)
             except (outbound.OutboundRefused, outbound.HostUnresolved) as error:
                 raise SourceUnavailable(str(error)) from None
-        options = {"rtsp": RTSP_OPTIONS, "http": HTTP_OPTIONS}.get(group) if self.group not in LOCAL_GROUPS else None
+        options = (
+            {"rtsp": RTSP_OPTIONS, "http": HTTP_OPTIONS, "rtmp": RTMP_OPTIONS}.get(group)
+            if self.group not in LOCAL_GROUPS
+            else None
+        )
         reader = SourceReader(
             url,
             open_timeout=self.open_timeout,

@@ -423,6 +423,9 @@ class RtmpSession(asyncio.Protocol):
             packet = self._demuxer.audio(body, ts)
         else:
             packet = self._demuxer.data(body, ts)
+            announced = flv.announced_tracks(packet) if packet is not None else None
+            if announced is not None:
+                stream.announce(video=announced[0], audio=announced[1])
         if packet is not None:
             stream.push(packet)
 
