@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from media_engine.control import ControlPlane
 from media_engine.hls.llhls import LlHlsPackager
 from media_engine.hls.master import MasterPlaylists, PlaylistLookup
+from media_engine.hls.packager import DEFAULT_IDLE_TIMEOUT
 from media_engine.hls.segmenter import HlsPackager
+from media_engine.hls.store import FileFolder
 from media_engine.http.server import MediaHttpServer
 from media_engine.jobs.thumbnail import ThumbnailStore, thumbnail_handler
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
@@ -36,6 +39,15 @@ class NodeAddresses:
     srt_port: int | None = None  # None: no SRT ingest
 
 
+@dataclass(frozen=True)
+class HlsSettings:
+    """How the node packages HLS and LL-HLS: only for streams someone plays (stopping after
+    ``idle_timeout`` s without a request), into files under ``files_dir`` (None: a tmpfs if any)."""
+
+    files_dir: Path | None = None
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+
+
 class EngineNode:
     def __init__(
         self,
@@ -45,15 +57,22 @@ class EngineNode:
         *,
         playlists: PlaylistLookup | None = None,
         thumbnails: ThumbnailStore | None = None,
+        hls: HlsSettings | None = None,
     ) -> None:
         """``playlists`` serves output profiles' master playlists; ``thumbnails`` the thumb.jpg/png
         pictures transcode jobs write (both: routes on the media HTTP port)."""
         addresses = addresses or NodeAddresses()
+        hls = hls or HlsSettings()
         self.control = control
         self.registry = StreamRegistry()
         self.rtmp = RtmpServer(self.registry, control, host=addresses.rtmp_host, port=addresses.rtmp_port)
-        self.packager = HlsPackager.for_control_plane(self.registry, control)
-        self.llhls = LlHlsPackager.for_control_plane(self.registry, control)
+        # HLS and LL-HLS are packaged only for streams someone plays (from the cached GOP on the
+        # first request): an unwatched stream costs its ingest only. Their windows are files, out
+        # of the Python heap (tens of MB per watched stream otherwise).
+        self.hls_files = FileFolder(hls.files_dir)
+        packaging = {"on_demand": True, "idle_timeout": hls.idle_timeout, "folder": self.hls_files}
+        self.packager = HlsPackager.for_control_plane(self.registry, control, **packaging)
+        self.llhls = LlHlsPackager.for_control_plane(self.registry, control, **packaging)
         self.http = MediaHttpServer(
             self.registry, control, self.packager, host=addresses.http_host, port=addresses.http_port, llhls=self.llhls
         )
@@ -106,6 +125,7 @@ class EngineNode:
         await self.http.stop()
         await self.packager.close()
         await self.llhls.close()
+        self.hls_files.close()
         if self._event_tasks:
             await asyncio.gather(*self._event_tasks, return_exceptions=True)
 
@@ -126,9 +146,7 @@ class EngineNode:
         if self.registry.get(key) is None:
             return False
         for packager in (self.llhls, self.packager):
-            segmenter = packager.get(key)
-            if segmenter is not None:
-                segmenter.add_timed_metadata(id3)
+            packager.add_timed_metadata(key, id3)  # (starts packaging an unwatched stream)
         return True
 
     def set_hls(self, key: StreamKey, enabled: bool) -> bool:

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import socket
 import time
+from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -24,7 +25,7 @@ from apps.webrtc_relay.engine import RelayCommands
 from apps.webrtc_relay.services import end_relays_of_node
 from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.node import EngineNode as MediaEngineNode
-from media_engine.node import NodeAddresses
+from media_engine.node import HlsSettings, NodeAddresses
 from media_engine.registry import StreamKey
 from media_engine.webrtc.ice import policy_from_settings
 from media_engine.webrtc.service import WebRtcSettings
@@ -89,6 +90,10 @@ class EngineRunner:
             webrtc_settings(),
             playlists=self.control.output_playlist,
             thumbnails=ThumbnailStore(settings.MEDIA_ROOT / "thumbnails"),  # written by transcode jobs
+            hls=HlsSettings(
+                Path(settings.ENGINE_HLS_FILES_DIR) if settings.ENGINE_HLS_FILES_DIR else None,
+                settings.ENGINE_HLS_IDLE_TIMEOUT,
+            ),
         )
         self.relays = RelayCommands(self.engine.webrtc)  # WCS /pull/* WebRTC relays run here
         await self.engine.start()

@@ -20,6 +20,8 @@ from media_engine.hls.llhls import LlHlsPackager
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+# LL-HLS is packaged on demand: a rendition's chunklist is waited for up to this long (its first part).
+VARIANT_READY_TIMEOUT = 3.0
 HLS_VARIANT_PLAYLIST = "playlist.m3u8"  # the alias of ts:playlist.m3u8: no colon in a relative URI
 
 
@@ -95,16 +97,21 @@ class MasterPlaylists:
             )
 
     async def handle_hls(self, request: web.Request) -> web.StreamResponse:
-        return await self._answer(request, lambda key: HLS_VARIANT_PLAYLIST)
+        async def variant_playlist(key: StreamKey) -> str:
+            return HLS_VARIANT_PLAYLIST  # (its first request starts its packaging)
+
+        return await self._answer(request, variant_playlist)
 
     async def handle_llhls(self, request: web.Request) -> web.StreamResponse:
-        def chunklist(key: StreamKey) -> str | None:
-            segmenter = self.llhls.get(key) if self.llhls is not None else None
+        async def chunklist(key: StreamKey) -> str | None:
+            # A player of the ABR playlist plays its renditions: their packaging starts now.
+            ready = self.llhls.wait_ready(key, VARIANT_READY_TIMEOUT) if self.llhls is not None else None
+            segmenter = await ready if ready is not None else None
             return segmenter.chunklist_name if segmenter is not None and segmenter.playlist() else None
 
         return await self._answer(request, chunklist)
 
-    async def _answer(self, request: web.Request, variant_file: Callable[[StreamKey], str | None]):
+    async def _answer(self, request: web.Request, variant_file: Callable[[StreamKey], Awaitable[str | None]]):
         target = await self.server.resolve_stream(request)
         if target is None:
             raise web.HTTPNotFound(text="playlist not found\n")
@@ -113,7 +120,7 @@ class MasterPlaylists:
         for variant in variants or []:
             key = StreamKey(target.key.vhost, target.key.app, variant.stream)
             stream = self.registry.get(key)
-            file = variant_file(key) if stream is not None else None
+            file = await variant_file(key) if stream is not None else None
             line = describe_variant(stream, f"../{variant.stream}/{file}", variant.bandwidth) if file else None
             if line is not None:
                 lines.append(line)

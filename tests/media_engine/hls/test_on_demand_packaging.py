@@ -1,0 +1,205 @@
+"""HLS and LL-HLS packaged on demand: only while players ask, starting from the stream's cached GOP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from media_engine.control import ApplicationConfig
+from media_engine.hls.filesource import push_packets, read_packets
+from media_engine.hls.fmp4 import id3_tag, id3_text_frame
+from media_engine.hls.llhls import LlHlsPackager
+from media_engine.hls.segmenter import HlsPackager
+from media_engine.packets import MediaPacket
+from media_engine.registry import StreamKey, StreamRegistry
+
+CONFIG = ApplicationConfig(
+    "default", "app", hls_segment_duration=0.5, llhls_part_duration=0.5, llhls_segment_duration=2.0
+)
+KEY = StreamKey("default", "app", "cam")
+SPEED = 2.0  # media seconds per wall second
+
+
+def looped(packets: list[MediaPacket], times: int) -> Iterator[MediaPacket]:
+    """The file's packets ``times`` over, timestamps running on (codec configs only once)."""
+    media = [packet for packet in packets if not packet.config]
+    span = media[-1].dts - media[0].dts + 40
+    yield from (packet for packet in packets if packet.config)
+    for turn in range(times):
+        for packet in media:
+            yield replace(packet, dts=packet.dts + turn * span, pts=packet.pts + turn * span)
+
+
+def ffprobe_streams(path: Path) -> list[str]:
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(path)],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return sorted(stream["codec_name"] for stream in json.loads(result.stdout)["streams"])
+
+
+async def lookup(key: StreamKey) -> ApplicationConfig | None:
+    return CONFIG if key.app == "app" else None
+
+
+def test_hls_of_an_unwatched_stream_starts_at_the_first_request_and_stops_when_nobody_asks(
+    av_flv: Path, tmp_path: Path
+) -> None:
+    packets = read_packets(av_flv)
+
+    async def main() -> None:
+        registry = StreamRegistry()
+        packager = HlsPackager(registry, lookup, on_demand=True, idle_timeout=0.5)
+        packager.attach()
+        stream = registry.open(KEY, "rtmp")
+        feeder = asyncio.create_task(push_packets(stream, looped(packets, 3), speed=SPEED))
+        try:
+            await asyncio.sleep(1.0)
+            assert packager.get(KEY) is None and packager.keys() == []  # live, nobody asked: no packaging
+
+            # A player asks: the first playlist comes once the first segment (from the GOP) is cut.
+            started = time.monotonic()
+            segmenter = await packager.wait_ready(KEY, 5)
+            assert segmenter is not None and segmenter.playlist() is not None
+            assert time.monotonic() - started < 2.5  # within one GOP of media (2 s at 2x) plus slack
+            first = segmenter.segments[0]
+            assert first.keyframe
+            (tmp_path / "first.ts").write_bytes(first.data)
+            assert ffprobe_streams(tmp_path / "first.ts") == ["aac", "h264"]
+
+            # Players keep asking: packaging goes on.
+            for _ in range(4):
+                await asyncio.sleep(0.5)
+                assert packager.watch(KEY) is segmenter
+            # Nobody asks any more: packaging stops (three segment durations at least), the stream stays live.
+            for _ in range(60):
+                if packager.get(KEY) is None:
+                    break
+                await asyncio.sleep(0.1)
+            assert packager.get(KEY) is None and registry.get(KEY) is stream and not stream.ended
+
+            # The next player gets a new packaging session of the same publication.
+            again = await packager.wait_ready(KEY, 5)
+            assert again is not None and again is not segmenter and again.session != segmenter.session
+            assert again.playlist() is not None
+        finally:
+            feeder.cancel()
+            registry.close(stream)
+            await packager.close()
+
+    asyncio.run(main())
+
+
+def test_llhls_first_request_is_answered_at_once_from_the_gop_and_blocking_reload_works(av_flv: Path) -> None:
+    packets = read_packets(av_flv)
+
+    async def main() -> None:
+        registry = StreamRegistry()
+        packager = LlHlsPackager(registry, lookup, on_demand=True)
+        packager.attach()
+        stream = registry.open(KEY, "rtmp")
+        feeder = asyncio.create_task(push_packets(stream, looped(packets, 2), speed=SPEED))
+        try:
+            # 0.7 s wall = 1.4 s of media into the first GOP (2 s): three parts are already in the cache.
+            await asyncio.sleep(0.7)
+            assert packager.get(KEY) is None
+            started = time.monotonic()
+            segmenter = await packager.wait_ready(KEY, 5)
+            assert time.monotonic() - started < 0.3
+            assert segmenter is not None and segmenter.current_segment is not None
+            assert len(segmenter.current_segment.parts) >= 2
+            assert segmenter.current_segment.parts[0].independent
+            # Dated from the GOP's first frame (1.4 s of media ago = 0.7 s at 2x, + up to 0.3 s), not from now.
+            age = time.time() - segmenter.current_segment.program_date_time
+            assert 0.5 < age < 2.0, age
+            playlist = segmenter.playlist().decode()
+            assert "#EXT-X-PART:" in playlist and "#EXT-X-PRELOAD-HINT" in playlist
+
+            # Blocking reload: the next part comes within about a part duration (0.25 s at 2x).
+            current = segmenter.current_segment
+            msn, next_part = current.msn, len(current.parts)
+            started = time.monotonic()
+            assert await segmenter.wait_for(msn, next_part, segmenter.blocking_timeout)
+            assert time.monotonic() - started < 1.0
+            assert segmenter.file(init_name := segmenter.init_name) and init_name.startswith("init_0_video_")
+        finally:
+            feeder.cancel()
+            registry.close(stream)
+            await packager.close()
+
+    asyncio.run(main())
+
+
+def test_a_publisher_coming_back_is_packaged_at_once_only_while_players_ask(av_flv: Path) -> None:
+    packets = read_packets(av_flv)[:200]
+
+    async def main() -> None:
+        registry = StreamRegistry()
+        packager = HlsPackager(registry, lookup, on_demand=True, linger=5)
+        packager.attach()
+        stream = registry.open(KEY, "rtmp")
+        await push_packets(stream, packets, realtime=False)
+        packager.watch(KEY)
+        await asyncio.sleep(0.05)
+        first = packager.get(KEY)
+        assert first is not None
+        registry.close(stream)
+        await asyncio.sleep(0.05)
+        assert packager.get(KEY) is first and first.ended  # lingering for its players
+
+        # Players were asking a moment ago: the new publication is packaged without waiting for them.
+        again = registry.open(KEY, "rtmp")
+        await asyncio.sleep(0.05)
+        second = packager.get(KEY)
+        assert second is not None and second is not first and not second.ended
+        registry.close(again)
+
+        # A stream nobody asked for is not packaged when it starts.
+        other_key = StreamKey("default", "app", "other")
+        other = registry.open(other_key, "rtmp")
+        await asyncio.sleep(0.05)
+        assert packager.get(other_key) is None
+        # Requests for names that are not live start nothing.
+        assert packager.watch(StreamKey("default", "app", "nobody")) is None
+        assert packager.keys() == [KEY]
+        registry.close(other)
+        await packager.close()
+
+    asyncio.run(main())
+
+
+def test_timed_metadata_for_an_unwatched_stream_starts_its_packaging_and_reaches_the_output(
+    av_flv: Path, tmp_path: Path
+) -> None:
+    packets = read_packets(av_flv)
+    tag = id3_tag([id3_text_frame("TIT2", "on demand")])
+
+    async def main() -> None:
+        registry = StreamRegistry()
+        packager = HlsPackager(registry, lookup, on_demand=True)
+        packager.attach()
+        stream = registry.open(KEY, "rtmp")
+        feeder = asyncio.create_task(push_packets(stream, looped(packets, 2), speed=SPEED))
+        try:
+            await asyncio.sleep(0.5)
+            assert packager.get(KEY) is None
+            assert packager.add_timed_metadata(KEY, tag)  # before its segmenter even exists
+            segmenter = await packager.wait_ready(KEY, 5)
+            assert segmenter is not None
+            path = tmp_path / "event.ts"
+            path.write_bytes(segmenter.segments[0].data)
+            assert ffprobe_streams(path) == ["aac", "h264", "timed_id3"]
+            assert not packager.add_timed_metadata(StreamKey("default", "app", "nobody"), tag)
+        finally:
+            feeder.cancel()
+            registry.close(stream)
+            await packager.close()
+
+    asyncio.run(main())
