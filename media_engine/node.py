@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from media_engine.control import ControlPlane
+from media_engine.hls.history import PacketHistory
 from media_engine.hls.llhls import LlHlsPackager
 from media_engine.hls.master import MasterPlaylists, PlaylistLookup
 from media_engine.hls.packager import DEFAULT_IDLE_TIMEOUT
@@ -42,10 +43,12 @@ class NodeAddresses:
 @dataclass(frozen=True)
 class HlsSettings:
     """How the node packages HLS and LL-HLS: only for streams someone plays (stopping after
-    ``idle_timeout`` s without a request), into files under ``files_dir`` (None: a tmpfs if any)."""
+    ``idle_timeout`` s without a request), into files under ``files_dir`` (None: a tmpfs if any),
+    starting from the last ``history_seconds`` of the stream (the shipped HLS window: 5 x 4 s)."""
 
     files_dir: Path | None = None
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    history_seconds: float = 20.0
 
 
 class EngineNode:
@@ -70,7 +73,13 @@ class EngineNode:
         # first request): an unwatched stream costs its ingest only. Their windows are files, out
         # of the Python heap (tens of MB per watched stream otherwise).
         self.hls_files = FileFolder(hls.files_dir)
-        packaging = {"on_demand": True, "idle_timeout": hls.idle_timeout, "folder": self.hls_files}
+        self.history = PacketHistory(self.registry, self.hls_files, hls.history_seconds)
+        packaging = {
+            "on_demand": True,
+            "idle_timeout": hls.idle_timeout,
+            "folder": self.hls_files,
+            "history": self.history,
+        }
         self.packager = HlsPackager.for_control_plane(self.registry, control, **packaging)
         self.llhls = LlHlsPackager.for_control_plane(self.registry, control, **packaging)
         self.http = MediaHttpServer(
@@ -104,6 +113,7 @@ class EngineNode:
             logger.error("control plane event failed", exc_info=task.exception())
 
     async def start(self) -> None:
+        self.history.attach()
         self.packager.attach()
         self.llhls.attach()
         await self.rtmp.start()
@@ -125,6 +135,7 @@ class EngineNode:
         await self.http.stop()
         await self.packager.close()
         await self.llhls.close()
+        self.history.close()
         self.hls_files.close()
         if self._event_tasks:
             await asyncio.gather(*self._event_tasks, return_exceptions=True)

@@ -93,6 +93,7 @@ class EngineRunner:
             hls=HlsSettings(
                 Path(settings.ENGINE_HLS_FILES_DIR) if settings.ENGINE_HLS_FILES_DIR else None,
                 settings.ENGINE_HLS_IDLE_TIMEOUT,
+                settings.ENGINE_HLS_HISTORY_SECONDS,
             ),
         )
         self.relays = RelayCommands(self.engine.webrtc)  # WCS /pull/* WebRTC relays run here

@@ -9,8 +9,9 @@ segmenter for a while (``linger``) so that players can finish. Subclasses say wh
 When a stream's packaging starts: at once when it starts (the default), or, ``on_demand``, at the
 first request for its output (`watch`), and it stops again once nobody has asked for it for
 ``idle_timeout`` seconds. An unwatched stream then costs no packaging CPU and holds no segments;
-its first request is answered from the stream's cached GOP (the packets since the last keyframe),
-so parts are ready at once and the first complete segment within one segment duration.
+its first request is answered from the stream's recent packets: the `history.PacketHistory` of
+the last seconds (whole GOPs, kept as files) when the packager has one, then the stream's cached GOP
+(the packets since the last keyframe), so a player's first playlist already lists a window.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
 from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.hls.history import PacketHistory
 from media_engine.hls.store import FileFolder, Files, MemoryFiles
 from media_engine.packets import MediaPacket
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry, Subscription
@@ -71,6 +73,7 @@ class _Session(Generic[S]):
         self.drop_handle: asyncio.TimerHandle | None = None
         self.idle_handle: asyncio.TimerHandle | None = None
         self.config: ApplicationConfig | None = None
+        self.history_mark = 0  # where the stream's history was when this session subscribed
         self.pending_events: list[bytes] = []  # timed metadata sent before the segmenter exists
 
 
@@ -83,6 +86,7 @@ class StreamPackager(abc.ABC, Generic[S]):
     available for ``linger`` seconds (default: 30 s, or two playlist windows if longer).
     ``on_demand``: package a stream only while it is requested (see the module docstring).
     ``folder``: segments and parts are files there (out of the Python heap); default: in memory.
+    ``history``: the recent packets a segmenter starts from (its window's worth), on demand.
     """
 
     label = "HLS"  # in logs and task names
@@ -97,6 +101,7 @@ class StreamPackager(abc.ABC, Generic[S]):
         on_demand: bool = False,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         folder: FileFolder | None = None,
+        history: PacketHistory | None = None,
     ) -> None:
         self.registry = registry
         self.config_lookup = config_lookup
@@ -105,6 +110,7 @@ class StreamPackager(abc.ABC, Generic[S]):
         self.on_demand = on_demand
         self.idle_timeout = idle_timeout
         self.folder = folder
+        self.history = history
         self._sessions: dict[StreamKey, _Session[S]] = {}
         self._watched_at: dict[StreamKey, float] = {}  # on demand: last request (loop time) per stream
         self._paused: set[StreamKey] = set()
@@ -257,6 +263,8 @@ class StreamPackager(abc.ABC, Generic[S]):
             self._stop(old)
         # Subscribe at once (synchronously) so that no packet is missed while the config is looked up.
         session: _Session[S] = _Session(stream, stream.subscribe())
+        if self.on_demand and self.history is not None:
+            session.history_mark = self.history.mark(stream)
         self._sessions[stream.key] = session
         name = f"{self.label.lower()} {stream.key}"
         loop = asyncio.get_running_loop()
@@ -318,6 +326,15 @@ class StreamPackager(abc.ABC, Generic[S]):
             # so no packet is lost or reordered.
             ended = False
             backlog = subscription.drain()
+            if session.history_mark and self.history is not None:
+                # The window's worth of history, after the configuration records the subscription
+                # starts with and before the GOP it carries.
+                seconds = segmenter.window * self.segment_duration(config)
+                replayed = self.history.replay(stream, seconds, session.history_mark)
+                configs = 0
+                while configs < len(backlog) and backlog[configs] is not None and backlog[configs].config:
+                    configs += 1
+                backlog[configs:configs] = replayed
             # Started on demand, the first packets (the cached GOP) are older than now: the segmenter
             # dates its output (LL-HLS program date time) accordingly.
             dts = [packet.dts for packet in backlog if packet is not None and not packet.config]

@@ -13,8 +13,10 @@ from pathlib import Path
 from media_engine.control import ApplicationConfig
 from media_engine.hls.filesource import push_packets, read_packets
 from media_engine.hls.fmp4 import id3_tag, id3_text_frame
+from media_engine.hls.history import PacketHistory
 from media_engine.hls.llhls import LlHlsPackager
 from media_engine.hls.segmenter import HlsPackager
+from media_engine.hls.store import FileFolder
 from media_engine.packets import MediaPacket
 from media_engine.registry import StreamKey, StreamRegistry
 
@@ -201,5 +203,59 @@ def test_timed_metadata_for_an_unwatched_stream_starts_its_packaging_and_reaches
             feeder.cancel()
             registry.close(stream)
             await packager.close()
+
+    asyncio.run(main())
+
+
+def test_with_a_history_the_first_playlist_lists_a_window_at_once(av_flv: Path, tmp_path: Path) -> None:
+    packets = read_packets(av_flv)
+    config = replace(CONFIG, hls_segment_duration=2.0, hls_segment_count=3)
+
+    async def lookup_3x2(key: StreamKey) -> ApplicationConfig:
+        return config
+
+    async def main() -> None:
+        registry = StreamRegistry()
+        folder = FileFolder(tmp_path)
+        history = PacketHistory(registry, folder, seconds=6)
+        history.attach()
+        packager = HlsPackager(registry, lookup_3x2, on_demand=True, folder=folder, history=history)
+        packager.attach()
+        stream = registry.open(KEY, "rtmp")
+        feeder = asyncio.create_task(push_packets(stream, looped(packets, 3), speed=4.0))
+        try:
+            await asyncio.sleep(3.0)  # 12 s of media (GOP 2 s): nobody watches
+            assert packager.get(KEY) is None
+            # Only the last 6 s (and the GOP being received) are kept, as files.
+            kept = [path for path in folder.root.rglob("gop_*")]
+            assert 3 <= len(kept) <= 4, kept
+
+            started = time.monotonic()
+            segmenter = await packager.wait_ready(KEY, 5)
+            assert time.monotonic() - started < 0.5  # no waiting for a segment to be cut
+            segments = segmenter.segments
+            assert len(segments) == 3 and all(segment.keyframe for segment in segments)
+            # Whole GOPs, each once: 2 s segments with nothing missing or repeated between them.
+            # (the file's loop point adds a frame's worth, 40 ms, at most)
+            assert all(1.95 < segment.duration < 2.15 for segment in segments), segments
+            path = tmp_path / "window.ts"
+            path.write_bytes(b"".join(segment.data for segment in segments))
+            assert ffprobe_streams(path) == ["aac", "h264"]
+            probe = subprocess.run(
+                ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            assert 5.8 < float(probe.stdout) < 6.3
+            # The window goes on with the live packets.
+            await asyncio.sleep(1.0)
+            assert segmenter.segments[-1].sequence > segments[-1].sequence
+        finally:
+            feeder.cancel()
+            registry.close(stream)
+            await packager.close()
+            history.close()
+            folder.close()
 
     asyncio.run(main())
