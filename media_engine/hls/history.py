@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from media_engine.hls.store import FileFolder, Files
@@ -86,8 +87,8 @@ class _Recorder:
     def sequence(self) -> int:
         return self._sequence
 
-    def packets(self, seconds: float, before: int) -> list[MediaPacket]:
-        """The packets of the newest pieces (sequence < ``before``) covering ``seconds``, oldest first."""
+    def replay(self, seconds: float, before: int) -> Replay:
+        """The newest pieces (sequence < ``before``) covering ``seconds``, oldest first."""
         chosen: list[_Piece] = []
         wanted_ms = seconds * 1000
         for piece in reversed(self.pieces):
@@ -96,13 +97,34 @@ class _Recorder:
             chosen.append(piece)
             if chosen[0].last_dts - piece.first_dts >= wanted_ms:
                 break
-        packets: list[MediaPacket] = []
-        for piece in reversed(chosen):
-            data = self.files.get(piece.name)
+        return Replay(self.files, chosen[::-1])
+
+
+class Replay:
+    """Pieces of a stream's history, read one at a time (so that replaying a window never holds it
+    all in memory): iterate for each piece's packets."""
+
+    def __init__(self, files: Files | None = None, pieces: list[_Piece] | None = None) -> None:
+        self.files = files
+        self.pieces = pieces or []
+
+    def __bool__(self) -> bool:
+        return bool(self.pieces)
+
+    @property
+    def first_dts(self) -> int:
+        return self.pieces[0].first_dts
+
+    def __iter__(self) -> Iterator[list[MediaPacket]]:
+        for piece in self.pieces:
+            data = self.files.get(piece.name) if self.files is not None else None
             if data is None:
-                return []  # (evicted meanwhile: start from the live GOP)
-            packets.extend(_decode(data))
-        return packets
+                return  # (evicted meanwhile: the rest is not contiguous any more)
+            try:
+                yield _decode(data)
+            except (ValueError, struct.error, UnicodeDecodeError):
+                logger.exception("a piece of history is unreadable: %s", piece.name)
+                return
 
 
 def _decode(data: bytes) -> list[MediaPacket]:
@@ -146,16 +168,12 @@ class PacketHistory:
         recorder = self._recorders.get(stream.key)
         return recorder.sequence + 1 if recorder is not None and recorder.stream is stream else 0
 
-    def replay(self, stream: LiveStream, seconds: float, mark: int) -> list[MediaPacket]:
+    def replay(self, stream: LiveStream, seconds: float, mark: int) -> Replay:
         """Up to ``seconds`` (whole GOPs) of ``stream``'s packets before ``mark``, oldest first."""
         recorder = self._recorders.get(stream.key)
         if recorder is None or recorder.stream is not stream or mark <= 0:
-            return []
-        try:
-            return recorder.packets(min(seconds, self.seconds), mark)
-        except (ValueError, struct.error, OSError):
-            logger.exception("history of %s is unreadable", stream.key)
-            return []
+            return Replay()
+        return recorder.replay(min(seconds, self.seconds), mark)
 
     def close(self) -> None:
         for recorder in self._recorders.values():

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
 from media_engine.control import ApplicationConfig, ControlPlane
-from media_engine.hls.history import PacketHistory
+from media_engine.hls.history import PacketHistory, Replay
 from media_engine.hls.store import FileFolder, Files, MemoryFiles
 from media_engine.packets import MediaPacket
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry, Subscription
@@ -326,20 +326,25 @@ class StreamPackager(abc.ABC, Generic[S]):
             # so no packet is lost or reordered.
             ended = False
             backlog = subscription.drain()
+            replay = Replay()
             if session.history_mark and self.history is not None:
-                # The window's worth of history, after the configuration records the subscription
-                # starts with and before the GOP it carries.
                 seconds = segmenter.window * self.segment_duration(config)
-                replayed = self.history.replay(stream, seconds, session.history_mark)
-                configs = 0
-                while configs < len(backlog) and backlog[configs] is not None and backlog[configs].config:
-                    configs += 1
-                backlog[configs:configs] = replayed
-            # Started on demand, the first packets (the cached GOP) are older than now: the segmenter
-            # dates its output (LL-HLS program date time) accordingly.
+                replay = self.history.replay(stream, seconds, session.history_mark)
+            # Started on demand, the first packets (history, cached GOP) are older than now: the
+            # segmenter dates its output (LL-HLS program date time) accordingly.
             dts = [packet.dts for packet in backlog if packet is not None and not packet.config]
-            segmenter.backlog_ms = max(0, dts[-1] - dts[0]) if dts else 0
-            for packet in backlog:
+            first = replay.first_dts if replay else dts[0] if dts else 0
+            segmenter.backlog_ms = max(0, dts[-1] - first) if dts else 0
+            # The configuration records the subscription starts with, the window's worth of history
+            # (one piece at a time), then the GOP the subscription carries and what came since.
+            configs = 0
+            while configs < len(backlog) and backlog[configs] is not None and backlog[configs].config:
+                segmenter.feed(backlog[configs])
+                configs += 1
+            for packets in replay:
+                for packet in packets:
+                    segmenter.feed(packet)
+            for packet in backlog[configs:]:
                 if packet is None:
                     ended = True
                     break

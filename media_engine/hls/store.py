@@ -84,6 +84,17 @@ class FolderFiles:
         folder.mkdir(parents=True, exist_ok=True)
         self._names: set[str] = set()  # what is complete and readable
         self._released = False
+        self._warned = False
+
+    def _failed(self, name: str, error: OSError) -> None:
+        # A full tmpfs must not stop the stream: this file is missing (404), later ones may fit.
+        if not self._warned:
+            self._warned = True
+            logger.warning("cannot write %s in %s: %s", name, self.folder, error)
+        try:
+            os.unlink(self._path(name))
+        except OSError:
+            pass
 
     def _path(self, name: str) -> str:
         if not name or "/" in name or name in (".", ".."):
@@ -93,39 +104,50 @@ class FolderFiles:
     def put(self, name: str, data: bytes) -> None:
         if self._released:
             return
-        fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+            fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as error:
+            self._failed(name, error)
+            return
         self._names.add(name)
 
     def put_chunks(self, name: str, chunks: list[bytes]) -> None:
         if self._released:
             return
-        fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            # writev takes at most IOV_MAX buffers, and may write less than asked.
-            for start in range(0, len(chunks), _IOV_MAX):
-                batch = chunks[start : start + _IOV_MAX]
-                written = os.writev(fd, batch)
-                expected = sum(len(chunk) for chunk in batch)
-                if written < expected:
-                    os.write(fd, b"".join(batch)[written:])
-        finally:
-            os.close(fd)
+            fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                # writev takes at most IOV_MAX buffers, and may write less than asked.
+                for start in range(0, len(chunks), _IOV_MAX):
+                    batch = chunks[start : start + _IOV_MAX]
+                    written = os.writev(fd, batch)
+                    if written < sum(len(chunk) for chunk in batch):
+                        _write_all(fd, b"".join(batch)[written:])
+            finally:
+                os.close(fd)
+        except OSError as error:
+            self._failed(name, error)
+            return
         self._names.add(name)
 
     def append(self, name: str, data: bytes) -> None:
         if self._released:
             return
-        fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+            fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as error:
+            self._failed(name, error)
 
     def seal(self, name: str) -> None:
+        # (an append that failed removed the file: the segment is missing rather than truncated)
         if not self._released and os.path.exists(self._path(name)):
             self._names.add(name)
 
@@ -152,10 +174,32 @@ class FolderFiles:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+# /dev/shm is used when it has at least this much room.
+MIN_TMPFS_BYTES = 1 << 30
+
+
+def _tmpfs() -> Path | None:
+    shm = Path("/dev/shm")
+    try:
+        stats = os.statvfs(shm)
+    except OSError:
+        return None
+    if not os.access(shm, os.W_OK) or stats.f_bavail * stats.f_frsize < MIN_TMPFS_BYTES:
+        return None
+    return shm
+
+
 class FileFolder:
     """The folder of one engine process under which each segmenter gets a `FolderFiles` of its own.
 
-    ``base`` None: a tmpfs (/dev/shm) when there is one, else the system's temporary folder. The
+    ``base`` None: a tmpfs (/dev/shm) when there is one with room (containers often have 64 MB
+    there), else the system's temporary folder. The
     folder of a node is named after its process id; folders left by processes that died are removed.
     """
 
@@ -163,8 +207,7 @@ class FileFolder:
 
     def __init__(self, base: Path | None = None) -> None:
         if base is None:
-            shm = Path("/dev/shm")
-            base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+            base = _tmpfs() or Path(tempfile.gettempdir())
         base.mkdir(parents=True, exist_ok=True)
         self._remove_stale(base)
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}-", dir=base))

@@ -67,10 +67,8 @@ def test_hls_of_an_unwatched_stream_starts_at_the_first_request_and_stops_when_n
             assert packager.get(KEY) is None and packager.keys() == []  # live, nobody asked: no packaging
 
             # A player asks: the first playlist comes once the first segment (from the GOP) is cut.
-            started = time.monotonic()
             segmenter = await packager.wait_ready(KEY, 5)
             assert segmenter is not None and segmenter.playlist() is not None
-            assert time.monotonic() - started < 2.5  # within one GOP of media (2 s at 2x) plus slack
             first = segmenter.segments[0]
             assert first.keyframe
             (tmp_path / "first.ts").write_bytes(first.data)
@@ -107,32 +105,33 @@ def test_llhls_first_request_is_answered_at_once_from_the_gop_and_blocking_reloa
         packager = LlHlsPackager(registry, lookup, on_demand=True)
         packager.attach()
         stream = registry.open(KEY, "rtmp")
-        feeder = asyncio.create_task(push_packets(stream, looped(packets, 2), speed=SPEED))
+        media = list(looped(packets, 2))
+        # 1.4 s of media into the first GOP (2 s), then the publisher pauses: nothing new comes.
+        start = next(index for index, packet in enumerate(media) if not packet.config and packet.dts >= 1400)
+        await push_packets(stream, media[:start], realtime=False)
+        feeder = None
         try:
-            # 0.7 s wall = 1.4 s of media into the first GOP (2 s): three parts are already in the cache.
-            await asyncio.sleep(0.7)
             assert packager.get(KEY) is None
-            started = time.monotonic()
+            # The first request is answered from the cached GOP alone: parts up to the live edge.
             segmenter = await packager.wait_ready(KEY, 5)
-            assert time.monotonic() - started < 0.3
             assert segmenter is not None and segmenter.current_segment is not None
             assert len(segmenter.current_segment.parts) >= 2
             assert segmenter.current_segment.parts[0].independent
-            # Dated from the GOP's first frame (1.4 s of media ago = 0.7 s at 2x, + up to 0.3 s), not from now.
+            # Dated from the GOP's first frame (1.4 s of media ago), not from now.
             age = time.time() - segmenter.current_segment.program_date_time
-            assert 0.5 < age < 2.0, age
+            assert 1.3 < age < 2.5, age
+            feeder = asyncio.create_task(push_packets(stream, media[start:], speed=SPEED))
             playlist = segmenter.playlist().decode()
             assert "#EXT-X-PART:" in playlist and "#EXT-X-PRELOAD-HINT" in playlist
 
-            # Blocking reload: the next part comes within about a part duration (0.25 s at 2x).
+            # Blocking reload: the request for the next part is answered once the publisher goes on.
             current = segmenter.current_segment
             msn, next_part = current.msn, len(current.parts)
-            started = time.monotonic()
             assert await segmenter.wait_for(msn, next_part, segmenter.blocking_timeout)
-            assert time.monotonic() - started < 1.0
             assert segmenter.file(init_name := segmenter.init_name) and init_name.startswith("init_0_video_")
         finally:
-            feeder.cancel()
+            if feeder is not None:
+                feeder.cancel()
             registry.close(stream)
             await packager.close()
 
@@ -222,17 +221,18 @@ def test_with_a_history_the_first_playlist_lists_a_window_at_once(av_flv: Path, 
         packager = HlsPackager(registry, lookup_3x2, on_demand=True, folder=folder, history=history)
         packager.attach()
         stream = registry.open(KEY, "rtmp")
-        feeder = asyncio.create_task(push_packets(stream, looped(packets, 3), speed=4.0))
+        media = list(looped(packets, 3))
+        start = next(index for index, packet in enumerate(media) if not packet.config and packet.dts >= 13000)
+        await push_packets(stream, media[:start], realtime=False)  # 13 s (GOP 2 s): nobody watches
+        feeder = None
         try:
-            await asyncio.sleep(3.0)  # 12 s of media (GOP 2 s): nobody watches
             assert packager.get(KEY) is None
             # Only the last 6 s (and the GOP being received) are kept, as files.
             kept = [path for path in folder.root.rglob("gop_*")]
             assert 3 <= len(kept) <= 4, kept
 
-            started = time.monotonic()
+            # Answered from the history alone (nothing new comes meanwhile): three whole segments.
             segmenter = await packager.wait_ready(KEY, 5)
-            assert time.monotonic() - started < 0.5  # no waiting for a segment to be cut
             segments = segmenter.segments
             assert len(segments) == 3 and all(segment.keyframe for segment in segments)
             # Whole GOPs, each once: 2 s segments with nothing missing or repeated between them.
@@ -249,10 +249,15 @@ def test_with_a_history_the_first_playlist_lists_a_window_at_once(av_flv: Path, 
             )
             assert 5.8 < float(probe.stdout) < 6.3
             # The window goes on with the live packets.
-            await asyncio.sleep(1.0)
+            feeder = asyncio.create_task(push_packets(stream, media[start:], speed=4.0))
+            for _ in range(50):
+                if segmenter.segments[-1].sequence > segments[-1].sequence:
+                    break
+                await asyncio.sleep(0.1)
             assert segmenter.segments[-1].sequence > segments[-1].sequence
         finally:
-            feeder.cancel()
+            if feeder is not None:
+                feeder.cancel()
             registry.close(stream)
             await packager.close()
             history.close()

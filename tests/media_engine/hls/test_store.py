@@ -102,3 +102,16 @@ def test_folders_left_by_engines_that_died_are_removed(tmp_path: Path) -> None:
     assert not left.exists() and alive.exists() and folder.root.is_dir()
     assert folder.root.name.startswith(f"{FileFolder.PREFIX}{os.getpid()}-")
     folder.close()
+
+
+def test_a_file_that_cannot_be_written_is_missing_and_the_stream_goes_on(tmp_path: Path) -> None:
+    files = FolderFiles(tmp_path / "f")
+    (tmp_path / "f").rmdir()  # (as a full tmpfs would: every write fails)
+    files.put("a.ts", b"x")
+    files.put_chunks("g", [b"1", b"2"])
+    files.append("s.m4s", b"1")
+    files.seal("s.m4s")
+    assert files.get("a.ts") is None and files.get("g") is None and files.get("s.m4s") is None
+    (tmp_path / "f").mkdir()  # room again: later files are there
+    files.put("b.ts", b"y")
+    assert files.get("b.ts") == b"y"
