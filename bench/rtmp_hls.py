@@ -268,7 +268,7 @@ class StreamHubEngine(Server):
         }
         # The application `app` as the data migration creates it: nothing is tuned.
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        log = (folder / "engine.log").open("wb")
+        log = (CACHE / "engine.log").open("wb")  # (the last run's, kept for a look after the run)
         return subprocess.Popen(
             [sys.executable, "manage.py", "runengine", "--rtmp-host", "127.0.0.1", "--rtmp-port", str(self.rtmp_port),
              "--http-host", "127.0.0.1", "--http-port", str(self.http_port)],
