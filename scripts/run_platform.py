@@ -1,11 +1,16 @@
-"""Start the whole platform in the foreground: Redis (if none answers), the API server (Daphne),
-the media engine node and a Celery worker; stop them all on Ctrl-C or when one of them dies.
+"""Run the whole platform in the foreground and keep it running: Redis (if none answers), the API
+server (Daphne), the media engine node, three Celery workers and Celery beat.
+
+A child that dies is started again after a pause that doubles while it keeps dying soon after its
+start (1 s, 2 s, 4 s ... at most 30 s), so a crash loop never becomes a busy loop; the others go on
+serving meanwhile. Ctrl-C (SIGINT) or SIGTERM stops every child; a second one kills them at once.
 
 Settings come from the environment (and `.env`), as for every StreamHub process.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -13,11 +18,21 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+
+# Restart pauses: the first after a crash, the ceiling while a child keeps crashing, and how long
+# a child must have run for its next crash to count as a new first one.
+FIRST_RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 30.0
+STABLE_AFTER = 30.0
+# How long children get to finish after SIGTERM before they are killed.
+STOP_TIMEOUT = 15.0
+POLL_INTERVAL = 0.2
 
 
 def read_dotenv() -> None:
@@ -43,78 +58,191 @@ def redis_answers(host: str, port: int) -> bool:
 def commands() -> list[tuple[str, list[str]]]:
     api_host = os.environ.get("STREAMHUB_API_HOST", "0.0.0.0")
     api_port = os.environ.get("STREAMHUB_API_PORT", "8081")
-    celery = [PYTHON, "-m", "celery", "-A", "streamhub", "worker", "--loglevel", "INFO"]
+    var_dir = Path(os.environ.get("STREAMHUB_VAR_DIR", str(ROOT / "var")))
+    celery = [PYTHON, "-m", "celery", "-A", "streamhub"]
+    worker = [*celery, "worker", "--loglevel", "INFO"]
     return [
         ("api", [PYTHON, "-m", "daphne", "-b", api_host, "-p", api_port, "streamhub.asgi:application"]),
         ("engine", [PYTHON, "manage.py", "runengine"]),
         # Media jobs (record, push...) block on I/O for hours: a thread pool of their own queue;
         # short control tasks get their own worker, so they never wait behind media.
-        ("media-worker", [*celery, *"-Q media --pool threads --concurrency 32 --hostname media@%h".split()]),
+        ("media-worker", [*worker, *"-Q media --pool threads --concurrency 32 --hostname media@%h".split()]),
         # Transcodes (CPU-bound, one per live stream and output profile, as long as the stream lasts):
         # a worker of their own, so encoding never slows records and pushes; add machines for more.
-        ("transcode-worker", [*celery, *"-Q transcode --pool threads -c 16 --hostname transcode@%h".split()]),
-        # -B: the control worker also runs beat (resuming jobs whose worker died).
-        (
-            "control-worker",
-            [*celery, *"-Q control --concurrency 2 -B -s var/celerybeat-schedule".split(), "--hostname", "control@%h"],
-        ),  # fmt: skip
+        ("transcode-worker", [*worker, *"-Q transcode --pool threads -c 16 --hostname transcode@%h".split()]),
+        ("control-worker", [*worker, *"-Q control --concurrency 2 --hostname control@%h".split()]),
+        # Beat (resuming jobs whose worker died, deadlines...) is a child of its own, so that it is
+        # restarted on its own and a control worker's restart never leaves a second beat behind.
+        ("beat", [*celery, "beat", "--loglevel", "INFO", "-s", str(var_dir / "celerybeat-schedule")]),
     ]
+
+
+def _die_with_supervisor() -> None:
+    """In the child before exec: its own process group (so a restart can kill what it started,
+    e.g. a prefork pool) and SIGTERM when the supervisor dies, so no child outlives it."""
+    os.setpgrp()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class Child:
+    """One supervised process: how to start it, the running process and its restart history."""
+
+    name: str
+    command: list[str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    crashes: int = 0  # deaths in a row, each soon after its start
+    restart_at: float | None = None
+
+    def start(self) -> None:
+        """Start the process; one that cannot even be started counts as a crash, restarted later."""
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        try:
+            # preexec_fn is safe here: the supervisor runs no threads.
+            self.process = subprocess.Popen(self.command, preexec_fn=_die_with_supervisor)
+        except OSError as error:
+            self.process = None
+            delay = self.schedule_restart(self.started_at)
+            say(f"{self.name} could not be started ({error}): trying again in {delay:g} s", error=True)
+            return
+        say(f"started {self.name} (pid {self.process.pid}): {' '.join(self.command)}")
+
+    @property
+    def running(self) -> bool:
+        """Started and not reaped yet (it may have ended: see `has_ended`)."""
+        return self.process is not None and self.process.returncode is None
+
+    def has_ended(self) -> bool:
+        """Whether the process has ended. It is not reaped here, so its pid (and process group id)
+        stay ours until `reap`: killing the group can never hit a process that reused the id."""
+        if not self.running:
+            return False
+        try:
+            return os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+
+    def reap(self) -> int:
+        """Kill whatever is left in the child's process group (a prefork pool...) and collect its exit status."""
+        _kill_group(self.process.pid, signal.SIGKILL)
+        return self.process.wait()
+
+    def schedule_restart(self, now: float) -> float:
+        """Note a death; return the pause before the next start (doubling while it keeps crashing)."""
+        self.crashes = self.crashes + 1 if now - self.started_at < STABLE_AFTER else 1
+        delay = min(MAX_RESTART_DELAY, FIRST_RESTART_DELAY * 2 ** (self.crashes - 1))
+        self.restart_at = now + delay
+        return delay
+
+
+def _kill_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def describe(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with {returncode}"
+
+
+def say(message: str, *, error: bool = False) -> None:
+    try:
+        print(f"[run_platform] {message}", file=sys.stderr if error else sys.stdout, flush=True)
+    except OSError:  # nobody reads any more (`make run | tee log` after Ctrl-C): go on supervising
+        pass
+
+
+def start_redis(host: str, port: int) -> Child | None:
+    """A Redis child if none answers (and one may be started here); None if one answers."""
+    if redis_answers(host, port):
+        return None
+    if host not in ("127.0.0.1", "localhost") or not shutil.which("redis-server"):
+        raise SystemExit(f"Redis at {host}:{port} does not answer and cannot be started here.")
+    say(f"No Redis answers on {host}:{port}: starting one.")
+    redis = Child(
+        "redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    )
+    redis.start()
+    for _ in range(50):
+        if redis_answers(host, port):
+            break
+        time.sleep(0.1)
+    return redis
+
+
+def supervise(children: list[Child], stop_requests: list[int]) -> None:
+    """Restart dead children (with backoff) until a stop is requested."""
+    while not stop_requests:
+        now = time.monotonic()
+        for child in children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.start()
+                continue
+            if not child.running or not child.has_ended():
+                continue
+            status = child.reap()
+            delay = child.schedule_restart(now)
+            crashes = f", crash {child.crashes} in a row" if child.crashes > 1 else ""
+            say(f"{child.name} {describe(status)}: restarting it in {delay:g} s{crashes}", error=True)
+        time.sleep(POLL_INTERVAL)
+
+
+def stop_all(children: list[Child], stop_requests: list[int]) -> None:
+    """SIGTERM to every child (Redis last, the others need it to finish); SIGKILL after STOP_TIMEOUT
+    or on a second Ctrl-C."""
+    redis = [child for child in children if child.name == "redis"]
+    others = [child for child in children if child.name != "redis"]
+    for group in (others, redis):
+        running = [child for child in group if child.running]
+        for child in running:
+            _kill_group(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while running and time.monotonic() < deadline and len(stop_requests) < 2:
+            running = [child for child in running if not child.has_ended()]
+            time.sleep(POLL_INTERVAL)
+        for child in group:
+            if child.running:
+                child.reap()  # SIGKILL to stragglers and to what a child left behind
+    say("stopped")
 
 
 def main() -> int:
     read_dotenv()
     os.chdir(ROOT)
-    children: list[tuple[str, subprocess.Popen]] = []
     redis_url = urlparse(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    redis_host, redis_port = redis_url.hostname or "127.0.0.1", redis_url.port or 6379
-    if not redis_answers(redis_host, redis_port):
-        if redis_host not in ("127.0.0.1", "localhost") or not shutil.which("redis-server"):
-            print(f"Redis at {redis_host}:{redis_port} does not answer and cannot be started here.", file=sys.stderr)
-            return 1
-        print(f"No Redis answers on {redis_host}:{redis_port}: starting one.")
-        redis = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no"]
-        )
-        children.append(("redis", redis))
-        for _ in range(50):
-            if redis_answers(redis_host, redis_port):
-                break
-            time.sleep(0.1)
+    redis = start_redis(redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
+    children = ([redis] if redis else []) + [Child(name, command) for name, command in commands()]
 
-    for name, command in commands():
-        print(f"starting {name}: {' '.join(command)}")
-        children.append((name, subprocess.Popen(command)))
+    stop_requests: list[int] = []
 
-    stopping = False
+    def request_stop(signum, _frame) -> None:
+        stop_requests.append(signum)  # only that: printing here could re-enter a print in progress
 
-    def stop(*_args) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    for child in children:
+        if child.process is None and child.restart_at is None:
+            child.start()
     api_port = os.environ.get("STREAMHUB_API_PORT", "8081")
-    print(f"StreamHub is up: API and admin on http://127.0.0.1:{api_port}/  (Ctrl-C stops everything)")
-    exit_code = 0
-    while not stopping:
-        for name, process in children:
-            if process.poll() is not None:
-                print(f"{name} exited with {process.returncode}: stopping the platform", file=sys.stderr)
-                exit_code = process.returncode or 1
-                stopping = True
-                break
-        time.sleep(0.5)
-
-    for _name, process in reversed(children):
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for _name, process in reversed(children):
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return exit_code
+    say(f"StreamHub is up: API and admin on http://127.0.0.1:{api_port}/  (Ctrl-C stops everything)")
+    try:
+        supervise(children, stop_requests)
+        say(f"{signal.Signals(stop_requests[0]).name}: stopping every process (again to kill them at once)")
+    finally:
+        stop_all(children, stop_requests)
+    return 0
 
 
 if __name__ == "__main__":

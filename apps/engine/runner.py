@@ -20,17 +20,31 @@ from apps.engine.models import EngineNode
 from apps.engine.signals import node_heartbeat
 from apps.streams import services as stream_services
 from apps.streams.models import Stream
-from apps.webrtc_relay.engine import COMMANDS as RELAY_COMMANDS
 from apps.webrtc_relay.engine import RelayCommands
 from apps.webrtc_relay.services import end_relays_of_node
+from media_engine.commands import (
+    BadCommand,
+    Command,
+    InsertTimedMetadata,
+    SetHls,
+    StartRelay,
+    StopRelay,
+    StopStream,
+    parse_command,
+)
 from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.node import EngineNode as MediaEngineNode
 from media_engine.node import HlsSettings, NodeAddresses
-from media_engine.registry import StreamKey
 from media_engine.webrtc.ice import policy_from_settings
 from media_engine.webrtc.service import WebRtcSettings
 
 logger = logging.getLogger(__name__)
+
+# Pauses before reading commands again after the channel layer failed (doubling up to the maximum).
+COMMAND_RETRY_FIRST = 0.5
+COMMAND_RETRY_MAX = 10.0
+# How often the node joins its command group again (the Redis layer expires members after a day).
+COMMAND_GROUP_REFRESH = 3600.0
 
 
 def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
@@ -102,13 +116,19 @@ class EngineRunner:
             asyncio.create_task(self._heartbeats(node), name="heartbeats"),
             asyncio.create_task(self._commands(node), name="commands"),
         ]
+        stop_requested = asyncio.create_task(self.stopping.wait(), name="stop requested")
         try:
-            await self.stopping.wait()
+            # The loops end only when cancelled: one that ends on its own leaves a node that looks
+            # alive but is not, so the node ends too (and `make run` starts it again).
+            done, _ = await asyncio.wait([stop_requested, *tasks], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
+            for task in [stop_requested, *tasks]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(stop_requested, *tasks, return_exceptions=True)
             await self.engine.stop()
+        for task in tasks:
+            if task in done:
+                raise RuntimeError(f"the engine node's {task.get_name()} loop ended") from task.exception()
 
     async def _heartbeats(self, node: EngineNode) -> None:
         previous: dict[int, tuple[int, int]] = {}
@@ -130,30 +150,72 @@ class EngineRunner:
                 logger.exception("heartbeat failed")
 
     async def _commands(self, node: EngineNode) -> None:
+        """Read and carry out commands until cancelled. A broken layer (Redis gone) is retried: a node
+        that heartbeats must keep taking commands, or the API's stops would be ignored for good."""
         layer = get_channel_layer()
-        channel = await layer.new_channel()
-        await layer.group_add(node.command_group, channel)
+        retry = COMMAND_RETRY_FIRST
+        while True:
+            channel = None
+            try:
+                channel = await layer.new_channel()
+                await layer.group_add(node.command_group, channel)
+                membership = asyncio.create_task(self._keep_membership(layer, node.command_group, channel))
+                try:
+                    while True:
+                        message = await layer.receive(channel)
+                        retry = COMMAND_RETRY_FIRST
+                        self.handle_command(message)
+                finally:
+                    membership.cancel()
+                    await asyncio.gather(membership, return_exceptions=True)
+            except Exception:  # noqa: BLE001 - whatever broke the layer, the node must read commands again
+                logger.exception("engine command channel failed: reading commands again in %g s", retry)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, COMMAND_RETRY_MAX)
+            finally:
+                if channel is not None:
+                    await self._leave(layer, node.command_group, channel)
+
+    @staticmethod
+    async def _leave(layer, group: str, channel: str) -> None:
         try:
-            while True:
-                message = await layer.receive(channel)
-                self.handle_command(message)
-        finally:
-            await layer.group_discard(node.command_group, channel)
+            await asyncio.wait_for(layer.group_discard(group, channel), 5)
+        except Exception:  # noqa: BLE001 - best effort: a broken layer cannot take it, and members expire
+            logger.debug("could not leave %s", group, exc_info=True)
+
+    @staticmethod
+    async def _keep_membership(layer, group: str, channel: str) -> None:
+        # The layer forgets group members after its group expiry (a day with Redis): join again well before.
+        while True:
+            await asyncio.sleep(COMMAND_GROUP_REFRESH)
+            try:
+                await layer.group_add(group, channel)
+            except Exception:  # noqa: BLE001 - tried again next time; a broken layer also fails receive()
+                logger.warning("could not renew the membership of %s", group, exc_info=True)
 
     def handle_command(self, message: dict) -> None:
-        if message.get("type") == "stream.stop":
-            key = StreamKey(message["vhost"], message["app"], message["stream"])
-            stopped = self.engine.stop_stream(key)
-            logger.info("API asked to stop %s: %s", key, "disconnected" if stopped else "not live here")
-        elif message.get("type") in RELAY_COMMANDS:
-            self.relays.handle(message)
-        elif message.get("type") == "stream.hls":
-            key = StreamKey(message["vhost"], message["app"], message["stream"])
-            done = self.engine.set_hls(key, bool(message["enabled"]))
-            logger.info("API turned HLS of %s %s: %s", key, "on" if message["enabled"] else "off", done)
-        elif message.get("type") == "stream.timed_metadata":
-            key = StreamKey(message["vhost"], message["app"], message["stream"])
-            sent = self.engine.send_timed_metadata(key, bytes(message["id3"]))
-            logger.info("API sent timed metadata to %s: %s", key, "inserted" if sent else "not live here")
-        else:
-            logger.warning("unknown engine command %r", message.get("type"))
+        """Carry out one command from the API; a malformed or failing one is logged and skipped, never
+        raised, so that one bad message cannot end the node's command loop."""
+        try:
+            command = parse_command(message)
+        except BadCommand as error:
+            logger.warning("engine command refused: %s (message %.300r)", error, message)
+            return
+        try:
+            self._carry_out(command)
+        except Exception:  # noqa: BLE001 - one failing command must not stop the ones after it
+            logger.exception("engine command %s failed", command)
+
+    def _carry_out(self, command: Command) -> None:
+        match command:
+            case StopStream():
+                stopped = self.engine.stop_stream(command.key)
+                logger.info("API asked to stop %s: %s", command.key, "disconnected" if stopped else "not live here")
+            case SetHls():
+                done = self.engine.set_hls(command.key, command.enabled)
+                logger.info("API turned HLS of %s %s: %s", command.key, "on" if command.enabled else "off", done)
+            case InsertTimedMetadata():
+                sent = self.engine.send_timed_metadata(command.key, command.id3)
+                logger.info("API sent timed metadata to %s: %s", command.key, "inserted" if sent else "not live here")
+            case StartRelay() | StopRelay():
+                self.relays.handle(command)

@@ -15,6 +15,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from apps.engine.commands import send_stop
 from apps.engine.models import EngineNode
 from apps.hosting.models import Application
 from apps.streams.choices import StreamState
@@ -90,7 +91,10 @@ def stream_started(
             remote_address=remote_address,
         )
     publish_event("started", stream)
-    stream_went_live.send(sender=Stream, stream=stream)
+    # Each app's receiver (reserved records, pushes, transcodes...) runs on its own: one that raises
+    # is logged (by Django) and neither stops the others nor fails the engine's report, which would
+    # leave the engine without the row's id, so the row would never be ended.
+    stream_went_live.send_robust(sender=Stream, stream=stream)
     return stream
 
 
@@ -146,17 +150,8 @@ def end_streams_of_stale_nodes() -> int:
 
 def request_stop(stream: Stream) -> None:
     """Ask the stream's engine node to disconnect its publisher; a dead node's stream just ends."""
-    node = stream.node
-    if node is None or not node.is_alive:
+    if not send_stop(stream):
         stream_ended(stream.pk)
-        return
-    message = {
-        "type": "stream.stop",
-        "vhost": stream.application.virtual_host.name,
-        "app": stream.application.name,
-        "stream": stream.name,
-    }
-    async_to_sync(get_channel_layer().group_send)(node.command_group, message)
 
 
 def send_to_subscribers(stream: Stream, payload) -> None:

@@ -1,4 +1,4 @@
-"""The engine node's side of WebRTC relays: ``webrtc.relay.start|stop`` commands carried out on the
+"""The engine node's side of WebRTC relays: `StartRelay` and `StopRelay` commands carried out on the
 node's `WebRtcService`, with every status change written back to the relay's row."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from asgiref.sync import sync_to_async
 
 from apps.webrtc_relay.choices import Direction, RelayStatus
 from apps.webrtc_relay.services import record_status
-from media_engine.registry import StreamAlreadyLive, StreamKey
+from media_engine.commands import StartRelay, StopRelay
+from media_engine.registry import StreamAlreadyLive
 from media_engine.webrtc.service import WebRtcService
 
 logger = logging.getLogger(__name__)
-COMMANDS = ("webrtc.relay.start", "webrtc.relay.stop")
 
 
 class RelayCommands:
@@ -24,8 +24,8 @@ class RelayCommands:
         self.webrtc = webrtc
         self._tasks: set[asyncio.Task] = set()
 
-    def handle(self, message: dict) -> None:
-        coroutine = self._start(message) if message["type"] == "webrtc.relay.start" else self._stop(message)
+    def handle(self, command: StartRelay | StopRelay) -> None:
+        coroutine = self._start(command) if isinstance(command, StartRelay) else self._stop(command)
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -35,14 +35,15 @@ class RelayCommands:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _start(self, message: dict) -> None:
-        relay_id = message["relay_id"]
-        key = StreamKey(message["vhost"], message["app"], message["stream"])
-        start = self.webrtc.start_pull if message["direction"] == Direction.PULL else self.webrtc.start_push
+    async def _start(self, command: StartRelay) -> None:
+        relay_id = command.relay_id
+        start = self.webrtc.start_pull if command.direction == Direction.PULL else self.webrtc.start_push
+
+        def report(relay, status, error) -> None:
+            self._report(relay.id, status.value, error)
+
         try:
-            await start(
-                relay_id, key, message["url"], lambda relay, status, error: self._report(relay.id, status.value, error)
-            )
+            await start(relay_id, command.key, command.url, report)
         except StreamAlreadyLive:
             self._report(relay_id, RelayStatus.FAILED, "the local stream is already live")
         except LookupError:
@@ -51,8 +52,8 @@ class RelayCommands:
             logger.info("webrtc relay %s failed to start: %s", relay_id, error)
             self._report(relay_id, RelayStatus.FAILED, str(error))
 
-    async def _stop(self, message: dict) -> None:
-        await self.webrtc.stop_relay(message["relay_id"])
+    async def _stop(self, command: StopRelay) -> None:
+        await self.webrtc.stop_relay(command.relay_id)
 
     async def close(self) -> None:
         if self._tasks:

@@ -4,10 +4,9 @@ the relay's status back with `record_status`."""
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
+from apps.engine import commands
 from apps.engine.models import EngineNode
 from apps.hosting.models import Application
 from apps.streams.models import Stream
@@ -31,22 +30,15 @@ def _check_url(uri: str) -> None:
         raise RelayRefused(400, f"Bad request: {error}") from None
 
 
-def _send(node: EngineNode, message: dict) -> None:
-    async_to_sync(get_channel_layer().group_send)(node.command_group, message)
-
-
 def _start(relay: WebRtcRelay) -> WebRtcRelay:
-    _send(
+    commands.send_relay_start(
         relay.node,
-        {
-            "type": "webrtc.relay.start",
-            "relay_id": relay.relay_id,
-            "direction": relay.direction,
-            "url": relay.signalling_url,
-            "vhost": relay.application.virtual_host.name,
-            "app": relay.application.name,
-            "stream": relay.local_stream_name,
-        },
+        relay_id=relay.relay_id,
+        direction=relay.direction,
+        url=relay.signalling_url,
+        vhost=relay.application.virtual_host.name,
+        app=relay.application.name,
+        stream=relay.local_stream_name,
     )
     return relay
 
@@ -94,7 +86,7 @@ def start_push(application: Application, uri: str, local_name: str, remote_name:
 def terminate(relay: WebRtcRelay) -> None:
     """End a relay: the engine ends its sessions (local stream of a pull, remote session of a push)."""
     if relay.node is not None and relay.node.is_alive:
-        _send(relay.node, {"type": "webrtc.relay.stop", "relay_id": relay.relay_id})
+        commands.send_relay_stop(relay.node, relay.relay_id)
     relay.mark(RelayStatus.STOPPED)
 
 
