@@ -264,3 +264,35 @@ def test_with_a_history_the_first_playlist_lists_a_window_at_once(av_flv: Path, 
             folder.close()
 
     asyncio.run(main())
+
+
+def test_an_audio_only_stream_has_a_history_too(audio_flv: Path, tmp_path: Path) -> None:
+    packets = read_packets(audio_flv)
+    config = replace(CONFIG, hls_segment_duration=2.0, hls_segment_count=3)
+
+    async def lookup_3x2(key: StreamKey) -> ApplicationConfig:
+        return config
+
+    async def main() -> None:
+        registry = StreamRegistry()
+        folder = FileFolder(tmp_path)
+        history = PacketHistory(registry, folder, seconds=6)
+        history.attach()
+        packager = HlsPackager(registry, lookup_3x2, on_demand=True, folder=folder, history=history)
+        packager.attach()
+        stream = registry.open(KEY, "rtmp")
+        await push_packets(stream, packets, realtime=False)  # 10 s of AAC, no keyframes to cut on
+        try:
+            segmenter = await packager.wait_ready(KEY, 5)
+            assert segmenter is not None and len(segmenter.segments) >= 2
+            path = tmp_path / "audio.ts"
+            path.write_bytes(b"".join(segment.data for segment in segmenter.segments))
+            assert ffprobe_streams(path) == ["aac"]
+            assert 3.5 < sum(segment.duration for segment in segmenter.segments) < 8.5
+        finally:
+            registry.close(stream)
+            await packager.close()
+            history.close()
+            folder.close()
+
+    asyncio.run(main())
