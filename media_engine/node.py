@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from media_engine import log_limits
 from media_engine.control import ControlPlane
 from media_engine.hls.history import PacketHistory
 from media_engine.hls.llhls import LlHlsPackager
@@ -19,15 +20,26 @@ from media_engine.hls.master import MasterPlaylists, PlaylistLookup
 from media_engine.hls.packager import DEFAULT_IDLE_TIMEOUT
 from media_engine.hls.segmenter import HlsPackager
 from media_engine.hls.store import FileFolder
+from media_engine.http.limits import HttpLimits
 from media_engine.http.server import MediaHttpServer
 from media_engine.jobs.thumbnail import ThumbnailStore, thumbnail_handler
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
+from media_engine.rtmp.chunks import RtmpLimits
 from media_engine.rtmp.server import RtmpServer
 from media_engine.srt.ingest import SrtIngestServer
 from media_engine.srt.libsrt import SrtError
 from media_engine.webrtc.service import WebRtcService, WebRtcSettings
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeLimits:
+    """What clients of the media ports may take: connections and timeouts of the media HTTP port,
+    bytes held for RTMP peers (README: "Limits on the media ports")."""
+
+    http: HttpLimits = field(default_factory=HttpLimits)
+    rtmp: RtmpLimits = field(default_factory=RtmpLimits)
 
 
 @dataclass(frozen=True)
@@ -60,15 +72,19 @@ class EngineNode:
         *,
         playlists: PlaylistLookup | None = None,
         thumbnails: ThumbnailStore | None = None,
+        limits: NodeLimits | None = None,
         hls: HlsSettings | None = None,
     ) -> None:
         """``playlists`` serves output profiles' master playlists; ``thumbnails`` the thumb.jpg/png
         pictures transcode jobs write (both: routes on the media HTTP port)."""
         addresses = addresses or NodeAddresses()
+        limits = limits or NodeLimits()
         hls = hls or HlsSettings()
         self.control = control
         self.registry = StreamRegistry()
-        self.rtmp = RtmpServer(self.registry, control, host=addresses.rtmp_host, port=addresses.rtmp_port)
+        self.rtmp = RtmpServer(
+            self.registry, control, host=addresses.rtmp_host, port=addresses.rtmp_port, limits=limits.rtmp
+        )
         # HLS and LL-HLS are packaged only for streams someone plays (from the cached GOP on the
         # first request): an unwatched stream costs its ingest only. Their windows are files, out
         # of the Python heap (tens of MB per watched stream otherwise).
@@ -83,7 +99,13 @@ class EngineNode:
         self.packager = HlsPackager.for_control_plane(self.registry, control, **packaging)
         self.llhls = LlHlsPackager.for_control_plane(self.registry, control, **packaging)
         self.http = MediaHttpServer(
-            self.registry, control, self.packager, host=addresses.http_host, port=addresses.http_port, llhls=self.llhls
+            self.registry,
+            control,
+            self.packager,
+            host=addresses.http_host,
+            port=addresses.http_port,
+            llhls=self.llhls,
+            limits=limits.http,
         )
         self.webrtc = WebRtcService(self.registry, control, webrtc)  # WHIP/WHEP on the media HTTP port
         self.webrtc.add_routes(self.http)
@@ -113,6 +135,9 @@ class EngineNode:
             logger.error("control plane event failed", exc_info=task.exception())
 
     async def start(self) -> None:
+        # Unhandled loop errors (accept() out of descriptors, above all) logged at most once per kind
+        # and interval: a flood of connections must not become gigabytes of identical tracebacks.
+        log_limits.install(asyncio.get_running_loop())
         self.history.attach()
         self.packager.attach()
         self.llhls.attach()

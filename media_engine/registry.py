@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from media_engine.names import check_stream_name
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.tracks import TrackInfo, TrackMeter, describe_audio, describe_video
 
@@ -256,7 +257,9 @@ class StreamRegistry:
         self._on_ended.append(listener)
 
     def open(self, key: StreamKey, source: str, remote_address: str = "") -> LiveStream:
-        """Register a new publisher; refuse a name that is already live."""
+        """Register a new publisher; refuse a name that is already live (StreamAlreadyLive) or that
+        breaks the stream name rule (InvalidStreamName: every protocol's entry checks it first)."""
+        check_stream_name(key.name)
         if key in self._streams:
             raise StreamAlreadyLive(str(key))
         stream = LiveStream(key, source, remote_address)

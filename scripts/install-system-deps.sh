@@ -24,6 +24,8 @@ if [ "$purpose" = "test" ] || [ "$purpose" = "bench" ]; then
     "__gst_x264__:gstreamer1.0-plugins-ugly"
     "__gst_libav__:gstreamer1.0-libav"
     "__python3_gi__:python3-gi"
+    # SIP calls' far end in tests (WCS /call/*): Debian's SIPp.
+    "sipp:sip-tester"
   )
 fi
 

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "apps.transcoding",
     "apps.multi_recorder",
     "apps.mixing",
+    "apps.calls",
 ]
 
 MIDDLEWARE = [
@@ -102,6 +103,9 @@ TEMPLATES = [
 ]
 
 MEDIA_ROOT = Path(env.str("STREAMHUB_MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
+# Absolute folders besides the media root that API calls may write into (OME :startHlsDump's
+# outputPath/infoFile, e.g. the spec's "/tmp/"), comma-separated; empty: the media root only.
+EXTRA_OUTPUT_ROOTS = env.list("STREAMHUB_EXTRA_OUTPUT_ROOTS", default=[])
 VAR_DIR = Path(env.str("STREAMHUB_VAR_DIR", default=str(BASE_DIR / "var")))
 (VAR_DIR / "static").mkdir(parents=True, exist_ok=True)  # SQLite file and WhiteNoise's root live here
 
@@ -137,6 +141,7 @@ CELERY_TASK_ROUTES = {
     "apps.streams.tasks.*": {"queue": "media"},
     "apps.hls_dump.tasks.*": {"queue": "media"},
     "apps.multi_recorder.tasks.*": {"queue": "media"},
+    "apps.calls.tasks.*": {"queue": "media"},
     # CPU-bound encodes get workers of their own: a busy transcode never delays a record or push.
     "apps.transcoding.tasks.*": {"queue": "transcode"},
     "apps.mixing.tasks.*": {"queue": "transcode"},
@@ -174,6 +179,22 @@ ENGINE_RTMP_HOST = env.str("STREAMHUB_RTMP_HOST", default="0.0.0.0")
 ENGINE_RTMP_PORT = env.int("STREAMHUB_RTMP_PORT", default=1935)
 ENGINE_HTTP_HOST = env.str("STREAMHUB_MEDIA_HTTP_HOST", default="0.0.0.0")
 ENGINE_HTTP_PORT = env.int("STREAMHUB_MEDIA_HTTP_PORT", default=3333)
+# Limits on the media ports (README "Limits on the media ports"). Media HTTP: seconds from accept to a
+# complete first request header, seconds an idle keep-alive connection is kept, open connections per
+# engine process (a 503 beyond; never more than half the process's open-file limit; 0: that half).
+ENGINE_HTTP_HEADER_TIMEOUT = env.float("STREAMHUB_MEDIA_HTTP_HEADER_TIMEOUT", default=10.0)
+ENGINE_HTTP_KEEPALIVE_TIMEOUT = env.float("STREAMHUB_MEDIA_HTTP_KEEPALIVE_TIMEOUT", default=30.0)
+ENGINE_HTTP_MAX_CONNECTIONS = env.int("STREAMHUB_MEDIA_HTTP_MAX_CONNECTIONS", default=10000)
+# Seconds a client may leave its answer unread (socket buffer full) before it is dropped.
+ENGINE_HTTP_SEND_TIMEOUT = env.float("STREAMHUB_MEDIA_HTTP_SEND_TIMEOUT", default=30.0)
+# RTMP: the largest video message accepted (refused on its header, before anything is kept), bytes of
+# incomplete messages per connection, and for all connections of the node (the ones holding the most
+# are dropped beyond it).
+ENGINE_RTMP_MAX_MESSAGE_BYTES = env.int("STREAMHUB_RTMP_MAX_MESSAGE_BYTES", default=8 * 1024 * 1024)
+ENGINE_RTMP_MAX_PENDING_BYTES = env.int("STREAMHUB_RTMP_MAX_PENDING_BYTES", default=16 * 1024 * 1024)
+ENGINE_RTMP_NODE_PENDING_BYTES = env.int("STREAMHUB_RTMP_NODE_PENDING_BYTES", default=256 * 1024 * 1024)
+# RTMP connections per engine process (beyond: hung up at once; at most a quarter of the open-file limit; 0: no cap).
+ENGINE_RTMP_MAX_CONNECTIONS = env.int("STREAMHUB_RTMP_MAX_CONNECTIONS", default=5000)
 # SRT ingest (srt://host:port?streamid=vhost/app/stream, as OME); port 0 turns it off.
 ENGINE_SRT_HOST = env.str("STREAMHUB_SRT_HOST", default="0.0.0.0")
 ENGINE_SRT_PORT = env.int("STREAMHUB_SRT_PORT", default=9999)
@@ -256,13 +277,30 @@ LOGGING = {
 WCS_APPLICATION = env.str("STREAMHUB_WCS_APPLICATION", default="default/app")
 # WCS's disable_rest_auth=false: HTTP Basic against Django users on every WCS method.
 WCS_REST_AUTH = env.bool("STREAMHUB_WCS_REST_AUTH", default=False)
-# WCS's rest_access_control_allow_* settings.
+# WCS's rest_access_control_allow_* and rest_access_control_headers settings. ALLOW_ORIGIN is "*" or
+# a comma-separated list of origins; with credentials allowed, the caller's Origin is echoed (a
+# browser refuses "*" with credentials). Credentials are allowed by default when Basic auth is on.
 WCS_CORS_ALLOW_ORIGIN = env.str("STREAMHUB_WCS_CORS_ALLOW_ORIGIN", default="*")
-WCS_CORS_ALLOW_HEADERS = env.str("STREAMHUB_WCS_CORS_ALLOW_HEADERS", default="content-type,x-requested-with,prefer")
-WCS_CORS_ALLOW_METHODS = env.str("STREAMHUB_WCS_CORS_ALLOW_METHODS", default="POST")
-# /mpegts/startup listens on a port of this range, on this address (where the media workers run).
-WCS_MPEGTS_HOST = env.str("STREAMHUB_WCS_MPEGTS_HOST", default="127.0.0.1")
+WCS_CORS_ALLOW_HEADERS = env.str(
+    "STREAMHUB_WCS_CORS_ALLOW_HEADERS", default="origin,content-type,accept,x-requested-with,prefer,authorization"
+)
+WCS_CORS_ALLOW_METHODS = env.str("STREAMHUB_WCS_CORS_ALLOW_METHODS", default="GET,POST,OPTIONS")
+WCS_CORS_ALLOW_CREDENTIALS = env.bool("STREAMHUB_WCS_CORS_ALLOW_CREDENTIALS", default=WCS_REST_AUTH)
+WCS_CORS_EXPOSE_HEADERS = env.str("STREAMHUB_WCS_CORS_EXPOSE_HEADERS", default="Location,Preference-Applied")
+# WCS application keys (appKey, WCS's default "defaultApp") -> StreamHub applications (vhost/app):
+# "key=vhost/app" pairs, comma-separated. A stream reports the first key of its application; the
+# /stream/* methods see the streams of every mapped application (and of WCS_APPLICATION).
+WCS_APP_KEYS = dict(
+    pair.split("=", 1) for pair in env.list("STREAMHUB_WCS_APP_KEYS", default=[f"defaultApp={WCS_APPLICATION}"])
+)
+# /mpegts/startup listens on a port of this range, on this address (where the media workers run),
+# and hands the caller udp://ADVERTISED_HOST:port (default: the host name the call came to).
+WCS_MPEGTS_HOST = env.str("STREAMHUB_WCS_MPEGTS_HOST", default="0.0.0.0")
 WCS_MPEGTS_PORTS = tuple(env.list("STREAMHUB_WCS_MPEGTS_PORTS", cast=int, default=[31000, 31999]))
+WCS_MPEGTS_ADVERTISED_HOST = env.str("STREAMHUB_WCS_MPEGTS_ADVERTISED_HOST", default="")
+# A failed agent (/rtsp, /pull/rtmp, /vod, /mpegts) stays findable with status FAILED and its error
+# for this many seconds after it failed.
+WCS_FAILED_AGENT_KEEP_SECONDS = env.float("STREAMHUB_WCS_FAILED_AGENT_KEEP", default=300.0)
 
 # WCS REST API v3 (/rest-api/v3/...): the server caps of `Prefer: respond-async, wait=N, timeout=M`
 # (WCS's jobs_max_prefer_wait_time and jobs_max_prefer_timeout), used when a value is missing or larger.
@@ -270,3 +308,10 @@ WCS_JOBS_MAX_PREFER_WAIT_TIME = env.float("STREAMHUB_WCS_JOBS_MAX_PREFER_WAIT_TI
 WCS_JOBS_MAX_PREFER_TIMEOUT = env.float("STREAMHUB_WCS_JOBS_MAX_PREFER_TIMEOUT", default=60.0)
 # Finished API jobs are deleted after this many seconds (by the beat's prune task).
 ASYNC_JOBS_KEEP_FINISHED_SECONDS = env.float("STREAMHUB_ASYNC_JOBS_KEEP_FINISHED", default=86400.0)
+
+# SIP calls (WCS /call/*, apps.calls): the address the SIP agent binds its SIP and RTP sockets to
+# ("" = every interface), the address it announces in SIP/SDP when behind NAT, and how long an
+# ended call stays findable (/call/find) so a client can read how it ended.
+SIP_BIND_HOST = env.str("STREAMHUB_SIP_BIND_HOST", default="")
+SIP_PUBLIC_ADDRESS = env.str("STREAMHUB_SIP_PUBLIC_ADDRESS", default="")
+SIP_CALL_HISTORY_SECONDS = env.float("STREAMHUB_SIP_CALL_HISTORY", default=300.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apps.api_wcs.app_keys import app_key_of
 from apps.jobs.choices import JobState
 from apps.pull.models import Pull
 from apps.push.models import Push
@@ -35,7 +36,7 @@ def stream_to_wcs(stream: Stream, record: Record | None = None) -> dict:
     bitrate = sum(int(track.get("bitrate") or 0) for track in tracks) // 1000
     current_file = record.files.order_by("-sequence").first() if record is not None else None
     return {
-        "appKey": stream.application.name,
+        "appKey": app_key_of(stream.application),
         "sessionId": session_id(stream),
         "mediaSessionId": str(stream.media_session_id),
         "name": stream.name,
@@ -88,14 +89,26 @@ def transponder_to_wcs(push: Push) -> dict:
     }
 
 
-def pull_agent_to_wcs(pull: Pull) -> dict:
-    """RtmpAgent, RtspAgent, VOD and MPEG-TS objects share these fields."""
+# An MPEG-TS listener whose publisher has sent nothing yet (WCS's word for it): its port is open.
+MPEGTS_WAITING = "CONNECTED"
+
+
+def pull_status(pull: Pull) -> str:
+    """A listener is PUBLISHING only once data flows (its stream went live), CONNECTED before."""
+    if pull.source_type == "Mpegts" and pull.state in (JobState.READY, JobState.STARTED) and pull.started_at is None:
+        return MPEGTS_WAITING
+    return PULL_STATUS[pull.state]
+
+
+def pull_agent_to_wcs(pull: Pull, uri: str | None = None) -> dict:
+    """RtmpAgent, RtspAgent, VOD and MPEG-TS objects share these fields (``uri``: the address the
+    caller uses, when it is not the pull's own URL)."""
     return {
-        "uri": pull.urls[0] if pull.urls else "",
+        "uri": uri if uri is not None else (pull.urls[0] if pull.urls else ""),
         "localStreamName": pull.stream_name,
         "localMediaSessionId": str(pull.media_session_id),
         "mediaSessionId": str(pull.media_session_id),
-        "status": PULL_STATUS[pull.state],
+        "status": pull_status(pull),
         "receivedBytes": pull.received_bytes,
         "error": pull.error,
     }

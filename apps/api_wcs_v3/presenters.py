@@ -11,9 +11,6 @@ from apps.async_jobs.choices import JobState
 from apps.async_jobs.models import Job
 
 JOBS_PREFIX = "/rest-api/v3/jobs/"
-# A job cancelled by its timeout before the call's wait ended: the call answers this status
-# (WCS documents no status for it; the job never produced a result in time).
-CANCELLED_STATUS = 504
 
 
 def epoch_ms(moment) -> int | None:
@@ -57,13 +54,16 @@ def result_response(result) -> HttpResponse:
 
 def job_answer(request: HttpRequest, job: Job) -> HttpResponse:
     """The answer to a long call once its wait is over: 200 with the result, the v2 error of a failed
-    job, or 202 Accepted with the Job object (and a Location of it) while it runs."""
+    job, 200 with the Job object (state CANCELLED, ``error`` the reason) for a job its timeout
+    cancelled within the wait, or 202 Accepted with the Job object while it runs. WCS answers 200 or
+    202 only (its documents show no other status for a job that ended): a cancelled job is an
+    outcome, told by its state. Both Job answers carry the job's Location."""
     if job.state == JobState.DONE:
         return result_response(job.result)
     if job.state == JobState.FAILED:
         return error_response(request, WcsError(job.error_status or 500, job.public_error))
     if job.state == JobState.CANCELLED:
-        response = error_response(request, WcsError(CANCELLED_STATUS, f"Job {job.pk} cancelled: {job.public_error}"))
+        response = JsonResponse(job_to_wcs(job), status=200)
     else:
         response = JsonResponse(job_to_wcs(job), status=202)
     response["Location"] = job_location(job)

@@ -1,7 +1,7 @@
 """The OpenAPI document of WCS v3 (/rest-api/v3/openapi_spec): drf-spectacular cannot read v3's plain
 async views, so the document is v2's, generated from the same `Method`s, moved under /rest-api/v3/,
-with what v3 adds: the `Prefer` header and the `202 Accepted` Job answer on long methods, and the
-/jobs/find and /jobs/{id} endpoints."""
+with what v3 adds: the `Prefer` header, the `202 Accepted` Job answer and the `200` Job answer of a
+job cancelled by its timeout on long methods, and the /jobs/find and /jobs/{id} endpoints."""
 
 from __future__ import annotations
 
@@ -61,10 +61,20 @@ def v3_document() -> dict:
     paths = {}
     for path, item in schema["paths"].items():
         route = path.removeprefix(V2_PREFIX)
+        for each in item.values():  # post, and get where v2 allows it
+            each["operationId"] = each["operationId"].replace("wcs_", "wcs_v3_", 1)
         operation = item["post"]
-        operation["operationId"] = operation["operationId"].replace("wcs_", "wcs_v3_", 1)
         if route in long_routes:
             operation.setdefault("parameters", []).append(PREFER)
+            done = operation["responses"].get("200", {})
+            result = done.get("content", {}).get("application/json", {}).get("schema")
+            done["description"] = (
+                "Done within the wait: the method's answer (" + ("below" if result else "empty body") + "); "
+                "or the Job in its final state CANCELLED (`error`: the reason) when its timeout cancelled it "
+                "within the wait"
+            )
+            done["content"] = {"application/json": {"schema": {"oneOf": [result, job]} if result else job}}
+            operation["responses"]["200"] = done
             operation["responses"]["202"] = {
                 "description": "The job goes on: its state and, later, its result (see /jobs/find)",
                 "content": {"application/json": {"schema": job}},

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 
 from apps.api_wcs.authentication import WcsAuthRequired, WcsBasicAuthentication
 from apps.api_wcs.errors import WcsError
-from apps.api_wcs.views.base import Method, found
+from apps.api_wcs.views.base import Method, found, set_caller_host
 from apps.api_wcs_v3.operations import is_long
 from apps.api_wcs_v3.prefer import parse_prefer
 from apps.api_wcs_v3.presenters import error_response, job_answer, job_to_wcs, result_response
@@ -60,7 +60,9 @@ def validated(method: Method, data: dict) -> dict:
 
 def answer_inline(request: HttpRequest, method: Method) -> HttpResponse:
     check_credentials(request)
-    return result_response(method.handler(validated(method, json_body(request))))
+    set_caller_host(request)
+    data = {} if request.method == "GET" else json_body(request)
+    return result_response(method.handler(validated(method, data)))
 
 
 def start_job(request: HttpRequest, method: Method, timeout: float) -> Job:
@@ -75,9 +77,11 @@ def method_view(method: Method):
     """The v3 view of one v2 method."""
     long = is_long(method)
 
+    allowed = ("POST", "GET") if method.allows_get and not long else ("POST",)
+
     @csrf_exempt
     async def view(request: HttpRequest) -> HttpResponse:
-        if request.method != "POST":
+        if request.method not in allowed:
             return error_response(request, exceptions.MethodNotAllowed(request.method))
         try:
             if not long:

@@ -80,11 +80,13 @@ def add_profile(name: object, profile: object) -> CdnProfile:
 
 
 def modify_profile(name: object, profile: object) -> CdnProfile:
-    name, audio, video = check_profile(name, profile)
+    """Change the profile ``name``: ProfileNotFound for an unknown name whatever ``profile`` is
+    (WCS answers 404 before it reads the profile), ProfileError for a bad profile."""
     with transaction.atomic():
-        row = CdnProfile.objects.select_for_update().filter(name=name).first()
+        row = CdnProfile.objects.select_for_update().filter(name=name).first() if isinstance(name, str) else None
         if row is None:
             raise ProfileNotFound(name)
+        name, audio, video = check_profile(name, profile)
         row.audio, row.video = audio, video
         row.save(update_fields=["audio", "video", "updated_at"])
         return row

@@ -32,9 +32,11 @@ from media_engine.commands import (
     StopStream,
     parse_command,
 )
+from media_engine.http.limits import HttpLimits
 from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.node import EngineNode as MediaEngineNode
-from media_engine.node import HlsSettings, NodeAddresses
+from media_engine.node import HlsSettings, NodeAddresses, NodeLimits
+from media_engine.rtmp.chunks import RtmpLimits
 from media_engine.webrtc.ice import policy_from_settings
 from media_engine.webrtc.service import WebRtcSettings
 
@@ -86,6 +88,24 @@ def webrtc_settings() -> WebRtcSettings:
     return WebRtcSettings(ice=policy, keyframe_interval=settings.WEBRTC_KEYFRAME_INTERVAL)
 
 
+def node_limits() -> NodeLimits:
+    """The limits on the media ports from Django's settings (README: "Limits on the media ports")."""
+    return NodeLimits(
+        http=HttpLimits(
+            header_timeout=settings.ENGINE_HTTP_HEADER_TIMEOUT,
+            keepalive_timeout=settings.ENGINE_HTTP_KEEPALIVE_TIMEOUT,
+            max_connections=settings.ENGINE_HTTP_MAX_CONNECTIONS,
+            send_timeout=settings.ENGINE_HTTP_SEND_TIMEOUT,
+        ),
+        rtmp=RtmpLimits(
+            max_message_size=settings.ENGINE_RTMP_MAX_MESSAGE_BYTES,
+            max_pending_bytes=settings.ENGINE_RTMP_MAX_PENDING_BYTES,
+            max_node_pending_bytes=settings.ENGINE_RTMP_NODE_PENDING_BYTES,
+            max_connections=settings.ENGINE_RTMP_MAX_CONNECTIONS,
+        ),
+    )
+
+
 class EngineRunner:
     def __init__(self, node_id: str, addresses: NodeAddresses, heartbeat_interval: float | None = None) -> None:
         self.node_id = node_id
@@ -104,6 +124,7 @@ class EngineRunner:
             webrtc_settings(),
             playlists=self.control.output_playlist,
             thumbnails=ThumbnailStore(settings.MEDIA_ROOT / "thumbnails"),  # written by transcode jobs
+            limits=node_limits(),
             hls=HlsSettings(
                 Path(settings.ENGINE_HLS_FILES_DIR) if settings.ENGINE_HLS_FILES_DIR else None,
                 settings.ENGINE_HLS_IDLE_TIMEOUT,

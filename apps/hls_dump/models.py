@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from apps.jobs.choices import ACTIVE_STATES
 from apps.jobs.models import StreamJob
+from apps.recording.paths import UnsafePath, confine_output, media_root
+
+
+def dump_folder(path: str) -> Path:
+    """``path`` as the absolute folder of a dump, or UnsafePath: under the media root and not the root
+    itself (a dump writes and rewrites its playlists and segments there, beside nothing else's files),
+    or in a folder the operator opened for outputs (``STREAMHUB_EXTRA_OUTPUT_ROOTS``, roots included:
+    the spec's example dumps into ``/tmp/``)."""
+    folder = confine_output(path)
+    if folder == media_root():
+        raise UnsafePath(f"{path}: the media root itself; a dump needs a folder of its own")
+    return folder
 
 
 class HlsDump(StreamJob):
@@ -34,6 +49,14 @@ class HlsDump(StreamJob):
     def __str__(self) -> str:
         return f"{self.dump_id} ({self.application.path}/{self.stream_name} -> {self.output_path})"
 
+    def clean(self) -> None:
+        """The admin's check of what the API checks: the folder is one of the dump's own."""
+        super().clean()
+        try:
+            dump_folder(self.output_path)
+        except UnsafePath as error:
+            raise ValidationError({"output_path": str(error)}) from error
+
     @property
     def stream_path(self) -> str:
         """The stream as the info file names it: /vhost/app/stream."""
@@ -41,7 +64,7 @@ class HlsDump(StreamJob):
 
     def record_progress(self, segments: int, nbytes: int) -> None:
         self.dumped_segments, self.dumped_bytes = segments, nbytes
-        type(self).objects.filter(pk=self.pk).update(dumped_segments=segments, dumped_bytes=nbytes)
+        self.held().update(dumped_segments=segments, dumped_bytes=nbytes)
 
     def complete(self) -> None:
         """The stream ended and the folder holds the whole dump: done, not reserved for the stream's return

@@ -9,6 +9,7 @@ from celery import shared_task
 
 from apps.hls_dump.models import HlsDump
 from apps.jobs.runner import run_stream_job
+from media_engine.jobs.events import MediaEvent
 from media_engine.jobs.hls_dump import HlsDumper
 
 
@@ -37,7 +38,7 @@ def dump_stream(self, dump_pk: int) -> str:
         )
         dumper.session.params.update(job_query)  # the job token on every request (a protected application)
         outcome = dumper.run()
-        if outcome == "completed":
+        if outcome == MediaEvent.COMPLETED:
             HlsDump.objects.get(pk=dump.pk).complete()
 
     return run_stream_job(HlsDump, dump_pk, media, self.request.id or "")

@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from media_engine.names import name_pattern
+
 
 class ApplicationType(models.TextChoices):
     LIVE = "live", "Live"
@@ -10,8 +12,9 @@ class ApplicationType(models.TextChoices):
 # OME's GET /v1/vhosts/{vhost} reports the vhost's "distribution"; OME's own default.
 DEFAULT_DISTRIBUTION = "ovenServer"
 
-# Names of vhosts, apps and output profiles end up in URLs (/{app}/{stream}) and file paths.
-NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$"
+# Names of vhosts, apps and output profiles end up in URLs (/{app}/{stream}) and file paths: the
+# stream name rule of the engine (media_engine.names), at most 100 characters.
+NAME_PATTERN = name_pattern(100)
 
 # What OME configures when a create-application request leaves these out (003_*.txt).
 DEFAULT_PROVIDERS = {"ovt": {}, "rtmp": {}, "rtspPull": {}, "srt": {}, "webrtc": {}}

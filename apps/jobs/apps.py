@@ -1,5 +1,6 @@
-"""Media jobs: what record, push (and later pull, transcode...) tasks share: states, reservation
-until the stream is live, and the hand-off to Celery."""
+"""Media jobs: what every kind (record, push, pull, HLS dump, transcodes, mixer, multi-recorder)
+shares: states and guarded transitions, the lease, reservation until the stream is live, the one
+runner, and the hand-off to Celery."""
 
 from django.apps import AppConfig
 

@@ -1,4 +1,8 @@
-"""States of media jobs: OME's record/push states, plus "retrying" for jobs that reconnect."""
+"""States of media jobs: OME's push states (ready, started, stopping, stopped, error), plus
+"retrying" for jobs that reconnect. Records show "recording" for "started" (OME's record states),
+see ``apps.recording.choices.RecordState``."""
+
+from enum import StrEnum
 
 from django.db import models
 
@@ -14,3 +18,18 @@ class JobState(models.TextChoices):
 
 
 ACTIVE_STATES = [JobState.READY, JobState.STARTED, JobState.RETRYING, JobState.STOPPING]
+# A worker runs the job (it holds the lease) and the media flows or reconnects.
+RUNNING_STATES = [JobState.STARTED, JobState.RETRYING]
+# A worker holds the lease: running, or winding down after a stop request.
+LEASED_STATES = [*RUNNING_STATES, JobState.STOPPING]
+
+
+class RunOutcome(StrEnum):
+    """How one delivery of a media job's Celery task ended (its result, as the worker logs it)."""
+
+    GONE = "gone"  # deleted or finished before this delivery
+    ALREADY_RUNNING = "already running"  # another delivery holds the job's lease: this one did nothing
+    STOPPED = "stopped"
+    WAITING = "waiting"  # the stream ended or is not live: ready (reserved) for its return
+    ERROR = "error"
+    LEASE_LOST = "lease lost"  # another worker took the job over meanwhile: this one left it

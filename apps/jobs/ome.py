@@ -10,10 +10,11 @@ from apps.jobs.models import StreamJob
 EPOCH = "1970-01-01T00:00:00.000+00:00"
 
 
-def job_to_ome(job: StreamJob, job_id: str, **fields) -> dict:
+def job_to_ome(job: StreamJob, job_id: str, state: str | None = None, **fields) -> dict:
+    """``state`` replaces the job's own where the kind names it differently (a record's "recording")."""
     data = {
         "id": job_id,
-        "state": job.state,
+        "state": state or job.state,
         "vhost": job.application.virtual_host.name,
         "app": job.application.name,
         "stream": {"name": job.stream_name, "trackIds": job.track_ids, "variantNames": job.variant_names},

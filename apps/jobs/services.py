@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.jobs.choices import JobState
+from apps.jobs.choices import ACTIVE_STATES, JobState
 from apps.jobs.models import StreamJob
 from apps.streams.models import Stream
 
@@ -59,25 +59,24 @@ def resume_orphaned_jobs() -> int:
     """Jobs that should run but have no worker: those whose worker died (killed, machine gone,
     restart: their lease ran out) and ready ones whose stream is live but whose start was missed
     (the stream came back while the old task was still winding down). Each is queued again; the
-    task's atomic claim makes a second delivery harmless."""
+    task's claim (which never takes a job whose lease is alive) makes a second delivery harmless."""
     stale = timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS)
     resumed = 0
     for model, task in JOB_KINDS:
-        candidates = model.objects.filter(
-            state__in=[JobState.READY, JobState.STARTED, JobState.RETRYING, JobState.STOPPING]
-        ).filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
+        candidates = model.objects.filter(state__in=ACTIVE_STATES).filter(
+            Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
+        )
         for job in candidates:
-            if job.state == JobState.STOPPING:
-                job.mark_stopped()  # it was asked to stop and its worker is gone: nothing left to run
+            if job.state != JobState.READY:
+                job.expire_lease("its worker stopped: started again")  # a stopping job just stops
+            if job.state != JobState.READY:
                 continue
             if job.needs_live_stream and live_stream_of(job) is None:
-                if job.state != JobState.READY:
-                    job.mark_waiting("its worker stopped and the stream is gone")
-                continue
+                continue  # reserved: the stream's arrival queues it
             logger.warning("%s has no worker: queueing it again", job)
-            if job.state != JobState.READY:
-                job.mark_waiting("its worker stopped: started again")  # ready jobs are always claimable
-            job.beat()  # one re-queue per lease period, not one per recovery pass
+            # One re-queue per lease period, not one per recovery pass (a ready job's heartbeat
+            # says when it was last queued; the claim ignores it).
+            model.objects.filter(pk=job.pk, state=JobState.READY).update(heartbeat_at=timezone.now())
             dispatch(job, task())
             resumed += 1
     return resumed

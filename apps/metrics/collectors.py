@@ -74,6 +74,7 @@ class StreamHubCollector(Collector):
         yield from self.application_metrics(applications)
         yield from self.connection_metrics([(vhost, app) for vhost, app, *_ in applications])
         yield from self.job_metrics()
+        yield from self.call_metrics()
         yield from self.node_metrics()
         yield from self.queue_metrics()
 
@@ -131,6 +132,17 @@ class StreamHubCollector(Collector):
             for state, count in counts.items():
                 jobs.add_metric([model._meta.model_name, state], count)
         yield jobs
+
+    def call_metrics(self) -> Iterator[Metric]:
+        from apps.calls.choices import CallStatus
+        from apps.calls.models import Call
+
+        calls = GaugeMetricFamily("streamhub_sip_calls", "SIP calls (WCS /call/*) per call status.", labels=["status"])
+        counts = dict.fromkeys(CallStatus.values, 0)
+        counts.update(Call.objects.values_list("status").annotate(count=Count("pk")).order_by())
+        for status, count in counts.items():
+            calls.add_metric([status], count)
+        yield calls
 
     def node_metrics(self) -> Iterator[Metric]:
         labels = ["node"]

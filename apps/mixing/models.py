@@ -18,6 +18,7 @@ class Mixer(StreamJob):
     needs no live stream to start. Inputs come and go while it runs."""
 
     needs_live_stream = False
+    needs_engine_node = True
 
     uri = models.CharField("URI", max_length=255, help_text="mixer://name, unique among active mixers.")
     has_video = models.BooleanField("video", default=True)
@@ -46,14 +47,8 @@ class Mixer(StreamJob):
     def parameter(self, name: str):
         return self.parameters.get(name, DEFAULT_PARAMETERS.get(name))
 
-    def mark_live(self, task_id: str = "") -> None:
-        if self.state != "started" or self.started_at is None:
-            self.mark_started(task_id)
-
     def record_progress(self, video_frames: int, audio_frames: int, inputs_live: int) -> None:
-        type(self).objects.filter(pk=self.pk).update(
-            video_frames=video_frames, audio_frames=audio_frames, inputs_live=inputs_live
-        )
+        self.held().update(video_frames=video_frames, audio_frames=audio_frames, inputs_live=inputs_live)
 
 
 class MixerInput(models.Model):

@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 
 from celery import shared_task
-from django.utils import timezone
 
-from apps.jobs.runner import StopCheck, load_and_claim
+from apps.jobs.models import LeaseLost
+from apps.jobs.runner import StopCheck, run_stream_job
 from apps.multi_recorder.models import MultiRecorder, MultiRecorderFile
 from apps.multi_recorder.services import file_path, live_members, member_source_url, next_sequence
 from media_engine.jobs.multi_record import MultiRecordedFile
@@ -45,20 +45,20 @@ class MultiRecordJob:
         return path
 
     def on_file_started(self, recorded: MultiRecordedFile) -> None:
+        if not self.recorder.held().exists():
+            raise LeaseLost(str(self.recorder))  # another worker records now: it names the files
         MultiRecorderFile.objects.update_or_create(
             recorder=self.recorder,
             sequence=recorded.sequence,
             defaults={"path": str(recorded.path), "members": recorded.members, "started_at": recorded.started_at},
         )
-        MultiRecorder.objects.filter(pk=self.recorder.pk).update(
-            current_file=str(recorded.path), sequence=recorded.sequence
-        )
+        self.recorder.held().update(current_file=str(recorded.path), sequence=recorded.sequence)
 
     def on_file_finished(self, recorded: MultiRecordedFile) -> None:
         MultiRecorderFile.objects.filter(recorder=self.recorder, sequence=recorded.sequence).update(
             finished_at=recorded.finished_at, bytes=recorded.bytes, duration_ms=recorded.duration_ms
         )
-        MultiRecorder.objects.filter(pk=self.recorder.pk).update(current_file="")
+        self.recorder.held().update(current_file="")
 
     def run(self, should_stop) -> None:
         MediaMultiRecorder(
@@ -74,25 +74,8 @@ class MultiRecordJob:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def record_multiple_streams(self, recorder_pk: int) -> str:
-    task_id = self.request.id or ""
-    recorder = load_and_claim(MultiRecorder, recorder_pk, task_id)
-    if isinstance(recorder, str):
-        return recorder
-    if recorder.stop_requested:
-        recorder.mark_stopped()
-        return "stopped"
-    # Only these fields (a full save could undo a member added by the API meanwhile); saved, not
-    # updated, so that a WCS v3 call waiting for the recorder to run hears of it.
-    recorder.started_at = recorder.started_at or timezone.now()
-    recorder.error = ""
-    recorder.save(update_fields=["started_at", "error"])
-    try:
-        MultiRecordJob(recorder).run(StopCheck(recorder))
-    except Exception as error:  # noqa: BLE001 - the row must say what happened
-        logger.exception("%s failed", recorder)
-        recorder.refresh_from_db()
-        recorder.mark_error(str(error))
-        return "error"
-    recorder.refresh_from_db()
-    recorder.mark_stopped()
-    return "stopped"
+    def media(recorder: MultiRecorder, _where, should_stop: StopCheck) -> None:
+        recorder.mark_started()  # a WCS v3 call waiting for the recorder to run hears of it
+        MultiRecordJob(recorder).run(should_stop)
+
+    return run_stream_job(MultiRecorder, recorder_pk, media, self.request.id or "")

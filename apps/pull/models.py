@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from django.db import models
 
-from apps.jobs.choices import ACTIVE_STATES, JobState
+from apps.jobs.choices import ACTIVE_STATES
 from apps.jobs.models import StreamJob
 from apps.streams.choices import SourceType
 
@@ -30,6 +30,7 @@ class Pull(StreamJob):
     """``stream_name`` is the stream this pull creates; it needs no live stream to start (it makes one)."""
 
     needs_live_stream = False
+    needs_engine_node = True
 
     urls = models.JSONField("source URLs", help_text="Tried in order; the next one takes over when one fails.")
     source_type = models.CharField("source type", max_length=20, choices=SourceType.choices)
@@ -80,11 +81,3 @@ class Pull(StreamJob):
         from apps.recording.paths import confine
 
         return confine(vod_file_name(self.urls[0]))
-
-    def mark_live(self, task_id: str = "") -> None:
-        """The stream is live in the engine (again: a later time is the next sequence)."""
-        if self.state == JobState.STARTED and self.started_at is not None:
-            return
-        if self.started_at is not None:
-            self.sequence += 1
-        self.mark_started(task_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from media_engine.jobs.pull import validate_pull_urls
+from media_engine.names import STREAM_NAME_MAX_LENGTH, STREAM_NAME_PATTERN, STREAM_NAME_RULE
 
 
 class PullPropertiesSerializer(serializers.Serializer):
@@ -20,7 +21,10 @@ class PullPropertiesSerializer(serializers.Serializer):
 
 class CreatePullSerializer(serializers.Serializer):
     name = serializers.RegexField(
-        r"^[^/:?#\s]+$", max_length=255, help_text="Stream name to create.", error_messages={"invalid": "invalid name"}
+        STREAM_NAME_PATTERN,
+        max_length=STREAM_NAME_MAX_LENGTH,
+        help_text=f"Stream name to create: {STREAM_NAME_RULE}.",
+        error_messages={"invalid": f"invalid name: {STREAM_NAME_RULE}"},
     )
     urls = serializers.ListField(
         child=serializers.CharField(max_length=2000),

@@ -13,6 +13,7 @@ from apps.pull.models import DEFAULT_NO_INPUT_FAILOVER_MS, DEFAULT_UNUSED_DELETI
 from apps.recording.paths import confine
 from apps.streams.models import Stream
 from media_engine.jobs.pull import SOURCE_TYPES, validate_pull_urls
+from media_engine.names import check_stream_name
 
 
 class StreamExists(Exception):
@@ -26,8 +27,8 @@ def pull_task():
 
 
 def create_pull(application: Application, name: str, urls: list[str], properties: dict | None = None) -> Pull:
-    """A new pull, queued for a media worker once the transaction commits. ``urls`` are checked
-    (ValueError); a name in use raises StreamExists."""
+    """A new pull, queued for a media worker once the transaction commits. ``urls`` and ``name`` are
+    checked (ValueError); a name in use raises StreamExists."""
     group, urls = validate_pull_urls(urls)
     return _create(application, name, urls, SOURCE_TYPES[group], properties or {})
 
@@ -55,6 +56,7 @@ def create_listener(application: Application, name: str, url: str, no_input_time
 
 
 def _create(application: Application, name: str, urls: list[str], source_type: str, properties: dict) -> Pull:
+    check_stream_name(name)  # the engine's rule (InvalidStreamName is a ValueError): it would refuse the publish
     with transaction.atomic():
         taken = Stream.objects.live().filter(application=application, name=name).exists()
         if taken or Pull.objects.filter(application=application, stream_name=name, state__in=ACTIVE_STATES).exists():

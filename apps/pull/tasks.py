@@ -7,11 +7,13 @@ import logging
 import time
 
 from celery import shared_task
+from django.db.models import F
 
 from apps.engine.models import EngineNode
-from apps.jobs.runner import StopCheck, load_and_claim, wait_for_engine_node
+from apps.jobs.runner import JobFailed, StopCheck, run_stream_job
 from apps.pull.models import Pull
 from apps.streams.models import Stream
+from media_engine.jobs.events import MediaEvent
 from media_engine.jobs.pull import Puller, PullFailed, PullProgress
 
 logger = logging.getLogger(__name__)
@@ -20,11 +22,10 @@ logger = logging.getLogger(__name__)
 class PullJob:
     """Glue between a Pull row and the media Puller: states, counters, stop and unused checks."""
 
-    def __init__(self, pull: Pull, task_id: str, clock=time.monotonic) -> None:
+    def __init__(self, pull: Pull, stop_check: StopCheck, clock=time.monotonic) -> None:
         self.pull = pull
-        self.task_id = task_id
         self.clock = clock
-        self.stop_check = StopCheck(pull)
+        self.stop_check = stop_check
         self.unused_since: float | None = None
         self.unused_reason = ""
 
@@ -51,20 +52,17 @@ class PullJob:
             return True
         return False
 
-    def on_state(self, state: str, error: str | None) -> None:
-        pull = Pull.objects.get(pk=self.pull.pk)
-        if pull.stop_requested:
-            return
-        if state == "started":
-            pull.mark_live(self.task_id)
-            self.pull.started_at = pull.started_at
-        elif state == "retrying":
-            pull.mark_retrying(error or "no source answers")
-        elif state == "failover":
-            Pull.objects.filter(pk=pull.pk).update(error=(error or "")[:2000], failovers=pull.failovers + 1)
+    def on_state(self, event: MediaEvent, error: str | None) -> None:
+        # The transitions leave only running states: a stop is never overwritten.
+        if event == MediaEvent.STARTED:
+            self.pull.mark_connected()
+        elif event == MediaEvent.RETRYING:
+            self.pull.mark_retrying(error or "no source answers")
+        elif event == MediaEvent.FAILOVER:
+            self.pull.held().update(error=(error or "")[:2000], failovers=F("failovers") + 1)
 
     def on_progress(self, progress: PullProgress) -> None:
-        Pull.objects.filter(pk=self.pull.pk).update(current_url=progress.url, received_bytes=progress.received_bytes)
+        self.pull.held().update(current_url=progress.url, received_bytes=progress.received_bytes)
 
 
 def make_puller(pull: Pull, node: EngineNode, job: PullJob) -> Puller:
@@ -86,29 +84,13 @@ def make_puller(pull: Pull, node: EngineNode, job: PullJob) -> Puller:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def pull_stream(self, pull_pk: int) -> str:
-    task_id = self.request.id or ""
-    pull = load_and_claim(Pull, pull_pk, task_id)
-    if isinstance(pull, str):
-        return pull
-    job = PullJob(pull, task_id)
-    node = wait_for_engine_node(job.should_stop)
-    if node is None:
-        pull.mark_stopped()
-        return "stopped"
-    try:
-        make_puller(pull, node, job).run()
-    except PullFailed as error:
-        pull.refresh_from_db()
-        pull.mark_error(f"Failed to pull provided URL: {error}")
-        return "error"
-    except Exception as error:  # noqa: BLE001 - the row must say what happened
-        logger.exception("%s failed", pull)
-        pull.refresh_from_db()
-        pull.mark_error(str(error))
-        return "error"
-    pull.refresh_from_db()
-    reason = job.unused_reason or ("" if pull.stop_requested else "no source is left")
-    pull.mark_stopped()
-    if reason:
-        Pull.objects.filter(pk=pull.pk).update(error=reason)
-    return "stopped"
+    def media(pull: Pull, node: EngineNode, should_stop: StopCheck) -> str:
+        job = PullJob(pull, should_stop)
+        try:
+            make_puller(pull, node, job).run()
+        except PullFailed as error:
+            raise JobFailed(f"Failed to pull provided URL: {error}") from error
+        pull.refresh_from_db(fields=["state"])
+        return job.unused_reason or ("" if pull.stop_requested else "no source is left")
+
+    return run_stream_job(Pull, pull_pk, media, self.request.id or "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from apps.jobs.choices import ACTIVE_STATES, JobState
+from apps.jobs.choices import ACTIVE_STATES
 from apps.jobs.models import StreamJob
 from apps.push.choices import PushProtocol
 from apps.recording.paths import confine
@@ -53,12 +53,3 @@ class Push(StreamJob):
         """What the pushed audio should be now, for the media job."""
         sound = str(confine(self.sound_file)) if self.sound_file else None
         return AudioControl(self.audio_muted, sound, self.sound_loop, self.sound_serial)
-
-    def mark_connected(self, task_id: str = "") -> None:
-        """Connected to the target (again): a reconnection starts the next sequence."""
-        if self.state == JobState.STARTED:
-            return
-        if self.started_at is not None:
-            self.sequence += 1
-        self.sent_bytes = self.sent_time_ms = 0
-        self.mark_started(task_id)

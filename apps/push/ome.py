@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.jobs.choices import JobState
 from apps.jobs.ome import job_to_ome
 from apps.push.choices import PushProtocol
 from apps.push.models import Push
@@ -16,9 +17,14 @@ class StartPushSerializer(serializers.Serializer):
     stream = RecordStreamSerializer()
     protocol = serializers.ChoiceField(PushProtocol.values)
     url = serializers.CharField(max_length=1000, help_text="rtmp://host[:port]/app, udp://host:port, srt://host:port")
-    streamKey = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    streamKey = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, help_text="Required for rtmp (the spec); not used otherwise."
+    )
 
     def validate(self, attrs):
+        # The spec: streamKey (required) for rtmp, (optional) for srt and mpegts.
+        if attrs["protocol"] == PushProtocol.RTMP and not attrs.get("streamKey"):
+            raise serializers.ValidationError({"streamKey": "This field is required for rtmp."})
         try:
             validate_push_target(attrs["protocol"], attrs["url"])
         except ValueError as error:
@@ -34,7 +40,11 @@ class PushSerializer(serializers.Serializer):
     """For the OpenAPI schema: a push task as OME shows it."""
 
     id = serializers.CharField()
-    state = serializers.ChoiceField(["ready", "started", "retrying", "stopping", "stopped", "error"])
+    state = serializers.ChoiceField(
+        JobState.values,
+        help_text="OME's push states, and StreamHub's \"retrying\": the target went away and the push "
+        "reconnects with backoff (``error`` says why).",
+    )
     vhost = serializers.CharField()
     app = serializers.CharField()
     stream = RecordStreamSerializer()
@@ -49,6 +59,9 @@ class PushSerializer(serializers.Serializer):
     createdTime = serializers.DateTimeField()
     startTime = serializers.DateTimeField()
     finishTime = serializers.DateTimeField()
+    error = serializers.CharField(
+        required=False, help_text="StreamHub's addition: the last failure while retrying, or why it is in error."
+    )
 
 
 def push_to_ome(push: Push) -> dict:

@@ -6,33 +6,31 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.jobs.runner import run_stream_job
+from apps.jobs.runner import StopCheck, run_stream_job
 from apps.push.models import Push
 from media_engine.jobs.audio_control import AudioControl
+from media_engine.jobs.events import MediaEvent
 from media_engine.jobs.push import Pusher, PushProgress
 
 
 class PushJob:
-    """Glue between a Push row and the media Pusher: states, counters, stop requests."""
+    """Glue between a Push row (held by this worker's lease) and the media Pusher: states,
+    counters, stop requests. A stop is never overwritten: the transitions leave only running states."""
 
-    def __init__(self, push: Push, task_id: str) -> None:
+    def __init__(self, push: Push) -> None:
         self.push = push
-        self.task_id = task_id
 
-    def on_state(self, state: str, error: str | None) -> None:
-        push = Push.objects.get(pk=self.push.pk)
-        if push.stop_requested:
-            return
-        if state == "started":
-            push.mark_connected(self.task_id)
-        elif state == "retrying":
-            push.mark_retrying(error or "the target is unreachable")
+    def on_state(self, event: MediaEvent, error: str | None) -> None:
+        if event == MediaEvent.STARTED:
+            self.push.mark_connected(sent_bytes=0, sent_time_ms=0)
+        elif event == MediaEvent.RETRYING:
+            self.push.mark_retrying(error or "the target is unreachable")
 
     def audio_state(self) -> AudioControl:
         return Push.objects.get(pk=self.push.pk).audio_state()
 
     def on_progress(self, progress: PushProgress) -> None:
-        Push.objects.filter(pk=self.push.pk).update(
+        self.push.held().update(
             sent_bytes=progress.sent_bytes,
             sent_time_ms=progress.sent_time_ms,
             total_sent_bytes=progress.total_sent_bytes,
@@ -42,8 +40,8 @@ class PushJob:
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def push_stream(self, push_pk: int) -> str:
-    def media(push: Push, stream, should_stop) -> None:
-        job = PushJob(push, self.request.id or "")
+    def media(push: Push, stream, should_stop: StopCheck) -> None:
+        job = PushJob(push)
         Pusher(
             lambda: stream.node.rtmp_url(push.application.name, push.stream_name),  # a fresh token per connection
             push.protocol,

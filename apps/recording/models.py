@@ -6,7 +6,13 @@ from django.db import models
 
 from apps.jobs.choices import ACTIVE_STATES
 from apps.jobs.models import StreamJob
-from apps.recording.choices import DEFAULT_FILE_PATH, DEFAULT_INFO_PATH, SegmentationRule
+from apps.recording.choices import (
+    DEFAULT_FILE_PATH,
+    DEFAULT_INFO_PATH,
+    RECORD_STATE_OF_JOB,
+    RecordState,
+    SegmentationRule,
+)
 
 
 class Record(StreamJob):
@@ -36,6 +42,11 @@ class Record(StreamJob):
     def __str__(self) -> str:
         return f"{self.record_id} ({self.application.path}/{self.stream_name})"
 
+    @property
+    def record_state(self) -> RecordState:
+        """The state as OME shows it (``recording`` while it runs)."""
+        return RECORD_STATE_OF_JOB[self.state]
+
 
 class RecordFile(models.Model):
     record = models.ForeignKey(Record, on_delete=models.CASCADE, related_name="files")
@@ -45,6 +56,9 @@ class RecordFile(models.Model):
     finished_at = models.DateTimeField("finished", null=True, blank=True)
     bytes = models.BigIntegerField("bytes", default=0)
     duration_ms = models.BigIntegerField("duration (ms)", default=0)
+    writer = models.CharField(
+        "writer", max_length=32, blank=True, editable=False, help_text="The lease token of the worker that wrote it."
+    )
 
     class Meta:
         ordering = ["record_id", "sequence"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.jobs.ome import job_to_ome
-from apps.recording.choices import SegmentationRule
+from apps.recording.choices import RecordState, SegmentationRule
 from apps.recording.models import Record
 from apps.recording.paths import UnsafePath, check_template
 from media_engine.jobs.record import parse_schedule
@@ -65,7 +65,7 @@ class RecordSerializer(serializers.Serializer):
     """For the OpenAPI schema: a record task as OME shows it."""
 
     id = serializers.CharField()
-    state = serializers.ChoiceField(["ready", "started", "stopping", "stopped", "error"])
+    state = serializers.ChoiceField(RecordState.values, help_text="OME's record states.")
     vhost = serializers.CharField()
     app = serializers.CharField()
     stream = RecordStreamSerializer()
@@ -83,6 +83,9 @@ class RecordSerializer(serializers.Serializer):
     recordTime = serializers.IntegerField()
     totalRecordBytes = serializers.IntegerField()
     totalRecordTime = serializers.IntegerField()
+    error = serializers.CharField(
+        required=False, help_text="StreamHub's addition: why it is in error (or waits again for its stream)."
+    )
 
 
 def record_to_ome(record: Record) -> dict:
@@ -90,6 +93,7 @@ def record_to_ome(record: Record) -> dict:
     return job_to_ome(
         record,
         record.record_id,
+        state=record.record_state,
         filePath=record.file_path,
         infoPath=record.info_path,
         segmentationRule=record.segmentation_rule,

@@ -1,4 +1,5 @@
-"""Record file names: OME's `${...}` macros, and the rule that no path leaves the media root."""
+"""Record file names: OME's `${...}` macros, and the rule that no path leaves the media root (an
+output path may also go to a folder of STREAMHUB_EXTRA_OUTPUT_ROOTS: ``confine_output``)."""
 
 from __future__ import annotations
 
@@ -67,20 +68,44 @@ def media_root() -> Path:
     return Path(settings.MEDIA_ROOT).resolve()
 
 
-def confine(path: str) -> Path:
-    """``path`` (relative to the media root, or absolute inside it) as an absolute path, or UnsafePath."""
+def _resolved(path: str) -> Path:
+    """``path`` resolved (relative: under the media root), refusing what is never a plain path."""
     if not path or "\x00" in path:
         raise UnsafePath("an empty path")
     if "://" in path:
         raise UnsafePath(f"{path}: URLs such as file:// are not paths")
     if ".." in Path(path).parts:
         raise UnsafePath(f"{path}: '..' is not allowed")
-    root = media_root()
     candidate = Path(path)
-    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if resolved != root and root not in resolved.parents:
+    return (candidate if candidate.is_absolute() else media_root() / candidate).resolve()
+
+
+def _inside(resolved: Path, root: Path) -> bool:
+    return resolved == root or root in resolved.parents
+
+
+def confine(path: str) -> Path:
+    """``path`` (relative to the media root, or absolute inside it) as an absolute path, or UnsafePath."""
+    resolved = _resolved(path)
+    if not _inside(resolved, media_root()):
         raise UnsafePath(f"{path}: outside the media root")
     return resolved
+
+
+def extra_output_roots() -> list[Path]:
+    """The folders besides the media root that the operator lets API calls write into
+    (``STREAMHUB_EXTRA_OUTPUT_ROOTS``), resolved; relative entries are ignored."""
+    return [Path(root).resolve() for root in settings.EXTRA_OUTPUT_ROOTS if root and Path(root).is_absolute()]
+
+
+def confine_output(path: str) -> Path:
+    """An output path (e.g. an HLS dump's folder): like ``confine``, but an absolute path may also be
+    inside one of the extra output roots. Reading files (VOD, pictures) stays confined to the media root."""
+    resolved = _resolved(path)
+    if _inside(resolved, media_root()) or any(_inside(resolved, root) for root in extra_output_roots()):
+        return resolved
+    where = "the media root" + (" or the allowed output roots" if extra_output_roots() else "")
+    raise UnsafePath(f"{path}: outside {where}")
 
 
 def check_template(template: str, extensions: tuple[str, ...] = ()) -> None:

@@ -1,7 +1,9 @@
 """The record media job: plays the stream from its engine node over RTMP and remuxes it to files.
 
 Runs on the `media` queue with acks_late: if the worker dies, the job is delivered again and the
-record continues with the next file of its sequence.
+record continues with the next file of its sequence. Every write is fenced by the worker's lease
+(``Record.held()``), and each file row names its writer: a worker only ever finishes or deletes
+rows it wrote itself.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from datetime import datetime
 from pathlib import Path
 
 from celery import shared_task
+from django.db.models import F
 from django.utils import timezone
 
+from apps.jobs.choices import RunOutcome
+from apps.jobs.models import LeaseLost
 from apps.jobs.runner import run_stream_job
 from apps.recording.info import write_info_file
 from apps.recording.models import Record, RecordFile
@@ -36,6 +41,7 @@ class RecordJob:
             record.application.virtual_host.name, record.application.name, record.stream_name, record.record_id
         )
         self.temporary: dict[int, Path] = {}
+        self.writer = record.held_lease
 
     def path_for(self, sequence: int, started_at: datetime) -> Path:
         final = self._final_path(sequence, started_at, None)
@@ -50,36 +56,39 @@ class RecordJob:
         return confine(expand(self.record.file_path, values))
 
     def on_file_started(self, recorded: RecordedFile) -> None:
+        if not self.record.held().exists():
+            raise LeaseLost(str(self.record))  # another worker records now: it numbers the files
         RecordFile.objects.update_or_create(
             record=self.record,
             sequence=recorded.sequence,
-            defaults={"path": str(recorded.path), "started_at": recorded.started_at},
+            defaults={"path": str(recorded.path), "started_at": recorded.started_at, "writer": self.writer},
         )
-        Record.objects.filter(pk=self.record.pk).update(sequence=recorded.sequence, record_bytes=0, record_time_ms=0)
+        self.record.held().update(sequence=recorded.sequence, record_bytes=0, record_time_ms=0)
 
     def on_progress(self, recorded: RecordedFile) -> None:
-        Record.objects.filter(pk=self.record.pk).update(
-            record_bytes=recorded.bytes, record_time_ms=recorded.duration_ms
-        )
+        self.record.held().update(record_bytes=recorded.bytes, record_time_ms=recorded.duration_ms)
 
     def on_file_finished(self, recorded: RecordedFile) -> None:
+        mine = RecordFile.objects.filter(record=self.record, sequence=recorded.sequence, writer=self.writer)
         if not Path(recorded.path).exists():
             # Closed before any media reached it (the source went away at once): nothing to keep.
             logger.warning("record %s: file %s was never written", self.record, recorded.path)
-            RecordFile.objects.filter(record=self.record, sequence=recorded.sequence).delete()
+            mine.delete()
             return
         final = self._final_path(recorded.sequence, recorded.started_at, recorded.finished_at)
         if final.exists():
             final = final.with_name(f"{final.stem}_{recorded.sequence}{final.suffix}")
         os.replace(recorded.path, final)
-        RecordFile.objects.filter(record=self.record, sequence=recorded.sequence).update(
+        # Its own row even when the lease is gone meanwhile: the file is on disk, the row says where.
+        mine.update(
             path=str(final), finished_at=recorded.finished_at, bytes=recorded.bytes, duration_ms=recorded.duration_ms
         )
-        record = Record.objects.get(pk=self.record.pk)
-        record.record_bytes, record.record_time_ms = recorded.bytes, recorded.duration_ms
-        record.total_record_bytes += recorded.bytes
-        record.total_record_time_ms += recorded.duration_ms
-        record.save(update_fields=["record_bytes", "record_time_ms", "total_record_bytes", "total_record_time_ms"])
+        self.record.held().update(
+            record_bytes=recorded.bytes,
+            record_time_ms=recorded.duration_ms,
+            total_record_bytes=F("total_record_bytes") + recorded.bytes,
+            total_record_time_ms=F("total_record_time_ms") + recorded.duration_ms,
+        )
         self.write_info()
 
     def write_info(self) -> None:
@@ -106,7 +115,8 @@ class RecordJob:
             first_sequence=(last.sequence + 1) if last else 0,
             track_filter=self.record.track_kinds(self.stream),
         )
-        self.record.mark_started(self.task_id)
+        if not self.record.mark_started():
+            return  # stopped (or taken over) since the claim: a stop is never overwritten
         recorder.run()
 
 
@@ -129,6 +139,6 @@ def record_stream(self, record_pk: int) -> str:
         job.run()
 
     outcome = run_stream_job(Record, record_pk, media, self.request.id or "")
-    if outcome == "stopped" and job is not None:
+    if outcome == RunOutcome.STOPPED and job is not None:
         job.write_info()
     return outcome

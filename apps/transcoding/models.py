@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils import timezone
 
-from apps.jobs.choices import ACTIVE_STATES
-from apps.jobs.models import StreamJob
+from apps.jobs.choices import ACTIVE_STATES, JobState
+from apps.jobs.models import LeaseLost, StreamJob
 
 
 class Transcode(StreamJob):
@@ -50,10 +51,19 @@ class Transcode(StreamJob):
         self.cpu_seconds = self.cpu_percent = 0.0
         self.frames_decoded = self.images_written = 0
         self.frames_encoded = {}
-        self.save()
+        # Only these fields, and only while this worker holds the job (a full save would undo a stop).
+        fields = ["renditions", "rendition_streams", "output_stream_name", "skipped", "cpu_seconds", "cpu_percent",
+                  "frames_decoded", "images_written", "frames_encoded"]  # fmt: skip
+        if not self.held().update(**{name: getattr(self, name) for name in fields}):
+            raise LeaseLost(str(self))
+
+    def end_run(self) -> bool:
+        """The run ended with its stream (the job waits, ready): stopped, not reserved; a transcode
+        starts again only when its stream comes back (``services.start_transcodes``)."""
+        return self._change([JobState.READY], state=JobState.STOPPED, finished_at=timezone.now(), cpu_percent=0.0)
 
     def record_progress(self, cpu_seconds: float, cpu_percent: float, decoded: int, encoded: dict, images: int):
-        type(self).objects.filter(pk=self.pk).update(
+        self.held().update(
             cpu_seconds=cpu_seconds,
             cpu_percent=cpu_percent,
             frames_decoded=decoded,

@@ -7,17 +7,15 @@ import logging
 
 from django.db import transaction
 from django.db.models import Q, Sum
-from django.utils import timezone
 
 from apps.hosting.models import Application, OutputProfile
 from apps.jobs import services as jobs
-from apps.jobs.choices import ACTIVE_STATES, JobState
+from apps.jobs.choices import ACTIVE_STATES, LEASED_STATES, JobState
 from apps.streams.models import Stream
 from apps.transcoding.models import Transcode
 from apps.transcoding.plans import ProfilePlan, origin_of, plan_profile
 
 logger = logging.getLogger(__name__)
-RUNNING_STATES = [JobState.STARTED, JobState.RETRYING, JobState.STOPPING]
 
 
 def transcode_task():
@@ -73,10 +71,7 @@ def start_transcode(application: Application, stream_name: str, profile: OutputP
 def end_run(job: Transcode) -> str:
     """The stream ended (the run returned, the job waits): it is stopped, unless the stream is
     already back, when it runs again."""
-    with transaction.atomic():
-        Transcode.objects.filter(pk=job.pk, state=JobState.READY).update(
-            state=JobState.STOPPED, finished_at=timezone.now(), cpu_percent=0.0
-        )
+    job.end_run()
     if jobs.live_stream_of(job) is not None:
         start_transcode(job.application, job.stream_name, job.profile)
         return "restarted"
@@ -93,9 +88,7 @@ def stop_transcode(job: Transcode) -> Transcode:
 def transcodes_of(stream: Stream) -> list[Transcode]:
     """The running transcodes of a live input stream."""
     return list(
-        Transcode.objects.filter(
-            application_id=stream.application_id, stream_name=stream.name, state__in=RUNNING_STATES
-        )
+        Transcode.objects.filter(application_id=stream.application_id, stream_name=stream.name, state__in=LEASED_STATES)
         .select_related("profile")
         .order_by("profile__position", "id")
     )
@@ -117,7 +110,7 @@ def rendition_outputs(stream: Stream) -> list[tuple[dict, Stream | None]]:
 
 def transcoding_cost(streams: Q) -> dict:
     """CPU of the running transcodes of the input streams matching ``streams`` (a Q on Transcode)."""
-    running = Transcode.objects.filter(streams, state__in=RUNNING_STATES)
+    running = Transcode.objects.filter(streams, state__in=LEASED_STATES)
     totals = running.aggregate(cpu_percent=Sum("cpu_percent"), cpu_seconds=Sum("cpu_seconds"))
     return {
         "jobs": running.count(),

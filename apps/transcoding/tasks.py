@@ -9,6 +9,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
+from apps.jobs.choices import RunOutcome
 from apps.jobs.runner import StopCheck, run_stream_job
 from apps.recording.paths import UnsafePath
 from apps.streams.models import Stream
@@ -17,6 +18,7 @@ from apps.transcoding.plans import BYPASS, ProfilePlan, bypass_matches, plan_pro
 from apps.transcoding.services import end_run
 from apps.transcoding.wcs import overlay_of
 from apps.transcoding.wcs import video_encoding as video_encoding_of_wcs
+from media_engine.jobs.events import MediaEvent
 from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.jobs.transcode import (
     AudioEncoding,
@@ -110,11 +112,9 @@ class TranscodeJob:
         except Transcode.DoesNotExist:
             return True  # its profile (and so the job) was deleted
 
-    def on_state(self, state: str, error: str | None) -> None:
-        if state == "started":
-            job = Transcode.objects.filter(pk=self.job.pk).first()
-            if job is not None and not job.stop_requested:
-                job.mark_started()
+    def on_state(self, event: MediaEvent, error: str | None) -> None:
+        if event == MediaEvent.STARTED:
+            self.job.mark_started()  # not over a stop: only from the running states
 
     def on_progress(self, progress: TranscodeProgress) -> None:
         self.job.record_progress(
@@ -160,8 +160,8 @@ def transcode_stream(self, transcode_pk: int) -> str:
     try:
         outcome = run_stream_job(Transcode, transcode_pk, media, self.request.id or "")
     except Transcode.DoesNotExist:
-        return "gone"  # its output profile was deleted while it ran
-    if outcome == "waiting":
+        return RunOutcome.GONE.value  # its output profile was deleted while it ran
+    if outcome == RunOutcome.WAITING:
         job = Transcode.objects.select_related("application__virtual_host", "profile").filter(pk=transcode_pk).first()
         if job is not None:
             return end_run(job)
@@ -195,14 +195,12 @@ class WcsTranscoderJob:
         self.load_watermark(self.job.watermark)
         return stopping
 
-    def on_state(self, state: str, error: str | None) -> None:
-        if state == "started":
-            job = WcsTranscoder.objects.filter(pk=self.job.pk).first()
-            if job is not None and not job.stop_requested:
-                job.mark_started()
+    def on_state(self, event: MediaEvent, error: str | None) -> None:
+        if event == MediaEvent.STARTED:
+            self.job.mark_started()  # not over a stop: only from the running states
 
     def on_progress(self, progress: TranscodeProgress) -> None:
-        WcsTranscoder.objects.filter(pk=self.job.pk).update(frames_encoded=sum(progress.frames_encoded.values()))
+        self.job.held().update(frames_encoded=sum(progress.frames_encoded.values()))
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)

@@ -14,6 +14,9 @@ through `ControlPlane.resolve_application`):
 - ``OPTIONS`` anything (without an OPTIONS route of its own): CORS preflight. Every answer carries
   ``Access-Control-Allow-Origin: *``.
 
+Connections pass `media_engine.http.limits` first (header, keep-alive and send timeouts, a connection
+cap answered 503), and a ``{stream}`` the stream name rule refuses is answered 400 on every route.
+
 Other modules add their own routes (WHIP/WHEP, thumbnails, LL-HLS...) with `MediaHttpServer.add_route`
 before `start()`, and can use `MediaHttpServer.resolve_stream` to map a request to a stream.
 
@@ -53,7 +56,9 @@ from media_engine.hls.llhls import (
     parse_blocking_request,
 )
 from media_engine.hls.segmenter import HlsPackager, HlsSegmenter
+from media_engine.http.limits import GuardedProtocolFactory, HttpLimits
 from media_engine.internal_auth import JOB_QUERY_KEY
+from media_engine.names import InvalidStreamName, check_stream_name
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 
 logger = logging.getLogger(__name__)
@@ -173,6 +178,7 @@ class MediaHttpServer:
         *,
         viewer_window: float = VIEWER_WINDOW,
         llhls: LlHlsPackager | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
         self.registry = registry
         self.control = control
@@ -185,7 +191,10 @@ class MediaHttpServer:
         self.grants = GrantCache()  # admitted HLS/LL-HLS viewers (signed URL, ACL key or webhook)
         self.app = web.Application(middlewares=[cors_middleware])
         self.app[SERVER_KEY] = self
+        self.limits = limits or HttpLimits()
+        self.connections: GuardedProtocolFactory | None = None  # open/refused counts once started
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.add_route("GET", "/{app}/{stream}/ts:playlist.m3u8", self.handle_playlist, name="hls_playlist")
         self.add_route("GET", "/{app}/{stream}/playlist.m3u8", self.handle_playlist, name="hls_playlist_alias")
@@ -208,9 +217,14 @@ class MediaHttpServer:
             self.app.router.add_route(method, path, handler, name=name)
 
     async def resolve_stream(self, request: web.Request) -> StreamTarget | None:
-        """The application (by Host header) and stream named by the ``app``/``stream`` path parts."""
+        """The application (by Host header) and stream named by the ``app``/``stream`` path parts.
+        A name the stream name rule refuses is answered 400 here, for every route of the port."""
         app = request.match_info.get("app", "")
         name = request.match_info.get("stream", "")
+        try:
+            check_stream_name(name)
+        except InvalidStreamName as error:
+            raise web.HTTPBadRequest(text=f"{error}\n") from None
         config = await self.control.resolve_application(_request_host(request), app)
         if config is None:
             return None
@@ -382,22 +396,27 @@ class MediaHttpServer:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Listen on ``host:port`` (port 0: any free port, then readable in ``.port``)."""
-        runner = web.AppRunner(self.app, access_log=None)
+        """Listen on ``host:port`` (port 0: any free port, then readable in ``.port``), with `limits`."""
+        runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=self.limits.keepalive_timeout)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port)
+        assert runner.server is not None
+        # Our own listener instead of web.TCPSite: every connection passes the guard before aiohttp.
+        self.connections = GuardedProtocolFactory(runner.server, self.limits)
         try:
-            await site.start()
+            self._listener = await asyncio.get_running_loop().create_server(
+                self.connections, self.host, self._requested_port, reuse_address=True, backlog=1024
+            )
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        for address in runner.addresses:
-            if isinstance(address, tuple):
-                self.port = address[1]
-                break
+        self.port = self._listener.sockets[0].getsockname()[1]
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_viewers(), name="hls viewers")
-        logger.info("media HTTP server listening on %s:%s", self.host, self.port)
+        logger.info(
+            "media HTTP server listening on %s:%s (at most %d connections; timeouts: header %ss, keep-alive %ss, "
+            "send %ss)", self.host, self.port, self.connections.max_connections, self.limits.header_timeout,
+            self.limits.keepalive_timeout, self.limits.send_timeout,
+        )  # fmt: skip
 
     async def stop(self) -> None:
         """Stop listening and forget the viewers."""
@@ -408,9 +427,14 @@ class MediaHttpServer:
             except asyncio.CancelledError:
                 pass
             self._sweeper = None
+        if self._listener is not None:
+            self._listener.close()  # stop accepting; the runner's cleanup ends the open connections
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
         self.viewers.clear()
 
     async def _sweep_viewers(self) -> None:

@@ -34,6 +34,7 @@ import requests
 
 from media_engine.hls.llhls import MASTER_PLAYLIST_NAME
 from media_engine.internal_auth import redact_text
+from media_engine.jobs.events import MediaEvent
 from media_engine.jobs.source import SourceUnavailable
 
 __all__ = ["DumpItem", "HlsDumper", "SourceUnavailable", "write_info_file"]
@@ -44,7 +45,7 @@ POLL_INTERVAL = 0.5  # seconds between playlist reloads (about one part)
 GONE_TIMEOUT = 10.0  # a playlist that stays unreachable this long means the stream is gone
 REQUEST_TIMEOUT = 10.0
 DumpStatus = Literal["Running", "Completed", "Error"]
-Outcome = Literal["stopped", "completed"]
+Outcome = Literal[MediaEvent.STOPPED, MediaEvent.COMPLETED]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,15 +197,15 @@ class HlsDumper:
             if response is None or response.status_code != 200:
                 if self.clock() - last_seen > self.gone_timeout:
                     logger.info("dump of %s: the stream is gone", self.base_url)
-                    return "completed"
+                    return MediaEvent.COMPLETED
             else:
                 last_seen = self.clock()
                 playlist = m3u8.loads(response.text)
                 self._take(playlist)
                 if playlist.is_endlist:
-                    return "completed"
+                    return MediaEvent.COMPLETED
             time.sleep(self.poll_interval)
-        return "stopped"
+        return MediaEvent.STOPPED
 
     def _get(self, name: str) -> requests.Response | None:
         try:

@@ -30,6 +30,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from media_engine.jobs.events import MediaEvent, StateCallback
 from media_engine.jobs.push import TargetFailed, TargetWriter
 from media_engine.jobs.source import POLL_INTERVAL, SourceEnd, SourceReader, SourceUnavailable, StopPoller
 from media_engine.jobs.watermark import Overlay, Planes
@@ -224,7 +225,7 @@ class Mixer:
         settings: Callable[[], MixerSettings],
         *,
         should_stop: Callable[[], bool] = lambda: False,
-        on_state: Callable[[str, str | None], None] | None = None,
+        on_state: StateCallback | None = None,
         on_progress: Callable[[MixerProgress], None] | None = None,
         open_timeout: float = 10.0,
         write_timeout: float = 10.0,
@@ -280,7 +281,7 @@ class Mixer:
                 if not started and writer.connected_at:
                     started = True
                     if self.on_state is not None:
-                        self.on_state("started", None)
+                        self.on_state(MediaEvent.STARTED, None)
                 self._refresh_settings()
                 elapsed = self.clock() - origin
                 due_video = video_index / settings.fps if video else math.inf
@@ -317,7 +318,7 @@ class Mixer:
             writer.abandon()
             self._report(force=True)
             if self.on_state is not None:
-                self.on_state("stopped", None)
+                self.on_state(MediaEvent.STOPPED, None)
 
     def _send(self, writer: TargetWriter, packets) -> None:
         for packet in packets:

@@ -34,6 +34,7 @@ import av
 from av.packet import Packet
 from av.stream import Stream
 
+from media_engine.jobs.events import MediaEvent, StateCallback
 from media_engine.jobs.push import TargetFailed, TargetWriter, backoff_delay, valid_host
 from media_engine.jobs.source import (
     POLL_INTERVAL,
@@ -54,7 +55,6 @@ SOURCE_TYPES = {"rtsp": "RtspPull", "rtmp": "RtmpPull", "http": "HttpPull", "fil
 PACED_GROUPS = {"http", "file"}
 RTSP_OPTIONS = {"rtsp_transport": "tcp"}
 
-STARTED, FAILOVER, RETRYING, STOPPED, ERROR = "started", "failover", "retrying", "stopped", "error"
 # The gap left between the last packet of one source and the first of the next.
 FAILOVER_GAP = Fraction(1, 25)
 PROGRESS_INTERVAL = 1.0
@@ -140,7 +140,7 @@ class Puller:
         open_timeout: float = 10.0,
         write_timeout: float = 10.0,
         should_stop: Callable[[], bool] = lambda: False,
-        on_state: Callable[[str, str | None], None] | None = None,
+        on_state: StateCallback | None = None,
         on_progress: Callable[[PullProgress], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_backoff: float = 30.0,
@@ -212,22 +212,22 @@ class Puller:
                 if failed_in_row < len(self.urls):
                     if self.went_live:
                         self.progress.failovers += 1
-                        self._state(FAILOVER, f"{last_error}; trying {self.urls[index]}")
+                        self._state(MediaEvent.FAILOVER, f"{last_error}; trying {self.urls[index]}")
                     continue
                 # Every URL failed in a row.
                 failed_in_row = 0
                 if not self.persistent:
                     if not self.went_live:
-                        self._state(ERROR, f"Failed to pull provided URL: {last_error}")
+                        self._state(MediaEvent.ERROR, f"Failed to pull provided URL: {last_error}")
                         raise PullFailed(last_error)
                     break
                 retries += 1
                 self._close_output()
-                self._state(RETRYING, last_error)
+                self._state(MediaEvent.RETRYING, last_error)
                 self._wait(backoff_delay(retries, 1.0, self.max_backoff))
         finally:
             self._close_output(finish=True)
-        self._state(STOPPED, None)
+        self._state(MediaEvent.STOPPED, None)
 
     # -- one source -------------------------------------------------------------------------------
 
@@ -273,7 +273,7 @@ class Puller:
             output.writer.check()
             if not self.went_live and output.writer.connected_at is not None:
                 self.went_live = True
-                self._state(STARTED, None)
+                self._state(MediaEvent.STARTED, None)
             item = reader.get(POLL_INTERVAL)
             if item is None:
                 if time.monotonic() - last_input > self.no_input_timeout:
@@ -345,6 +345,6 @@ class Puller:
     def _wait(self, seconds: float) -> None:
         self._wait_until(time.monotonic() + seconds)
 
-    def _state(self, state: str, error: str | None) -> None:
+    def _state(self, state: MediaEvent, error: str | None) -> None:
         if self.on_state is not None:
             self.on_state(state, error)

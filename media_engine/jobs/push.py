@@ -41,6 +41,7 @@ from av.stream import Stream
 
 from media_engine.internal_auth import redact_text
 from media_engine.jobs.audio_control import AudioControl, AudioRewriter
+from media_engine.jobs.events import MediaEvent, StateCallback
 from media_engine.jobs.source import (
     MEDIA_KINDS,
     POLL_INTERVAL,
@@ -73,8 +74,6 @@ logger = logging.getLogger(__name__)
 # Push protocol -> the URL schemes it accepts and the container it sends.
 PROTOCOLS: dict[str, tuple[str, ...]] = {"rtmp": ("rtmp", "rtmps"), "mpegts": ("udp", "tcp"), "srt": ("srt",)}
 FORMATS = {"rtmp": "flv", "mpegts": "mpegts", "srt": "mpegts"}
-
-STARTED, RETRYING, STOPPED, ERROR = "started", "retrying", "stopped", "error"
 
 DEBIAN_FFMPEG = "/usr/bin/ffmpeg"
 PROGRESS_INTERVAL = 1.0
@@ -200,9 +199,6 @@ class PushProgress:
     total_sent_time_ms: int = 0
 
 
-StateCallback = Callable[[str, str | None], None]
-
-
 class _Stopped(Exception):
     """should_stop() said so while waiting."""
 
@@ -287,11 +283,11 @@ class Pusher:
         scheme = urlsplit(self.target).scheme.lower()
         if self.use_ffmpeg and not ffmpeg_has_protocol(scheme, self.ffmpeg):
             message = f"cannot push to {scheme}://: {self.ffmpeg} is missing or has no {scheme} output"
-            self._state(ERROR, message)
+            self._state(MediaEvent.ERROR, message)
             raise RuntimeError(message)
         if not self.use_ffmpeg and scheme == "srt" and not pyav_has_protocol(scheme):
             message = f"cannot push to {scheme}://: PyAV's FFmpeg has no {scheme} protocol"
-            self._state(ERROR, message)
+            self._state(MediaEvent.ERROR, message)
             raise RuntimeError(message)
         attempt = self._attempt_ffmpeg if self.use_ffmpeg else self._attempt_pyav
         try:
@@ -304,7 +300,7 @@ class Pusher:
                     self._failed(error)
                 except SourceUnavailable as error:
                     if self.progress.sequence == 0 and self.failures == 0:
-                        self._state(ERROR, str(error))
+                        self._state(MediaEvent.ERROR, str(error))
                         raise
                     logger.info("push of %s: the source is gone (%s)", redact_url(self.source_url), error)
                     break
@@ -313,9 +309,9 @@ class Pusher:
         except SourceUnavailable:
             raise
         except Exception as error:
-            self._state(ERROR, str(error) or type(error).__name__)
+            self._state(MediaEvent.ERROR, str(error) or type(error).__name__)
             raise
-        self._state(STOPPED, None)
+        self._state(MediaEvent.STOPPED, None)
 
     def _failed(self, error: TargetFailed) -> None:
         self.failures += 1
@@ -327,7 +323,7 @@ class Pusher:
             error,
             delay,
         )
-        self._state(RETRYING, str(error))
+        self._state(MediaEvent.RETRYING, str(error))
         self._wait(delay)
 
     def _wait(self, seconds: float) -> None:
@@ -341,14 +337,14 @@ class Pusher:
         if self._stop_requested():
             raise _Stopped
 
-    def _state(self, state: str, error: str | None) -> None:
+    def _state(self, state: MediaEvent, error: str | None) -> None:
         if self.on_state is not None:
             self.on_state(state, error)
 
     def _connected(self) -> float:
         self.progress = replace(self.progress, sequence=self.progress.sequence + 1, sent_bytes=0, sent_time_ms=0)
         self._last_progress = time.monotonic()
-        self._state(STARTED, None)
+        self._state(MediaEvent.STARTED, None)
         return time.monotonic()
 
     def _session_ended(self, connected_at: float | None) -> None:

@@ -40,6 +40,7 @@ from av.packet import Packet
 from av.stream import Stream
 from av.video.frame import PictureType
 
+from media_engine.jobs.events import MediaEvent, StateCallback
 from media_engine.jobs.push import TargetFailed, TargetWriter
 from media_engine.jobs.source import (
     POLL_INTERVAL,
@@ -313,7 +314,7 @@ class Transcoder:
         images: list[ImageOutput] | None = None,
         *,
         should_stop: Callable[[], bool] = lambda: False,
-        on_state: Callable[[str, str | None], None] | None = None,
+        on_state: StateCallback | None = None,
         on_progress: Callable[[TranscodeProgress], None] | None = None,
         open_timeout: float = 10.0,
         stall_timeout: float = 10.0,
@@ -358,7 +359,7 @@ class Transcoder:
             self._remove_images()
             self._report(force=True)
             if self.on_state is not None:
-                self.on_state("stopped", None)
+                self.on_state(MediaEvent.STOPPED, None)
 
     def _transcode(self, reader: SourceReader) -> None:
         video_in = next((s for s in reader.streams if s.type == "video"), None)
@@ -375,7 +376,7 @@ class Transcoder:
             if not self._started and self._outputs and all(o.writer.connected_at for o in self._outputs):
                 self._started = True
                 if self.on_state is not None:
-                    self.on_state("started", None)
+                    self.on_state(MediaEvent.STARTED, None)
             item = reader.get(POLL_INTERVAL)
             self._report()
             if item is None:

@@ -4,21 +4,36 @@
 it applies Set Chunk Size and Abort itself (they change how the following bytes are cut).
 `ChunkWriter` turns messages into chunk bytes and builds the protocol control messages.
 Malformed or abusive input (unknown chunk stream, absurd sizes) raises ``ValueError``.
+
+Memory a peer can hold: a message's declared length is checked against what its type ever needs
+before any of it is kept (`RtmpLimits`); the bytes of incomplete messages (and of a chunk not yet
+whole) are capped per connection, and across a node by a shared `PendingBudget` that, when over,
+drops the connections holding the most.
 """
 
 from __future__ import annotations
 
 import enum
+import resource
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_CHUNK_SIZE = 128
-# Limits against abusive peers. A message length is a 24-bit field, so 16 MiB is the protocol's own
-# bound; a chunk size above it is never useful, and many partial messages at once is an attack.
+# Limits against abusive peers. A message length is a 24-bit field (16 MiB) and a chunk size above
+# it is never useful. Real media messages are far smaller: a 4K H.264/HEVC keyframe is a few MB.
 MAX_CHUNK_SIZE = 16 * 1024 * 1024
-MAX_MESSAGE_SIZE = 16 * 1024 * 1024
-MAX_PENDING_BYTES = 32 * 1024 * 1024
+MAX_MESSAGE_SIZE = 8 * 1024 * 1024  # video and aggregate messages
+MAX_AUDIO_MESSAGE_SIZE = 1024 * 1024  # an AAC/MP3/Opus frame is a few KB, even PCM stays far below
+MAX_COMMAND_MESSAGE_SIZE = 1024 * 1024  # commands, metadata, shared objects
+MAX_CONTROL_MESSAGE_SIZE = 64  # protocol control and user control messages: a few bytes
+MAX_PENDING_BYTES = 16 * 1024 * 1024  # per connection: one big video message and audio in progress
+MAX_NODE_PENDING_BYTES = 256 * 1024 * 1024  # every connection of a node together
 MAX_CHUNK_STREAMS = 256
+MAX_CONNECTIONS = 5000  # RTMP connections of a node (publishers, players, media jobs)
+# The RTMP cap never goes above this share of the process's open-file limit (the media HTTP port may
+# take half, files, WebRTC, the database and Redis need the rest).
+FD_SHARE = 0.25
 
 PROTOCOL_CONTROL_CSID = 2
 _EXTENDED = 0xFFFFFF
@@ -88,6 +103,86 @@ def parse_user_control(payload: bytes) -> tuple[int, bytes]:
     return _U16.unpack_from(payload)[0], bytes(payload[2:])
 
 
+@dataclass(frozen=True)
+class RtmpLimits:
+    """What RTMP peers may make the engine hold: ``max_message_size`` bytes for a video (or
+    aggregate) message, ``max_pending_bytes`` in incomplete messages per connection,
+    ``max_node_pending_bytes`` for all connections of a node together, and ``max_connections``
+    connections (0: no cap; never more than `FD_SHARE` of the process's open-file limit)."""
+
+    max_message_size: int = MAX_MESSAGE_SIZE
+    max_pending_bytes: int = MAX_PENDING_BYTES
+    max_node_pending_bytes: int = MAX_NODE_PENDING_BYTES
+    max_connections: int = MAX_CONNECTIONS
+
+    def effective_max_connections(self, fd_limit: int | None = None) -> int | None:
+        """The connection cap (None: none), at most `FD_SHARE` of the soft open-file limit."""
+        if not self.max_connections:
+            return None
+        if fd_limit is None:
+            fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if fd_limit <= 0:
+            return self.max_connections
+        return max(1, min(self.max_connections, int(fd_limit * FD_SHARE)))
+
+
+def message_size_limit(type_id: int, max_message_size: int = MAX_MESSAGE_SIZE) -> int:
+    """The largest declared length accepted for a message of ``type_id``."""
+    if type_id == MessageType.VIDEO or type_id == MessageType.AGGREGATE:
+        return max_message_size
+    if type_id == MessageType.AUDIO:
+        return min(max_message_size, MAX_AUDIO_MESSAGE_SIZE)
+    if type_id <= MessageType.SET_PEER_BANDWIDTH:
+        return MAX_CONTROL_MESSAGE_SIZE
+    return min(max_message_size, MAX_COMMAND_MESSAGE_SIZE)
+
+
+class PendingBudget:
+    """The bytes every `ChunkReader` of a node holds in incomplete messages, under one ``limit``.
+
+    Readers report what they hold after each read; when the total goes over the limit, the readers
+    holding the most are evicted (their buffers freed, their connections closed) until it is under.
+    """
+
+    def __init__(self, limit: int = MAX_NODE_PENDING_BYTES) -> None:
+        self.limit = limit
+        self.total = 0
+        self.evictions = 0  # readers evicted since start
+        self._held: dict[ChunkReader, int] = {}
+
+    def holding(self, reader: ChunkReader) -> int:
+        return self._held.get(reader, 0)
+
+    def update(self, reader: ChunkReader, held: int) -> bool:
+        """``reader`` now holds ``held`` bytes. False if it has to go (it was among the largest while
+        the node was over its limit); other readers evicted meanwhile are told by `ChunkReader.evict`."""
+        previous = self._held.get(reader, 0)
+        if held == previous:
+            return True
+        self.total += held - previous
+        if held:
+            self._held[reader] = held
+        else:
+            del self._held[reader]
+        if self.total <= self.limit:
+            return True
+        keep = True
+        for other, _ in sorted(self._held.items(), key=lambda item: item[1], reverse=True):
+            if self.total <= self.limit:
+                break
+            self.release(other)
+            self.evictions += 1
+            if other is reader:
+                keep = False
+            else:
+                other.evict()
+        return keep
+
+    def release(self, reader: ChunkReader) -> None:
+        """``reader`` holds nothing any more (evicted or closed)."""
+        self.total -= self._held.pop(reader, 0)
+
+
 class _ChunkStreamState:
     """What the previous chunk of one chunk stream id said, plus the message being reassembled."""
 
@@ -108,7 +203,9 @@ class ChunkReader:
     """Reassemble messages from the chunk stream one peer sends.
 
     ``feed(data)`` may be called with any split of the input and returns the messages it completed.
-    After a ``ValueError`` the reader stays broken: the connection should be closed.
+    After a ``ValueError`` the reader stays broken: the connection should be closed. With a
+    ``budget``, the reader counts against the node's limit; ``on_evicted`` is called if the budget
+    drops it while another connection reads (its own feed raises ``ValueError`` instead).
     """
 
     def __init__(
@@ -117,12 +214,17 @@ class ChunkReader:
         max_chunk_size: int = MAX_CHUNK_SIZE,
         max_pending_bytes: int = MAX_PENDING_BYTES,
         max_chunk_streams: int = MAX_CHUNK_STREAMS,
+        *,
+        budget: PendingBudget | None = None,
+        on_evicted: Callable[[], None] | None = None,
     ) -> None:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.max_message_size = max_message_size
         self.max_chunk_size = max_chunk_size
         self.max_pending_bytes = max_pending_bytes
         self.max_chunk_streams = max_chunk_streams
+        self.budget = budget
+        self.on_evicted = on_evicted
         self._buf = bytearray()
         self._streams: dict[int, _ChunkStreamState] = {}
         self._pending = 0
@@ -133,16 +235,46 @@ class ChunkReader:
         """Bytes received but not yet part of a whole chunk."""
         return len(self._buf)
 
+    @property
+    def held(self) -> int:
+        """Bytes kept for later: parts of incomplete messages and the incomplete chunk."""
+        return self._pending + len(self._buf)
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[Message]:
         if self._error is not None:
             raise ValueError(f"chunk stream already failed: {self._error}")
         self._buf += data
         try:
-            return self._parse()
+            messages = self._parse()
+            held = self._pending + len(self._buf)
+            if held > self.max_pending_bytes:
+                raise ValueError(f"{held} bytes in incomplete messages (the limit is {self.max_pending_bytes})")
+            if self.budget is not None and not self.budget.update(self, held):
+                raise ValueError(f"{held} bytes in incomplete messages while the node is over its limit")
+            return messages
         except ValueError as exc:
-            self._error = str(exc)
-            self._buf.clear()
+            self._fail(str(exc))
             raise
+
+    def _fail(self, error: str) -> None:
+        """Break the reader for good and free what it holds."""
+        self._error = error
+        self._buf = bytearray()
+        self._streams.clear()
+        self._pending = 0
+        if self.budget is not None:
+            self.budget.release(self)
+
+    def evict(self) -> None:
+        """Dropped by the node's budget: free everything now and tell the owner."""
+        self._fail("evicted: the node holds too many bytes in incomplete messages")
+        if self.on_evicted is not None:
+            self.on_evicted()
+
+    def close(self) -> None:
+        """The connection is gone: free what the reader holds (and its share of the budget)."""
+        if self._error is None:
+            self._fail("closed")
 
     def _state(self, csid: int) -> _ChunkStreamState:
         state = self._streams.get(csid)
@@ -237,8 +369,9 @@ class ChunkReader:
                     new_message = True
 
                 if new_message:
-                    if fmt != 3 and length > self.max_message_size:
-                        raise ValueError(f"message of {length} bytes is too large")
+                    # Checked on the header, before a byte of the message is kept.
+                    if fmt != 3 and length > message_size_limit(type_id, self.max_message_size):
+                        raise ValueError(f"message of type {type_id} and {length} bytes is too large")
                     message_length = length if fmt != 3 else state.length
                     received = 0
                 else:
@@ -277,7 +410,7 @@ class ChunkReader:
                     if state.received < message_length:
                         self._pending += take
                         if self._pending > self.max_pending_bytes:
-                            raise ValueError("too many bytes in incomplete messages")
+                            raise ValueError(f"more than {self.max_pending_bytes} bytes in incomplete messages")
                         pos = end
                         continue
                     self._pending -= received

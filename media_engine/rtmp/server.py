@@ -8,6 +8,7 @@ import logging
 
 from media_engine.control import ControlPlane
 from media_engine.registry import StreamRegistry
+from media_engine.rtmp.chunks import PendingBudget, RtmpLimits
 from media_engine.rtmp.session import RtmpSession
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,9 @@ class RtmpServer:
         idle_timeout: float | None = 60.0,
         drain_timeout: float = 10.0,
         max_sessions: int | None = None,
+        limits: RtmpLimits | None = None,
     ) -> None:
+        """``limits``: what peers may make the node hold in incomplete messages (one budget for all)."""
         self.registry = registry
         self.control = control
         self.host = host
@@ -53,7 +56,10 @@ class RtmpServer:
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.drain_timeout = drain_timeout
-        self.max_sessions = max_sessions
+        self.limits = limits or RtmpLimits()
+        self.max_sessions = max_sessions if max_sessions is not None else self.limits.effective_max_connections()
+        self.refused = 0  # connections hung up on for the cap, since start
+        self.pending = PendingBudget(self.limits.max_node_pending_bytes)
         self.state = State.NEW
         self._server: asyncio.Server | None = None
         self._sessions: set[RtmpSession] = set()
@@ -81,7 +87,7 @@ class RtmpServer:
             self._new_session, self.host, self._requested_port, reuse_address=True, backlog=1024
         )
         self._set_state(State.SERVING)
-        logger.info("RTMP listening on %s:%s", self.host, self.port)
+        logger.info("RTMP listening on %s:%s (at most %s connections)", self.host, self.port, self.max_sessions)
 
     async def stop(self) -> None:
         """Stop listening and end every session (publishers' streams are closed)."""
@@ -102,9 +108,12 @@ class RtmpServer:
         await self._server.wait_closed()
 
     def _new_session(self) -> asyncio.Protocol:
-        if self.state is not State.SERVING or (
-            self.max_sessions is not None and len(self._sessions) >= self.max_sessions
-        ):
+        if self.state is not State.SERVING:
+            return _Refused()
+        if self.max_sessions is not None and len(self._sessions) >= self.max_sessions:
+            self.refused += 1
+            if self.refused == 1 or self.refused % 1000 == 0:  # not a line per refused connection
+                logger.warning("RTMP: %d connection(s) refused, %d open (the cap)", self.refused, self.max_sessions)
             return _Refused()
         session = RtmpSession(
             self.registry,
@@ -114,6 +123,8 @@ class RtmpServer:
             idle_timeout=self.idle_timeout,
             drain_timeout=self.drain_timeout,
             on_closed=self._sessions.discard,
+            limits=self.limits,
+            budget=self.pending,
         )
         self._sessions.add(session)
         return session

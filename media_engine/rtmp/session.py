@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from media_engine.admission import PLAY, PUBLISH, AdmissionRequest, Decision, admit
 from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.names import STREAM_NAME_RULE, InvalidStreamName, is_valid_stream_name
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry, Subscription
 from media_engine.rtmp import amf0, flv
@@ -30,6 +31,8 @@ from media_engine.rtmp.chunks import (
     Message,
     MessageType,
     PeerBandwidthLimit,
+    PendingBudget,
+    RtmpLimits,
     UserControlEvent,
     parse_u32,
     parse_user_control,
@@ -94,7 +97,10 @@ class RtmpSession(asyncio.Protocol):
         drain_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         on_closed: Callable[[RtmpSession], None] | None = None,
+        limits: RtmpLimits | None = None,
+        budget: PendingBudget | None = None,
     ) -> None:
+        """``limits`` bound what the peer may make us hold; ``budget`` is the node's, shared by its sessions."""
         self.registry = registry
         self.control = control
         self.handshake_timeout = handshake_timeout
@@ -122,7 +128,13 @@ class RtmpSession(asyncio.Protocol):
 
         self._handshake_buffer = bytearray()
         self._c0c1_done = False
-        self._chunks_in = ChunkReader()
+        limits = limits or RtmpLimits()
+        self._chunks_in = ChunkReader(
+            limits.max_message_size,
+            max_pending_bytes=limits.max_pending_bytes,
+            budget=budget,
+            on_evicted=self._on_evicted,
+        )
         self._chunks_out = ChunkWriter()
         self._bytes_in = 0
         self._last_ack = 0
@@ -174,6 +186,7 @@ class RtmpSession(asyncio.Protocol):
         self._timer = self._linger = self._access_expiry = None
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_exception(ConnectionResetError("connection lost"))
+        self._chunks_in.close()  # frees its incomplete messages and its share of the node's budget
         self._stop_playing()
         self._unpublish()
         if self._command_task is not None:
@@ -206,6 +219,11 @@ class RtmpSession(asyncio.Protocol):
             transport.close()
             assert self._loop is not None
             self._linger = self._loop.call_later(CLOSE_LINGER, transport.abort)
+
+    def _on_evicted(self) -> None:
+        """The node's budget for incomplete messages is over and this session held among the most."""
+        logger.info("rtmp %s: dropped: the node holds too many bytes in incomplete messages", self.remote_address)
+        self.close()
 
     def _fail(self, exc: BaseException) -> None:
         if isinstance(exc, SessionClosed):
@@ -617,9 +635,13 @@ class RtmpSession(asyncio.Protocol):
         self.close()
 
     def _stream_key(self, args: list[Any]) -> StreamKey | None:
+        """The stream a publish/play command names; None if it names none, or one the rule refuses."""
         name = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
         name = name.split("?", 1)[0].strip()
         if not name or self.application is None:
+            return None
+        if not is_valid_stream_name(name):
+            logger.info("rtmp %s: stream name %r refused: %s", self.remote_address, name[:100], STREAM_NAME_RULE)
             return None
         return StreamKey(self.application.vhost, self.application.app, name)
 
@@ -630,6 +652,9 @@ class RtmpSession(asyncio.Protocol):
             raise SessionClosed("bad publish")
         try:
             stream = self.registry.open(key, "rtmp", self.remote_address)
+        except InvalidStreamName:  # a name an admission webhook gave
+            self._send_status(stream_id, "error", "NetStream.Publish.BadName", "Bad stream name.")
+            raise SessionClosed("bad publish") from None
         except StreamAlreadyLive:
             logger.info("rtmp %s: %s is already being published", self.remote_address, key)
             self._send_status(stream_id, "error", "NetStream.Publish.BadName", f"{key.name} is already publishing.")

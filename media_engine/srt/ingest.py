@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from media_engine.admission import PUBLISH, AdmissionRequest, Decision, admit
 from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.names import InvalidStreamName, check_stream_name
 from media_engine.packets import MediaPacket
 from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry
 from media_engine.rtmp import flv
@@ -65,12 +66,12 @@ def parse_streamid(value: str) -> StreamId:
         names = [part for part in parts.path.split("/") if part]
         if len(names) != 2:
             raise ValueError("an srt:// streamid names /app/stream")
-        return StreamId("", parts.hostname or "", names[0], names[1], raw)
+        return StreamId("", parts.hostname or "", names[0], check_stream_name(names[1]), raw)
     path = raw.split("?", 1)[0]
     names = [part for part in path.split("/") if part]
     if len(names) != 3:
         raise ValueError("a streamid is vhost/app/stream")
-    return StreamId(names[0], "", names[1], names[2], raw)
+    return StreamId(names[0], "", names[1], check_stream_name(names[2]), raw)
 
 
 class FlvTagReader:
@@ -246,6 +247,9 @@ class SrtConnection:
             stream = self.server._on_loop(self._open_stream(key))
         except StreamAlreadyLive:
             logger.info("srt %s: %s is already being published", self.remote_address, key)
+            return None
+        except InvalidStreamName as error:  # a name an admission webhook gave
+            logger.info("srt %s: refused: %s", self.remote_address, error)
             return None
         self.stream = stream
         try:

@@ -98,9 +98,10 @@ class WebRtcService:
             if relay.stream is stream:
                 asyncio.get_running_loop().create_task(relay.stop(RelayStatus.STOPPED, "the stream ended"))
 
-    async def publish(self, stream: LiveStream, offer_sdp: str) -> WhipSession:
-        """Answer a WHIP offer for the freshly opened ``stream`` (closed again if that fails)."""
-        session = WhipSession(self.registry, stream, self.settings.ice, self.settings.keyframe_interval)
+    async def publish(self, key: StreamKey, offer_sdp: str, remote_address: str = "") -> WhipSession:
+        """Answer a WHIP offer for ``key``, live once answered. Raises SessionError or ValueError (an
+        offer refused: nothing was opened) and StreamAlreadyLive."""
+        session = WhipSession(self.registry, key, self.settings.ice, self.settings.keyframe_interval, remote_address)
         return await self._start(session, offer_sdp)
 
     async def play(self, stream: LiveStream, offer_sdp: str) -> WhepSession:
@@ -204,11 +205,21 @@ class WebRtcService:
             raise web.HTTPUnsupportedMediaType(text=f"the body must be {content_type}\n")
         if request.content_length is not None and request.content_length > MAX_SDP_BYTES:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_SDP_BYTES, actual_size=request.content_length)
-        body = await request.content.read(MAX_SDP_BYTES + 1)
+        # The whole body (read() gives what has arrived so far), in the time a header gets: a client
+        # that sends its headers and then trickles or withholds the body does not hold the connection.
+        body = bytearray()
+        try:
+            async with asyncio.timeout(self.server.limits.header_timeout):
+                while len(body) <= MAX_SDP_BYTES and (
+                    chunk := await request.content.read(MAX_SDP_BYTES + 1 - len(body))
+                ):
+                    body += chunk
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text="the body did not come in time\n") from None
         if len(body) > MAX_SDP_BYTES:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_SDP_BYTES, actual_size=len(body))
         try:
-            return body.decode("utf-8")
+            return bytes(body).decode("utf-8")
         except UnicodeDecodeError:
             raise web.HTTPBadRequest(text="the SDP is not UTF-8\n") from None
 
@@ -225,11 +236,12 @@ class WebRtcService:
         await self.server.check_access(request, target, PUBLISH if direction == "whip" else PLAY, "webrtc")
         try:
             if direction == "whip":
+                if target.stream is not None:  # before any work on the offer
+                    raise web.HTTPConflict(text="stream is already live\n")
                 try:
-                    stream = self.registry.open(target.key, "webrtc", request.remote or "")
+                    session = await self.publish(target.key, offer, request.remote or "")
                 except StreamAlreadyLive:
                     raise web.HTTPConflict(text="stream is already live\n") from None
-                session = await self.publish(stream, offer)
             else:
                 if target.stream is None:
                     raise web.HTTPNotFound(text="stream not found\n")

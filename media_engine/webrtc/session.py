@@ -18,7 +18,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDe
 from aiortc.exceptions import OperationError
 from aiortc.sdp import candidate_from_sdp
 
-from media_engine.registry import LiveStream, StreamRegistry
+from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 from media_engine.webrtc.fanout import WhepFanout, WhepViewer
 from media_engine.webrtc.ice import IcePolicy, use_policy
 from media_engine.webrtc.ingest import WebRtcIngest
@@ -161,19 +161,32 @@ class WebRtcSession:
 
 
 class WhipSession(WebRtcSession):
-    """A WHIP publisher: its tracks become the live stream ``stream``."""
+    """A WHIP publisher: its tracks become the live stream ``key``.
+
+    The stream is opened only once the offer has been answered: an offer refused (no usable codec,
+    unparsable SDP) leaves no live stream behind, so no database row and no started/ended event.
+    """
 
     direction = "whip"
 
-    def __init__(self, registry: StreamRegistry, stream: LiveStream, policy: IcePolicy, keyframe_interval: float = 2.0):
+    def __init__(
+        self,
+        registry: StreamRegistry,
+        key: StreamKey,
+        policy: IcePolicy,
+        keyframe_interval: float = 2.0,
+        remote_address: str = "",
+    ) -> None:
         super().__init__(policy)
         self.registry = registry
-        self.stream = stream
+        self.key = key
+        self.remote_address = remote_address
+        self.stream: LiveStream | None = None
         self.ingest: WebRtcIngest | None = None
         self.keyframe_interval = keyframe_interval
-        stream.set_stop_handler(self.close_soon)
 
     async def start(self, offer_sdp: str) -> str:
+        """Answer the offer, then open the stream (StreamAlreadyLive if it is live meanwhile)."""
         kinds = [kind for kind in offered_kinds(offer_sdp) if kind in ("audio", "video")]
         if not kinds:
             raise SessionError(400, "the offer has no audio or video\n")
@@ -183,14 +196,23 @@ class WhipSession(WebRtcSession):
         if "audio" in kinds and "OPUS" not in offered_codecs(offer_sdp, "audio"):
             raise SessionError(400, "the offer's audio is not Opus\n")
         self.video_codecs = ("H264",) if "H264" in video else ("VP8",)
-        self.ingest = WebRtcIngest(self.stream, set(kinds), self.keyframe_interval)
+        received: list[tuple] = []  # tracks announced while the offer is applied, before the stream exists
 
         @self.pc.on("track")
         def on_track(track) -> None:
             receiver = next((t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track), None)
-            self.ingest.add_track(track, receiver)
+            if self.ingest is None:
+                received.append((track, receiver))
+            else:
+                self.ingest.add_track(track, receiver)
 
-        return await self._answer(offer_sdp)
+        answer = await self._answer(offer_sdp)
+        self.stream = self.registry.open(self.key, "webrtc", self.remote_address)
+        self.stream.set_stop_handler(self.close_soon)
+        self.ingest = WebRtcIngest(self.stream, set(kinds), self.keyframe_interval)
+        for track, receiver in received:
+            self.ingest.add_track(track, receiver)
+        return answer
 
     def _prepare(self, kinds: list[str]) -> None:
         for kind in kinds:
@@ -204,7 +226,8 @@ class WhipSession(WebRtcSession):
     async def _release(self) -> None:
         if self.ingest is not None:
             await self.ingest.close()
-        self.registry.close(self.stream)
+        if self.stream is not None:
+            self.registry.close(self.stream)
 
 
 class WhepSession(WebRtcSession):

@@ -85,7 +85,6 @@ NOTHING = [
     ("/call/inject_sound", {"callId": "1", "fileName": "a.wav"}, 404, "Call not found"),
     ("/call/inject_stream/startup", {"callId": "1", "streamName": "s"}, 404, "Call not found"),
     ("/call/inject_stream/terminate", {"callId": "1"}, 404, "Call not found"),
-    ("/call/startup", {"callId": "1", "callee": "100"}, 500, "Internal error: SIP gateway not configured"),
 ]
 
 
@@ -260,9 +259,9 @@ def test_rtsp_rtmp_vod_and_mpegts_agents(wcs, settings, tmp_path):
     vod = wcs.post(f"{API}/vod/startup", {"uri": "vod-live://sample.mp4", "localStreamName": "v", "loop": True})
     assert vod.status_code == 200
     assert Pull.objects.get(stream_name="v").loop is True
-    # MPEG-TS: a port is allocated and returned.
+    # MPEG-TS: a port is allocated and returned, on the host the call came to (the test client's).
     started = wcs.post(f"{API}/mpepts/startup", {"localStreamName": "ts", "transport": "udp"}).json()
-    assert started["uri"].startswith("udp://127.0.0.1:") and started["localStreamName"] == "ts"
+    assert started["uri"].startswith("udp://testserver:") and started["localStreamName"] == "ts"
     other = wcs.post(f"{API}/mpegts/startup", {"localStreamName": "ts2"}).json()
     assert other["uri"] != started["uri"]
     assert [a["localStreamName"] for a in wcs.post(f"{API}/mpegts/find_all").json()] == ["ts", "ts2"]
@@ -277,8 +276,13 @@ def test_cors_preflight_and_headers(wcs):
     )
     assert preflight.status_code == 200
     assert preflight["Access-Control-Allow-Origin"] == "*"
-    assert preflight["Access-Control-Allow-Methods"] == "POST"
-    assert preflight["Access-Control-Allow-Headers"] == "content-type,x-requested-with,prefer"  # prefer: WCS v3
+    assert preflight["Access-Control-Allow-Methods"] == "GET,POST,OPTIONS"
+    # prefer: WCS v3; authorization: Basic auth when it is on.
+    assert (
+        preflight["Access-Control-Allow-Headers"] == "origin,content-type,accept,x-requested-with,prefer,authorization"
+    )
+    assert preflight["Access-Control-Expose-Headers"] == "Location,Preference-Applied"
+    assert "Access-Control-Allow-Credentials" not in preflight  # auth is off: no credentials to allow
     assert wcs.post(f"{API}/stream/find_all")["Access-Control-Allow-Origin"] == "*"
 
 

@@ -1,6 +1,7 @@
 """OME :startHlsDump / :stopHlsDump without media: the spec's bodies, validation, paths under the media root, 404/409."""
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from apps.engine.models import EngineNode
 from apps.hls_dump.models import HlsDump
@@ -50,6 +51,31 @@ def test_the_spec_example_is_refused_for_its_paths_outside_the_media_root(ome, l
     assert not HlsDump.objects.exists()
 
 
+def test_the_spec_example_works_where_the_operator_allows_its_folders(ome, live, settings):
+    settings.EXTRA_OUTPUT_ROOTS = ["/tmp", "/home/abc/xxx"]
+    response = ome.post(f"{STREAM}:startHlsDump", SPEC_START)
+    assert response.json() == {"statusCode": 200, "message": "OK"}
+    dump = HlsDump.objects.get()
+    assert (dump.output_path, dump.info_file) == ("/tmp", "/home/abc/xxx/unique_info_file_name.info")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"outputPath": "/etc/cron.d"}, "[HTTP] outputPath: /etc/cron.d: outside the media root or the allowed "
+         "output roots (400)"),
+        ({"outputPath": "/tmp/../etc"}, "[HTTP] outputPath: /tmp/../etc: '..' is not allowed (400)"),
+        ({"infoFile": "/tmpfoo/x.info"}, "[HTTP] infoFile: /tmpfoo/x.info: outside the media root or the allowed "
+         "output roots (400)"),
+    ],
+)  # fmt: skip
+def test_paths_outside_the_allowed_output_roots_stay_refused(ome, live, media_root, settings, changes, message):
+    settings.EXTRA_OUTPUT_ROOTS = ["/tmp"]
+    response = ome.post(f"{STREAM}:startHlsDump", start_body(media_root, **changes))
+    assert (response.status_code, response.json()["message"]) == (400, message)
+    assert not HlsDump.objects.exists()
+
+
 def test_it_starts_a_dump_of_a_live_stream(ome, live, media_root):
     response = ome.post(f"{STREAM}:startHlsDump", start_body(media_root))
     assert response.status_code == 200
@@ -74,6 +100,12 @@ def test_only_the_required_fields(ome, live):
         ({"outputPath": "../escape"}, "[HTTP] outputPath: ../escape: '..' is not allowed (400)"),
         ({"outputPath": "file:///tmp/x"}, "[HTTP] outputPath: file:///tmp/x: URLs such as file:// are not paths (400)"),
         ({"outputPath": "/etc/cron.d"}, "[HTTP] outputPath: /etc/cron.d: outside the media root (400)"),
+        (
+            {"outputPath": "."},
+            "[HTTP] outputPath: .: the media root itself; a dump needs a folder of its own (400)",
+        ),  # fmt: skip
+        ({"outputPath": "dumps/.."}, "[HTTP] outputPath: dumps/..: '..' is not allowed (400)"),
+        ({"outputPath": "./"}, None),
         ({"infoFile": "a/../../x.info"}, "[HTTP] infoFile: a/../../x.info: '..' is not allowed (400)"),
         ({"infoFile": "/home/abc/x.info"}, "[HTTP] infoFile: /home/abc/x.info: outside the media root (400)"),
         (
@@ -90,6 +122,14 @@ def test_bad_bodies_are_400(ome, live, media_root, changes, message):
     if message:
         assert response.json()["message"] == message
     assert not HlsDump.objects.exists()
+
+
+def test_the_media_root_given_as_an_absolute_path_is_refused_too(ome, live, media_root):
+    response = ome.post(f"{STREAM}:startHlsDump", start_body(media_root, outputPath=f"{media_root}/"))
+    assert response.status_code == 400
+    assert "a dump needs a folder of its own" in response.json()["message"]
+    assert not HlsDump.objects.exists()
+    assert list(media_root.iterdir()) == []  # nothing written into the root
 
 
 @pytest.mark.parametrize("field", ["outputStreamName", "id", "outputPath"])
@@ -160,3 +200,11 @@ def test_an_unknown_app_is_404(ome, media_root):
     response = ome.post("/v1/vhosts/default/apps/app1/streams/stream:stopHlsDump", SPEC_STOP)
     assert response.status_code == 404
     assert response.json()["message"] == "[HTTP] Could not find the application: [default/app1] (404)"
+
+
+def test_the_admin_refuses_the_media_root_as_a_dump_folder(media_root):
+    dump = HlsDump(output_path=str(media_root))
+    with pytest.raises(ValidationError) as refused:
+        dump.clean()
+    assert "a dump needs a folder of its own" in str(refused.value.message_dict["output_path"])
+    HlsDump(output_path=str(media_root / "dumps" / "d")).clean()  # a folder below it is fine

@@ -103,7 +103,7 @@ def test_record_push_and_pull_of_a_signed_stream_that_outsiders_cannot_play(plat
             "streamKey": "cam",
         }
         assert platform.api("POST", f"{SECURE}:startPush", json=push).status_code == 200
-        wait_for(lambda: job(platform, "records", "secure-rec")["state"] == "started", 30,
+        wait_for(lambda: job(platform, "records", "secure-rec")["state"] == "recording", 30,
                  lambda: f"{job(platform, 'records', 'secure-rec')}\n{platform.log('worker')[-3000:]}")  # fmt: skip
         wait_for(lambda: job(platform, "pushes", "secure-push")["state"] == "started", 30,
                  lambda: f"{job(platform, 'pushes', 'secure-push')}\n{platform.log('worker')[-3000:]}")  # fmt: skip

@@ -38,7 +38,7 @@ def test_a_reserved_record_starts_with_the_stream_and_splits_by_interval(live_pl
     try:
         wait_live(live_platform, "later", publisher)
         wait_for(
-            lambda: record_state(live_platform, "reserved")["state"] == "started",
+            lambda: record_state(live_platform, "reserved")["state"] == "recording",
             5,
             lambda: live_platform.log("worker"),
         )
@@ -80,7 +80,9 @@ def test_a_live_stream_records_to_one_file_until_stopped(live_platform):
         )
         assert response.status_code == 200
         wait_for(
-            lambda: record_state(live_platform, "single")["state"] == "started", 5, lambda: live_platform.log("worker")
+            lambda: record_state(live_platform, "single")["state"] == "recording",
+            5,
+            lambda: live_platform.log("worker"),
         )
         wait_for(lambda: record_state(live_platform, "single")["recordTime"] >= 4000, 15)
         assert live_platform.api("POST", f"{APP}:stopRecord", json={"id": "single"}).status_code == 200
@@ -104,11 +106,11 @@ def test_a_record_survives_kill_9_of_its_worker(live_platform):
 
         live_platform.kill("worker")
         before = record_state(live_platform, "crash")
-        assert before["state"] == "started"  # nobody has noticed yet: the lease has not run out
+        assert before["state"] == "recording"  # nobody has noticed yet: the lease has not run out
         live_platform.start_worker()
         # The lease (5 s here) runs out, beat resumes the job, it continues with its next file.
         resumed = wait_for(
-            lambda: (r := record_state(live_platform, "crash"))["state"] == "started" and r["sequence"] > before["sequence"] and r,
+            lambda: (r := record_state(live_platform, "crash"))["state"] == "recording" and r["sequence"] > before["sequence"] and r,
             40, lambda: live_platform.log("worker"),
         )  # fmt: skip
         wait_for(lambda: record_state(live_platform, "crash")["sequence"] > resumed["sequence"], 15)
@@ -173,7 +175,7 @@ def test_every_job_comes_back_after_a_restart_of_every_process(platform):
 
     platform.start(engine=True, worker=True)
     assert {record_state(platform, record_id)["state"] for record_id in ("running", "reserved")} <= {
-        "ready", "started"
+        "ready", "recording"
     }  # fmt: skip
     publishers = [publish(platform, name, seconds=60) for name in ("restart1", "restart2")]
     try:
@@ -182,7 +184,7 @@ def test_every_job_comes_back_after_a_restart_of_every_process(platform):
 
         def both_recording() -> bool:
             states = [record_state(platform, record_id) for record_id in ("running", "reserved")]
-            return all(state["state"] == "started" and state["recordTime"] >= 1000 for state in states)
+            return all(state["state"] == "recording" and state["recordTime"] >= 1000 for state in states)
 
         wait_for(both_recording, 30, lambda: platform.log("worker")[-4000:])
         assert record_state(platform, "running")["sequence"] >= 1  # a new file after the restart

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import OME_AUTH
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import free_port, wait_for
 from tests.integration.test_engine import codecs, ffprobe, live_names, publish, wait_live
 from tests.tools.audio import levels, make_wav
 
@@ -114,7 +114,11 @@ def test_mpegts_startup_takes_an_ffmpeg_udp_stream(live_platform):
     answer = wcs(live_platform, "mpepts/startup", {"localStreamName": "tsin", "transport": "udp"})
     assert answer.status_code == 200, answer.text
     uri = answer.json()["uri"]
+    # The address the caller reached the API at, and no PUBLISHING before a byte arrived.
+    assert uri.startswith("udp://127.0.0.1:") and answer.json()["status"] == "CONNECTED"
     time.sleep(1)  # the worker opens the port
+    [waiting] = wcs(live_platform, "mpegts/find", {"uri": uri}).json()
+    assert waiting["status"] == "CONNECTED"
     sender = subprocess.Popen(
         ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi",
          "-i", "sine", "-t", "30", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
@@ -125,6 +129,8 @@ def test_mpegts_startup_takes_an_ffmpeg_udp_stream(live_platform):
         wait_for(lambda: "tsin" in live_names(live_platform), 25, lambda: live_platform.log("worker")[-3000:])
         video = codecs(ffprobe(f"{live_platform.media}/app/tsin/ts:playlist.m3u8"))["video"]
         assert (video["codec_name"], video["width"]) == ("h264", 320)
+        [publishing] = wcs(live_platform, "mpegts/find", {"uri": uri}).json()
+        assert publishing["status"] == "PUBLISHING"
         assert wcs(live_platform, "mpegts/terminate", {"localStreamName": "tsin"}).status_code == 200
         wait_for(lambda: "tsin" not in live_names(live_platform), 15)
     finally:
@@ -139,6 +145,21 @@ def test_rtsp_startup_pulls_a_camera(live_platform, rtsp_source):
     assert agent["localStreamName"] == "wcscam"
     assert wcs(live_platform, "rtsp/terminate", {"uri": camera.url}).status_code == 200
     wait_for(lambda: "wcscam" not in live_names(live_platform), 15)
+
+
+def test_a_dead_camera_stays_findable_as_failed_with_the_reason(live_platform):
+    dead = f"rtsp://127.0.0.1:{free_port()}/live"  # nothing listens: connection refused
+    assert wcs(live_platform, "rtsp/startup", {"uri": dead, "localStreamName": "deadcam"}).status_code == 200
+
+    def failed():
+        response = wcs(live_platform, "rtsp/find", {"localStreamName": "deadcam"})
+        return response.status_code == 200 and response.json()[0]["status"] == "FAILED" and response.json()[0]
+
+    agent = wait_for(failed, 40, lambda: live_platform.log("worker")[-3000:])
+    assert agent["uri"] == dead and agent["error"].startswith("Failed to pull provided URL")
+    assert [a["status"] for a in wcs(live_platform, "rtsp/find_all").json()] == ["FAILED"]
+    assert wcs(live_platform, "rtsp/terminate", {"localStreamName": "deadcam"}).status_code == 200  # dismissed
+    assert wcs(live_platform, "rtsp/find", {"localStreamName": "deadcam"}).status_code == 404
 
 
 def test_hls_terminate_stops_the_streams_hls_until_startup(live_platform):

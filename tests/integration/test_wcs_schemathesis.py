@@ -1,6 +1,6 @@
 """schemathesis (generated requests from the WCS OpenAPI document) against a real Daphne: no
-method answers a server error except the two the WCS table documents as 500 (SIP call startup
-without a SIP gateway, data sent to an unknown connection)."""
+method answers a server error except the one the WCS table documents as 500 (data sent to an
+unknown connection)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.services
-DOCUMENTED_500 = ["/rest-api/call/startup", "/rest-api/data/send"]
+DOCUMENTED_500 = ["/rest-api/data/send"]
 
 
 def test_generated_requests_cause_no_server_error(live_streamhub, tmp_path):

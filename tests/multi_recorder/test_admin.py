@@ -38,7 +38,8 @@ def test_stop_then_start_again(admin_client, recorder):
     admin_client.post(URL, {"action": "stop_jobs", "_selected_action": [recorder.pk]}, follow=True)
     recorder.refresh_from_db()
     assert recorder.state == "stopped"
-    recorder.mark_error("worker gone")
+    assert recorder.reserve() and recorder.claim("a worker's task")  # run again by a worker, which fails
+    assert recorder.mark_error("worker gone")
     admin_client.post(URL, {"action": "start_jobs_again", "_selected_action": [recorder.pk]}, follow=True)
     recorder.refresh_from_db()
     assert (recorder.state, recorder.error) == ("ready", "")

@@ -52,6 +52,23 @@ def test_unknown_protocols_and_bad_urls_are_400(ome, changes, field):
     assert not Push.objects.exists()
 
 
+@pytest.mark.parametrize("key", [None, ""], ids=["missing", "empty"])
+def test_an_rtmp_push_without_a_stream_key_is_400(ome, key):
+    body = {name: value for name, value in RTMP.items() if name != "streamKey"}
+    if key is not None:
+        body["streamKey"] = key
+    response = ome.post(f"{APP}:startPush", body)
+    assert response.status_code == 400
+    assert response.json()["message"] == "[HTTP] streamKey: This field is required for rtmp. (400)"
+    assert not Push.objects.exists()
+
+
+@pytest.mark.parametrize("body", [SRT, MPEGTS], ids=["srt", "mpegts"])
+def test_srt_and_mpegts_pushes_need_no_stream_key(ome, body):
+    without = {name: value for name, value in body.items() if name != "streamKey"}
+    assert ome.post(f"{APP}:startPush", without).status_code == 200
+
+
 def test_duplicates_stop_and_list(ome):
     ome.post(f"{APP}:startPush", RTMP)
     duplicate = ome.post(f"{APP}:startPush", RTMP)

@@ -32,7 +32,8 @@ def test_stop_then_start_again(admin_client, app, model, url, fields):
     job.refresh_from_db()
     assert job.state == "stopped"
 
-    job.mark_error("target gone")
+    assert job.reserve() and job.claim("a worker's task")  # run again by a worker, which fails
+    assert job.mark_error("target gone")
     admin_client.post(url, {"action": "start_jobs_again", "_selected_action": [job.pk]}, follow=True)
     job.refresh_from_db()
     assert (job.state, job.error) == ("ready", "")  # reserved: the stream is not live

@@ -23,7 +23,7 @@ class StartHlsDumpView(StreamLookupMixin, OmeAPIView):
         description=(
             "Writes the LL-HLS output of the live stream outputStreamName (init and complete segments, its media "
             "playlist, the requested master playlists, the XML info file) into outputPath while it is live. "
-            "Paths must stay under the media root."
+            "Paths must stay under the media root or a folder of STREAMHUB_EXTRA_OUTPUT_ROOTS."
         ),
         request=StartHlsDumpSerializer,
         responses={200: OK_ENVELOPE, 409: ERROR_ENVELOPE, **ERRORS},

@@ -1,19 +1,26 @@
 """WCS streams made by StreamHub from elsewhere, all on the pull service: /pull/rtmp/* (RTMP pull),
 /rtsp/* (RTSP cameras), /vod/* (a file under the media root played as live) and /mpegts/*
-(an MPEG-TS listener on a port the call allocates; the WCS table spells it /mpepts/, both work)."""
+(an MPEG-TS listener on a port the call allocates; the WCS table spells it /mpepts/, both work).
+
+An agent that failed (a dead camera...) stays findable, with status FAILED and its ``error``, for
+``WCS_FAILED_AGENT_KEEP_SECONDS`` after it failed, so a client polling /rtsp/find learns why;
+/…/terminate of it dismisses it at once. An MPEG-TS agent shows the address its publisher sends to
+(``WCS_MPEGTS_ADVERTISED_HOST``, else the host the call came to) and is CONNECTED until data flows."""
 
 from __future__ import annotations
 
 import socket
-from urllib.parse import urlsplit
+from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
+from django.utils import timezone
 from rest_framework import serializers
 
 from apps.api_wcs.errors import WcsError
-from apps.api_wcs.presenters import PULL_STATUS, pull_agent_to_wcs
-from apps.api_wcs.views.base import Method, found, wcs_application
-from apps.jobs.choices import ACTIVE_STATES
+from apps.api_wcs.presenters import pull_agent_to_wcs, pull_status
+from apps.api_wcs.views.base import Method, caller_host, found, wcs_application
+from apps.jobs.choices import ACTIVE_STATES, JobState
 from apps.pull.models import Pull
 from apps.pull.services import StreamExists, create_listener, create_pull, create_vod, stop_pull
 from apps.recording.paths import UnsafePath
@@ -52,10 +59,20 @@ class MpegtsStartup(serializers.Serializer):
 
 
 class AgentObject(serializers.Serializer):
-    uri = serializers.CharField()
+    uri = serializers.CharField(help_text="MPEG-TS: where the publisher sends to.")
     localStreamName = serializers.CharField()
     localMediaSessionId = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.CharField(
+        help_text="NEW, PUBLISHING (MPEG-TS: CONNECTED until data flows), STOPPING, or FAILED (kept a few minutes)"
+    )
+    error = serializers.CharField(help_text="Why it failed (FAILED), else empty.")
+
+
+class MpegtsObject(AgentObject):
+    transport = serializers.CharField()
+    hasAudio = serializers.BooleanField()
+    hasVideo = serializers.BooleanField()
+    timeout = serializers.IntegerField()
 
 
 def stream_name_of(uri: str) -> str:
@@ -66,27 +83,64 @@ def stream_name_of(uri: str) -> str:
     return name
 
 
+SOURCE_TYPES = {"rtmp": "RtmpPull", "rtsp": "RtspPull", "vod": "File", "mpegts": "Mpegts"}
+
+
 def agents(kind: str):
-    pulls = Pull.objects.filter(application=wcs_application(), state__in=ACTIVE_STATES)
-    if kind == "rtmp":
-        return pulls.filter(source_type="RtmpPull")
-    if kind == "rtsp":
-        return pulls.filter(source_type="RtspPull")
-    if kind == "vod":
-        return pulls.filter(source_type="File")
-    return pulls.filter(source_type="Mpegts")
+    """The active agents of a kind (those that hold a URI, a port, a stream name)."""
+    return Pull.objects.filter(application=wcs_application(), source_type=SOURCE_TYPES[kind], state__in=ACTIVE_STATES)
+
+
+def recently_failed(kind: str):
+    """The agents of a kind that failed within the last WCS_FAILED_AGENT_KEEP_SECONDS, latest first."""
+    since = timezone.now() - timedelta(seconds=settings.WCS_FAILED_AGENT_KEEP_SECONDS)
+    return (
+        Pull.objects.filter(application=wcs_application(), source_type=SOURCE_TYPES[kind], state=JobState.ERROR)
+        .filter(finished_at__gte=since)
+        .order_by("-finished_at")
+    )
+
+
+def findable(kind: str) -> list[Pull]:
+    """What /…/find shows: the active agents (oldest first), then the recently failed ones."""
+    return [*agents(kind).order_by("created_at", "pk"), *recently_failed(kind)]
+
+
+def advertised_host() -> str:
+    """The host an MPEG-TS publisher sends to: the setting, else the host the call came to, else the
+    listening address (when it is one address, not all of them)."""
+    if settings.WCS_MPEGTS_ADVERTISED_HOST:
+        return settings.WCS_MPEGTS_ADVERTISED_HOST
+    if caller_host():
+        return caller_host()
+    return settings.WCS_MPEGTS_HOST if settings.WCS_MPEGTS_HOST not in ("0.0.0.0", "::") else "127.0.0.1"
+
+
+def public_uri(pull: Pull) -> str:
+    """The agent's uri as WCS shows it; for an MPEG-TS listener, where its publisher sends to."""
+    url = pull.urls[0] if pull.urls else ""
+    if pull.source_type != SOURCE_TYPES["mpegts"] or not url:
+        return url
+    parts = urlsplit(url)
+    host = advertised_host()
+    netloc = f"[{host}]:{parts.port}" if ":" in host else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))  # not "?listen=1": the publisher calls
+
+
+def present(pull: Pull) -> dict:
+    return pull_agent_to_wcs(pull, public_uri(pull))
 
 
 def select(kind: str, data: dict) -> list[Pull]:
     result = []
-    for pull in agents(kind):
-        if data.get("uri") and pull.urls[0] != data["uri"]:
+    for pull in findable(kind):
+        if data.get("uri") and data["uri"] not in (pull.urls[0], public_uri(pull)):
             continue
         if data.get("localStreamName") and pull.stream_name != data["localStreamName"]:
             continue
         if data.get("localMediaSessionId") and str(pull.media_session_id) != data["localMediaSessionId"]:
             continue
-        if data.get("status") and PULL_STATUS[pull.state] != data["status"].upper():
+        if data.get("status") and pull_status(pull) != data["status"].upper():
             continue
         result.append(pull)
     return result
@@ -166,16 +220,17 @@ def mpegts_startup(data: dict) -> dict:
         "mpegts", {}, lambda: create_listener(wcs_application(), data["localStreamName"], url, data["timeout"])
     )
     return {
-        **pull_agent_to_wcs(pull),
+        **present(pull),
         "transport": transport,
         "hasAudio": data["hasAudio"],
         "hasVideo": data["hasVideo"],
+        "timeout": data["timeout"],
     }
 
 
 def finder(kind: str, what: str):
     def find(data: dict) -> list[dict]:
-        return found([pull_agent_to_wcs(pull) for pull in select(kind, data)], what)
+        return found([present(pull) for pull in select(kind, data)], what)
 
     return find
 
@@ -210,7 +265,7 @@ METHODS = [
 ]  # fmt: skip
 for group in ("mpegts", "mpepts"):
     METHODS += [
-        Method(group, "startup", mpegts_startup, MpegtsStartup, AgentObject, "Start MPEG-TS publishing", CONFLICT),
+        Method(group, "startup", mpegts_startup, MpegtsStartup, MpegtsObject, "Start MPEG-TS publishing", CONFLICT),
         Method(group, "find", finder("mpegts", "Not found"), AgentFilter, AgentObject(many=True),
                "Find MPEG-TS streams", ((404, "Not found"),)),
         Method(group, "find_all", finder("mpegts", "Not found"), response=AgentObject(many=True),

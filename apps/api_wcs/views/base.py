@@ -4,6 +4,7 @@ handler; one route per method of the WCS table (`wcs_method`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -49,6 +50,10 @@ class WcsView(APIView):
         data = request.data if request.data not in (None, "") else {}
         if not isinstance(data, dict):
             raise WcsError(400, "Bad request: the body must be a JSON object")
+        return self.answer(request, data)
+
+    def answer(self, request, data: dict) -> Response:
+        set_caller_host(request)
         serializer = self.request_serializer(data=data)
         serializer.is_valid(raise_exception=True)
         result = type(self).handler(dict(serializer.validated_data))
@@ -69,6 +74,8 @@ class Method:
     # WCS v3 runs it as an asynchronous job in a worker (apps/api_wcs_v3/operations.py lists the
     # long methods that also wait for what they start).
     runs_as_job: bool = False
+    # Also answered to GET (no body): the read-only methods the WCS OpenAPI listing shows as GET.
+    allows_get: bool = False
 
     @property
     def route(self) -> str:
@@ -89,14 +96,44 @@ def wcs_method(method: Method):
         (WcsView,),
         {"request_serializer": method.request, "handler": staticmethod(method.handler)},
     )
+    tags = [f"WCS: {method.group.split('/')[0]}"]
+    operation_id = "wcs_" + method.route.replace("/", "_")
     view.post = extend_schema(
-        tags=[f"WCS: {method.group.split('/')[0]}"],
-        summary=method.summary,
-        operation_id="wcs_" + method.route.replace("/", "_"),
-        request=method.request,
-        responses=responses,
+        tags=tags, summary=method.summary, operation_id=operation_id, request=method.request, responses=responses
     )(post)
+    if method.allows_get:
+
+        def get(self, request, *args, **kwargs):  # the answer of a POST without a body
+            return self.answer(request, {})
+
+        view.get = extend_schema(
+            tags=tags, summary=method.summary, operation_id=operation_id + "_get", request=None, responses=responses
+        )(get)
     return path(method.route, view.as_view(), name="wcs-" + method.route.replace("/", "-"))
+
+
+# The host name the current WCS call came to (its Host header, without the port): what an address
+# handed back to the caller (e.g. /mpegts/startup's uri) uses when no setting names one.
+_caller_host: ContextVar[str] = ContextVar("wcs_caller_host", default="")
+
+
+def set_caller_host(request) -> None:
+    try:
+        host = request.get_host()
+    except Exception:  # noqa: BLE001 - DisallowedHost and friends: Django answers those itself
+        host = ""
+    _caller_host.set(split_host(host))
+
+
+def split_host(host: str) -> str:
+    """``example.com:8081`` -> ``example.com``; ``[::1]:8081`` -> ``::1``."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def caller_host() -> str:
+    return _caller_host.get()
 
 
 def wcs_application() -> Application:

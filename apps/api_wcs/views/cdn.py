@@ -36,6 +36,15 @@ class ProfileBody(serializers.Serializer):
     profile = serializers.JSONField(help_text='{"audio": {"codec": "aac", "rate": 48000}, "video": {"height": 720}}')
 
 
+class ProfileModifyBody(serializers.Serializer):
+    """The profile is checked once the name is known: an unknown name is a 404 whatever the body."""
+
+    name = serializers.CharField(max_length=100)
+    profile = serializers.JSONField(
+        required=False, default=None, help_text='{"audio": {"codec": "aac", "rate": 48000}, "video": {"height": 720}}'
+    )
+
+
 class ProfileName(serializers.Serializer):
     name = serializers.CharField(max_length=100)
 
@@ -169,7 +178,7 @@ METHODS = [
     Method("cdn", "connection/reset_all", reset_all, summary="Reset all CDN connections on this node"),
     Method("cdn", "profile/add", profile_add, ProfileBody, None, "Add transcoding profile",
            ((400, "Bad Request"), (500, "Internal Server Error"))),
-    Method("cdn", "profile/modify", profile_modify, ProfileBody, None, "Change transcoding profile",
+    Method("cdn", "profile/modify", profile_modify, ProfileModifyBody, None, "Change transcoding profile",
            ((400, "Bad Request"), (404, "Not Found"), (500, "Internal Server Error"))),
     Method("cdn", "profile/print", profile_print, response=CdnProfileObject(many=True),
            summary="Get the transcoding profiles list", errors=((404, "Not Found"),)),

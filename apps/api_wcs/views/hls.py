@@ -39,6 +39,16 @@ class HlsProfile(serializers.Serializer):
     height = serializers.IntegerField()
 
 
+class HlsSubscriber(serializers.Serializer):
+    id = serializers.CharField(help_text="<stream's mediaSessionId>-HLS-<number>")
+    hlsId = serializers.CharField()
+    profileName = serializers.CharField()
+    ip = serializers.CharField(help_text="Empty: the engine counts viewers, it does not report their addresses.")
+    port = serializers.IntegerField(help_text="0 (see ip)")
+    userAgent = serializers.CharField(help_text="Empty (see ip)")
+    active = serializers.BooleanField()
+
+
 class HlsObject(serializers.Serializer):
     hlsId = serializers.CharField()
     name = serializers.CharField()
@@ -119,9 +129,28 @@ def find_all(data: dict) -> list[dict]:
     return found(items[data["offset"] : data["offset"] + data["size"]], "Not found")
 
 
-def subscribers(data: dict) -> dict:
+def subscribers(data: dict) -> list[dict]:
+    """One HLSSubscriber per HLS viewer the engine counts (a client address that fetched the
+    stream's HLS within the engine's viewer window), paged by offset/size; [] when nobody watches.
+    The engine reports counts, not addresses, so a subscriber is known by its number: ``ip``,
+    ``port`` and ``userAgent`` are empty."""
     stream = live(data["hlsId"])
-    return {"hlsId": stream.name, "subscribers": hls_of(stream)["subscribers"]}
+    if data.get("profileName", SOURCE_PROFILE) != SOURCE_PROFILE:
+        raise WcsError(404, "Not found")
+    count = hls_of(stream)["subscribers"]
+    numbers = range(count)[data["offset"] : data["offset"] + data["size"]]
+    return [
+        {
+            "id": f"{stream.media_session_id}-HLS-{number + 1}",
+            "hlsId": stream.name,
+            "profileName": SOURCE_PROFILE,
+            "ip": "",
+            "port": 0,
+            "userAgent": "",
+            "active": True,
+        }
+        for number in numbers
+    ]
 
 
 METHODS = [
@@ -132,6 +161,6 @@ METHODS = [
            ((404, "Not found"), (500, "Internal error"))),
     Method("hls", "profiles", profiles, HlsIdPage, HlsProfile, "HLS profile statistics",
            ((400, "Bad request"), (404, "Not found"))),
-    Method("hls", "subscribers", subscribers, HlsIdPage, None, "HLS viewers of a stream",
+    Method("hls", "subscribers", subscribers, HlsIdPage, HlsSubscriber(many=True), "HLS viewers of a stream",
            ((400, "Bad request"), (404, "Not found"))),
 ]  # fmt: skip

@@ -10,6 +10,7 @@ from apps.api_wcs.errors import WcsError
 from apps.api_wcs.presenters import AGENT_STATUS
 from apps.api_wcs.views.base import Method, found, wcs_application
 from apps.api_wcs.views.transcoder import Watermark
+from apps.jobs.choices import JobState
 from apps.mixing import services
 from apps.mixing.models import Mixer
 from apps.streams.models import Stream
@@ -110,8 +111,17 @@ def calling(function, *args):
         raise WcsError(400, f"Bad request: {error}") from error
 
 
+def wcs_mixers():
+    """The mixers WCS shows: a terminated mixer is gone at once for WCS (404, out of find_all), even
+    while its worker is still tearing it down (``stopping``)."""
+    return services.active_mixers(wcs_application()).exclude(state=JobState.STOPPING)
+
+
 def the_mixer(uri: str) -> Mixer:
-    return calling(services.mixer_of, wcs_application(), uri)
+    mixer = wcs_mixers().filter(uri=uri).first()
+    if mixer is None:
+        raise WcsError(404, f"Mixer not found: {uri}")
+    return mixer
 
 
 def startup(data: dict) -> None:
@@ -152,7 +162,7 @@ def remove(data: dict) -> None:
 
 
 def find_all(data: dict) -> list[dict]:
-    mixers = services.active_mixers(wcs_application()).order_by("created_at")
+    mixers = wcs_mixers().order_by("created_at")
     return found([mixer_to_wcs(mixer) for mixer in mixers], "Not found")
 
 
@@ -219,7 +229,7 @@ def test_start(data: dict) -> None:
 
 
 def test_stop(data: dict) -> None:
-    mixers = list(services.active_mixers(wcs_application()).filter(uri__startswith=TEST_URI_PREFIX))
+    mixers = list(wcs_mixers().filter(uri__startswith=TEST_URI_PREFIX))
     if not mixers:
         raise WcsError(404, "Not found: no mixer test runs")
     for mixer in mixers:

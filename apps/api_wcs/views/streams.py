@@ -6,9 +6,10 @@ from __future__ import annotations
 from celery.exceptions import TimeoutError as CeleryTimeout
 from rest_framework import serializers
 
+from apps.api_wcs.app_keys import key_matches, wcs_application_ids
 from apps.api_wcs.errors import WcsError
 from apps.api_wcs.presenters import recorder_to_wcs, session_id, stream_to_wcs
-from apps.api_wcs.views.base import MediaSessionId, Method, found, wcs_application
+from apps.api_wcs.views.base import MediaSessionId, Method, found
 from apps.jobs.choices import ACTIVE_STATES
 from apps.pull.services import active_pull_of, stop_pull
 from apps.recording.models import Record
@@ -93,7 +94,12 @@ class RecorderObject(serializers.Serializer):
 
 
 def live_streams():
-    return Stream.objects.live().filter(application=wcs_application()).select_related("application", "node")
+    """The live streams of the WCS application and of every application an appKey maps to."""
+    return (
+        Stream.objects.live()
+        .filter(application_id__in=wcs_application_ids())
+        .select_related("application__virtual_host", "node")
+    )
 
 
 def active_record(stream: Stream) -> Record | None:
@@ -112,8 +118,8 @@ def matches(stream: Stream, criteria: dict) -> bool:
         ids = [ids]
     checks = [
         ("name", lambda value: stream.name == value),
-        ("appKey", lambda value: stream.application.name == value),
-        ("appKeyName", lambda value: stream.application.name == value),
+        ("appKey", lambda value: key_matches(stream.application, value)),
+        ("appKeyName", lambda value: key_matches(stream.application, value)),
         ("sessionId", lambda value: session_id(stream) == value),
         ("status", lambda value: value.upper() == "PUBLISHING"),
         ("published", lambda value: value is True),
@@ -195,7 +201,9 @@ def start_recording(data: dict) -> None:
 
 def stop_recording(data: dict) -> None:
     record = (
-        Record.objects.filter(application=wcs_application(), record_id=data["mediaSessionId"], state__in=ACTIVE_STATES)
+        Record.objects.filter(
+            application_id__in=wcs_application_ids(), record_id=data["mediaSessionId"], state__in=ACTIVE_STATES
+        )
         .order_by("-created_at")
         .first()
     )
@@ -205,7 +213,7 @@ def stop_recording(data: dict) -> None:
 
 
 def recorders(data: dict) -> list[dict]:
-    records = Record.objects.filter(application=wcs_application(), state__in=ACTIVE_STATES)
+    records = Record.objects.filter(application_id__in=wcs_application_ids(), state__in=ACTIVE_STATES)
     return found([recorder_to_wcs(record) for record in records], "Recorders not found")
 
 
@@ -215,8 +223,9 @@ def send_event(data: dict) -> None:
 
 STREAM_NOT_FOUND = ((404, "Stream not found"), (500, "Internal error"))
 METHODS = [
+    # GET too: WCS's OpenAPI listing shows GET /rest-api/stream/find_all (every other method is POST only).
     Method("stream", "find_all", find_all, response=StreamObject(many=True), summary="Find all streams",
-           errors=((404, "Streams not found"),)),
+           errors=((404, "Streams not found"),), allows_get=True),
     Method("stream", "find", find, StreamFilter, StreamObject(many=True), "Find streams by filter", STREAM_NOT_FOUND),
     Method("stream", "terminate", terminate, StreamTerminateFilter, None,
            "Terminate the streams that match the filter", STREAM_NOT_FOUND),

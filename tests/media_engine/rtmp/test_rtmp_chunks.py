@@ -10,10 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from media_engine.rtmp.chunks import (
+    MAX_MESSAGE_SIZE,
     ChunkReader,
     ChunkWriter,
     Message,
     MessageType,
+    PendingBudget,
     UserControlEvent,
     parse_u32,
     parse_user_control,
@@ -157,6 +159,84 @@ def test_too_much_incomplete_data_is_refused():
     with pytest.raises(ValueError):
         for csid in range(3, 40):
             reader.feed(writer.write(csid, 9, 1, 0, bytes(1000))[:140])  # the first chunk of each
+
+
+@pytest.mark.parametrize("first_byte", [0x44, 0x84, 0xC4])
+def header(csid: int, type_id: int, length: int) -> bytes:
+    """A format 0 chunk header declaring a message of ``length`` bytes (no payload)."""
+    return ChunkWriter().write(csid, type_id, 1, 0, bytes(length))[:12]
+
+
+@pytest.mark.parametrize(
+    ("type_id", "refused", "accepted"),
+    [
+        (MessageType.VIDEO, MAX_MESSAGE_SIZE + 1, MAX_MESSAGE_SIZE),
+        (MessageType.AGGREGATE, MAX_MESSAGE_SIZE + 1, MAX_MESSAGE_SIZE),
+        (MessageType.AUDIO, 1024 * 1024 + 1, 64 * 1024),
+        (MessageType.COMMAND_AMF0, 1024 * 1024 + 1, 4096),
+        (MessageType.DATA_AMF0, 1024 * 1024 + 1, 4096),
+        (MessageType.SET_CHUNK_SIZE, 65, 4),
+        (MessageType.USER_CONTROL, 1000, 6),
+    ],
+)
+def test_a_declared_length_beyond_what_its_type_needs_is_refused_on_the_header(type_id, refused, accepted):
+    # The header alone (12 bytes) is enough to refuse: nothing of the message is ever kept.
+    with pytest.raises(ValueError, match="too large"):
+        ChunkReader().feed(header(4, type_id, refused))
+    assert ChunkReader().feed(header(4, type_id, accepted)) == []
+
+
+def test_the_incomplete_chunk_counts_against_the_connection_limit():
+    # A peer may set a huge chunk size: the bytes of a chunk not yet whole are held as much as parts.
+    writer = ChunkWriter()
+    reader = ChunkReader(max_pending_bytes=100_000)
+    reader.feed(writer.control(MessageType.SET_CHUNK_SIZE, (4 * 1024 * 1024).to_bytes(4, "big")))
+    big = header(6, MessageType.VIDEO, 1024 * 1024)
+    reader.feed(big + bytes(90_000))
+    assert reader.held == 90_000 + len(big)
+    with pytest.raises(ValueError, match="incomplete messages"):
+        reader.feed(bytes(20_000))
+    assert reader.held == 0  # a failed reader frees what it held
+
+
+def started_messages(reader: ChunkReader, csid: int, nbytes: int) -> None:
+    """Start a 1 MiB video message on ``csid`` and send ``nbytes`` of it (chunk size 128)."""
+    data = ChunkWriter().write(csid, MessageType.VIDEO, 1, 0, bytes(1024 * 1024))
+    # 12 bytes of header, then 128-byte chunks each followed by a 1-byte continuation header.
+    whole_chunks = nbytes // 128
+    reader.feed(data[: 12 + whole_chunks * 129 - 1])
+
+
+def test_over_the_node_budget_the_readers_holding_the_most_are_evicted():
+    budget = PendingBudget(limit=100_000)
+    evicted: list[str] = []
+    readers = {name: ChunkReader(budget=budget, on_evicted=lambda name=name: evicted.append(name)) for name in "abc"}
+    started_messages(readers["a"], 4, 60_000)
+    started_messages(readers["b"], 4, 10_000)
+    assert budget.total == readers["a"].held + readers["b"].held
+    started_messages(readers["c"], 4, 40_000)  # over the limit: "a" holds the most and goes
+    assert evicted == ["a"]
+    assert readers["a"].held == 0 and budget.holding(readers["a"]) == 0
+    with pytest.raises(ValueError):
+        readers["a"].feed(b"\xc4")
+    assert budget.total == readers["b"].held + readers["c"].held <= budget.limit
+    # A reader that grows into the largest while over the limit is refused in its own feed.
+    with pytest.raises(ValueError, match="node is over its limit"):
+        started_messages(readers["c"], 5, 60_000)
+    assert evicted == ["a"] and budget.total == readers["b"].held and budget.evictions == 2
+    readers["b"].close()
+    assert budget.total == 0
+
+
+def test_completed_messages_give_their_bytes_back_to_the_budget():
+    budget = PendingBudget(limit=10_000_000)
+    reader = ChunkReader(budget=budget)
+    data = ChunkWriter().write(4, MessageType.VIDEO, 1, 0, bytes(100_000))
+    reader.feed(data[:50_000])
+    assert budget.total == reader.held > 0
+    [message] = reader.feed(data[50_000:])
+    assert len(message.payload) == 100_000
+    assert budget.total == 0
 
 
 @pytest.mark.parametrize("first_byte", [0x44, 0x84, 0xC4])

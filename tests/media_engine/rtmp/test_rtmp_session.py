@@ -7,10 +7,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from media_engine.control import ApplicationConfig, StaticControlPlane
+from media_engine.names import InvalidStreamName
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry, Subscription
 from media_engine.rtmp import amf0
-from media_engine.rtmp.chunks import MessageType, UserControlEvent, parse_u32, parse_user_control
+from media_engine.rtmp.chunks import MessageType, RtmpLimits, UserControlEvent, parse_u32, parse_user_control
 from media_engine.rtmp.server import RtmpServer
 
 from .rtmp_client import FFMPEG_PUBLISH, RtmpTestClient, ffmpeg_publish_messages, running_server
@@ -169,6 +170,55 @@ def test_a_second_publisher_of_a_live_name_gets_bad_name():
             first.close()
 
     run(scenario)
+
+
+BAD_NAMES = ["..", ".", "a/b", "../../x", ".hidden", "x" * 5000, "sp ace", "a\\b"]
+
+
+def test_publish_and_play_of_names_the_rule_refuses_are_refused_while_a_good_stream_goes_on():
+    async def scenario():
+        async with running_server() as server:
+            good = await RtmpTestClient.open(server.port)
+            good_id = await good.start_publishing("stream")
+            send_media(good, good_id, until=500)
+            started: list[StreamKey] = []
+            server.registry.on_started(lambda stream: started.append(stream.key))
+            for name in BAD_NAMES:
+                publisher = await RtmpTestClient.open(server.port)
+                assert (await publisher.connect())[0] == "_result"
+                status = await publisher.publish(name, await publisher.create_stream())
+                assert (status["level"], status["code"]) == ("error", "NetStream.Publish.BadName"), name
+                await publisher.wait_closed()
+
+                player = await RtmpTestClient.open(server.port)
+                assert (await player.connect())[0] == "_result"
+                status = await player.play(name, await player.create_stream())
+                assert (status["level"], status["code"]) == ("error", "NetStream.Play.StreamNotFound"), name
+                await player.wait_closed()
+            assert started == []
+            assert [stream.key for stream in server.registry.streams()] == [KEY]
+
+            # The good publisher is still served and its stream plays.
+            player = await RtmpTestClient.open(server.port)
+            assert (await player.connect())[0] == "_result"
+            status = await player.play("stream", await player.create_stream())
+            assert status["code"] == "NetStream.Play.Reset"
+            good.close()
+            player.close()
+
+    run(scenario)
+
+
+def test_the_registry_refuses_a_bad_name_from_any_entry():
+    registry = StreamRegistry()
+    for name in BAD_NAMES:
+        try:
+            registry.open(StreamKey("default", "app", name), "rtmp")
+        except InvalidStreamName as error:
+            assert "invalid stream name" in str(error)
+        else:
+            raise AssertionError(f"{name!r} was opened")
+    assert registry.streams() == []
 
 
 def test_play_of_an_unknown_stream_is_not_found():
@@ -352,3 +402,27 @@ def test_stopping_the_server_ends_every_session():
         assert await idle[0].read() == b""
 
     run(scenario)
+
+
+def test_connections_beyond_the_cap_are_hung_up_on_and_room_frees_when_one_leaves():
+    async def scenario():
+        async with running_server(limits=RtmpLimits(max_connections=3)) as server:
+            clients = [await RtmpTestClient.open(server.port) for _ in range(3)]
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # hung up on before the handshake
+            writer.close()
+            assert server.refused == 1
+            clients[0].close()
+            await eventually(lambda: len(server.sessions) == 2)
+            again = await RtmpTestClient.open(server.port)
+            assert (await again.connect())[0] == "_result"
+            for client in (*clients[1:], again):
+                client.close()
+
+    run(scenario)
+
+
+def test_the_rtmp_cap_stays_under_a_quarter_of_the_open_file_limit():
+    assert RtmpLimits(max_connections=5000).effective_max_connections(fd_limit=1024) == 256
+    assert RtmpLimits(max_connections=100).effective_max_connections(fd_limit=20_000) == 100
+    assert RtmpLimits(max_connections=0).effective_max_connections(fd_limit=1024) is None

@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import yarl
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
+from media_engine.control import ApplicationConfig, StaticControlPlane
+from media_engine.http.limits import HttpLimits
+from media_engine.node import EngineNode, NodeAddresses, NodeLimits
 from media_engine.registry import StreamKey
 from media_engine.webrtc.ice import IcePolicy, policy_from_settings
-from tests.media_engine.webrtc.conftest import start_node
+from media_engine.webrtc.service import WebRtcSettings
+from tests.media_engine.webrtc.conftest import LOOPBACK_ICE, start_node
 
 SDP = {"Content-Type": "application/sdp"}
 
@@ -61,6 +66,48 @@ def test_bad_offers_are_refused_and_change_nothing():
                 async with http.get(f"{base}/webrtc/static/..%2Fservice.py") as response:
                     assert response.status == 404
             assert node.registry.streams() == [] and node.webrtc.sessions == {}
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
+def test_refused_whip_offers_leave_no_stream_and_no_event():
+    """An offer answered 400 (no usable codec, SDP aiortc cannot take, a bad stream name) never opens a
+    stream: no started/ended event, hence no Stream row and no WebSocket event on the Django side."""
+
+    async def main() -> None:
+        node = await start_node()
+        events: list[str] = []
+        node.registry.on_started(lambda stream: events.append(f"started {stream.key.name}"))
+        node.registry.on_ended(lambda stream: events.append(f"ended {stream.key.name}"))
+        base = f"http://127.0.0.1:{node.http.port}"
+        _, good = await browser_like_offer(direction="sendonly")
+        av1_only = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+        av1_only += "c=IN IP4 0.0.0.0\r\na=rtpmap:96 AV1/90000\r\na=sendonly\r\n"
+        refused = [
+            ("/app/cam?direction=whip", av1_only, "neither H264 nor VP8"),
+            ("/app/cam?direction=whip", "v=0\r\nm=video 9 x 1\r\n", ""),
+            ("/app/cam?direction=whip", good.replace("a=ice-ufrag:", "a=ice-ufrag-broken:"), ""),
+            ("/app/%2E%2E?direction=whip", good, "invalid stream name '..'"),
+            ("/app/a%2Fb?direction=whip", good, "invalid stream name 'a/b'"),
+            ("/app/..%2F..%2Fx?direction=whip", good, "invalid stream name '../../x'"),
+            (f"/app/{'x' * 5000}?direction=whip", good, "(5000 chars)"),
+            ("/app/%2E%2E?direction=whep", good, "invalid stream name"),
+        ]
+        try:
+            async with aiohttp.ClientSession() as http:
+                for path, offer, text in refused:
+                    url = yarl.URL(f"{base}{path}", encoded=True)
+                    async with http.post(url, data=offer, headers=SDP) as response:
+                        body = await response.text()
+                        assert response.status == 400, (path, response.status, body)
+                        assert text in body, (path, body)
+                # The same name with a good offer is then free to publish.
+                async with http.post(f"{base}/app/cam?direction=whip", data=good, headers=SDP) as response:
+                    assert response.status == 201
+            assert events == ["started cam"]
+            assert list(node.webrtc.sessions.values())[0].stream.key.name == "cam"
         finally:
             await node.stop()
 
@@ -129,3 +176,46 @@ def test_settings_are_checked():
         except ValueError:
             continue
         raise AssertionError(f"{bad} accepted")
+
+
+def test_an_offer_body_is_read_whole_but_not_waited_for_beyond_the_header_timeout():
+    async def main() -> None:
+        config = ApplicationConfig("default", "app")
+        limits = NodeLimits(http=HttpLimits(header_timeout=1.0))
+        node = EngineNode(
+            StaticControlPlane([config]), NodeAddresses("127.0.0.1", 0, "127.0.0.1", 0),
+            WebRtcSettings(ice=LOOPBACK_ICE), limits=limits,
+        )  # fmt: skip
+        await node.start()
+        try:
+            _, offer = await browser_like_offer(direction="sendonly")
+            body = offer.encode()
+
+            async def post(path: str, pieces: list[bytes], pause: float, length: int) -> bytes:
+                reader, writer = await asyncio.open_connection("127.0.0.1", node.http.port)
+                writer.write(
+                    f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n"
+                    f"Content-Length: {length}\r\n\r\n".encode()
+                )
+                for piece in pieces:
+                    writer.write(piece)
+                    await asyncio.sleep(pause)
+                answer = await asyncio.wait_for(reader.readline(), 5)
+                writer.close()
+                return answer
+
+            # A body in two pieces 0.3 s apart is one offer, answered.
+            half = len(body) // 2
+            assert await post("/app/cam?direction=whip", [body[:half], body[half:]], 0.3, len(body)) == (
+                b"HTTP/1.1 201 Created\r\n"
+            )
+            # A body that stops half-way is given up on after the header timeout: 408, nothing opened.
+            started = asyncio.get_running_loop().time()
+            answer = await post("/app/other?direction=whip", [body[:half]], 0, len(body))
+            assert answer == b"HTTP/1.1 408 Request Timeout\r\n"
+            assert asyncio.get_running_loop().time() - started < 3
+            assert [stream.key.name for stream in node.registry.streams()] == ["cam"]
+        finally:
+            await node.stop()
+
+    asyncio.run(main())

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from apps.engine.runner import EngineRunner
+from media_engine import log_limits
 from media_engine.node import NodeAddresses
 
 
@@ -34,6 +35,7 @@ class Command(BaseCommand):
             srt_host=srt_host,
             srt_port=srt_port or None,
         )
+        log_limits.limit_repeated_tracebacks()  # out of descriptors, every heartbeat would log a traceback
         runner = EngineRunner(node_id, addresses)
 
         async def main() -> None:

@@ -57,12 +57,13 @@ class Command(BaseCommand):
             if record is None:
                 raise CommandError(f"Could not find the record: [{vhost}/{app}/{options['id']}]")
             record = stop_record(record)
-            self.stdout.write(f"{record.record_id}: {record.state}")
+            self.stdout.write(f"{record.record_id}: {record.record_state}")
         else:
             while True:
                 for record in Record.objects.filter(application=application):
                     self.stdout.write(
-                        f"{record.record_id:<20} {record.state:<9} {record.stream_name:<20} file #{record.sequence} "
+                        f"{record.record_id:<20} {record.record_state:<9} {record.stream_name:<20} "
+                        f"file #{record.sequence} "
                         f"{record.total_record_bytes / 1e6:8.1f} MB {record.total_record_time_ms / 1000:8.1f} s"
                     )
                 if not options["watch"]:

@@ -1,0 +1,419 @@
+"""One SIP call in a process of its own: PJSIP (pjsua2) registers when asked, places the call,
+reports its states, and bridges its audio: what the far end says is published as AAC over RTMP,
+and sounds or live streams are played into the call.
+
+Run as ``python -m media_engine.sip.agent``. The first line on stdin is the call's `CallSpec`
+as JSON; later lines are commands (``hangup``, ``dtmf``, ``inject``, ``inject_stop``). Events go
+to stdout as JSON lines (``status``, ``far_end``, ``media``, ``output_error``, ``inject_end``,
+``stats``, ``dtmf_received``). The process ends after the call has ended; stdin closing (its
+controller died) hangs the call up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pjsua2 as pj
+
+from media_engine.sip.audio import AacPublisher, PcmFeeder
+
+logger = logging.getLogger(__name__)
+
+CLOCK_RATE = 16000  # the conference bridge's rate: G.711 (8 kHz) and G.722 (16 kHz) are resampled to it
+FRAME_MS = 20
+STATS_INTERVAL = 2.0
+REGISTRATION_TIMEOUT = 20.0
+LINGER_AFTER_END = 0.5  # lets the last BYE/200 OK leave before the endpoint is destroyed
+
+# What WCS calls a call's status.
+PENDING, TRYING, RINGING, SESSION_PROGRESS = "PENDING", "TRYING", "RINGING", "SESSION_PROGRESS"
+ESTABLISHED, FINISHED, FAILED = "ESTABLISHED", "FINISHED", "FAILED"
+DTMF_METHODS = {"rfc2833": pj.PJSUA_DTMF_METHOD_RFC2833, "info": pj.PJSUA_DTMF_METHOD_SIP_INFO}
+
+
+@dataclass
+class CallSpec:
+    callee: str
+    domain: str
+    login: str = ""
+    auth_name: str = ""
+    password: str = ""
+    outbound_proxy: str = ""
+    port: int = 5060
+    register: bool = False
+    visible_name: str = ""
+    has_audio: bool = True
+    publish_urls: list[str] = field(default_factory=list)
+    bind_host: str = ""
+    public_address: str = ""
+
+    @property
+    def server(self) -> str:
+        return f"{self.domain}:{self.port}"
+
+    def account_uri(self) -> str:
+        uri = f"sip:{self.login or 'streamhub'}@{self.domain}"
+        return f'"{self.visible_name}" <{uri}>' if self.visible_name else uri
+
+    def callee_uri(self) -> str:
+        if self.callee.startswith(("sip:", "sips:")):
+            return self.callee
+        # Through an outbound proxy the request URI names the domain; otherwise the server itself.
+        host = self.domain if self.outbound_proxy else self.server
+        return f"sip:{self.callee}@{host}"
+
+
+class Events:
+    """JSON lines on stdout, from any thread."""
+
+    def __init__(self, out=sys.stdout) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+
+    def emit(self, event: str, **fields) -> None:
+        with self.lock:
+            self.out.write(json.dumps({"event": event, **fields}) + "\n")
+            self.out.flush()
+
+
+class CallAudioSink(pj.AudioMediaPort):
+    """Receives the far end's audio from the conference bridge and hands it to the publisher."""
+
+    def __init__(self, publisher: AacPublisher | None) -> None:
+        super().__init__()
+        self.publisher = publisher
+        self.silence = bytes(CLOCK_RATE // 1000 * FRAME_MS * 2)
+        self.frames = 0
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2's name
+        self.frames += 1
+        if self.publisher is None:
+            return
+        # The bridge sends no samples while nobody talks: keep the timeline with silence.
+        pcm = bytes(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size else self.silence
+        self.publisher.put(pcm)
+
+
+class CallAudioSource(pj.AudioMediaPort):
+    """Plays the current feeder's PCM into the call (silence when there is none)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feeder: PcmFeeder | None = None
+        self.silence = bytes(CLOCK_RATE // 1000 * FRAME_MS * 2)
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2's name
+        feeder = self.feeder
+        pcm = feeder.next_frame() if feeder is not None else None
+        # Silence rather than no frame: the call keeps sending RTP (and with it DTMF events)
+        # whether or not anything is being played into it.
+        pcm = pcm or self.silence
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        frame.buf = pj.ByteVector(pcm)
+        frame.size = len(pcm)
+
+
+def audio_port(name: str, port: pj.AudioMediaPort) -> pj.AudioMediaPort:
+    media_format = pj.MediaFormatAudio()
+    media_format.init(pj.PJMEDIA_FORMAT_PCM, CLOCK_RATE, 1, FRAME_MS * 1000, 16)
+    port.createPort(name, media_format)
+    return port
+
+
+class Account(pj.Account):
+    def __init__(self, agent: CallAgent) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802 - pjsua2's name
+        self.agent.on_registration(prm.code, prm.reason)
+
+
+class Call(pj.Call):
+    def __init__(self, agent: CallAgent, account: Account) -> None:
+        super().__init__(account)
+        self.agent = agent
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 - pjsua2's name
+        self.agent.on_call_state(self.getInfo())
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802 - pjsua2's name
+        self.agent.on_media_state(self)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802 - pjsua2's name
+        self.agent.events.emit("dtmf_received", digit=prm.digit)
+
+
+class CallAgent:
+    """Owns the PJSIP endpoint of this process and its one call, on the main thread (PJSIP's
+    callbacks run inside `libHandleEvents`, called from `run`)."""
+
+    def __init__(self, spec: CallSpec, events: Events, commands: queue.Queue) -> None:
+        self.spec = spec
+        self.events = events
+        self.commands = commands
+        self.status = PENDING
+        self.reason = ""
+        self.was_established = False
+        self.registered: bool | None = None if spec.register else True
+        self.registration_error = ""
+        self.endpoint = pj.Endpoint()
+        self.account: Account | None = None
+        self.call: Call | None = None
+        self.publisher: AacPublisher | None = None
+        self.sink: CallAudioSink | None = None
+        self.source: CallAudioSource | None = None
+        self.connected_media: pj.AudioMedia | None = None
+
+    # --- life --------------------------------------------------------------------------------
+    def run(self) -> None:
+        self._start_endpoint()
+        try:
+            self._set_status(PENDING)
+            self._create_account()
+            if not self._wait_for_registration():
+                self._set_status(FAILED, self.registration_error)
+                return
+            self._place_call()
+            last_stats = time.monotonic()
+            while self.status not in (FINISHED, FAILED):
+                self.endpoint.libHandleEvents(FRAME_MS)
+                self._run_commands()
+                if time.monotonic() - last_stats >= STATS_INTERVAL:
+                    self._report_stats()
+                    last_stats = time.monotonic()
+            self._report_stats()
+        finally:
+            self._shutdown()
+
+    def _start_endpoint(self) -> None:
+        self.endpoint.libCreate()
+        config = pj.EpConfig()
+        config.uaConfig.threadCnt = 0  # events are polled from run(): PJSIP calls us on this thread
+        config.uaConfig.mainThreadOnly = False
+        config.uaConfig.userAgent = "StreamHub"
+        config.logConfig.level = 3
+        config.logConfig.consoleLevel = 3
+        config.medConfig.clockRate = CLOCK_RATE
+        config.medConfig.sndClockRate = CLOCK_RATE
+        config.medConfig.channelCount = 1
+        config.medConfig.audioFramePtime = FRAME_MS
+        config.medConfig.noVad = True  # keep sending (and receiving) through silence
+        config.medConfig.ecTailLen = 0  # no echo canceller: it would eat a steady tone
+        self.endpoint.libInit(config)
+        transport = pj.TransportConfig()
+        transport.port = 0
+        if self.spec.bind_host:
+            transport.boundAddress = self.spec.bind_host
+        if self.spec.public_address:
+            transport.publicAddress = self.spec.public_address
+        self.endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        self.endpoint.libStart()
+        self.endpoint.audDevManager().setNullDev()  # no sound card: the null device clocks the bridge
+
+    def _create_account(self) -> None:
+        spec = self.spec
+        config = pj.AccountConfig()
+        config.idUri = spec.account_uri()
+        if spec.register:
+            config.regConfig.registrarUri = f"sip:{spec.server}"
+            config.regConfig.timeoutSec = 300
+            config.regConfig.unregWaitMsec = 1000  # the un-REGISTER at the end holds the exit no longer
+        if spec.outbound_proxy:
+            config.sipConfig.proxies.append(f"sip:{spec.outbound_proxy}:{spec.port};lr")
+        if spec.password:
+            username = spec.auth_name or spec.login
+            config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", username, 0, spec.password))
+        if spec.bind_host:
+            config.mediaConfig.transportConfig.boundAddress = spec.bind_host
+        if spec.public_address:
+            config.mediaConfig.transportConfig.publicAddress = spec.public_address
+        self.account = Account(self)
+        self.account.create(config)
+
+    def _wait_for_registration(self) -> bool:
+        deadline = time.monotonic() + REGISTRATION_TIMEOUT
+        while self.registered is None:
+            if time.monotonic() >= deadline:
+                self.registration_error = "Registration failed: no answer from the registrar"
+                return False
+            self.endpoint.libHandleEvents(FRAME_MS)
+            if self._hangup_requested():
+                self.registration_error = "Terminated before registration"
+                return False
+        return self.registered
+
+    def _place_call(self) -> None:
+        self.sink = audio_port("call-in", CallAudioSink(None))
+        self.source = audio_port("call-out", CallAudioSource())
+        self.call = Call(self, self.account)
+        parameters = pj.CallOpParam(True)
+        parameters.opt.audioCount = 1
+        parameters.opt.videoCount = 0
+        self._set_status(TRYING)
+        try:
+            self.call.makeCall(self.spec.callee_uri(), parameters)
+        except pj.Error as error:
+            self._set_status(FAILED, f"Cannot call {self.spec.callee_uri()}: {error.reason}")
+
+    def _shutdown(self) -> None:
+        if self.source is not None and self.source.feeder is not None:
+            self.source.feeder.stop()
+        if self.call is not None and self.call.isActive():
+            try:
+                self.call.hangup(pj.CallOpParam(True))
+            except pj.Error:
+                pass
+        deadline = time.monotonic() + LINGER_AFTER_END
+        while time.monotonic() < deadline:
+            self.endpoint.libHandleEvents(FRAME_MS)
+        if self.publisher is not None:
+            self.publisher.stop()
+        # pjsua2 objects go before the library, in this order, or it crashes on the way out.
+        self.call = None
+        self.connected_media = None
+        self.sink = self.source = None
+        self.account = None
+        self.endpoint.libDestroy()
+
+    # --- PJSIP callbacks ---------------------------------------------------------------------
+    def on_registration(self, code: int, reason: str) -> None:
+        if self.registered is not None:
+            return  # a refresh (or the un-REGISTER at the end)
+        if code // 100 == 2:
+            self.registered = True
+            self.events.emit("registered", code=code)
+        else:
+            self.registered = False
+            self.registration_error = f"Registration failed: {code} {reason}".strip()
+
+    def on_call_state(self, info: pj.CallInfo) -> None:
+        if info.state == pj.PJSIP_INV_STATE_EARLY:
+            self._set_status(RINGING if info.lastStatusCode == 180 else SESSION_PROGRESS)
+        elif info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.was_established = True
+            self.events.emit("far_end", uri=info.remoteUri, contact=info.remoteContact)
+            self._set_status(ESTABLISHED)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            if self.was_established:
+                self._set_status(FINISHED, self.reason or f"{info.lastStatusCode} {info.lastReason}")
+            else:
+                self._set_status(FAILED, self.reason or f"{info.lastStatusCode} {info.lastReason}")
+
+    def on_media_state(self, call: Call) -> None:
+        info = call.getInfo()
+        for index, media in enumerate(info.media):
+            if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            if self.publisher is None and self.spec.publish_urls:
+                # Published once the far end's audio flows: a call that is never answered makes no stream.
+                self.publisher = AacPublisher(self.spec.publish_urls, CLOCK_RATE, self._on_output_error)
+                self.publisher.start()
+                self.sink.publisher = self.publisher
+            audio = call.getAudioMedia(index)
+            audio.startTransmit(self.sink)
+            self.source.startTransmit(audio)
+            self.connected_media = audio
+            stream = call.getStreamInfo(index)
+            self.events.emit("media", codec=f"{stream.codecName}/{stream.codecClockRate}")
+
+    # --- commands ----------------------------------------------------------------------------
+    def _hangup_requested(self) -> bool:
+        try:
+            command = self.commands.get_nowait()
+        except queue.Empty:
+            return False
+        if command.get("cmd") == "hangup":
+            return True
+        self.commands.put(command)
+        return False
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._run_command(command)
+            except pj.Error as error:
+                self.events.emit("command_failed", cmd=command.get("cmd"), message=error.reason)
+
+    def _run_command(self, command: dict) -> None:
+        name = command.get("cmd")
+        if name == "hangup":
+            self.reason = command.get("reason", "Terminated")
+            if self.call is not None and self.call.isActive():
+                self.call.hangup(pj.CallOpParam(True))  # CANCEL before the answer, BYE after
+            else:
+                self._set_status(FINISHED if self.was_established else FAILED, self.reason)
+        elif name == "dtmf":
+            parameters = pj.CallSendDtmfParam()
+            parameters.digits = command["digits"]
+            parameters.method = DTMF_METHODS[command.get("method", "rfc2833")]
+            self.call.sendDtmf(parameters)
+            self.events.emit("dtmf_sent", digits=command["digits"])
+        elif name == "inject":
+            self._stop_feeder()
+            feeder = PcmFeeder(command["source"], CLOCK_RATE, self._on_inject_end, loop=command.get("loop", False))
+            feeder.start()
+            self.source.feeder = feeder
+        elif name == "inject_stop":
+            self._stop_feeder()
+
+    def _stop_feeder(self) -> None:
+        feeder, self.source.feeder = self.source.feeder, None
+        if feeder is not None:
+            feeder.stop()
+
+    def _on_inject_end(self, error: str | None) -> None:
+        self.events.emit("inject_end", error=error)
+
+    def _on_output_error(self, url: str, message: str) -> None:
+        self.events.emit("output_error", url=url, message=message)
+
+    # --- reporting ---------------------------------------------------------------------------
+    def _set_status(self, status: str, reason: str = "") -> None:
+        if self.status in (FINISHED, FAILED) or (status == self.status and not reason):
+            return  # an ended call stays as it ended
+        self.status = status
+        self.events.emit("status", status=status, reason=reason)
+
+    def _report_stats(self) -> None:
+        sent = self.publisher.sent_bytes if self.publisher is not None else 0
+        frames = self.sink.frames if self.sink is not None else 0
+        self.events.emit("stats", published_bytes=sent, received_frames=frames)
+
+
+def read_commands(commands: queue.Queue, stdin=sys.stdin) -> None:
+    for line in stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            commands.put(json.loads(line))
+        except ValueError:
+            logger.debug("ignored a command that is not JSON: %r", line)
+    commands.put({"cmd": "hangup", "reason": "Terminated: the controller went away"})
+
+
+def main() -> None:
+    # Events own stdout; everything else that writes to fd 1 (PJSIP's console log) goes to stderr.
+    events = Events(os.fdopen(os.dup(1), "w"))
+    os.dup2(2, 1)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    spec = CallSpec(**json.loads(sys.stdin.readline()))
+    commands: queue.Queue = queue.Queue()
+    threading.Thread(target=read_commands, args=(commands,), name="commands", daemon=True).start()
+    CallAgent(spec, events, commands).run()
+
+
+if __name__ == "__main__":
+    main()

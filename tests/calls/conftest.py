@@ -1,0 +1,3 @@
+"""Fixtures of the call tests: the WCS v2 client."""
+
+from tests.api_wcs.conftest import wcs  # noqa: F401

@@ -1,0 +1,308 @@
+"""WCS /call/* with the real stack: a Celery worker's SIP agent (PJSIP) calls sipp, Debian's SIP
+tester, playing the far end (answering and sending a tone from a pcap, rejecting with 486,
+challenging with digest auth). ffprobe and ffmpeg judge the call's audio as a stream and as a
+push to nginx-rtmp; a UDP socket standing in for the phone's RTP port decodes what the call sends."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from tests.integration.conftest import LiveStreamHub, free_port, wait_for
+from tests.integration.test_engine import codecs, ffprobe, live_names, publish
+from tests.tools.audio import levels, make_wav
+from tests.tools.rtp import PCMA, RtpCapture, dominant_frequency, level_db, tone_pcap
+
+pytestmark = pytest.mark.services
+SCENARIOS = Path(__file__).with_name("sipp")
+TONE_HZ = 1000
+
+
+class Sipp:
+    """sipp as a UAS on a free UDP port, running ``scenario`` with ``-key`` values; what it
+    received and sent is in its message trace."""
+
+    def __init__(self, folder: Path, scenario: str, **keys: str) -> None:
+        assert shutil.which("sipp"), "sipp is missing: `make test` installs Debian's sip-tester"
+        self.port = free_port()
+        name = Path(scenario).stem
+        self.message_file = folder / f"sipp-{name}-{self.port}-messages.log"
+        self.error_file = folder / f"sipp-{name}-{self.port}-errors.log"
+        command = [
+            "sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(self.port),
+            "-mi", "127.0.0.1", "-mp", str(free_port()), "-nostdin", "-nd",
+            "-trace_msg", "-message_file", str(self.message_file), "-trace_err", "-error_file", str(self.error_file),
+        ]  # fmt: skip
+        keys = {"pt": "0", "codec": "PCMU", **keys}  # answer.xml's codec: G.711 µ-law unless told
+        for key, value in keys.items():
+            command += ["-key", key, str(value)]
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)  # fmt: skip
+
+    def messages(self) -> str:
+        return self.message_file.read_text(errors="replace") if self.message_file.exists() else ""
+
+    def received(self, method: str) -> list[str]:
+        """The SIP requests of ``method`` sipp received (each message's text)."""
+        return [block for block in self.messages().split("----------") if f"\n{method} sip:" in block
+                and "message received" in block]  # fmt: skip
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def sip_platform(tmp_path_factory, redis_url):
+    """The platform with its SIP agents on loopback (sipp and the RTP capture listen there)."""
+    server = LiveStreamHub(tmp_path_factory.mktemp("sip-platform"), redis_url)
+    server.env["STREAMHUB_SIP_BIND_HOST"] = "127.0.0.1"
+    server.start(engine=True, worker=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sipp(tmp_path):
+    started: list[Sipp] = []
+
+    def start(scenario: str, **keys: str) -> Sipp:
+        started.append(Sipp(tmp_path, scenario, **keys))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def capture():
+    receiver = RtpCapture()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def tone(tmp_path_factory) -> Path:
+    return tone_pcap(tmp_path_factory.mktemp("pcap") / "tone.pcap", TONE_HZ, 40)
+
+
+def wcs(platform, method: str, body: dict) -> requests.Response:
+    return requests.post(f"{platform.url}/rest-api/call/{method}", json=body, timeout=10)
+
+
+def find_call(platform, call_id: str) -> dict | None:
+    response = wcs(platform, "find", {"callId": call_id})
+    return response.json()[0] if response.status_code == 200 else None
+
+
+def wait_status(platform, call_id: str, status: str, timeout: float = 30) -> dict:
+    return wait_for(
+        lambda: (call := find_call(platform, call_id)) and call["status"] == status and call,
+        timeout,
+        lambda: f"{find_call(platform, call_id)}\n{platform.log('worker')[-3000:]}",
+    )
+
+
+def call_body(sipp: Sipp, call_id: str, **extra) -> dict:
+    return {"callId": call_id, "callee": "100", "sipLogin": "streamhub", "sipDomain": "127.0.0.1",
+            "sipPort": sipp.port, "visibleName": "StreamHub", "hasAudio": True, "hasVideo": False, **extra}  # fmt: skip
+
+
+def decoded(url: str, seconds: float = 3.0, rate: int = 8000) -> np.ndarray:
+    """``seconds`` of the audio at ``url`` decoded by ffmpeg (mono, ``rate`` Hz)."""
+    result = subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-rw_timeout", "10000000", "-i", url, "-t", str(seconds),
+         "-vn", "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return np.frombuffer(result.stdout, dtype=np.int16)
+
+
+def test_an_answered_call_becomes_a_live_stream_of_the_far_ends_audio(sip_platform, sipp, capture, tone):
+    phone = sipp("answer.xml", rtp_port=capture.port, pcap=tone)
+    response = wcs(sip_platform, "startup", call_body(phone, "call-stream", toStream="sipcall"))
+    assert response.status_code == 200
+
+    call = wait_status(sip_platform, "call-stream", "ESTABLISHED")
+    assert call["farEnd"].startswith("sip:100@127.0.0.1") and call["codec"] == "PCMU/8000"
+    assert call["toStream"] == "sipcall" and call["incoming"] is False
+    [invite] = phone.received("INVITE")
+    assert 'From: "StreamHub" <sip:streamhub@127.0.0.1>' in invite
+
+    wait_for(lambda: "sipcall" in live_names(sip_platform), 30, lambda: sip_platform.log("engine")[-3000:])
+    url = f"{sip_platform.rtmp}/app/sipcall"
+    assert codecs(ffprobe(url))["audio"]["codec_name"] == "aac"
+    mean, peak = levels(url, seconds=3)
+    # The tone as sent (a sine at half of full scale: peak -6 dB, mean -9 dB), not silence (-91 dB).
+    assert -13 < mean < -6 and -9 < peak <= 0, (mean, peak)
+    assert abs(dominant_frequency(decoded(url), 8000) - TONE_HZ) < 20
+
+    assert wcs(sip_platform, "terminate", {"callId": "call-stream"}).status_code == 200
+    call = wait_status(sip_platform, "call-stream", "FINISHED")
+    assert call["duration"] > 0
+    wait_for(lambda: phone.received("BYE"), 10, phone.messages)
+    wait_for(lambda: "sipcall" not in live_names(sip_platform), 30)
+    assert wcs(sip_platform, "terminate", {"callId": "call-stream"}).json()["message"] == "Call not found"
+
+
+def test_a_call_pushes_the_far_ends_audio_to_rtmp_url_and_clashes_are_refused(
+    sip_platform, sipp, capture, tone, nginx_rtmp
+):
+    phone = sipp("answer.xml", rtp_port=capture.port, pcap=tone)
+    body = call_body(phone, "call-push", rtmpUrl=nginx_rtmp, rtmpStream="fromsip")
+    assert wcs(sip_platform, "startup", body).status_code == 200
+    assert wcs(sip_platform, "startup", body).status_code == 409  # same callId
+    clash = wcs(sip_platform, "startup", {**body, "callId": "another"})  # same rtmpUrl
+    assert (clash.status_code, clash.json()["message"]) == (409, "Conflict")
+
+    wait_status(sip_platform, "call-push", "ESTABLISHED")
+    url = f"{nginx_rtmp}/fromsip"
+    wait_for(lambda: subprocess.run(["ffprobe", "-v", "error", url], timeout=30).returncode == 0, 30)
+    assert codecs(ffprobe(url))["audio"]["codec_name"] == "aac"
+    assert abs(dominant_frequency(decoded(url), 8000) - TONE_HZ) < 20
+    [found] = wcs(sip_platform, "find", {"rtmpUrl": nginx_rtmp}).json()
+    assert found["callId"] == "call-push" and found["rtmpStream"] == "fromsip"
+
+    assert wcs(sip_platform, "terminate", {"callId": "call-push"}).status_code == 200
+    wait_status(sip_platform, "call-push", "FINISHED")
+
+
+def test_a_phone_speaking_g711_a_law_is_heard_in_the_stream(sip_platform, sipp, capture, tmp_path):
+    alaw_tone = tone_pcap(tmp_path / "alaw.pcap", 600, 30, payload_type=PCMA)
+    phone = sipp("answer.xml", rtp_port=capture.port, pcap=alaw_tone, pt="8", codec="PCMA")
+    assert wcs(sip_platform, "startup", call_body(phone, "call-alaw", toStream="alaw")).status_code == 200
+    assert wait_status(sip_platform, "call-alaw", "ESTABLISHED")["codec"] == "PCMA/8000"
+    wait_for(lambda: "alaw" in live_names(sip_platform), 30, lambda: sip_platform.log("engine")[-3000:])
+    assert abs(dominant_frequency(decoded(f"{sip_platform.rtmp}/app/alaw"), 8000) - 600) < 20
+    assert wcs(sip_platform, "terminate", {"callId": "call-alaw"}).status_code == 200
+    wait_status(sip_platform, "call-alaw", "FINISHED")
+
+
+def test_a_rejected_call_ends_failed_with_the_far_ends_reason(sip_platform, sipp):
+    phone = sipp("reject.xml")
+    assert wcs(sip_platform, "startup", call_body(phone, "call-busy", toStream="busy")).status_code == 200
+    call = wait_status(sip_platform, "call-busy", "FAILED")
+    assert call["sipMessage"] == "486 Busy Here"
+    [failed] = wcs(sip_platform, "find", {"status": "FAILED", "callee": "100"}).json()
+    assert failed["callId"] == "call-busy"
+    assert "busy" not in live_names(sip_platform)
+    # Ended: a new call may take its callId.
+    assert wcs(sip_platform, "terminate", {"callId": "call-busy"}).status_code == 404
+
+
+def test_dtmf_and_injected_sound_reach_the_far_end(sip_platform, sipp, capture):
+    media_root = Path(sip_platform.env["STREAMHUB_MEDIA_ROOT"])
+    media_root.mkdir(parents=True, exist_ok=True)
+    make_wav(media_root / "beep.wav", 440, 6, volume=1.0)
+    phone = sipp("answer_listen.xml", rtp_port=capture.port)
+    assert wcs(sip_platform, "startup", call_body(phone, "call-dtmf")).status_code == 200
+    wait_status(sip_platform, "call-dtmf", "ESTABLISHED")
+
+    assert wcs(sip_platform, "send_dtmf", {"callId": "call-dtmf", "dtmf": "42#", "type": "RFC2833"}).status_code == 200
+    wait_for(lambda: capture.digits() == "42#", 15, lambda: f"{capture.events} {capture.payload_types}")
+    assert wcs(sip_platform, "send_dtmf", {"callId": "call-dtmf", "dtmf": "7", "type": "INFO"}).status_code == 200
+    [info] = wait_for(lambda: phone.received("INFO"), 15, phone.messages)
+    assert "Signal=7" in info and "application/dtmf-relay" in info
+
+    missing = wcs(sip_platform, "inject_sound", {"callId": "call-dtmf", "fileName": "nothing.wav"})
+    assert (missing.status_code, missing.json()["message"]) == (404, "File not found")
+    before = len(capture.audio)
+    assert wcs(sip_platform, "inject_sound", {"callId": "call-dtmf", "fileName": "beep.wav"}).status_code == 200
+    wait_for(lambda: len(capture.audio) - before >= 8000 * 4, 20)  # 4 s of the sound at 8 kHz
+    sound = capture.pcm()[before + 8000 : before + 8000 * 3]  # its steady middle
+    assert level_db(sound) > -30 and abs(dominant_frequency(sound, 8000) - 440) < 15
+
+    assert wcs(sip_platform, "terminate", {"callId": "call-dtmf"}).status_code == 200
+    wait_status(sip_platform, "call-dtmf", "FINISHED")
+
+
+def test_a_call_registers_with_digest_credentials_when_asked(sip_platform, sipp):
+    server = sipp("register.xml")
+    credentials = {"sipLogin": "alice", "sipAuthenticationName": "alice", "sipRegisterRequired": True}
+    body = call_body(server, "call-registered", sipPassword="s3cret", **credentials)
+    assert wcs(sip_platform, "startup", body).status_code == 200
+    call = wait_status(sip_platform, "call-registered", "ESTABLISHED")
+    assert call["caller"] == "alice@127.0.0.1"
+    challenged, accepted = server.received("REGISTER")[:2]
+    assert "Authorization:" not in challenged and 'Digest username="alice"' in accepted
+    assert "sipPassword" not in call and "s3cret" not in str(call)
+    assert wcs(sip_platform, "terminate", {"callId": "call-registered"}).status_code == 200
+    wait_status(sip_platform, "call-registered", "FINISHED")
+
+    refused = call_body(server, "call-refused", sipPassword="wrong", **credentials)
+    assert wcs(sip_platform, "startup", refused).status_code == 200
+    call = wait_status(sip_platform, "call-refused", "FAILED")
+    assert call["sipMessage"] == "Registration failed: 403 Forbidden"
+
+
+def test_a_call_answers_the_far_ends_digest_challenge(sip_platform, sipp):
+    phone = sipp("auth.xml")
+    body = call_body(phone, "call-auth", sipLogin="alice", sipPassword="s3cret")
+    assert wcs(sip_platform, "startup", body).status_code == 200
+    wait_status(sip_platform, "call-auth", "ESTABLISHED")
+    first, second = phone.received("INVITE")[:2]
+    assert "Authorization:" not in first and 'Digest username="alice"' in second
+    assert wcs(sip_platform, "terminate", {"callId": "call-auth"}).status_code == 200
+    wait_status(sip_platform, "call-auth", "FINISHED")
+
+
+def test_a_live_streams_audio_is_injected_into_the_call_until_terminated(sip_platform, sipp, capture):
+    publisher = publish(sip_platform, "music", seconds=60)  # a 440 Hz tone with its test pattern
+    try:
+        wait_for(lambda: "music" in live_names(sip_platform), 30)
+        phone = sipp("answer_listen.xml", rtp_port=capture.port)
+        assert wcs(sip_platform, "startup", call_body(phone, "call-inject")).status_code == 200
+        wait_status(sip_platform, "call-inject", "ESTABLISHED")
+
+        missing = wcs(sip_platform, "inject_stream/startup", {"callId": "call-inject", "streamName": "nothing"})
+        assert (missing.status_code, missing.json()["message"]) == (404, "Stream not found")
+        before = len(capture.audio)
+        response = wcs(sip_platform, "inject_stream/startup", {"callId": "call-inject", "streamName": "music"})
+        assert response.status_code == 200
+
+        def tone_heard() -> bool:
+            recent = capture.pcm()[max(before, len(capture.audio) - 8000) :]
+            return len(recent) == 8000 and level_db(recent) > -30
+
+        wait_for(tone_heard, 30, lambda: sip_platform.log("worker")[-2000:])
+        assert abs(dominant_frequency(capture.pcm()[-8000:], 8000) - 440) < 15
+
+        assert wcs(sip_platform, "inject_stream/terminate", {"callId": "call-inject"}).status_code == 200
+        wait_for(lambda: level_db(capture.pcm()[-4000:]) < -60, 15)  # silence again
+        assert wcs(sip_platform, "terminate", {"callId": "call-inject"}).status_code == 200
+        wait_status(sip_platform, "call-inject", "FINISHED")
+    finally:
+        publisher.kill()
+
+
+def test_a_call_goes_on_through_an_api_server_restart(sip_platform, sipp, capture):
+    phone = sipp("answer_listen.xml", rtp_port=capture.port)
+    assert wcs(sip_platform, "startup", call_body(phone, "call-restart")).status_code == 200
+    wait_status(sip_platform, "call-restart", "ESTABLISHED")
+    sip_platform.kill("api")
+    received = len(capture.audio)
+    sip_platform.start()  # the API server alone, as after a crash or a deploy
+    assert len(capture.audio) > received  # the call kept sending while the API was down
+    assert find_call(sip_platform, "call-restart")["status"] == "ESTABLISHED"
+    assert wcs(sip_platform, "terminate", {"callId": "call-restart"}).status_code == 200
+    wait_status(sip_platform, "call-restart", "FINISHED")
+    wait_for(lambda: phone.received("BYE"), 10, phone.messages)
+
+
+def test_a_call_whose_worker_dies_is_placed_again(sip_platform, sipp, capture):
+    phone = sipp("answer_listen.xml", rtp_port=capture.port)
+    assert wcs(sip_platform, "startup", call_body(phone, "call-redial")).status_code == 200
+    wait_status(sip_platform, "call-redial", "ESTABLISHED")
+    sip_platform.kill("worker")  # the worker and the call's SIP agent, as a crash of the machine would
+    sip_platform.start_worker()  # the job recovery finds the call's lease run out and queues it again
+    wait_for(lambda: len(phone.received("INVITE")) == 2, 60, lambda: sip_platform.log("worker")[-3000:])
+    wait_status(sip_platform, "call-redial", "ESTABLISHED")
+    assert wcs(sip_platform, "terminate", {"callId": "call-redial"}).status_code == 200
+    wait_status(sip_platform, "call-redial", "FINISHED")

@@ -1,0 +1,68 @@
+"""The SIP agent's pieces without a network: where a call goes (URIs), PCM from files in 20 ms
+frames for the call, and the agent's command/event lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import threading
+
+import numpy as np
+
+from media_engine.sip.agent import CLOCK_RATE, CallSpec, Events, read_commands
+from media_engine.sip.audio import PcmFeeder
+from tests.tools.audio import make_wav
+from tests.tools.rtp import dominant_frequency, level_db
+
+
+def test_the_callee_is_called_at_the_server_or_through_the_outbound_proxy():
+    direct = CallSpec(callee="100", domain="pbx.example.com", port=5070, login="alice", visible_name="Front desk")
+    assert direct.callee_uri() == "sip:100@pbx.example.com:5070"
+    assert direct.account_uri() == '"Front desk" <sip:alice@pbx.example.com>'
+    proxied = CallSpec(callee="100", domain="example.com", outbound_proxy="proxy.example.com")
+    assert proxied.callee_uri() == "sip:100@example.com"
+    assert CallSpec(callee="sip:bob@elsewhere.org", domain="x").callee_uri() == "sip:bob@elsewhere.org"
+    assert CallSpec(callee="100", domain="x").account_uri() == "sip:streamhub@x"
+
+
+def test_a_sound_file_becomes_20_ms_frames_of_the_clock_rate_and_then_ends(tmp_path):
+    wav = make_wav(tmp_path / "tone.wav", 440, 1.0, rate=44100, volume=1.0)
+    ended = threading.Event()
+    outcome: list = []
+    feeder = PcmFeeder(str(wav), CLOCK_RATE, lambda error: (outcome.append(error), ended.set()))
+    feeder.start()
+    frames = []
+    while not ended.is_set() or not feeder.frames.empty():
+        frame = feeder.next_frame()
+        if frame is None:
+            ended.wait(0.005)
+            continue
+        frames.append(frame)
+    assert outcome == [None]
+    assert {len(frame) for frame in frames} == {CLOCK_RATE // 50 * 2}
+    assert 49 <= len(frames) <= 51  # one second
+    samples = np.frombuffer(b"".join(frames), dtype=np.int16)
+    assert abs(dominant_frequency(samples, CLOCK_RATE) - 440) < 5 and level_db(samples) > -30
+
+
+def test_a_missing_file_ends_the_injection_with_the_error(tmp_path):
+    ended = threading.Event()
+    outcome: list = []
+    PcmFeeder(str(tmp_path / "none.wav"), CLOCK_RATE, lambda error: (outcome.append(error), ended.set())).start()
+    assert ended.wait(10)
+    assert outcome[0] and "none.wav" in outcome[0]
+
+
+def test_commands_are_json_lines_and_a_closed_input_hangs_up():
+    commands: queue.Queue = queue.Queue()
+    read_commands(commands, io.StringIO('{"cmd": "dtmf", "digits": "1"}\nnot json\n\n'))
+    assert commands.get_nowait() == {"cmd": "dtmf", "digits": "1"}
+    assert commands.get_nowait() == {"cmd": "hangup", "reason": "Terminated: the controller went away"}
+    assert commands.empty()
+
+
+def test_events_are_json_lines():
+    out = io.StringIO()
+    Events(out).emit("status", status="RINGING", reason="")
+    assert json.loads(out.getvalue()) == {"event": "status", "status": "RINGING", "reason": ""}
