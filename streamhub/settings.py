@@ -212,6 +212,14 @@ STREAMHUB_MEDIA_URL = env.str("STREAMHUB_MEDIA_URL", default="")
 ENGINE_HEARTBEAT_INTERVAL = env.float("STREAMHUB_ENGINE_HEARTBEAT", default=2.0)
 # A node silent for this many seconds is gone: its streams are marked ended.
 ENGINE_NODE_TIMEOUT = env.float("STREAMHUB_ENGINE_NODE_TIMEOUT", default=15.0)
+# HLS/LL-HLS segments and parts are files under this folder (out of the engine's heap); empty: a
+# tmpfs (/dev/shm) when there is one, else the system's temporary folder. Packaging runs only for
+# streams someone plays, and stops after STREAMHUB_HLS_IDLE_TIMEOUT seconds without a request; it
+# starts from the stream's last STREAMHUB_HLS_HISTORY_SECONDS (files there too), so that a player's
+# first playlist lists a window (0: from the last keyframe only).
+ENGINE_HLS_FILES_DIR = env.str("STREAMHUB_HLS_FILES_DIR", default="")
+ENGINE_HLS_IDLE_TIMEOUT = env.float("STREAMHUB_HLS_IDLE_TIMEOUT", default=30.0)
+ENGINE_HLS_HISTORY_SECONDS = env.float("STREAMHUB_HLS_HISTORY_SECONDS", default=20.0)
 # WebRTC (WHIP/WHEP): host candidates on these addresses (comma-separated; empty: every interface
 # but loopback), ICE over UDP ports in this range ("40000-40999"; empty: any port), STUN/TURN servers
 # (comma-separated "stun:host:port", "turn:host:port?transport=udp") with the TURN credentials.

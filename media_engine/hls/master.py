@@ -10,8 +10,8 @@ profiles are in the database); their resolution and codecs come from the live st
 A master playlist lists only variants that play: a player loads the master and at once one of its
 variants, so a variant whose playlist would still answer 404 (no segment yet) must not be listed.
 A request waits (as long as a variant playlist request would) for the first segment of every live
-rendition; a rendition that is not live, or has no segment by then, is left out; a playlist with
-no variant to list answers 404.
+rendition (asking for it starts the packaging of a rendition nobody watched yet); a rendition that
+is not live, or has no segment by then, is left out; a playlist with no variant to list answers 404.
 """
 
 from __future__ import annotations

@@ -302,7 +302,8 @@ def test_hls_js_plays_the_stream_in_chromium(live_platform, browser_page):
         )
         size = browser_page.evaluate("() => [player.videoWidth, player.videoHeight]")
         assert size == [640, 360]
-        assert browser_page.evaluate("() => window.playerErrors.filter(e => e.includes('Error')).length") == 0
+        errors = browser_page.evaluate("() => window.playerErrors.filter(e => e.includes('Error'))")
+        assert errors == []
         ARTIFACTS.mkdir(exist_ok=True)
         browser_page.screenshot(path=str(ARTIFACTS / "hls-player.png"))
     finally:
