@@ -1,7 +1,9 @@
 """Admin of record tasks: state, counters and files, with stop / start-again actions."""
 
+from django import forms
 from django.contrib import admin
 
+from apps.hosting.models import task_id_validator
 from apps.jobs.admin import StreamJobAdmin
 from apps.recording.models import Record, RecordFile
 from apps.recording.services import record_task, stop_record
@@ -15,8 +17,23 @@ class RecordFileInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class RecordForm(forms.ModelForm):
+    """The API's rule: the id ends up in file names."""
+
+    class Meta:
+        model = Record
+        # The admin shows every editable field; these are the ones checked here.
+        fields = ["application", "record_id", "stream_name"]
+
+    def clean_record_id(self):
+        value = self.cleaned_data["record_id"]
+        task_id_validator(value)
+        return value
+
+
 @admin.register(Record)
 class RecordAdmin(StreamJobAdmin):
+    form = RecordForm
     stop = stop_record
     task = record_task
     list_display = [

@@ -140,6 +140,9 @@ class LiveStreamHub:
             "STREAMHUB_MEDIA_HTTPS_PORT": str(free_port()),
             "STREAMHUB_API_TLS_PORTS": f"{free_port()},{free_port()}",
             "STREAMHUB_API_TLS_UPSTREAM_PORT": str(free_port()),
+            # Tests push to nginx-rtmp, pull from GStreamer and call webhooks on loopback: allowed explicitly
+            # (the default refuses loopback, see tests/security).
+            "STREAMHUB_OUTBOUND_ALLOW": "127.0.0.0/8,::1",
         }
         self.processes: dict[str, subprocess.Popen] = {}
 
