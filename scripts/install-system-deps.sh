@@ -36,6 +36,9 @@ fi
 if [ "$purpose" = "deploy" ]; then
   needed+=("pg_ctlcluster:postgresql")
 fi
+if [ "$purpose" = "bench" ]; then
+  needed+=("wrk:wrk")  # bench/api_throughput.py
+fi
 
 missing=()
 for pair in "${needed[@]}"; do
