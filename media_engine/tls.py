@@ -42,7 +42,6 @@ class VhostTls:
 def load_context(entry: VhostTls) -> ssl.SSLContext:
     """A server context with the vhost's certificate, key and chain; `OSError`/`ssl.SSLError` if they don't load."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.sslobject_class = _AlertSendingSSLObject
     if not entry.chain_path:
         context.load_cert_chain(entry.cert_path, entry.key_path)
         return context

@@ -4,15 +4,21 @@ a restart, and HLS plays over HTTPS with the certificate verified (ffprobe)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import sync_playwright
 
 from tests.conftest import OME_AUTH
-from tests.integration.conftest import LiveStreamHub, _answers, wait_for
+from tests.integration.conftest import CHROMIUM, CHROMIUM_ARGS, LiveStreamHub, _answers, wait_for
 from tests.tools.certificates import CertificateAuthority
 
 pytestmark = pytest.mark.services
@@ -189,3 +195,28 @@ def test_hls_plays_over_https_with_the_certificate_verified(https_platform, ca):
     finally:
         publisher.kill()
         publisher.wait()
+
+
+def test_chromium_opens_the_webrtc_page_over_https_as_a_secure_context(https_platform, ca):
+    """Browsers let a page use the camera only in a secure context: the WebRTC page over HTTPS is one.
+    Chromium trusts the served certificate by its key hash (no system CA store is changed)."""
+    port = https_platform.media_tls_port
+    wait_for(lambda: served_subject(ca, "a.test", port), 15)
+    served = x509.load_pem_x509_certificate((ca.folder / "a.test.crt").read_bytes())
+    spki = served.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    args = [
+        *CHROMIUM_ARGS,
+        "--host-resolver-rules=MAP a.test 127.0.0.1, MAP c.test 127.0.0.1",
+        f"--ignore-certificate-errors-spki-list={base64.b64encode(hashlib.sha256(spki).digest()).decode()}",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        try:
+            page = browser.new_page()
+            assert page.goto(f"https://a.test:{port}/").status == 200
+            assert page.evaluate("window.isSecureContext") is True
+            assert page.evaluate("fetch('/webrtc/config').then(response => response.status)") == 200
+            with pytest.raises(PlaywrightError):  # c.test's vhost has no certificate: refused
+                page.goto(f"https://c.test:{port}/")
+        finally:
+            browser.close()

@@ -74,3 +74,10 @@ def test_no_certificate_means_nothing_to_serve(ca):
     table.load([entry(ca, "plain", ("*",))], reload="*")
     assert not table.has_certificates
     assert isinstance(table.server_context(), ssl.SSLContext)
+
+
+def test_a_certificate_with_a_chain_file_loads(ca, tmp_path):
+    cert, key = ca.issue("a.test")
+    table = CertificateTable()
+    assert table.load([VhostTls("a", ("a.test",), str(cert), str(key), str(ca.pem))], reload="*") == []
+    assert table.context_for("a.test") is not None
