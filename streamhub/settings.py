@@ -35,9 +35,10 @@ if PRODUCTION:
 
 INSTALLED_APPS = [
     "daphne",
-    # Before the admin: its templates/admin/index.html (the live dashboard) overrides the admin's own.
     "apps.dashboard",
-    "django.contrib.admin",
+    # Django's admin on the console's site: the home page's models grouped by purpose (apps/dashboard/site.py);
+    # the home page's template (the live dashboard above the groups) is templates/admin/index.html.
+    "apps.dashboard.site.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
