@@ -156,8 +156,13 @@ PULL_CREATE_WAIT_SECONDS = env.float("STREAMHUB_PULL_CREATE_WAIT", default=10.0)
 # (killed, machine gone) and is started again by `resume_orphaned_jobs` (every JOB_RECOVERY_INTERVAL).
 JOB_LEASE_SECONDS = env.float("STREAMHUB_JOB_LEASE", default=15.0)
 JOB_RECOVERY_INTERVAL = env.float("STREAMHUB_JOB_RECOVERY_INTERVAL", default=5.0)
+# Stopped and errored media job rows (records, pushes, pulls...) are pruned this many days after they
+# finished, checked every JOB_PRUNE_INTERVAL seconds; their files stay.
+JOB_HISTORY_DAYS = env.float("STREAMHUB_JOB_HISTORY_DAYS", default=7.0)
+JOB_PRUNE_INTERVAL = env.float("STREAMHUB_JOB_PRUNE_INTERVAL", default=3600.0)
 CELERY_BEAT_SCHEDULE = {
     "resume-orphaned-jobs": {"task": "apps.jobs.tasks.resume_orphaned_jobs", "schedule": JOB_RECOVERY_INTERVAL},
+    "prune-finished-media-jobs": {"task": "apps.jobs.tasks.prune_finished_jobs", "schedule": JOB_PRUNE_INTERVAL},
     # API jobs (WCS v3): a safety net for deadlines whose task was lost, and pruning of old finished jobs.
     "cancel-overdue-async-jobs": {"task": "apps.async_jobs.tasks.cancel_overdue_jobs", "schedule": 10.0},
     "prune-finished-async-jobs": {
