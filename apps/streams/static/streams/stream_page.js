@@ -120,7 +120,22 @@
   const chartBox = document.getElementById("bitrate-chart");
   const chart = window.uPlot ? new uPlot({
     width: Math.min(chartBox.clientWidth || 600, 640), height: 160, legend: { show: true }, cursor: { show: false },
-    scales: { y: { range: function (_u, _min, max) { return [0, Math.max(max * 1.1, 1)]; } } },
+    scales: {
+      // From the data, not uPlot's guess (a lone first point would stretch the axis over years): at least 60 s.
+      x: {
+        time: true,
+        range: function (u) {
+          const times = u.data[0];
+          const last = times.length ? times[times.length - 1] : Date.now() / 1000;
+          return [Math.min(times.length ? times[0] : last, last - 60), last];
+        },
+      },
+      y: { range: function (_u, _min, max) { return [0, Math.max(max * 1.1, 1)]; } },
+    },
+    axes: [
+      { space: 70, values: function (_u, splits) { return splits.map(function (t) { return new Date(t * 1000).toTimeString().slice(0, 8); }); } },
+      { size: 60 },
+    ],
     series: [{}, { label: "in kbit/s", stroke: "#2e8b57", width: 2, fill: "rgba(46,139,87,0.12)" },
       { label: "out kbit/s", stroke: "#1f6fbf", width: 2 }],
   }, series, chartBox) : null;
