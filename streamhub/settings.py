@@ -251,16 +251,15 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "StreamHub API",
-    "DESCRIPTION": (
-        "StreamHub's REST APIs: OvenMediaEngine v1 (`/v1/...`, `Authorization: Basic base64(AccessToken)`) "
-        "and, as they land, Flashphoner WCS v2/v3 (`/rest-api/...`)."
-    ),
+    # The full text, and the order OME v1 → WCS v2 → WCS v3, come from streamhub/openapi.py's hook.
+    "DESCRIPTION": "StreamHub's REST APIs: OME v1, WCS v2 and WCS v3.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "streamhub.openapi.order_dialects"],
 }
 
 LOGGING = {
