@@ -157,3 +157,57 @@ def test_an_operator_runs_a_live_stream_from_its_page(platform, page):
     finally:
         publisher.kill()
         publisher.wait()
+
+
+SEED_HISTORY = """
+from datetime import timedelta
+from pathlib import Path
+from django.conf import settings
+from django.utils import timezone
+from apps.hosting.models import Application
+from apps.recording.models import Record, RecordFile
+app = Application.objects.get(name="app")
+now = timezone.now()
+old = Record.objects.create(application=app, record_id="old-rec", stream_name="gone", state="stopped",
+                            finished_at=now - timedelta(days=1))
+path = Path(settings.MEDIA_ROOT) / "old-rec.mp4"
+path.parent.mkdir(parents=True, exist_ok=True)
+path.write_bytes(b"recorded")
+RecordFile.objects.create(record=old, sequence=0, path=str(path), started_at=now - timedelta(days=1), bytes=8)
+Record.objects.create(application=app, record_id="recent-rec", stream_name="gone", state="stopped", finished_at=now)
+Record.objects.create(application=app, record_id="waiting-rec", stream_name="not-yet", state="ready",
+                      created_at=now - timedelta(days=3))
+"""
+
+
+@pytest.fixture
+def history_platform(tmp_path, redis_url):
+    """A platform whose beat prunes finished jobs older than 12 h, checking every second."""
+    server = LiveStreamHub(tmp_path, redis_url)
+    server.env["STREAMHUB_JOB_HISTORY_DAYS"] = "0.5"
+    server.env["STREAMHUB_JOB_PRUNE_INTERVAL"] = "1"
+    server.start()
+    server.manage("shell", "-c", SEED_HISTORY)
+    yield server
+    server.stop()
+
+
+def test_beat_prunes_old_history_and_the_admin_refuses_deleting_a_waiting_job(history_platform, page):
+    platform = history_platform
+    log_in(page, platform)
+    page.goto(f"{platform.url}/admin/recording/record/")
+    expect(page.locator("#result_list")).to_contain_text("old-rec")
+
+    platform.start_worker()  # with beat: the prune runs within a second or two
+    wait_for(lambda: page.reload() or "old-rec" not in page.locator("#result_list").text_content(), 30)
+    listed = page.locator("#result_list").text_content()
+    assert "recent-rec" in listed and "waiting-rec" in listed  # within the retention; not finished
+    assert (platform.folder / "media" / "old-rec.mp4").read_bytes() == b"recorded"  # the file stays
+
+    row = page.locator("#result_list tr", has_text="waiting-rec")
+    pk = row.locator("input[name=_selected_action]").get_attribute("value")
+    run_action(page, "delete_jobs", pk)
+    expect(page.locator(".messagelist .error")).to_contain_text(
+        "Not deleted: waiting-rec (default/app/not-yet) is ready (waiting for the stream): stop it first."
+    )
+    expect(page.locator("#result_list")).to_contain_text("waiting-rec")
