@@ -1,10 +1,20 @@
-"""RTMP ingest + HLS packaging: StreamHub's engine node beside nginx with its RTMP module, same run.
+"""RTMP ingest + HLS: StreamHub's engine node as `make run` ships it beside nginx-rtmp, same run.
 
-For N = 1, 10, 50 streams (720p30, ~2.5 Mb/s, published by ffmpeg with `-c copy`), each server
-receives the streams for DURATION seconds and packages HLS with the same segment settings. Prints
-CPU seconds per stream-second and peak RSS of each server, and whether every segment was produced.
+For each N (default 1, 10, 50 streams of 720p30, ~2.5 Mb/s H.264 + AAC, published by ffmpeg with
+``-c copy``) each server takes the streams in two phases:
 
-    .venv/bin/python bench/rtmp_hls.py [--streams 1 10 50] [--duration 30]
+1. ingest (``--duration`` s): nobody watches. CPU and RSS of the server's processes are sampled.
+2. watched (``--watch`` s): one HLS player per stream asks for the playlist (the delay until it is
+   answered is the "first playlist" figure, for LL-HLS too on StreamHub), then reloads it every
+   second and fetches every new segment, as a player does. CPU and RSS are sampled again, and a
+   segment that should have appeared but did not (or could not be fetched) counts as missing.
+
+StreamHub runs `manage.py runengine` against a fresh database with the application `app` exactly as
+the data migration creates it (no tuned settings: HLS 4 s x 5 segments, LL-HLS 0.5 s parts, 6 s x 10
+segments). nginx runs Debian's RTMP module with ``hls on`` and the same HLS segment length and window,
+and its HTTP server serves the HLS folder. Figures are per stream: "CPU %" is percent of one core.
+
+    .venv/bin/python bench/rtmp_hls.py [--streams 1 10 50 100] [--duration 30] [--watch 20]
 """
 
 from __future__ import annotations
@@ -15,19 +25,26 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "var" / "bench"
+# StreamHub's shipped HLS defaults (apps.engine.control_plane), mirrored in nginx's configuration.
 SEGMENT_SECONDS = 4
+SEGMENT_COUNT = 5
 KEYFRAME_SECONDS = 2
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# A player gives up on the first playlist after this long.
+FIRST_PLAYLIST_TIMEOUT = 20.0
 
 
 def free_port() -> int:
@@ -54,7 +71,7 @@ def source_file() -> Path:
 
 
 def process_tree(pid: int) -> list[int]:
-    children = {}
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -92,31 +109,111 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def fetch(url: str, timeout: float = 10) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+    except OSError:
+        return 0, b""
+
+
+def media_segments(playlist: str) -> list[tuple[int, str]]:
+    """(media sequence number, URI) of each complete segment of a media playlist."""
+    match = re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", playlist)
+    sequence = int(match.group(1)) if match else 0
+    found, lines = [], playlist.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("#EXTINF") and index + 1 < len(lines):
+            found.append((sequence, lines[index + 1].strip()))
+            sequence += 1
+    return found
+
+
+@dataclass
+class Player:
+    """One HLS player of one stream: first playlist delay, then reloads and segment fetches."""
+
+    playlist_url: str
+    base_url: str
+    first_playlist: float | None = None
+    seen: dict[int, bool] = field(default_factory=dict)  # sequence -> fetched a valid segment
+    first_sequence: int | None = None
+
+    def run(self, until: float) -> None:
+        start = time.monotonic()
+        while time.monotonic() < min(until, start + FIRST_PLAYLIST_TIMEOUT):
+            status, body = fetch(self.playlist_url, FIRST_PLAYLIST_TIMEOUT)
+            if status == 200 and b"#EXTINF" in body:
+                self.first_playlist = time.monotonic() - start
+                break
+            time.sleep(0.2)
+        if self.first_playlist is None:
+            return
+        while time.monotonic() < until:
+            status, body = fetch(self.playlist_url)
+            if status == 200:
+                for sequence, uri in media_segments(body.decode(errors="replace")):
+                    if self.first_sequence is None:
+                        self.first_sequence = sequence
+                    if sequence not in self.seen:
+                        code, data = fetch(self.base_url + uri)
+                        self.seen[sequence] = code == 200 and len(data) > 188 and data[0] == 0x47
+            time.sleep(1)
+
+    def missing(self, watched_seconds: float) -> int:
+        """Segments that should have come while watching but did not, or could not be fetched."""
+        if self.first_playlist is None:
+            return max(1, int(watched_seconds // SEGMENT_SECONDS))
+        new = [sequence for sequence in self.seen if sequence != self.first_sequence]
+        expected = max(0, int((watched_seconds - self.first_playlist) // SEGMENT_SECONDS) - 1)
+        failed = sum(1 for ok in self.seen.values() if not ok)
+        gaps = (max(new) - min(new) + 1 - len(new)) if new else 0
+        return max(0, expected - len(new)) + failed + gaps
+
+
 @dataclass
 class Result:
     server: str
     streams: int
-    cpu_per_stream_second: float
-    peak_rss_mb: float
-    segments_expected: int
-    segments_min: int
+    idle_rss_mb: float
+    ingest_cpu_percent: float  # of a core, per stream
+    ingest_rss_mb: float  # peak
+    watched_cpu_percent: float
+    watched_rss_mb: float
+    first_playlist: list[float]
+    first_llhls: list[float]
+    missing: int
     publishers_ok: int
+
+    @property
+    def rss_per_stream(self) -> float:
+        return (self.ingest_rss_mb - self.idle_rss_mb) / self.streams
+
+    @property
+    def watched_rss_per_stream(self) -> float:
+        return (self.watched_rss_mb - self.idle_rss_mb) / self.streams
 
 
 class Server:
     name = ""
     rtmp_port = 0
+    http_port = 0
 
     def start(self, folder: Path) -> subprocess.Popen: ...
 
-    def segments(self, stream: str) -> int: ...
+    def playlist_url(self, stream: str) -> str: ...
+
+    def llhls_url(self, stream: str) -> str | None:
+        return None
 
 
 class NginxRtmp(Server):
     name = "nginx-rtmp"
 
     def start(self, folder: Path) -> subprocess.Popen:
-        self.rtmp_port = free_port()
+        self.rtmp_port, self.http_port = free_port(), free_port()
         self.hls = folder / "hls"
         self.hls.mkdir()
         # nginx's worker runs unprivileged: let it reach and write the HLS folder.
@@ -139,16 +236,22 @@ rtmp {{
       hls on;
       hls_path {self.hls};
       hls_fragment {SEGMENT_SECONDS}s;
-      hls_playlist_length {SEGMENT_SECONDS * 5}s;
-      hls_cleanup off;
+      hls_playlist_length {SEGMENT_SECONDS * SEGMENT_COUNT}s;
     }}
+  }}
+}}
+http {{
+  access_log off;
+  server {{
+    listen 127.0.0.1:{self.http_port};
+    location /app/ {{ alias {self.hls}/; add_header Cache-Control no-cache; }}
   }}
 }}
 """)
         return subprocess.Popen(["nginx", "-c", str(config), "-p", str(folder)], stderr=subprocess.DEVNULL)
 
-    def segments(self, stream: str) -> int:
-        return len(list(self.hls.glob(f"{stream}-*.ts")))
+    def playlist_url(self, stream: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}/app/{stream}.m3u8"
 
 
 class StreamHubEngine(Server):
@@ -162,32 +265,24 @@ class StreamHubEngine(Server):
             "STREAMHUB_VAR_DIR": str(folder / "var"),
             "STREAMHUB_CHANNELS_PREFIX": f"bench{os.getpid()}",
             "STREAMHUB_NODE_ID": f"bench-{os.getpid()}",
-            "LOG_LEVEL": "WARNING",
         }
+        # The application `app` as the data migration creates it: nothing is tuned.
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        patch = (
-            "from apps.hosting.models import Application as A; a = A.objects.get(name='app'); "
-            f"a.publishers['hls'] = {{'segmentDuration': {SEGMENT_SECONDS}, 'segmentCount': 5}}; a.save()"
-        )
-        subprocess.run([sys.executable, "manage.py", "shell", "-c", patch], cwd=ROOT, env=env, check=True)
-        process = subprocess.Popen(
+        log = (CACHE / "engine.log").open("wb")  # (the last run's, kept for a look after the run)
+        return subprocess.Popen(
             [sys.executable, "manage.py", "runengine", "--rtmp-host", "127.0.0.1", "--rtmp-port", str(self.rtmp_port),
              "--http-host", "127.0.0.1", "--http-port", str(self.http_port)],
-            cwd=ROOT, env=env,
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        return process
 
-    def segments(self, stream: str) -> int:
-        url = f"http://127.0.0.1:{self.http_port}/app/{stream}/ts:playlist.m3u8"
-        try:
-            text = urllib.request.urlopen(url, timeout=5).read().decode()
-        except OSError:
-            return 0
-        sequence = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))
-        return sequence + text.count("#EXTINF")
+    def playlist_url(self, stream: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}/app/{stream}/ts:playlist.m3u8"
+
+    def llhls_url(self, stream: str) -> str | None:
+        return f"http://127.0.0.1:{self.http_port}/app/{stream}/llhls.m3u8"
 
 
-def wait_port(port: int, timeout: float = 30) -> None:
+def wait_port(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -198,89 +293,208 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def run(server: Server, streams: int, duration: int, source: Path) -> Result:
+def first_llhls(url: str, delays: list[float], lock: threading.Lock) -> None:
+    """Master playlist, then its chunklist with at least one part: the delay until both are answered."""
+    start = time.monotonic()
+    while time.monotonic() - start < FIRST_PLAYLIST_TIMEOUT:
+        status, body = fetch(url, FIRST_PLAYLIST_TIMEOUT)
+        chunklist = next((line for line in body.decode(errors="replace").splitlines() if line.endswith(".m3u8")), None)
+        if status == 200 and chunklist:
+            status, body = fetch(url.rsplit("/", 1)[0] + "/" + chunklist, FIRST_PLAYLIST_TIMEOUT)
+            if status == 200 and b"#EXT-X-PART:" in body:
+                with lock:
+                    delays.append(time.monotonic() - start)
+                return
+        time.sleep(0.2)
+
+
+class Sampler:
+    """Peak RSS of a process tree, sampled every second in the background."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1):
+            self.peak = max(self.peak, rss_mb(process_tree(self.pid)))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, rss_mb(process_tree(self.pid)))
+
+
+def publish(server: Server, streams: int, seconds: int, source: Path) -> list[subprocess.Popen]:
+    return [
+        subprocess.Popen(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(source),
+                "-c",
+                "copy",
+                "-t",
+                str(seconds),
+                "-f",
+                "flv",
+                f"rtmp://127.0.0.1:{server.rtmp_port}/app/s{index}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for index in range(streams)
+    ]
+
+
+def profiler(pid: int, seconds: int, output: Path | None) -> subprocess.Popen | None:
+    """py-spy sampling the engine (as root) into collapsed stacks (`--format raw`), or None."""
+    if output is None:
+        return None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "50"]
+    command += ["--pid", str(pid), "--duration", str(seconds), "--output", str(output)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run(server: Server, streams: int, duration: int, watch: int, source: Path, profile: Path | None = None) -> Result:
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         process = server.start(Path(folder))
+        publishers: list[subprocess.Popen] = []
         try:
             wait_port(server.rtmp_port)
-            publishers = [
-                subprocess.Popen(
-                    [
-                        "ffmpeg",
-                        "-v",
-                        "error",
-                        "-re",
-                        "-stream_loop",
-                        "-1",
-                        "-i",
-                        str(source),
-                        "-c",
-                        "copy",
-                        "-t",
-                        str(duration),
-                        "-f",
-                        "flv",
-                        f"rtmp://127.0.0.1:{server.rtmp_port}/app/s{index}",
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+            wait_port(server.http_port)
+            time.sleep(2)  # settle: the idle footprint
+            idle_rss = rss_mb(process_tree(process.pid))
+            publishers = publish(server, streams, duration + watch + 20, source)
+            time.sleep(3)  # connect and start: not part of the steady state measured below
+
+            # 1. ingest: nobody watches
+            sampler = Sampler(process.pid)
+            spy = profiler(process.pid, duration, profile and profile / f"{streams}-ingest.txt")
+            cpu_start = cpu_seconds(process_tree(process.pid))
+            time.sleep(duration)
+            ingest_cpu = cpu_seconds(process_tree(process.pid)) - cpu_start
+            ingest_rss = sampler.stop()
+
+            # 2. watched: one HLS player per stream (and one LL-HLS start on StreamHub)
+            if spy is not None:
+                spy.wait()
+            sampler = Sampler(process.pid)
+            spy = profiler(process.pid, watch, profile and profile / f"{streams}-watched.txt")
+            cpu_start = cpu_seconds(process_tree(process.pid))
+            until = time.monotonic() + watch
+            players = [
+                Player(server.playlist_url(f"s{index}"), server.playlist_url(f"s{index}").rsplit("/", 1)[0] + "/")
                 for index in range(streams)
             ]
-            pids = process_tree(process.pid)
-            cpu_start = cpu_seconds(pids)
-            peak = 0.0
-            deadline = time.monotonic() + duration
-            while time.monotonic() < deadline:
-                time.sleep(1)
-                peak = max(peak, rss_mb(process_tree(process.pid)))
-            cpu_used = cpu_seconds(process_tree(process.pid)) - cpu_start
-            # Count segments while the streams are still up, before the publishers finish.
-            produced = [server.segments(f"s{index}") for index in range(streams)]
-            ok = sum(1 for publisher in publishers if publisher.wait(timeout=60) == 0)
+            threads = [threading.Thread(target=player.run, args=(until,)) for player in players]
+            llhls_delays: list[float] = []
+            lock = threading.Lock()
+            for index in range(streams):
+                url = server.llhls_url(f"s{index}")
+                if url is not None:
+                    threads.append(threading.Thread(target=first_llhls, args=(url, llhls_delays, lock)))
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            watched_cpu = cpu_seconds(process_tree(process.pid)) - cpu_start
+            watched_rss = sampler.stop()
+            if spy is not None:
+                spy.wait()
+            ok = sum(1 for publisher in publishers if publisher.poll() is None)
         finally:
             for publisher in publishers:
-                if publisher.poll() is None:
-                    publisher.kill()
+                publisher.kill()
+                publisher.wait()
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-    expected = duration // SEGMENT_SECONDS - 1
-    return Result(server.name, streams, cpu_used / (streams * duration), peak, expected, min(produced), ok)
+    firsts = [player.first_playlist for player in players if player.first_playlist is not None]
+    return Result(
+        server=server.name,
+        streams=streams,
+        idle_rss_mb=idle_rss,
+        ingest_cpu_percent=100 * ingest_cpu / (streams * duration),
+        ingest_rss_mb=ingest_rss,
+        watched_cpu_percent=100 * watched_cpu / (streams * watch),
+        watched_rss_mb=watched_rss,
+        first_playlist=firsts,
+        first_llhls=llhls_delays,
+        missing=sum(player.missing(watch) for player in players),
+        publishers_ok=ok,
+    )
+
+
+def delays(values: list[float], streams: int) -> str:
+    if not values:
+        return "-"
+    text = f"{statistics.median(values):.1f}/{max(values):.1f}"
+    return text if len(values) == streams else f"{text} ({streams - len(values)} none)"
+
+
+HEADER = (
+    f"{'server':<11} {'N':>4} {'ingest CPU%':>11} {'watched CPU%':>12} {'idle RSS':>8} {'ingest RSS':>10} "
+    f"{'/stream':>7} {'watched RSS':>11} {'/stream':>7} {'1st HLS s':>10} {'1st LL-HLS s':>12} "
+    f"{'missing':>7} {'pub ok':>6}"
+)
+
+
+def line(result: Result) -> str:
+    return (
+        f"{result.server:<11} {result.streams:>4} {result.ingest_cpu_percent:>11.2f} "
+        f"{result.watched_cpu_percent:>12.2f} "
+        f"{result.idle_rss_mb:>8.0f} {result.ingest_rss_mb:>10.0f} {result.rss_per_stream:>7.2f} "
+        f"{result.watched_rss_mb:>11.0f} {result.watched_rss_per_stream:>7.2f} "
+        f"{delays(result.first_playlist, result.streams):>10} {delays(result.first_llhls, result.streams):>12} "
+        f"{result.missing:>7} {result.publishers_ok:>3}/{result.streams}"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--duration", type=int, default=30, help="seconds each run publishes")
+    parser.add_argument("--duration", type=int, default=30, help="seconds of ingest with nobody watching")
+    parser.add_argument("--watch", type=int, default=20, help="seconds with one HLS player per stream")
+    parser.add_argument("--only", choices=["nginx-rtmp", "StreamHub"], help="run one server only")
+    parser.add_argument(
+        "--profile", type=Path, help="folder for py-spy profiles of the engine (collapsed stacks; needs root)"
+    )
     args = parser.parse_args()
     for tool in ("ffmpeg", "nginx"):
         if not shutil.which(tool):
             print(f"{tool} is missing: run `make bench`, which installs it", file=sys.stderr)
             return 1
     source = source_file()
-    results = []
-    print(
-        f"{'server':<11} {'streams':>7} {'CPU s / stream-s':>17} {'peak RSS MB':>12} "
-        f"{'segments min/expected':>22} {'publishers ok':>14}"
-    )
+    print("CPU%: percent of one core per stream; RSS in MB (/stream: above the idle server);")
+    print("1st playlist: seconds from a player's first request to a playlist with a segment (median/max)")
+    print(HEADER, flush=True)
     for streams in args.streams:
+        pair = []
         for server in (NginxRtmp(), StreamHubEngine()):
-            result = run(server, streams, args.duration, source)
-            results.append(result)
+            if args.only and server.name != args.only:
+                continue
+            profile = args.profile if isinstance(server, StreamHubEngine) else None
+            result = run(server, streams, args.duration, args.watch, source, profile)
+            pair.append(result)
+            print(line(result), flush=True)
+        if len(pair) == 2 and pair[0].ingest_cpu_percent and pair[0].watched_cpu_percent:
+            ingest = pair[1].ingest_cpu_percent / pair[0].ingest_cpu_percent
+            watched = pair[1].watched_cpu_percent / pair[0].watched_cpu_percent
             print(
-                f"{result.server:<11} {result.streams:>7} {result.cpu_per_stream_second:>17.4f} "
-                f"{result.peak_rss_mb:>12.1f} {result.segments_min:>10}/{result.segments_expected:<11} "
-                f"{result.publishers_ok:>8}/{streams}",
-                flush=True,
+                f"  -> StreamHub CPU per stream: {ingest:.2f}x nginx-rtmp ingesting, {watched:.2f}x watched", flush=True
             )
-        nginx, ours = results[-2], results[-1]
-        ratio = (
-            ours.cpu_per_stream_second / nginx.cpu_per_stream_second if nginx.cpu_per_stream_second else float("inf")
-        )
-        print(f"  -> StreamHub CPU per stream = {ratio:.2f}x nginx-rtmp at {streams} stream(s)", flush=True)
     return 0
 
 

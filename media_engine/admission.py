@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import aiohttp
 
 from media_engine import internal_auth
+from media_engine.outbound import check_request_url, guarded_session
 
 logger = logging.getLogger(__name__)
 
@@ -351,8 +352,10 @@ async def call_webhook(request: AdmissionRequest, hook: Webhook, now: float) -> 
     failure = "the admission webhook did not answer"
     try:
         timeout = aiohttp.ClientTimeout(total=hook.timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.post(hook.url, data=body, headers=headers) as response:
+        # Only where the outbound policy allows (checked on the addresses connected to); no redirects.
+        check_request_url(hook.url)
+        async with guarded_session(timeout=timeout) as session:
+            async with session.post(hook.url, data=body, headers=headers, allow_redirects=False) as response:
                 if response.status == 200:
                     decision = webhook_decision(await response.json(content_type=None), now)
                     if decision is not None:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from media_engine import log_limits
 from media_engine.control import ControlPlane
+from media_engine.hls.history import PacketHistory
 from media_engine.hls.llhls import LlHlsPackager
 from media_engine.hls.master import MasterPlaylists, PlaylistLookup
+from media_engine.hls.packager import DEFAULT_IDLE_TIMEOUT
 from media_engine.hls.segmenter import HlsPackager
+from media_engine.hls.store import FileFolder
 from media_engine.http.limits import HttpLimits
 from media_engine.http.server import MediaHttpServer
 from media_engine.jobs.thumbnail import ThumbnailStore, thumbnail_handler
@@ -48,6 +52,17 @@ class NodeAddresses:
     srt_port: int | None = None  # None: no SRT ingest
 
 
+@dataclass(frozen=True)
+class HlsSettings:
+    """How the node packages HLS and LL-HLS: only for streams someone plays (stopping after
+    ``idle_timeout`` s without a request), into files under ``files_dir`` (None: a tmpfs if any),
+    starting from the last ``history_seconds`` of the stream (the shipped HLS window: 5 x 4 s)."""
+
+    files_dir: Path | None = None
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    history_seconds: float = 20.0
+
+
 class EngineNode:
     def __init__(
         self,
@@ -58,18 +73,31 @@ class EngineNode:
         playlists: PlaylistLookup | None = None,
         thumbnails: ThumbnailStore | None = None,
         limits: NodeLimits | None = None,
+        hls: HlsSettings | None = None,
     ) -> None:
         """``playlists`` serves output profiles' master playlists; ``thumbnails`` the thumb.jpg/png
         pictures transcode jobs write (both: routes on the media HTTP port)."""
         addresses = addresses or NodeAddresses()
         limits = limits or NodeLimits()
+        hls = hls or HlsSettings()
         self.control = control
         self.registry = StreamRegistry()
         self.rtmp = RtmpServer(
             self.registry, control, host=addresses.rtmp_host, port=addresses.rtmp_port, limits=limits.rtmp
         )
-        self.packager = HlsPackager.for_control_plane(self.registry, control)
-        self.llhls = LlHlsPackager.for_control_plane(self.registry, control)
+        # HLS and LL-HLS are packaged only for streams someone plays (from the cached GOP on the
+        # first request): an unwatched stream costs its ingest only. Their windows are files, out
+        # of the Python heap (tens of MB per watched stream otherwise).
+        self.hls_files = FileFolder(hls.files_dir)
+        self.history = PacketHistory(self.registry, self.hls_files, hls.history_seconds)
+        packaging = {
+            "on_demand": True,
+            "idle_timeout": hls.idle_timeout,
+            "folder": self.hls_files,
+            "history": self.history,
+        }
+        self.packager = HlsPackager.for_control_plane(self.registry, control, **packaging)
+        self.llhls = LlHlsPackager.for_control_plane(self.registry, control, **packaging)
         self.http = MediaHttpServer(
             self.registry,
             control,
@@ -82,7 +110,7 @@ class EngineNode:
         self.webrtc = WebRtcService(self.registry, control, webrtc)  # WHIP/WHEP on the media HTTP port
         self.webrtc.add_routes(self.http)
         if playlists is not None:
-            MasterPlaylists(self.registry, playlists, self.llhls).add_routes(self.http)
+            MasterPlaylists(self.registry, playlists, self.llhls, self.packager).add_routes(self.http)
         if thumbnails is not None:
             thumbnail_path = r"/{app}/{stream}/thumb.{ext:jpg|png}"
             self.http.add_route("GET", thumbnail_path, thumbnail_handler(self.http, thumbnails), name="thumbnail")
@@ -110,6 +138,7 @@ class EngineNode:
         # Unhandled loop errors (accept() out of descriptors, above all) logged at most once per kind
         # and interval: a flood of connections must not become gigabytes of identical tracebacks.
         log_limits.install(asyncio.get_running_loop())
+        self.history.attach()
         self.packager.attach()
         self.llhls.attach()
         await self.rtmp.start()
@@ -131,6 +160,8 @@ class EngineNode:
         await self.http.stop()
         await self.packager.close()
         await self.llhls.close()
+        self.history.close()
+        self.hls_files.close()
         if self._event_tasks:
             await asyncio.gather(*self._event_tasks, return_exceptions=True)
 
@@ -151,9 +182,7 @@ class EngineNode:
         if self.registry.get(key) is None:
             return False
         for packager in (self.llhls, self.packager):
-            segmenter = packager.get(key)
-            if segmenter is not None:
-                segmenter.add_timed_metadata(id3)
+            packager.add_timed_metadata(key, id3)  # (starts packaging an unwatched stream)
         return True
 
     def set_hls(self, key: StreamKey, enabled: bool) -> bool:

@@ -3,6 +3,14 @@
 A publisher pushes packets into its `LiveStream`; every subscriber (RTMP player, HLS
 packager, recorder...) reads them from its own bounded queue. A subscriber that falls
 behind is dropped, so a slow reader never slows the publisher or the other readers.
+
+A stream is *opened* when its publisher claims the name, and *started* (visible: the
+registry's ``on_started`` listeners, its `streams` list) only once its tracks are known, as
+OME does: every track the publisher announced (RTMP/SRT ``onMetaData``, a WebRTC offer, see
+`LiveStream.announce`) has its codec configuration, or, with nothing announced, both kinds
+have one. A track that never comes is waited for a bounded stretch of media time (see
+`READY_WAIT_ANNOUNCED_MS`, `READY_WAIT_UNANNOUNCED_MS`), so an audio-only source still starts.
+A publisher that never sends media never becomes a stream.
 """
 
 from __future__ import annotations
@@ -23,6 +31,14 @@ logger = logging.getLogger(__name__)
 # Packets kept since the last video keyframe, so a new player starts on a keyframe at once.
 # Bounded so that a stream with no keyframes cannot grow memory without limit.
 GOP_CACHE_MAX_PACKETS = 4096
+
+# How long (media time since the first media packet) a stream waits for a track that its publisher
+# announced but has not configured yet, and, when nothing was announced, for the other kind of track
+# (so that an audio-only or video-only source still starts, a little later).
+READY_WAIT_ANNOUNCED_MS = 5000
+READY_WAIT_UNANNOUNCED_MS = 1500
+# The same bound in packets, for publishers whose timestamps do not advance.
+READY_WAIT_MAX_PACKETS = 1000
 
 
 PacketSink = Callable[[MediaPacket], None]
@@ -133,7 +149,14 @@ class Subscription:
 class LiveStream:
     """One live stream on this node: its codec configuration, GOP cache, counters and readers."""
 
-    def __init__(self, key: StreamKey, source: str, remote_address: str = "") -> None:
+    def __init__(
+        self,
+        key: StreamKey,
+        source: str,
+        remote_address: str = "",
+        on_ready: Callable[[LiveStream], None] | None = None,
+    ) -> None:
+        """``on_ready(stream)`` is called once, when the stream's tracks are known."""
         self.key = key
         self.source = source
         self.remote_address = remote_address
@@ -148,6 +171,12 @@ class LiveStream:
         self._subscriptions: set[Subscription] = set()
         self._sinks: list[PacketSink] = []
         self._on_stop: Callable[[], None] | None = None
+        # readiness (see the module docstring)
+        self.ready = False
+        self.expected: frozenset[TrackKind] | None = None
+        self._first_media_dts: int | None = None
+        self._media_packets = 0
+        self._on_ready = on_ready
 
     @property
     def has_video(self) -> bool:
@@ -165,6 +194,40 @@ class LiveStream:
         """Disconnect the publisher (e.g. on DELETE from the API)."""
         if self._on_stop is not None:
             self._on_stop()
+
+    def announce(self, *, video: bool, audio: bool) -> None:
+        """The publisher said which tracks it sends (RTMP ``onMetaData``, a WebRTC offer...): the
+        stream starts once each of them is configured. Announcing neither kind says nothing."""
+        if self.ready:
+            return
+        kinds = {kind for kind, sent in ((TrackKind.VIDEO, video), (TrackKind.AUDIO, audio)) if sent}
+        self.expected = frozenset(kinds) if kinds else None
+
+    def _tracks_known(self, packet: MediaPacket) -> bool:
+        """After ``packet``: are the stream's tracks known (see the module docstring)?"""
+        if not packet.config and packet.kind is not TrackKind.DATA:
+            if self._first_media_dts is None:
+                self._first_media_dts = packet.dts
+            self._media_packets += 1
+        configured = set()
+        if self.video_config is not None:
+            configured.add(TrackKind.VIDEO)
+        if self.audio_config is not None:
+            configured.add(TrackKind.AUDIO)
+        if not configured:
+            return False
+        if self.expected is not None:
+            if self.expected <= configured:
+                return True
+            wait_ms = READY_WAIT_ANNOUNCED_MS
+        else:
+            if len(configured) == 2:
+                return True
+            wait_ms = READY_WAIT_UNANNOUNCED_MS
+        first = self._first_media_dts
+        if first is None:
+            return False
+        return packet.dts - first >= wait_ms or self._media_packets >= READY_WAIT_MAX_PACKETS
 
     def tracks(self) -> list[TrackInfo]:
         """The input tracks as measured so far (video first, as OME lists them)."""
@@ -202,6 +265,11 @@ class LiveStream:
             if not subscription.offer(packet):
                 logger.info("dropping slow reader of %s", self.key)
                 self._subscriptions.discard(subscription)
+        # Last, so that readers joining at the start get this packet once (from the caches).
+        if not self.ready and self._tracks_known(packet):
+            self.ready = True
+            if self._on_ready is not None:
+                self._on_ready(self)
 
     def add_sink(self, sink: PacketSink) -> None:
         """A reader called inline for every packet: for fast, non-blocking consumers (the HLS
@@ -257,31 +325,43 @@ class StreamRegistry:
         self._on_ended.append(listener)
 
     def open(self, key: StreamKey, source: str, remote_address: str = "") -> LiveStream:
-        """Register a new publisher; refuse a name that is already live (StreamAlreadyLive) or that
-        breaks the stream name rule (InvalidStreamName: every protocol's entry checks it first)."""
+        """Register a new publisher; refuse a name that is already live or being opened
+        (StreamAlreadyLive) or that breaks the stream name rule (InvalidStreamName: every protocol's
+        entry checks it first). The ``on_started`` listeners hear of it once its tracks are known."""
         check_stream_name(key.name)
         if key in self._streams:
             raise StreamAlreadyLive(str(key))
-        stream = LiveStream(key, source, remote_address)
+        stream = LiveStream(key, source, remote_address, on_ready=self._started)
         self._streams[key] = stream
-        logger.info("stream %s started (%s from %s)", key, source, remote_address)
-        for listener in self._on_started:
-            listener(stream)
+        logger.info("stream %s opened (%s from %s)", key, source, remote_address)
         return stream
 
+    def _started(self, stream: LiveStream) -> None:
+        if self._streams.get(stream.key) is not stream:
+            return
+        tracks = ", ".join(f"{track.kind} {track.codec}" for track in stream.tracks())
+        logger.info("stream %s started (%s from %s): %s", stream.key, stream.source, stream.remote_address, tracks)
+        for listener in self._on_started:
+            listener(stream)
+
     def close(self, stream: LiveStream) -> None:
-        """The publisher of ``stream`` is gone."""
+        """The publisher of ``stream`` is gone (``on_ended`` listeners hear of it if it had started)."""
         if self._streams.get(stream.key) is stream:
             del self._streams[stream.key]
         if stream.ended:
             return
         stream.end()
+        if not stream.ready:
+            logger.info("stream %s closed before its tracks were known", stream.key)
+            return
         logger.info("stream %s ended", stream.key)
         for listener in self._on_ended:
             listener(stream)
 
     def get(self, key: StreamKey) -> LiveStream | None:
+        """The stream published under ``key``, started or still waiting for its tracks."""
         return self._streams.get(key)
 
     def streams(self) -> list[LiveStream]:
-        return list(self._streams.values())
+        """The started streams."""
+        return [stream for stream in self._streams.values() if stream.ready]

@@ -11,11 +11,20 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from apps.security.startup import warn_if_wcs_open  # noqa: E402
+from streamhub import daphne_body_limit  # noqa: E402
+from streamhub.middleware import RequestBodyLimitMiddleware  # noqa: E402
 from streamhub.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # API bodies over the limit are answered 413 before Django reads them.
+        "http": RequestBodyLimitMiddleware(django_asgi_app),
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# The API server starts here: say so loudly if WCS answers anyone beyond loopback without credentials.
+warn_if_wcs_open()
+# Oversize API bodies are refused while they arrive, before Daphne buffers them.
+daphne_body_limit.install()

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "apps.transcoding",
     "apps.multi_recorder",
     "apps.mixing",
+    "apps.security",
     "apps.calls",
 ]
 
@@ -217,6 +218,14 @@ STREAMHUB_MEDIA_URL = env.str("STREAMHUB_MEDIA_URL", default="")
 ENGINE_HEARTBEAT_INTERVAL = env.float("STREAMHUB_ENGINE_HEARTBEAT", default=2.0)
 # A node silent for this many seconds is gone: its streams are marked ended.
 ENGINE_NODE_TIMEOUT = env.float("STREAMHUB_ENGINE_NODE_TIMEOUT", default=15.0)
+# HLS/LL-HLS segments and parts are files under this folder (out of the engine's heap); empty: a
+# tmpfs (/dev/shm) when there is one, else the system's temporary folder. Packaging runs only for
+# streams someone plays, and stops after STREAMHUB_HLS_IDLE_TIMEOUT seconds without a request; it
+# starts from the stream's last STREAMHUB_HLS_HISTORY_SECONDS (files there too), so that a player's
+# first playlist lists a window (0: from the last keyframe only).
+ENGINE_HLS_FILES_DIR = env.str("STREAMHUB_HLS_FILES_DIR", default="")
+ENGINE_HLS_IDLE_TIMEOUT = env.float("STREAMHUB_HLS_IDLE_TIMEOUT", default=30.0)
+ENGINE_HLS_HISTORY_SECONDS = env.float("STREAMHUB_HLS_HISTORY_SECONDS", default=20.0)
 # WebRTC (WHIP/WHEP): host candidates on these addresses (comma-separated; empty: every interface
 # but loopback), ICE over UDP ports in this range ("40000-40999"; empty: any port), STUN/TURN servers
 # (comma-separated "stun:host:port", "turn:host:port?transport=udp") with the TURN credentials.
@@ -305,6 +314,23 @@ WCS_JOBS_MAX_PREFER_WAIT_TIME = env.float("STREAMHUB_WCS_JOBS_MAX_PREFER_WAIT_TI
 WCS_JOBS_MAX_PREFER_TIMEOUT = env.float("STREAMHUB_WCS_JOBS_MAX_PREFER_TIMEOUT", default=60.0)
 # Finished API jobs are deleted after this many seconds (by the beat's prune task).
 ASYNC_JOBS_KEEP_FINISHED_SECONDS = env.float("STREAMHUB_ASYNC_JOBS_KEEP_FINISHED", default=86400.0)
+
+# Security (apps.security, README "Security"). Outgoing connections that API clients or settings name (pulls,
+# pushes, WebRTC relays, admission webhooks) go to public addresses only, plus this allow-list (comma-separated
+# CIDRs, addresses or host names; ".example.internal" allows every name under it), e.g. another node or a local
+# nginx: "10.0.0.0/8,127.0.0.1,node2.example.internal".
+OUTBOUND_ALLOW = env.list("STREAMHUB_OUTBOUND_ALLOW", default=[])
+# Request bodies of /v1, /rest-api and /rest-api/v3 larger than this are answered 413 before they are read.
+API_MAX_BODY_BYTES = env.int("STREAMHUB_API_MAX_BODY", default=4 * 1024 * 1024)
+# JSON bodies nested deeper than this (objects and arrays) are answered 400.
+API_MAX_JSON_DEPTH = env.int("STREAMHUB_API_MAX_JSON_DEPTH", default=64)
+# Django's own cap on bodies it reads into memory must not answer before ours.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, API_MAX_BODY_BYTES)
+# WCS /stream/event/send and /data/send: the largest payload relayed to subscribers (bytes of its JSON).
+WCS_MAX_EVENT_PAYLOAD_BYTES = env.int("STREAMHUB_WCS_MAX_EVENT_PAYLOAD", default=64 * 1024)
+# The address the API server listens on (scripts/run_platform.py reads the same variable): beyond loopback,
+# an open WCS API (WCS_REST_AUTH off) is announced loudly at start.
+API_HOST = env.str("STREAMHUB_API_HOST", default="0.0.0.0")
 
 # SIP calls (WCS /call/*, apps.calls): the address the SIP agent binds its SIP and RTP sockets to
 # ("" = every interface), the address it announces in SIP/SDP when behind NAT, and how long an

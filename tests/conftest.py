@@ -19,9 +19,15 @@ OME_TOKEN = "ome-access-token"
 OME_AUTH = "Basic b21lLWFjY2Vzcy10b2tlbg=="
 
 
+# Tests pull from and push to servers on loopback: the outbound policy allows it here explicitly
+# (its default refuses loopback; tests/security shows that with OUTBOUND_ALLOW empty).
+TEST_OUTBOUND_ALLOW = ["127.0.0.0/8", "::1"]
+
+
 @pytest.fixture(autouse=True)
 def _ome_token(settings):
     settings.OME_ACCESS_TOKEN = OME_TOKEN
+    settings.OUTBOUND_ALLOW = TEST_OUTBOUND_ALLOW
 
 
 @pytest.fixture(autouse=True)

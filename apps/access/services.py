@@ -19,6 +19,7 @@ from django.db import transaction
 from apps.access.choices import PROVIDERS, PUBLISHERS, Direction, WebhookDefaultAction
 from apps.access.models import AclKey
 from apps.hosting.models import Application
+from apps.security.outbound import OutboundRefused, check_outbound_url
 from media_engine.admission import AccessRules, Enables, SignedPolicy, Webhook, make_policy, sign_url
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,10 @@ def check_admission_webhooks(config: object) -> None:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("admissionWebhooks.controlServerUrl must be an http(s):// URL")
+    try:
+        check_outbound_url(url)
+    except OutboundRefused as refused:
+        raise ValueError(f"admissionWebhooks.controlServerUrl: {refused}") from None
     if not isinstance(config.get("secretKey", ""), str):
         raise ValueError("admissionWebhooks.secretKey must be a string")
     timeout = config.get("timeout", settings.ACCESS_WEBHOOK_TIMEOUT_MS)

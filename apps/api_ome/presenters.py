@@ -11,6 +11,7 @@ from django.utils import timezone
 from apps.streams.choices import CONNECTION_KINDS
 from apps.streams.models import Stream
 from apps.transcoding.services import rendition_outputs
+from media_engine.webrtc.transcode import OPUS_BITRATE, OPUS_CHANNELS, OPUS_RATE
 
 
 def ome_time(value: datetime | None) -> str | None:
@@ -53,8 +54,10 @@ def _track(track: dict) -> dict:
 def stream_info(stream: Stream) -> dict:
     """GET /v1/vhosts/{vhost}/apps/{app}/streams/{stream}.
 
-    ``outputs`` lists what really plays: the input itself (HLS and RTMP without re-encoding), then
-    the renditions its output profiles' transcodes publish, each a stream of its own.
+    ``outputs`` lists what really plays: the input itself with the tracks its players get (every
+    input track passed through to RTMP, HLS, LL-HLS and WebRTC, and the Opus track the engine
+    encodes from AAC for WebRTC viewers, as OME's default profile shows it), then the renditions
+    its output profiles' transcodes publish, each a stream of its own.
     """
     tracks = stream.input_tracks or []
     info = {
@@ -64,23 +67,34 @@ def stream_info(stream: Stream) -> dict:
             "sourceType": stream.source_type,
             "tracks": [_track(track) for track in tracks],
         },
-        "outputs": [
-            {
-                "name": stream.name,
-                "tracks": [
-                    {"id": track["id"], "type": track["kind"].capitalize(), track["kind"]: {"bypass": True}}
-                    for track in tracks
-                ],
-            }
-        ],
+        "outputs": [{"name": stream.name, "tracks": _stream_output_tracks(tracks)}],
     }
-    info["outputs"] += [_rendition_output(rendition, live) for rendition, live in rendition_outputs(stream)]
+    info["outputs"] += [_rendition_output(rendition, live, tracks) for rendition, live in rendition_outputs(stream)]
     return info
 
 
-def _rendition_output(rendition: dict, live: Stream | None) -> dict:
-    """A transcoded rendition: its measured tracks once live, else what its encodes ask for."""
+def _stream_output_tracks(input_tracks: list[dict]) -> list[dict]:
+    out = [
+        {"id": track["id"], "type": track["kind"].capitalize(), track["kind"]: {"bypass": True}}
+        for track in input_tracks
+    ]
+    aac = any(track["kind"] == "audio" and track["codec"] == "AAC" for track in input_tracks)
+    return out + _webrtc_audio(out) if aac else out
+
+
+def _webrtc_audio(tracks: list[dict]) -> list[dict]:
+    """The Opus track WebRTC viewers of an AAC stream get (media_engine.webrtc.fanout encodes it:
+    WebRTC carries no AAC), numbered after ``tracks``."""
+    opus = {"bitrate": str(OPUS_BITRATE), "bypass": False, "channel": OPUS_CHANNELS, "codec": "OPUS"}
+    track_id = max((track["id"] for track in tracks), default=-1) + 1
+    return [{"id": track_id, "type": "Audio", "audio": {**opus, "samplerate": OPUS_RATE}}]
+
+
+def _rendition_output(rendition: dict, live: Stream | None, input_tracks: list[dict]) -> dict:
+    """A transcoded rendition: its measured tracks once live, else what its encodes ask for; with
+    the Opus track of its WebRTC viewers when its audio is AAC."""
     tracks = []
+    aac = False
     for kind in ("video", "audio"):
         encode = rendition.get(kind)
         if not encode:
@@ -88,8 +102,11 @@ def _rendition_output(rendition: dict, live: Stream | None) -> dict:
         measured = next((track for track in (live.input_tracks if live else []) if track["kind"] == kind), None)
         if encode == "bypass":
             tracks.append({"id": len(tracks), "type": kind.capitalize(), kind: {"bypass": True}})
+            source = next((track for track in input_tracks if track["kind"] == kind), None)
+            aac = aac or (kind == "audio" and source is not None and source["codec"] == "AAC")
         elif measured is not None:
             tracks.append({**_track(measured), "id": len(tracks)})
+            aac = aac or (kind == "audio" and measured["codec"] == "AAC")
         else:
             planned = {"bitrate": str(encode.get("bitrate", "")), "bypass": False, "codec": encode["codec"].upper()}
             if kind == "video":
@@ -97,7 +114,8 @@ def _rendition_output(rendition: dict, live: Stream | None) -> dict:
             else:
                 planned |= {key: encode[key] for key in ("samplerate", "channel") if encode.get(key)}
             tracks.append({"id": len(tracks), "type": kind.capitalize(), kind: planned})
-    return {"name": rendition["stream"], "tracks": tracks}
+            aac = aac or (kind == "audio" and planned["codec"] == "AAC")
+    return {"name": rendition["stream"], "tracks": tracks + _webrtc_audio(tracks) if aac else tracks}
 
 
 def _latest(values: Iterable[datetime | None]) -> datetime | None:

@@ -15,6 +15,8 @@ from http import HTTPStatus
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from apps.security.parsers import JsonTooDeep
+
 
 class WcsError(exceptions.APIException):
     """An error answered as WCS does, e.g. ``WcsError(404, "Stream not found")``."""
@@ -44,6 +46,8 @@ def _message(exc: exceptions.APIException) -> str:
         return exc.message
     if isinstance(exc, exceptions.ValidationError):
         return "Bad request: " + describe(exc.detail)
+    if isinstance(exc, JsonTooDeep):
+        return f"Bad request: {exc.detail}"
     if isinstance(exc, exceptions.ParseError):
         return "Bad request: the body is not JSON"
     return str(exc.detail)

@@ -4,7 +4,6 @@ announcement) for the ``Prefer`` wait before answering 200 or 202. No thread wai
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from asgiref.sync import sync_to_async
@@ -23,6 +22,7 @@ from apps.api_wcs_v3.presenters import error_response, job_answer, job_to_wcs, r
 from apps.async_jobs.choices import JobState
 from apps.async_jobs.models import Job
 from apps.async_jobs.services import create_job, wait_for_job
+from apps.security.parsers import loads_limited
 
 
 def check_credentials(request: HttpRequest) -> None:
@@ -33,18 +33,11 @@ def check_credentials(request: HttpRequest) -> None:
         raise exceptions.NotAuthenticated()
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
 def json_body(request: HttpRequest) -> dict:
     """The body as v2 reads it: any content type, empty means ``{}``, an object or a 400."""
     if not request.body.strip():
         return {}
-    try:
-        data = json.loads(request.body, parse_constant=_reject_constant)
-    except ValueError as error:
-        raise exceptions.ParseError() from error
+    data = loads_limited(request.body)  # ParseError (JsonTooDeep too) on bad JSON
     if data is None:
         return {}
     if not isinstance(data, dict):

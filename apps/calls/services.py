@@ -17,6 +17,7 @@ from apps.hosting.models import Application
 from apps.jobs import services as jobs
 from apps.jobs.choices import ACTIVE_STATES
 from apps.recording.paths import UnsafePath, confine
+from apps.security.outbound import check_outbound_url
 from apps.streams.models import Stream
 from media_engine.jobs.push import validate_push_target
 
@@ -60,6 +61,12 @@ def start_call(application: Application, request: dict) -> Call:
     rtmp_url = (request.get("rtmpUrl") or "").strip()
     if rtmp_url:
         rtmp_url = validate_push_target("rtmp", rtmp_url)  # the checks of every RTMP push target
+        check_outbound_url(rtmp_url)
+    # Where the SIP agent sends its INVITE (and REGISTER): the outbound policy's, as every outgoing connection.
+    sip_host = proxy or domain
+    if ":" in sip_host and not sip_host.startswith("["):
+        sip_host = f"[{sip_host}]"  # an IPv6 address in a URL
+    check_outbound_url(f"sip://{sip_host}:{port}")
     to_stream = (request.get("toStream") or "").strip()
     if request.get("sipRegisterRequired") and not request.get("sipPassword"):
         raise ValueError("sipRegisterRequired needs sipPassword")

@@ -13,6 +13,7 @@ from apps.access.services import access_rules
 from apps.engine.models import EngineNode, internal_job_secret
 from apps.hosting.models import Application
 from apps.hosting.services import find_virtual_host
+from apps.pull.services import active_pull_of
 from apps.streams import services as stream_services
 from apps.streams.choices import SourceType
 from apps.transcoding.services import playlist_variants
@@ -30,13 +31,19 @@ SOURCE_TYPES = {
 }
 
 
-def _setting(publisher: dict, name: str, default, kind, minimum):
-    """One numeric publisher setting as OME names it; a missing or unusable value falls back to the default."""
-    try:
-        value = kind(publisher.get(name, default))
-    except (TypeError, ValueError):
+def _setting(publisher: dict, name: str, default, kind, minimum, maximum=None):
+    """One numeric publisher setting as OME names it; a missing or unusable value falls back to the
+    default (the API refuses such values; a row stored before it did must not stop the application)."""
+    raw = publisher.get(name, default)
+    if isinstance(raw, bool):
         return default
-    return value if value >= minimum else default
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    if value != value or value < minimum or (maximum is not None and value > maximum):  # NaN, out of range
+        return default
+    return value
 
 
 def application_config(application: Application) -> ApplicationConfig:
@@ -47,11 +54,11 @@ def application_config(application: Application) -> ApplicationConfig:
     return ApplicationConfig(
         vhost=application.virtual_host.name,
         app=application.name,
-        hls_segment_duration=float(hls.get("segmentDuration", 4)),
-        hls_segment_count=int(hls.get("segmentCount", 5)),
-        llhls_part_duration=_setting(llhls, "chunkDuration", defaults.llhls_part_duration, float, 0.1),
-        llhls_segment_duration=_setting(llhls, "segmentDuration", defaults.llhls_segment_duration, float, 1.0),
-        llhls_segment_count=_setting(llhls, "segmentCount", defaults.llhls_segment_count, int, 1),
+        hls_segment_duration=_setting(hls, "segmentDuration", 4.0, float, 1.0, 60.0),
+        hls_segment_count=_setting(hls, "segmentCount", 5, int, 1, 100),
+        llhls_part_duration=_setting(llhls, "chunkDuration", defaults.llhls_part_duration, float, 0.1, 10.0),
+        llhls_segment_duration=_setting(llhls, "segmentDuration", defaults.llhls_segment_duration, float, 1.0, 60.0),
+        llhls_segment_count=_setting(llhls, "segmentCount", defaults.llhls_segment_count, int, 1, 100),
         # Media jobs of the platform get in with an internal job token (media_engine.internal_auth).
         access=dataclasses.replace(access_rules(application), job_secret=internal_job_secret()),
     )
@@ -128,8 +135,13 @@ class DatabaseControlPlane:
         application = Application.objects.filter(virtual_host__name=stream.key.vhost, name=stream.key.app).first()
         if application is None:  # deleted while the publisher was connecting
             return None
-        source = SOURCE_TYPES.get(stream.source, SourceType.RTMP)
-        row = stream_services.stream_started(application, stream.key.name, self.node, source, stream.remote_address)
+        # A pull's publish shows the pull's source type from the first moment the row is visible.
+        pull = active_pull_of(application, stream.key.name)
+        source = pull.source_type if pull is not None else SOURCE_TYPES.get(stream.source, SourceType.RTMP)
+        tracks = [track.as_dict() for track in stream.tracks()]
+        row = stream_services.stream_started(
+            application, stream.key.name, self.node, source, stream.remote_address, input_tracks=tracks
+        )
         return row.pk
 
     async def stream_started(self, stream: LiveStream) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import socket
 import time
+from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -34,7 +35,7 @@ from media_engine.commands import (
 from media_engine.http.limits import HttpLimits
 from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.node import EngineNode as MediaEngineNode
-from media_engine.node import NodeAddresses, NodeLimits
+from media_engine.node import HlsSettings, NodeAddresses, NodeLimits
 from media_engine.rtmp.chunks import RtmpLimits
 from media_engine.webrtc.ice import policy_from_settings
 from media_engine.webrtc.service import WebRtcSettings
@@ -124,6 +125,11 @@ class EngineRunner:
             playlists=self.control.output_playlist,
             thumbnails=ThumbnailStore(settings.MEDIA_ROOT / "thumbnails"),  # written by transcode jobs
             limits=node_limits(),
+            hls=HlsSettings(
+                Path(settings.ENGINE_HLS_FILES_DIR) if settings.ENGINE_HLS_FILES_DIR else None,
+                settings.ENGINE_HLS_IDLE_TIMEOUT,
+                settings.ENGINE_HLS_HISTORY_SECONDS,
+            ),
         )
         self.relays = RelayCommands(self.engine.webrtc)  # WCS /pull/* WebRTC relays run here
         await self.engine.start()

@@ -8,6 +8,7 @@ import re
 from rest_framework import serializers
 
 from apps.hls_dump.models import dump_folder
+from apps.hosting.models import task_id_validator
 from apps.recording.paths import UnsafePath, confine_output
 
 PLAYLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.m3u8$")
@@ -15,7 +16,7 @@ PLAYLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.m3u8$")
 
 class StartHlsDumpSerializer(serializers.Serializer):
     outputStreamName = serializers.CharField(max_length=255, help_text="The (output) stream to dump.")
-    id = serializers.CharField(max_length=200, help_text="Unique id of the dump.")
+    id = serializers.CharField(max_length=200, help_text="Unique id of the dump.", validators=[task_id_validator])
     outputPath = serializers.CharField(
         max_length=1000,
         help_text="A folder of its own under the media root or an extra output root (created if needed; not a root).",

@@ -2,11 +2,27 @@
 
 from django import forms
 from django.contrib import admin, messages
+from rest_framework import serializers
 
 from apps.access.admin import make_signed_urls
 from apps.access.services import check_admission_webhooks, check_signed_policy
-from apps.hosting.models import Application, CertificateReloadError, OutputProfile, VirtualHost, VirtualHostName
-from apps.hosting.ome_config import EncodesSerializer, PlaylistSerializer, default_output_profile, describe_errors
+from apps.hosting.models import (
+    Application,
+    CertificateReloadError,
+    OutputProfile,
+    VirtualHost,
+    VirtualHostName,
+    check_output_stream_name,
+)
+from apps.hosting.ome_config import (
+    PROVIDER_SETTINGS,
+    PUBLISHER_SETTINGS,
+    EncodesSerializer,
+    PlaylistSerializer,
+    check_modules,
+    default_output_profile,
+    describe_errors,
+)
 
 
 class VirtualHostNameInline(admin.TabularInline):
@@ -95,17 +111,27 @@ class ApplicationForm(JsonObjectFormMixin, forms.ModelForm):
     def clean_admission_webhooks(self):
         return self._clean_access("admission_webhooks", check_admission_webhooks)
 
+    def _clean_modules(self, field_name: str, known):
+        # The same OME types and ranges as the API and import (apps.hosting.ome_config).
+        try:
+            return check_modules(field_name, self._clean_object(field_name), known)
+        except serializers.ValidationError as error:
+            raise forms.ValidationError(describe_errors(error.detail)) from None
+
     def clean_providers(self):
-        return self._clean_object("providers")
+        return self._clean_modules("providers", PROVIDER_SETTINGS)
 
     def clean_publishers(self):
-        return self._clean_object("publishers")
+        return self._clean_modules("publishers", PUBLISHER_SETTINGS)
 
 
 class OutputProfileForm(forms.ModelForm):
     class Meta:
         model = OutputProfile
         fields = ["application", "name", "output_stream_name", "encodes", "playlists", "position"]
+
+    def clean_output_stream_name(self):
+        return check_output_stream_name(self.cleaned_data.get("output_stream_name") or "")
 
     def clean_encodes(self):
         serializer = EncodesSerializer(data=self.cleaned_data.get("encodes"))

@@ -15,6 +15,11 @@ DEFAULT_DISTRIBUTION = "ovenServer"
 # Names of vhosts, apps and output profiles end up in URLs (/{app}/{stream}) and file paths: the
 # stream name rule of the engine (media_engine.names), at most 100 characters.
 NAME_PATTERN = name_pattern(100)
+# Ids of record/push/dump tasks end up in file names (info files, folders): the same rule, at most 200.
+TASK_ID_PATTERN = name_pattern(200)
+# Bitrates beyond these are no real encode (and overflow the encoder).
+MAX_VIDEO_BITRATE = 500_000_000
+MAX_AUDIO_BITRATE = 2_000_000
 
 # What OME configures when a create-application request leaves these out (003_*.txt).
 DEFAULT_PROVIDERS = {"ovt": {}, "rtmp": {}, "rtspPull": {}, "srt": {}, "webrtc": {}}

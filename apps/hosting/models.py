@@ -7,17 +7,38 @@ import fnmatch
 import logging
 import ssl
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.utils import timezone
 
-from apps.hosting.choices import DEFAULT_DISTRIBUTION, NAME_PATTERN, ApplicationType
+from apps.hosting.choices import (
+    DEFAULT_DISTRIBUTION,
+    NAME_PATTERN,
+    ORIGIN_STREAM_NAME_MACRO,
+    TASK_ID_PATTERN,
+    ApplicationType,
+)
+from media_engine.names import STREAM_NAME_RULE, is_valid_stream_name
 
 logger = logging.getLogger(__name__)
 
 name_validator = RegexValidator(
     NAME_PATTERN, "Use letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (at most 100)."
 )
+# Not on model fields (no migration): the API serializers and admin forms use them where ids and names enter.
+task_id_validator = RegexValidator(
+    TASK_ID_PATTERN, "Use letters, digits, '_', '-' and '.', starting with a letter, digit or '_' (at most 200)."
+)
+
+
+def check_output_stream_name(template: str) -> str:
+    """``outputStreamName`` (``${OriginStreamName}`` macro allowed) if it makes a valid stream name;
+    ValidationError otherwise (a "../x" would never publish)."""
+    # The engine's one stream name rule (media_engine.names), with the origin's name standing in for the macro.
+    if not is_valid_stream_name(template.replace(ORIGIN_STREAM_NAME_MACRO, "x")):
+        raise ValidationError(f"outputStreamName must make a stream name: {STREAM_NAME_RULE}.")
+    return template
 
 
 class CertificateReloadError(Exception):

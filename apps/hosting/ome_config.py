@@ -4,7 +4,9 @@ and output profiles as OME's API takes them, shared by the OME API, import/expor
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -14,10 +16,12 @@ from apps.hosting.choices import (
     DEFAULT_OUTPUT_PROFILE_NAME,
     DEFAULT_PROVIDERS,
     DEFAULT_PUBLISHERS,
+    MAX_AUDIO_BITRATE,
+    MAX_VIDEO_BITRATE,
     ORIGIN_STREAM_NAME_MACRO,
     ApplicationType,
 )
-from apps.hosting.models import name_validator
+from apps.hosting.models import check_output_stream_name, name_validator
 
 VIDEO_CODECS = ["h264", "h265", "vp8"]
 AUDIO_CODECS = ["aac", "opus"]
@@ -29,7 +33,14 @@ _BITRATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 class BitrateField(serializers.Field):
     """Bits per second, as a number or as OME's "2500000", "2500K" or "2.5M"."""
 
-    default_error_messages = {"invalid": "A bitrate is a positive number of bits per second, e.g. 2500000 or '2.5M'."}
+    default_error_messages = {
+        "invalid": "A bitrate is a positive number of bits per second, e.g. 2500000 or '2.5M'.",
+        "too_high": "A bitrate is at most {maximum} bits per second.",
+    }
+
+    def __init__(self, *, maximum: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.maximum = maximum
 
     def to_internal_value(self, data):
         if isinstance(data, bool):
@@ -41,8 +52,10 @@ class BitrateField(serializers.Field):
             if not match:
                 self.fail("invalid")
             value = float(match.group(1)) * {"": 1, "k": 1000, "m": 1_000_000}[match.group(2).lower()]
-        if value <= 0:
+        if not math.isfinite(value) or value <= 0:
             self.fail("invalid")
+        if value > self.maximum:
+            self.fail("too_high", maximum=self.maximum)
         return int(value)
 
     def to_representation(self, value):
@@ -61,16 +74,16 @@ class VideoEncodeSerializer(OmeSerializer):
     name = serializers.CharField(required=False, max_length=100)
     bypass = serializers.BooleanField(required=False)
     codec = serializers.ChoiceField(VIDEO_CODECS, required=False)
-    bitrate = BitrateField(required=False)
+    bitrate = BitrateField(required=False, maximum=MAX_VIDEO_BITRATE)
     width = serializers.IntegerField(required=False, min_value=-1, max_value=7680)
     height = serializers.IntegerField(required=False, min_value=-1, max_value=4320)
     framerate = serializers.FloatField(required=False, min_value=0, max_value=240)
-    keyFrameInterval = serializers.IntegerField(required=False, min_value=0)
+    keyFrameInterval = serializers.IntegerField(required=False, min_value=0, max_value=10_000)
     bFrames = serializers.IntegerField(required=False, min_value=0, max_value=16)
     preset = serializers.CharField(required=False, max_length=50)
     profile = serializers.CharField(required=False, max_length=50)
-    threadCount = serializers.IntegerField(required=False, min_value=0)
-    skipFrames = serializers.IntegerField(required=False)
+    threadCount = serializers.IntegerField(required=False, min_value=0, max_value=256)
+    skipFrames = serializers.IntegerField(required=False, min_value=-1, max_value=1000)
     modules = serializers.CharField(required=False, max_length=200)
     bypassIfMatch = serializers.DictField(required=False)
 
@@ -84,7 +97,7 @@ class AudioEncodeSerializer(OmeSerializer):
     name = serializers.CharField(required=False, max_length=100)
     bypass = serializers.BooleanField(required=False)
     codec = serializers.ChoiceField(AUDIO_CODECS, required=False)
-    bitrate = BitrateField(required=False)
+    bitrate = BitrateField(required=False, maximum=MAX_AUDIO_BITRATE)
     samplerate = serializers.IntegerField(required=False, min_value=8000, max_value=192000)
     channel = serializers.IntegerField(required=False, min_value=1, max_value=8)
     bypassIfMatch = serializers.DictField(required=False)
@@ -132,7 +145,7 @@ class PlaylistSerializer(OmeSerializer):
 
 class OutputProfileConfigSerializer(OmeSerializer):
     name = serializers.CharField(max_length=100, validators=[name_validator])
-    outputStreamName = serializers.CharField(max_length=200)
+    outputStreamName = serializers.CharField(max_length=200, validators=[check_output_stream_name])
     encodes = EncodesSerializer()
     playlists = PlaylistSerializer(many=True, required=False)
 
@@ -148,6 +161,92 @@ class OutputProfilesSerializer(OmeSerializer):
         return profiles
 
 
+# -- providers and publishers: OME's settings with their types and ranges ------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One provider/publisher setting: its JSON type (int, float, bool, str, list of str) and range."""
+
+    kind: type
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str = ""
+
+    def check(self, value: object) -> str | None:
+        """Why ``value`` is not acceptable (None if it is)."""
+        if self.kind is bool:
+            return None if isinstance(value, bool) else "must be true or false"
+        if self.kind is str:
+            return None if isinstance(value, str) and len(value) <= 1000 else "must be a string"
+        if self.kind is list:
+            ok = isinstance(value, list) and len(value) <= 100 and all(isinstance(item, str) for item in value)
+            return None if ok else "must be an array of strings"
+        number = "an integer" if self.kind is int else "a number"
+        what = f"must be {number} from {_plain(self.minimum)} to {_plain(self.maximum)}{self.unit}"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return what
+        if self.kind is int and value != int(value):
+            return what
+        return None if self.minimum <= value <= self.maximum else what
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+_CROSS_DOMAINS = Setting(list)
+_TIMEOUT_MS = Setting(int, 0, 3_600_000, " ms")
+# The settings StreamHub's engine reads, with OME's meaning (seconds, counts); other keys are kept as given.
+PUBLISHER_SETTINGS: dict[str, dict[str, Setting]] = {
+    "hls": {
+        "segmentDuration": Setting(float, 1, 60, " s"),
+        "segmentCount": Setting(int, 1, 100),
+        "crossDomains": _CROSS_DOMAINS,
+    },
+    "llhls": {
+        "chunkDuration": Setting(float, 0.1, 10, " s"),
+        "segmentDuration": Setting(float, 1, 60, " s"),
+        "segmentCount": Setting(int, 1, 100),
+        "crossDomains": _CROSS_DOMAINS,
+    },
+    "webrtc": {
+        "timeout": _TIMEOUT_MS,
+        "rtx": Setting(bool),
+        "ulpfec": Setting(bool),
+        "jitterBuffer": Setting(bool),
+        "crossDomains": _CROSS_DOMAINS,
+    },
+    "thumbnail": {"crossDomains": _CROSS_DOMAINS},
+}
+PROVIDER_SETTINGS: dict[str, dict[str, Setting]] = {
+    "webrtc": {"timeout": _TIMEOUT_MS, "crossDomains": _CROSS_DOMAINS},
+}
+
+
+def check_modules(kind: str, config: object, known: dict[str, dict[str, Setting]]) -> dict:
+    """``config`` (an application's providers or publishers) checked against OME's types and ranges;
+    ValidationError naming every bad setting."""
+    if not isinstance(config, dict):
+        raise serializers.ValidationError(f"{kind} must be an object of objects")
+    errors: dict[str, str] = {}
+    for name, settings in config.items():
+        if not isinstance(settings, dict):
+            errors[name] = "must be an object of settings"
+            continue
+        for key, rule in known.get(name, {}).items():
+            if key in settings and (reason := rule.check(settings[key])) is not None:
+                errors[f"{name}.{key}"] = reason
+    llhls = config.get("llhls") if kind == "publishers" else None
+    if isinstance(llhls, dict) and not errors:
+        chunk, segment = llhls.get("chunkDuration", 0.5), llhls.get("segmentDuration", 6)
+        if chunk > segment:
+            errors["llhls.chunkDuration"] = "must not be longer than llhls.segmentDuration"
+    if errors:
+        raise serializers.ValidationError(errors)
+    return config
+
+
 class ApplicationConfigSerializer(OmeSerializer):
     name = serializers.CharField(max_length=100, validators=[name_validator])
     type = serializers.ChoiceField(ApplicationType.values)
@@ -155,6 +254,12 @@ class ApplicationConfigSerializer(OmeSerializer):
     outputProfiles = OutputProfilesSerializer(required=False)
     providers = serializers.DictField(required=False, child=serializers.JSONField())
     publishers = serializers.DictField(required=False, child=serializers.JSONField())
+
+    def validate_providers(self, providers: dict) -> dict:
+        return check_modules("providers", providers, PROVIDER_SETTINGS)
+
+    def validate_publishers(self, publishers: dict) -> dict:
+        return check_modules("publishers", publishers, PUBLISHER_SETTINGS)
 
     def validate(self, attrs):
         # OME's defaults for what a create request leaves out (003_*.txt, Create Application).

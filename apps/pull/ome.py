@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.security.outbound import check_outbound_url
 from media_engine.jobs.pull import validate_pull_urls
 from media_engine.names import STREAM_NAME_MAX_LENGTH, STREAM_NAME_PATTERN, STREAM_NAME_RULE
 
@@ -35,6 +36,9 @@ class CreatePullSerializer(serializers.Serializer):
 
     def validate_urls(self, urls: list[str]) -> list[str]:
         try:
-            return validate_pull_urls(urls)[1]
+            urls = validate_pull_urls(urls)[1]
+            for url in urls:
+                check_outbound_url(url)
+            return urls
         except ValueError as error:
             raise serializers.ValidationError(str(error)) from error

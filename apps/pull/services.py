@@ -11,6 +11,7 @@ from apps.jobs import services as jobs
 from apps.jobs.choices import ACTIVE_STATES, JobState
 from apps.pull.models import DEFAULT_NO_INPUT_FAILOVER_MS, DEFAULT_UNUSED_DELETION_MS, VOD_SCHEMES, Pull
 from apps.recording.paths import confine
+from apps.security.outbound import check_outbound_url
 from apps.streams.models import Stream
 from media_engine.jobs.pull import SOURCE_TYPES, validate_pull_urls
 from media_engine.names import check_stream_name
@@ -28,8 +29,10 @@ def pull_task():
 
 def create_pull(application: Application, name: str, urls: list[str], properties: dict | None = None) -> Pull:
     """A new pull, queued for a media worker once the transaction commits. ``urls`` and ``name`` are
-    checked (ValueError); a name in use raises StreamExists."""
+    checked (ValueError; OutboundRefused is one); a name in use raises StreamExists."""
     group, urls = validate_pull_urls(urls)
+    for url in urls:
+        check_outbound_url(url)
     return _create(application, name, urls, SOURCE_TYPES[group], properties or {})
 
 

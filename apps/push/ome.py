@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.hosting.models import task_id_validator
 from apps.jobs.choices import JobState
 from apps.jobs.ome import job_to_ome
 from apps.push.choices import PushProtocol
 from apps.push.models import Push
 from apps.recording.ome import RecordStreamSerializer
+from apps.security.outbound import check_outbound_url
 from media_engine.jobs.push import validate_push_target
 
 
 class StartPushSerializer(serializers.Serializer):
-    id = serializers.CharField(max_length=200, help_text="Unique id of the push task.")
+    id = serializers.CharField(max_length=200, help_text="Unique id of the push task.", validators=[task_id_validator])
     stream = RecordStreamSerializer()
     protocol = serializers.ChoiceField(PushProtocol.values)
     url = serializers.CharField(max_length=1000, help_text="rtmp://host[:port]/app, udp://host:port, srt://host:port")
@@ -27,6 +29,7 @@ class StartPushSerializer(serializers.Serializer):
             raise serializers.ValidationError({"streamKey": "This field is required for rtmp."})
         try:
             validate_push_target(attrs["protocol"], attrs["url"])
+            check_outbound_url(attrs["url"])
         except ValueError as error:
             raise serializers.ValidationError({"url": str(error)}) from error
         return attrs

@@ -8,6 +8,7 @@ from apps.hosting.models import Application
 from apps.jobs import services as jobs
 from apps.jobs.choices import ACTIVE_STATES
 from apps.push.models import Push
+from apps.security.outbound import check_outbound_url
 from apps.streams.models import Stream
 
 
@@ -23,7 +24,9 @@ def push_task():
 
 def create_push(application: Application, spec: dict, **audio) -> Push:
     """A push from an OME-shaped ``spec``; ``audio`` sets the audio-control fields (WCS transponders:
-    ``audio_control=True``, maybe ``audio_muted``, ``sound_file``, ``sound_loop``)."""
+    ``audio_control=True``, maybe ``audio_muted``, ``sound_file``, ``sound_loop``). A target the
+    outbound policy refuses raises OutboundRefused (a ValueError)."""
+    check_outbound_url(spec["url"])
     with transaction.atomic():
         if Push.objects.filter(application=application, push_id=spec["id"], state__in=ACTIVE_STATES).exists():
             raise PushConflict(spec["id"])

@@ -1,10 +1,12 @@
 """Admin of record tasks: state, counters and files, with stop / start-again / delete actions, and
 the recordings pages (apps.recording.views): browse, play and download the files records wrote."""
 
+from django import forms
 from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from apps.hosting.models import task_id_validator
 from apps.jobs.admin import StreamJobAdmin
 from apps.recording import views
 from apps.recording.models import Record, RecordFile
@@ -19,8 +21,23 @@ class RecordFileInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class RecordForm(forms.ModelForm):
+    """The API's rule: the id ends up in file names."""
+
+    class Meta:
+        model = Record
+        # The admin shows every editable field; these are the ones checked here.
+        fields = ["application", "record_id", "stream_name"]
+
+    def clean_record_id(self):
+        value = self.cleaned_data["record_id"]
+        task_id_validator(value)
+        return value
+
+
 @admin.register(Record)
 class RecordAdmin(StreamJobAdmin):
+    form = RecordForm
     stop = stop_record
     task = record_task
     list_display = [

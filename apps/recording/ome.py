@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.hosting.models import task_id_validator
 from apps.jobs.ome import job_to_ome
 from apps.recording.choices import RecordState, SegmentationRule
 from apps.recording.models import Record
@@ -18,7 +19,9 @@ class RecordStreamSerializer(serializers.Serializer):
 
 
 class StartRecordSerializer(serializers.Serializer):
-    id = serializers.CharField(max_length=200, help_text="Unique id of the recording task.")
+    id = serializers.CharField(
+        max_length=200, help_text="Unique id of the recording task.", validators=[task_id_validator]
+    )
     stream = RecordStreamSerializer()
     filePath = serializers.CharField(max_length=500, required=False, help_text="Under the media root; ${...} macros.")
     infoPath = serializers.CharField(max_length=500, required=False, help_text="Under the media root; ${...} macros.")

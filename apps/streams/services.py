@@ -77,8 +77,15 @@ def publish_event(event: str, stream: Stream, **extra) -> None:
 
 
 def stream_started(
-    application: Application, name: str, node: EngineNode | None, source_type: str, remote_address: str = ""
+    application: Application,
+    name: str,
+    node: EngineNode | None,
+    source_type: str,
+    remote_address: str = "",
+    input_tracks: list[dict] | None = None,
 ) -> Stream:
+    """A stream went live: its row (with the input tracks the engine knows, so that nobody sees it
+    without tracks), then the ``started`` event."""
     with transaction.atomic():
         # A row left live by a crashed node would block the unique constraint: end it first.
         for stale in Stream.objects.select_for_update().filter(application=application, name=name).live():
@@ -89,6 +96,7 @@ def stream_started(
             node=node,
             source_type=source_type,
             remote_address=remote_address,
+            input_tracks=input_tracks or [],
         )
     publish_event("started", stream)
     # Each app's receiver (reserved records, pushes, transcodes...) runs on its own: one that raises

@@ -9,6 +9,7 @@ from django.db import transaction
 from apps.engine import commands
 from apps.engine.models import EngineNode
 from apps.hosting.models import Application
+from apps.security.outbound import check_outbound_url
 from apps.streams.models import Stream
 from apps.webrtc_relay.choices import Direction, RelayStatus
 from apps.webrtc_relay.models import WebRtcRelay, signalling_target
@@ -26,6 +27,7 @@ class RelayRefused(Exception):
 def _check_url(uri: str) -> None:
     try:
         signalling_url(uri, "whep")
+        check_outbound_url(uri)
     except ValueError as error:
         raise RelayRefused(400, f"Bad request: {error}") from None
 

@@ -1,4 +1,5 @@
-"""Low-Latency HLS (RFC 8216bis) packaging of live streams in CMAF fragmented MP4, kept in memory.
+"""Low-Latency HLS (RFC 8216bis) packaging of live streams in CMAF fragmented MP4, kept in memory or
+as files (`store`).
 
 `LlHlsSegmenter` turns one stream's packets (no re-encoding) into muxed audio+video fMP4: one init
 segment, then partial segments ("parts", one ``moof``+``mdat`` each) of at most the application's
@@ -46,6 +47,7 @@ from media_engine.hls.fmp4 import (
     media_fragment,
 )
 from media_engine.hls.packager import StreamPackager
+from media_engine.hls.store import Files, MemoryFiles
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, Subscription
 
@@ -109,7 +111,13 @@ class Part:
     name: str
     duration: float  # seconds
     independent: bool  # starts with a video keyframe (always, for audio-only streams)
-    data: bytes
+    size: int  # bytes
+    files: Files = field(repr=False, compare=False)
+
+    @property
+    def data(self) -> bytes:
+        """The part's bytes (b"" once no playlist lists it any more)."""
+        return self.files.get(self.name) or b""
 
 
 @dataclass(eq=False)
@@ -129,7 +137,7 @@ class LlSegment:
     def add_part(self, part: Part) -> None:
         self.parts.append(part)
         self.duration += part.duration
-        self.size += len(part.data)
+        self.size += part.size
 
 
 class _VideoRun:
@@ -195,7 +203,9 @@ class LlHlsSegmenter:
         stream: LiveStream | None = None,
         session: str | None = None,
         clock: Callable[[], float] = time.time,
+        files: Files | None = None,
     ) -> None:
+        """``files``: where init segments, segments and parts are kept (default: in memory)."""
         self.config = config
         self.stream = stream
         self.session = session or os.urandom(4).hex()
@@ -204,6 +214,7 @@ class LlHlsSegmenter:
         self.ended = False
         self.ended_at: float | None = None
         self.media_type = "video"  # of the rendition, as its file names say; settled at the start
+        self.backlog_ms = 0  # how old the first packet fed is (a GOP replayed on demand): dates the output
         self._segment_target_s = config.llhls_segment_duration
         self._part_target_s = config.llhls_part_duration
         # codec configuration: the latest records, and the tracks of the current init segment
@@ -232,7 +243,8 @@ class LlHlsSegmenter:
         # output
         self._current: LlSegment | None = None  # the segment whose parts are being produced
         self._segments: OrderedDict[int, LlSegment] = OrderedDict()  # complete ones, by msn
-        self._files: dict[str, bytes] = {}
+        self._files: Files = files if files is not None else MemoryFiles()
+        self._inits: list[str] = []  # init segments written, oldest first
         self._next_msn = 0
         self._discontinuity_msns: list[int] = []
         self._longest_segment = 0.0
@@ -317,6 +329,12 @@ class LlHlsSegmenter:
     def file(self, name: str) -> bytes | None:
         """A retained init segment, segment or part by file name."""
         return self._files.get(name)
+
+    def release(self) -> None:
+        """Nobody will read this segmenter's output any more: free its files."""
+        self._segments.clear()
+        self._playlist = None
+        self._files.release()
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the first part; True if there is a playlist."""
@@ -500,7 +518,7 @@ class LlHlsSegmenter:
         self._use_tracks(self._wanted_tracks())
         self._started = True
         self._base_ms = packet.dts
-        self._wall_origin = self.clock()
+        self._wall_origin = self.clock() - self.backlog_ms / 1000
         self.media_type = "video" if self._video is not None else "audio"
         self._timescale = VIDEO_TIMESCALE if self._video is not None else self._tracks[0].timescale
         self._frame_duration = DEFAULT_VIDEO_FRAME_MS * 90 if self._video is not None else AAC_FRAME_SAMPLES
@@ -519,7 +537,8 @@ class LlHlsSegmenter:
         suffix = f"_{self._init_generation}" if self._init_generation else ""
         self._init_name = f"init_0_{media_type}_{self.session}{suffix}_llhls.m4s"
         self._init_generation += 1
-        self._files[self._init_name] = init_segment(tracks)
+        self._files.put(self._init_name, init_segment(tracks))
+        self._inits.append(self._init_name)
 
     def _timeline_ms(self, dts: int) -> int:
         """Milliseconds since the first packet, kept from going back when the publisher's clock does."""
@@ -616,8 +635,9 @@ class LlHlsSegmenter:
         index = len(segment.parts)
         name = f"part_0_{segment.msn}_{index}_{self.media_type}_{self.session}_llhls.m4s"
         duration = max(0, end - self._part_start) / self._timescale
-        segment.add_part(Part(segment.msn, index, name, duration, self._part_independent, data))
-        self._files[name] = data
+        self._files.put(name, data)
+        self._files.append(segment.name, data)  # the segment is its parts, back to back
+        segment.add_part(Part(segment.msn, index, name, duration, self._part_independent, len(data), self._files))
         self._longest_part = max(self._longest_part, duration)
 
     def _close_segment(self) -> None:
@@ -627,7 +647,7 @@ class LlHlsSegmenter:
         if not segment.parts:
             return
         segment.complete = True
-        self._files[segment.name] = b"".join(part.data for part in segment.parts)
+        self._files.seal(segment.name)
         self._segments[segment.msn] = segment
         self._longest_segment = max(self._longest_segment, segment.duration)
         self._evict()
@@ -636,18 +656,19 @@ class LlHlsSegmenter:
         """Forget the segments beyond the window (plus a few) and the parts no longer listed (plus one)."""
         while len(self._segments) > self.window + EXTRA_RETAINED_SEGMENTS:
             _, segment = self._segments.popitem(last=False)
-            self._files.pop(segment.name, None)
+            self._files.delete(segment.name)
             for part in segment.parts:
-                self._files.pop(part.name, None)
+                self._files.delete(part.name)
         listed = self._segments_with_parts()
         complete = list(self._segments.values())
         for segment in complete[: max(0, len(complete) - len(listed) - 1)]:
             for part in segment.parts:
-                self._files.pop(part.name, None)
+                self._files.delete(part.name)
             segment.parts = []
         inits = {segment.init_name for segment in complete} | {self._init_name}
-        for name in [name for name in self._files if name.startswith("init_") and name not in inits]:
-            del self._files[name]
+        for name in [name for name in self._inits if name not in inits]:
+            self._inits.remove(name)
+            self._files.delete(name)
 
     def _segments_with_parts(self) -> list[LlSegment]:
         """The complete segments whose parts the playlist lists: those near the live edge."""
@@ -716,7 +737,8 @@ class LlHlsPackager(StreamPackager[LlHlsSegmenter]):
     label = "LL-HLS"
 
     def make_segmenter(self, config: ApplicationConfig, stream: LiveStream) -> LlHlsSegmenter:
-        return LlHlsSegmenter(config, stream=stream, clock=self.clock)
+        files = self.make_files(f"llhls-{stream.key.name}")
+        return LlHlsSegmenter(config, stream=stream, clock=self.clock, files=files)
 
     def segment_duration(self, config: ApplicationConfig) -> float:
         return config.llhls_segment_duration

@@ -5,18 +5,27 @@ An output profile's playlist (``fileName`` and its renditions) is served for its
 ``/{app}/{stream}/{fileName}.m3u8`` (LL-HLS: the renditions' chunklists). Which streams make the
 playlist, and their configured bandwidth, comes from a `PlaylistLookup` (the control plane: the
 profiles are in the database); their resolution and codecs come from the live streams themselves
-(the H.264 SPS and AAC configuration the engine parsed). A rendition that is not live yet is left
-out; a playlist with none live answers 404.
+(the H.264 SPS and AAC configuration the engine parsed).
+
+A master playlist lists only variants that play: a player loads the master and at once one of its
+variants, so a variant whose playlist would still answer 404 (no segment yet) must not be listed.
+A request waits (as long as a variant playlist request would) for the first segment of every live
+rendition (asking for it starts the packaging of a rendition nobody watched yet); a rendition that
+is not live, or has no segment by then, is left out; a playlist with no variant to list answers 404.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from media_engine.control import ApplicationConfig
 from media_engine.hls.llhls import LlHlsPackager
+from media_engine.hls.packager import StreamPackager
+from media_engine.hls.segmenter import HlsPackager
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
@@ -77,13 +86,28 @@ def describe_variant(stream: LiveStream, uri: str, bandwidth: int | None) -> Var
     )
 
 
-class MasterPlaylists:
-    """The routes of profile playlists on a `MediaHttpServer` (added with `add_routes`)."""
+# Waited beyond one segment duration for the first segments of the renditions (as the media HTTP
+# server waits for a variant playlist's first segment).
+FIRST_SEGMENT_GRACE = 1.0
 
-    def __init__(self, registry: StreamRegistry, lookup: PlaylistLookup, llhls: LlHlsPackager | None = None) -> None:
+
+class MasterPlaylists:
+    """The routes of profile playlists on a `MediaHttpServer` (added with `add_routes`).
+
+    ``hls`` and ``llhls`` are the node's packagers: a variant is listed once its playlist exists.
+    """
+
+    def __init__(
+        self,
+        registry: StreamRegistry,
+        lookup: PlaylistLookup,
+        llhls: LlHlsPackager | None = None,
+        hls: HlsPackager | None = None,
+    ) -> None:
         self.registry = registry
         self.lookup = lookup
         self.llhls = llhls
+        self.hls = hls
 
     def add_routes(self, server) -> None:
         self.server = server
@@ -95,25 +119,42 @@ class MasterPlaylists:
             )
 
     async def handle_hls(self, request: web.Request) -> web.StreamResponse:
-        return await self._answer(request, lambda key: HLS_VARIANT_PLAYLIST)
+        def playlist(key: StreamKey) -> str | None:
+            if self.hls is None:  # no packager to ask: every live rendition is taken to play
+                return HLS_VARIANT_PLAYLIST
+            segmenter = self.hls.get(key)
+            return HLS_VARIANT_PLAYLIST if segmenter is not None and segmenter.playlist() else None
+
+        return await self._answer(request, playlist, self.hls, lambda config: config.hls_segment_duration)
 
     async def handle_llhls(self, request: web.Request) -> web.StreamResponse:
         def chunklist(key: StreamKey) -> str | None:
             segmenter = self.llhls.get(key) if self.llhls is not None else None
             return segmenter.chunklist_name if segmenter is not None and segmenter.playlist() else None
 
-        return await self._answer(request, chunklist)
+        return await self._answer(request, chunklist, self.llhls, lambda config: config.llhls_segment_duration)
 
-    async def _answer(self, request: web.Request, variant_file: Callable[[StreamKey], str | None]):
+    async def _answer(
+        self,
+        request: web.Request,
+        variant_file: Callable[[StreamKey], str | None],
+        packager: StreamPackager | None,
+        segment_duration: Callable[[ApplicationConfig], float],
+    ) -> web.StreamResponse:
         target = await self.server.resolve_stream(request)
         if target is None:
             raise web.HTTPNotFound(text="playlist not found\n")
         variants = await self.lookup(target.key.vhost, target.key.app, target.key.name, request.match_info["file"])
+        keys = [StreamKey(target.key.vhost, target.key.app, variant.stream) for variant in variants or []]
+        live = [key for key in keys if (stream := self.registry.get(key)) is not None and stream.ready]
+        waiting = [key for key in live if variant_file(key) is None]
+        if waiting and packager is not None:
+            timeout = segment_duration(target.config) + FIRST_SEGMENT_GRACE
+            await asyncio.gather(*(packager.wait_ready(key, timeout) for key in waiting))
         lines = []
-        for variant in variants or []:
-            key = StreamKey(target.key.vhost, target.key.app, variant.stream)
+        for variant, key in zip(variants or [], keys, strict=True):
             stream = self.registry.get(key)
-            file = variant_file(key) if stream is not None else None
+            file = variant_file(key) if stream is not None and stream.ready else None
             line = describe_variant(stream, f"../{variant.stream}/{file}", variant.bandwidth) if file else None
             if line is not None:
                 lines.append(line)

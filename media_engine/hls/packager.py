@@ -1,10 +1,17 @@
 """Running one segmenter per live stream of a registry: what the HLS (TS) and LL-HLS (fMP4)
 packagers share.
 
-`StreamPackager` subscribes to a stream the moment it starts (so no packet is missed while its
-application's config is looked up), then feeds every packet inline to the stream's segmenter, and
-keeps an ended stream's segmenter for a while (``linger``) so that players can finish. Subclasses
-say which segmenter to build (`make_segmenter`) and how long one segment of it lasts.
+`StreamPackager` subscribes to a stream (so no packet is missed while its application's config is
+looked up), then feeds every packet inline to the stream's segmenter, and keeps an ended stream's
+segmenter for a while (``linger``) so that players can finish. Subclasses say which segmenter to build
+(`make_segmenter`) and how long one segment of it lasts.
+
+When a stream's packaging starts: at once when it starts (the default), or, ``on_demand``, at the
+first request for its output (`watch`), and it stops again once nobody has asked for it for
+``idle_timeout`` seconds. An unwatched stream then costs no packaging CPU and holds no segments;
+its first request is answered from the stream's recent packets: the `history.PacketHistory` of
+the last seconds (whole GOPs, kept as files) when the packager has one, then the stream's cached GOP
+(the packets since the last keyframe), so a player's first playlist already lists a window.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
 from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.hls.history import PacketHistory, Replay
+from media_engine.hls.store import FileFolder, Files, MemoryFiles
 from media_engine.packets import MediaPacket
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry, Subscription
 
@@ -25,18 +34,27 @@ logger = logging.getLogger(__name__)
 
 # How long the playlist and segments of an ended stream stay available (at least).
 DEFAULT_LINGER = 30.0
+# On demand: packaging of a live stream stops after this long without a request (at least; and
+# never before three segment durations, so that a player reloading once per segment never loses it).
+DEFAULT_IDLE_TIMEOUT = 30.0
+IDLE_TIMEOUT_SEGMENTS = 3
+# Timed metadata waiting for a segmenter that is being set up is bounded.
+MAX_PENDING_EVENTS = 64
 
 ConfigLookup = Callable[[StreamKey], "Awaitable[ApplicationConfig | None] | ApplicationConfig | None"]
 
 
 class Segmenter(Protocol):
     window: int
+    backlog_ms: int  # how old the first packet fed is (ms): its output is dated that much earlier
 
     def feed(self, packet: MediaPacket) -> None: ...
 
     def finish(self) -> None: ...
 
     async def wait_ready(self, timeout: float) -> bool: ...
+
+    def release(self) -> None: ...
 
 
 S = TypeVar("S", bound=Segmenter)
@@ -53,6 +71,10 @@ class _Session(Generic[S]):
         self.ended = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.drop_handle: asyncio.TimerHandle | None = None
+        self.idle_handle: asyncio.TimerHandle | None = None
+        self.config: ApplicationConfig | None = None
+        self.history_mark = 0  # where the stream's history was when this session subscribed
+        self.pending_events: list[bytes] = []  # timed metadata sent before the segmenter exists
 
 
 class StreamPackager(abc.ABC, Generic[S]):
@@ -62,6 +84,9 @@ class StreamPackager(abc.ABC, Generic[S]):
     stream is not packaged). Must be used from the event loop's thread: `attach()` (and the
     registry's listeners) start tasks on the running loop. An ended stream's segmenter stays
     available for ``linger`` seconds (default: 30 s, or two playlist windows if longer).
+    ``on_demand``: package a stream only while it is requested (see the module docstring).
+    ``folder``: segments and parts are files there (out of the Python heap); default: in memory.
+    ``history``: the recent packets a segmenter starts from (its window's worth), on demand.
     """
 
     label = "HLS"  # in logs and task names
@@ -73,12 +98,21 @@ class StreamPackager(abc.ABC, Generic[S]):
         *,
         linger: float | None = None,
         clock: Callable[[], float] = time.time,
+        on_demand: bool = False,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        folder: FileFolder | None = None,
+        history: PacketHistory | None = None,
     ) -> None:
         self.registry = registry
         self.config_lookup = config_lookup
         self.linger = linger
         self.clock = clock
+        self.on_demand = on_demand
+        self.idle_timeout = idle_timeout
+        self.folder = folder
+        self.history = history
         self._sessions: dict[StreamKey, _Session[S]] = {}
+        self._watched_at: dict[StreamKey, float] = {}  # on demand: last request (loop time) per stream
         self._paused: set[StreamKey] = set()
         self._attached = False
         self._closed = False
@@ -86,6 +120,10 @@ class StreamPackager(abc.ABC, Generic[S]):
     @abc.abstractmethod
     def make_segmenter(self, config: ApplicationConfig, stream: LiveStream) -> S:
         """The segmenter of one publication."""
+
+    def make_files(self, label: str) -> Files:
+        """Where a new segmenter keeps its output (its own folder of files, or memory)."""
+        return self.folder.files(label) if self.folder is not None else MemoryFiles()
 
     @abc.abstractmethod
     def segment_duration(self, config: ApplicationConfig) -> float:
@@ -118,6 +156,32 @@ class StreamPackager(abc.ABC, Generic[S]):
     def keys(self) -> list[StreamKey]:
         return list(self._sessions)
 
+    def watch(self, key: StreamKey) -> S | None:
+        """`get`, for a request of a player: on demand, this starts (or keeps) the packaging of a
+        live stream. The segmenter may not exist yet: `wait_ready` waits for it."""
+        if self.on_demand and not self._closed:
+            stream = self.registry.get(key)
+            session = self._sessions.get(key)
+            if stream is None and session is None:
+                return None  # (nothing remembered for names that are not live: no growth on bad requests)
+            self._watched_at[key] = asyncio.get_running_loop().time()
+            if stream is not None and key not in self._paused and (session is None or session.stream is not stream):
+                self._start_session(stream)
+        return self.get(key)
+
+    def add_timed_metadata(self, key: StreamKey, id3: bytes) -> bool:
+        """Insert an ID3 tag into the output of a live stream (its next packet or part); on demand this
+        starts its packaging, since its output now carries something. False if it is not packaged."""
+        self.watch(key)
+        session = self._sessions.get(key)
+        if session is None or self.registry.get(key) is not session.stream:
+            return False
+        if session.segmenter is not None:
+            session.segmenter.add_timed_metadata(id3)
+        elif len(session.pending_events) < MAX_PENDING_EVENTS:
+            session.pending_events.append(id3)
+        return True
+
     def pause(self, key: StreamKey) -> bool:
         """Stop packaging ``key`` until `resume` or its next publish (WCS /hls/terminate): its
         playlist and segments are gone at once. False if the stream is not live here."""
@@ -140,7 +204,9 @@ class StreamPackager(abc.ABC, Generic[S]):
         return True
 
     async def wait_ready(self, key: StreamKey, timeout: float) -> S | None:
-        """The segmenter of ``key`` once it has a playlist, waiting up to ``timeout`` s for it."""
+        """The segmenter of ``key`` once it has a playlist, waiting up to ``timeout`` s for it (a
+        request of a player: see `watch`)."""
+        self.watch(key)
         session = self._sessions.get(key)
         if session is None:
             return None
@@ -169,23 +235,62 @@ class StreamPackager(abc.ABC, Generic[S]):
     # --- registry listeners ---------------------------------------------------------------------
 
     def _stop(self, session: _Session[S]) -> None:
-        if session.drop_handle is not None:
-            session.drop_handle.cancel()
+        for handle in (session.drop_handle, session.idle_handle):
+            if handle is not None:
+                handle.cancel()
         session.subscription.close()
         if session.task is not None and not session.task.done():
             session.task.cancel()
+        if session.segmenter is not None:
+            session.segmenter.release()
 
     def _stream_started(self, stream: LiveStream) -> None:
         if self._closed or stream.key in self._paused:
             return
+        if self.on_demand and not self._recently_watched(stream.key):
+            # Nobody plays it (yet): the first request starts it. A publisher coming back while
+            # players are still asking is packaged at once, as they expect.
+            return
+        self._start_session(stream)
+
+    def _recently_watched(self, key: StreamKey) -> bool:
+        watched_at = self._watched_at.get(key)
+        return watched_at is not None and asyncio.get_running_loop().time() - watched_at < self.idle_timeout
+
+    def _start_session(self, stream: LiveStream) -> None:
         old = self._sessions.get(stream.key)
         if old is not None:
             self._stop(old)
         # Subscribe at once (synchronously) so that no packet is missed while the config is looked up.
         session: _Session[S] = _Session(stream, stream.subscribe())
+        if self.on_demand and self.history is not None:
+            session.history_mark = self.history.mark(stream)
         self._sessions[stream.key] = session
         name = f"{self.label.lower()} {stream.key}"
-        session.task = asyncio.get_running_loop().create_task(self._run(session), name=name)
+        loop = asyncio.get_running_loop()
+        session.task = loop.create_task(self._run(session), name=name)
+        if self.on_demand:
+            session.idle_handle = loop.call_later(self.idle_timeout, self._check_idle, session)
+
+    def _check_idle(self, session: _Session[S]) -> None:
+        """On demand: stop packaging a live stream nobody has asked for lately (one timer per
+        packaged stream, not a sweep over all of them)."""
+        session.idle_handle = None
+        key = session.stream.key
+        if self._sessions.get(key) is not session or session.stream.ended:
+            return  # replaced, or ended (and then dropped after its linger)
+        idle_timeout = self.idle_timeout
+        if session.segmenter is not None and session.config is not None:
+            idle_timeout = max(idle_timeout, IDLE_TIMEOUT_SEGMENTS * self.segment_duration(session.config))
+        loop = asyncio.get_running_loop()
+        idle_for = loop.time() - self._watched_at.get(key, float("-inf"))
+        if idle_for < idle_timeout:
+            session.idle_handle = loop.call_later(idle_timeout - idle_for, self._check_idle, session)
+            return
+        logger.info("%s: nobody watches %s: packaging stops", self.label, key)
+        del self._sessions[key]
+        self._watched_at.pop(key, None)
+        self._stop(session)
 
     def _stream_ended(self, stream: LiveStream) -> None:
         self._paused.discard(stream.key)
@@ -208,7 +313,11 @@ class StreamPackager(abc.ABC, Generic[S]):
             session.configured.set()
             return
         segmenter = self.make_segmenter(config, stream)
+        session.config = config
         session.segmenter = segmenter
+        for id3 in session.pending_events:
+            segmenter.add_timed_metadata(id3)
+        session.pending_events.clear()
         session.configured.set()
         subscription = session.subscription
         try:
@@ -216,7 +325,26 @@ class StreamPackager(abc.ABC, Generic[S]):
             # task switch per packet (the segmenter never blocks). No await between the two steps,
             # so no packet is lost or reordered.
             ended = False
-            for packet in subscription.drain():
+            backlog = subscription.drain()
+            replay = Replay()
+            if session.history_mark and self.history is not None:
+                seconds = segmenter.window * self.segment_duration(config)
+                replay = self.history.replay(stream, seconds, session.history_mark)
+            # Started on demand, the first packets (history, cached GOP) are older than now: the
+            # segmenter dates its output (LL-HLS program date time) accordingly.
+            dts = [packet.dts for packet in backlog if packet is not None and not packet.config]
+            first = replay.first_dts if replay else dts[0] if dts else 0
+            segmenter.backlog_ms = max(0, dts[-1] - first) if dts else 0
+            # The configuration records the subscription starts with, the window's worth of history
+            # (one piece at a time), then the GOP the subscription carries and what came since.
+            configs = 0
+            while configs < len(backlog) and backlog[configs] is not None and backlog[configs].config:
+                segmenter.feed(backlog[configs])
+                configs += 1
+            for packets in replay:
+                for packet in packets:
+                    segmenter.feed(packet)
+            for packet in backlog[configs:]:
                 if packet is None:
                     ended = True
                     break
@@ -240,5 +368,11 @@ class StreamPackager(abc.ABC, Generic[S]):
             session.drop_handle = asyncio.get_running_loop().call_later(linger, self._drop, session)
 
     def _drop(self, session: _Session[S]) -> None:
+        if session.idle_handle is not None:
+            session.idle_handle.cancel()
+        if session.segmenter is not None:
+            session.segmenter.release()
         if self._sessions.get(session.stream.key) is session:
             del self._sessions[session.stream.key]
+            if self.registry.get(session.stream.key) is None:
+                self._watched_at.pop(session.stream.key, None)

@@ -1,4 +1,4 @@
-"""HLS (MPEG-TS) segmentation of live streams, kept in memory.
+"""HLS (MPEG-TS) segmentation of live streams, kept in memory or as files (`store`).
 
 `HlsSegmenter` turns one stream's packets into a rolling window of TS segments and the media
 playlist listing them. Segments are cut on video keyframes once the application's target
@@ -22,11 +22,12 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from media_engine.control import ApplicationConfig
 from media_engine.hls.mpegts import AacConfig, AvcConfig, TsMuxer
 from media_engine.hls.packager import StreamPackager
+from media_engine.hls.store import Files, MemoryFiles
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, Subscription
 
@@ -44,14 +45,20 @@ MAX_PENDING_EVENTS = 64
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """One finished TS segment."""
+    """One finished TS segment (its bytes are in the segmenter's files)."""
 
     sequence: int
     name: str
     duration: float  # seconds, from the stream's timestamps
-    data: bytes
+    size: int  # bytes
     created_at: float  # clock() when it was cut
     keyframe: bool  # starts on a video keyframe (or the stream is audio-only)
+    files: Files = field(repr=False, compare=False)
+
+    @property
+    def data(self) -> bytes:
+        """The segment's bytes (b"" once it has left the retained window)."""
+        return self.files.get(self.name) or b""
 
 
 class HlsSegmenter:
@@ -64,16 +71,20 @@ class HlsSegmenter:
         stream: LiveStream | None = None,
         session: str | None = None,
         clock: Callable[[], float] = time.time,
+        files: Files | None = None,
     ) -> None:
+        """``files``: where segments are kept (default: in memory); released by `release`."""
         self.config = config
         self.stream = stream
         self.session = session or os.urandom(4).hex()
         self.clock = clock
+        self.files: Files = files if files is not None else MemoryFiles()
         self.target_ms = max(1, round(config.hls_segment_duration * 1000))
         self.window = max(1, config.hls_segment_count)
         self.max_segment_ms = max(self.target_ms * MAX_SEGMENT_FACTOR, MAX_SEGMENT_MIN_MS)
         self.ended = False
         self.ended_at: float | None = None
+        self.backlog_ms = 0  # (a GOP replayed on demand; TS carries no wall-clock time: unused)
         self._segments: OrderedDict[str, Segment] = OrderedDict()
         self._next_sequence = 0
         self._longest = 0.0
@@ -202,6 +213,12 @@ class HlsSegmenter:
         self._render()
         self._ready.set()
 
+    def release(self) -> None:
+        """Nobody will read this segmenter's output any more: free its segments."""
+        self._segments.clear()
+        self._playlist = None
+        self.files.release()
+
     def resync(self) -> None:
         """Packets were lost (e.g. we were dropped as a slow reader): restart at the next keyframe."""
         if self._muxer is not None and self._seg_packets:
@@ -315,9 +332,13 @@ class HlsSegmenter:
         sequence = self._next_sequence
         self._next_sequence += 1
         name = f"seg_{self.session}_{sequence}.ts"
-        self._segments[name] = Segment(sequence, name, duration, data, self.clock(), self._seg_keyframe)
+        self.files.put(name, data)
+        self._segments[name] = Segment(
+            sequence, name, duration, len(data), self.clock(), self._seg_keyframe, self.files
+        )
         while len(self._segments) > self.window + EXTRA_RETAINED_SEGMENTS:
-            self._segments.popitem(last=False)
+            old_name, _ = self._segments.popitem(last=False)
+            self.files.delete(old_name)
         if duration > self._longest:
             self._longest = duration
         self._seg_packets = 0
@@ -350,7 +371,7 @@ class HlsPackager(StreamPackager[HlsSegmenter]):
     label = "HLS"
 
     def make_segmenter(self, config: ApplicationConfig, stream: LiveStream) -> HlsSegmenter:
-        return HlsSegmenter(config, stream=stream, clock=self.clock)
+        return HlsSegmenter(config, stream=stream, clock=self.clock, files=self.make_files(f"hls-{stream.key.name}"))
 
     def segment_duration(self, config: ApplicationConfig) -> float:
         return config.hls_segment_duration

@@ -303,7 +303,7 @@ class MediaHttpServer:
         if target is None:
             return None
         await self._admit_viewer(request, target, "hls")
-        segmenter = self.packager.get(target.key)
+        segmenter = self.packager.watch(target.key)  # packaging runs while players ask
         if wait and target.stream is not None and (segmenter is None or segmenter.playlist() is None):
             timeout = target.config.hls_segment_duration + FIRST_SEGMENT_GRACE
             segmenter = await self.packager.wait_ready(target.key, timeout)
@@ -321,10 +321,11 @@ class MediaHttpServer:
     async def handle_segment(self, request: web.Request) -> web.StreamResponse:
         segmenter = await self._segmenter(request, wait=False)
         segment = segmenter.segment(request.match_info["segment"]) if segmenter is not None else None
-        if segmenter is None or segment is None:
+        data = segment.data if segment is not None else b""  # (read once: it may be a file)
+        if segmenter is None or not data:
             raise web.HTTPNotFound(text="segment not found\n")
-        self._account(request, segmenter, len(segment.data))
-        return web.Response(body=segment.data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "max-age=60"})
+        self._account(request, segmenter, len(data))
+        return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "max-age=60"})
 
     def _account(
         self, request: web.Request, segmenter: HlsSegmenter | LlHlsSegmenter, nbytes: int, protocol: str = "hls"
@@ -343,7 +344,7 @@ class MediaHttpServer:
         if target is None or self.llhls is None:
             return None
         await self._admit_viewer(request, target, "llhls")
-        segmenter = self.llhls.get(target.key)
+        segmenter = self.llhls.watch(target.key)
         if wait and target.stream is not None and (segmenter is None or segmenter.playlist() is None):
             timeout = target.config.llhls_segment_duration + FIRST_SEGMENT_GRACE
             segmenter = await self.llhls.wait_ready(target.key, timeout)

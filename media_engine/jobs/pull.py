@@ -34,6 +34,8 @@ import av
 from av.packet import Packet
 from av.stream import Stream
 
+from media_engine import outbound
+from media_engine.guarded_http import GuardedHttpOpener
 from media_engine.jobs.events import MediaEvent, StateCallback
 from media_engine.jobs.push import TargetFailed, TargetWriter, backoff_delay, valid_host
 from media_engine.jobs.source import (
@@ -54,6 +56,19 @@ SOURCE_TYPES = {"rtsp": "RtspPull", "rtmp": "RtmpPull", "http": "HttpPull", "fil
 # Sources read as fast as they answer (files, VOD playlists) are sent at real time.
 PACED_GROUPS = {"http", "file"}
 RTSP_OPTIONS = {"rtsp_transport": "tcp"}
+# HTTP(S) sources are read through `GuardedHttpOpener` (every URL, redirect, HLS playlist and segment
+# under the outbound policy); the HLS demuxer must not try to reuse FFmpeg's own HTTP connections.
+HTTP_OPTIONS = {"http_persistent": "0"}
+# Sources of StreamHub's own services (a file under the media root, a listener): no outbound connection.
+LOCAL_GROUPS = {"file", "mpegts"}
+# Probing of an RTMP source: up to FFmpeg's default 5 s (StreamHub's own streams need only 0.5 s,
+# see source.INPUT_OPTIONS). An RTMP source joined just as its publisher starts sends audio first
+# and its first video frame up to seconds later (encoder start-up); a 0.5 s probe found audio only,
+# and the pull published an audio-only stream. FFmpeg's FLV reader keeps probing until the tracks
+# that its header and metadata announce are found; one frame is enough to guess a frame rate (the
+# default 20 frames held a found track back for about 2 s, and nothing here needs the guess).
+# RTSP announces its tracks in the SDP; HTTP sources are files or HLS segments with every track.
+RTMP_OPTIONS = {"analyzeduration": "5000000", "fpsprobesize": "1"}
 
 # The gap left between the last packet of one source and the first of the next.
 FAILOVER_GAP = Fraction(1, 25)
@@ -235,9 +250,25 @@ class Puller:
         """Read ``url`` into the output until it ends (True), stalls or fails (False), or a stop
         (False). Raises SourceUnavailable if it cannot be opened, TargetFailed if the engine fails."""
         self.progress.url = url
-        options = RTSP_OPTIONS if SCHEME_GROUPS.get(urlsplit(url).scheme.lower()) == "rtsp" else None
+        group = SCHEME_GROUPS.get(urlsplit(url).scheme.lower())
+        if self.group not in LOCAL_GROUPS:
+            # Before every connection, as the outbound policy says now (also for a pull created before it changed).
+            try:
+                outbound.check_url(url)
+            except (outbound.OutboundRefused, outbound.HostUnresolved) as error:
+                raise SourceUnavailable(str(error)) from None
+        options = (
+            {"rtsp": RTSP_OPTIONS, "http": HTTP_OPTIONS, "rtmp": RTMP_OPTIONS}.get(group)
+            if self.group not in LOCAL_GROUPS
+            else None
+        )
         reader = SourceReader(
-            url, open_timeout=self.open_timeout, stall_timeout=self.no_input_timeout, queue_size=256, options=options
+            url,
+            open_timeout=self.open_timeout,
+            stall_timeout=self.no_input_timeout,
+            queue_size=256,
+            options=options,
+            io_open=GuardedHttpOpener(self.open_timeout) if group == "http" and self.group == "http" else None,
         ).start()
         try:
             if not reader.wait_open(self._stop_requested):

@@ -39,6 +39,7 @@ from av.container import OutputContainer
 from av.packet import Packet
 from av.stream import Stream
 
+from media_engine import outbound
 from media_engine.internal_auth import redact_text
 from media_engine.jobs.audio_control import AudioControl, AudioRewriter
 from media_engine.jobs.events import MediaEvent, StateCallback
@@ -293,6 +294,7 @@ class Pusher:
         try:
             while not self._stop_requested():
                 try:
+                    self._check_target()
                     self.source_url = self._source_url_of()
                     attempt()
                     break  # the source ended, or a stop was requested
@@ -312,6 +314,15 @@ class Pusher:
             self._state(MediaEvent.ERROR, str(error) or type(error).__name__)
             raise
         self._state(MediaEvent.STOPPED, None)
+
+    def _check_target(self) -> None:
+        """Before every connection, as the outbound policy says now: a refused target ends the push
+        (OutboundRefused, also for a push created before the policy changed); a name that does not
+        resolve is a failed connection, retried."""
+        try:
+            outbound.check_url(self.target)
+        except outbound.HostUnresolved as error:
+            raise TargetFailed(str(error)) from None
 
     def _failed(self, error: TargetFailed) -> None:
         self.failures += 1

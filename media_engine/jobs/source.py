@@ -27,6 +27,7 @@ from av.stream import Stream
 
 # Every job logs and reports URLs through this: it hides job tokens and other credentials.
 from media_engine.internal_auth import redact_url
+from media_engine.outbound import OutboundRefused
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +111,11 @@ class SourceReader:
         kinds: Iterable[str] | None = None,
         queue_size: int = 1024,
         options: dict[str, str] | None = None,
+        io_open: Callable | None = None,
     ) -> None:
         self.url = url
+        # PyAV's io_open: who opens the URLs FFmpeg reads (HTTP pulls: under the outbound policy).
+        self.io_open = io_open
         self.options = {**INPUT_OPTIONS, **(options or {})}
         self.open_timeout = open_timeout
         self.stall_timeout = stall_timeout
@@ -195,7 +199,15 @@ class SourceReader:
     def _open(self) -> InputContainer:
         started = time.monotonic()
         try:
-            container = av.open(self.url, "r", options=self.options, timeout=(self.open_timeout, self.stall_timeout))
+            container = av.open(
+                self.url,
+                "r",
+                options=self.options,
+                timeout=(self.open_timeout, self.stall_timeout),
+                io_open=self.io_open,
+            )
+        except (OutboundRefused, OSError) as error:  # from io_open: refused, unresolved, refused connection
+            raise SourceUnavailable(f"cannot open {redact_url(self.url)}: {error}") from None
         except av.FFmpegError as error:
             elapsed = time.monotonic() - started
             reason = "timed out" if isinstance(error, av.ExitError) else open_failure(self.url, error.strerror or "")
@@ -225,6 +237,8 @@ class SourceReader:
                 self._put(packet)
         except av.ExitError:
             end = SourceEnd(SourceLost(f"{redact_url(self.url)}: no data for {self.stall_timeout:g} s"))
+        except OutboundRefused as error:  # an HLS segment or redirect somewhere refused
+            end = SourceEnd(SourceLost(f"{redact_url(self.url)}: {error}"))
         except (av.FFmpegError, OSError) as error:
             reason = getattr(error, "strerror", None) or type(error).__name__  # str(error) names the URL
             end = SourceEnd(SourceLost(f"{redact_url(self.url)}: {reason}"))

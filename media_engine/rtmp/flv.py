@@ -185,6 +185,39 @@ def script_packet(body: bytes, timestamp: int) -> MediaPacket | None:
     return MediaPacket(TrackKind.DATA, "amf0", timestamp, timestamp, bytes(body), False, values[0] == "onMetaData")
 
 
+# onMetaData codec ids of the tracks the engine relays: FLV ids, or (enhanced RTMP) FourCCs as
+# numbers or strings.
+_ANNOUNCED_VIDEO = {VIDEO_CODEC_AVC, VIDEO_CODEC_HEVC_LEGACY, *(int.from_bytes(c, "big") for c in (b"avc1", b"hvc1"))}
+_ANNOUNCED_AUDIO = {SOUND_FORMAT_AAC, int.from_bytes(b"mp4a", "big")}
+
+
+def _codec_id(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str) and len(value) == 4:
+        return int.from_bytes(value.encode("latin-1", "replace"), "big")
+    return None
+
+
+def announced_tracks(packet: MediaPacket) -> tuple[bool, bool] | None:
+    """(video, audio): which relayable tracks an ``onMetaData`` packet announces; None when it names
+    no codec (then nothing is known). A track in a codec the engine drops counts as not sent."""
+    if packet.kind is not TrackKind.DATA or not packet.config:
+        return None
+    try:
+        values = amf0.decode_all(packet.payload)
+    except ValueError:
+        return None
+    properties = values[1] if len(values) > 1 and isinstance(values[1], dict) else None
+    if properties is None or not ({"videocodecid", "audiocodecid"} & properties.keys()):
+        return None
+    video = _codec_id(properties.get("videocodecid")) in _ANNOUNCED_VIDEO
+    audio = _codec_id(properties.get("audiocodecid")) in _ANNOUNCED_AUDIO
+    return video, audio
+
+
 def split_aggregate(payload: bytes, timestamp: int) -> list[tuple[int, int, bytes]]:
     """(message type, timestamp, body) of each FLV tag in an Aggregate message.
 

@@ -24,6 +24,7 @@ from media_engine.names import STREAM_NAME_RULE, InvalidStreamName, is_valid_str
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry, Subscription
 from media_engine.rtmp import amf0, flv
+from media_engine.rtmp.batching import ReadBatching
 from media_engine.rtmp.chunks import (
     ChunkReader,
     ChunkWriter,
@@ -145,6 +146,7 @@ class RtmpSession(asyncio.Protocol):
         self.stream: LiveStream | None = None  # the stream this session publishes
         self._opened_stream: LiveStream | None = None  # published while handling the current read
         self._publish_stream_id = 0
+        self._batching: ReadBatching | None = None  # fewer, larger reads while publishing
         self._last_raw_ts: int | None = None
         self._last_ts = 0
 
@@ -375,6 +377,8 @@ class RtmpSession(asyncio.Protocol):
         self._opened_stream = None
         if stream is not None:
             stream.counters.received(nbytes)
+        if self._batching is not None:
+            self._batching.observe(nbytes, self._last_activity)
         if self._peer_window and self._bytes_in - self._last_ack >= self._peer_window:
             self._last_ack = self._bytes_in
             self._send(self._chunks_out.acknowledgement(self._bytes_in))
@@ -423,6 +427,9 @@ class RtmpSession(asyncio.Protocol):
             packet = self._demuxer.audio(body, ts)
         else:
             packet = self._demuxer.data(body, ts)
+            announced = flv.announced_tracks(packet) if packet is not None else None
+            if announced is not None:
+                stream.announce(video=announced[0], audio=announced[1])
         if packet is not None:
             stream.push(packet)
 
@@ -660,6 +667,8 @@ class RtmpSession(asyncio.Protocol):
         self._last_raw_ts = None
         stream.set_stop_handler(self._on_stopped_by_api)
         self._set_state(State.PUBLISHING)
+        if self._transport is not None and self._loop is not None:
+            self._batching = ReadBatching.for_transport(self._transport, self._loop, self._clock)
         logger.info("rtmp %s: publishing %s", self.remote_address, key)
         self._send(self._chunks_out.user_control(UserControlEvent.STREAM_BEGIN, stream_id))
         self._send_status(stream_id, "status", "NetStream.Publish.Start", f"{key.name} is now published.")
@@ -673,6 +682,9 @@ class RtmpSession(asyncio.Protocol):
         if stream is None:
             return
         self.stream = None
+        if self._batching is not None:
+            self._batching.close()
+            self._batching = None
         self.registry.close(stream)
         if self.state is State.PUBLISHING:
             self._set_state(State.CONNECTED)

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 from media_engine.admission import PUBLISH, AdmissionRequest, Decision, admit
 from media_engine.control import ApplicationConfig, ControlPlane
 from media_engine.names import InvalidStreamName, check_stream_name
-from media_engine.packets import MediaPacket
+from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry
 from media_engine.rtmp import flv
 from media_engine.srt.libsrt import LibSrt, SrtError, SrtTimeout
@@ -375,4 +375,8 @@ def _push_all(stream: LiveStream, packets: list[MediaPacket]) -> None:
     if stream.ended:
         return
     for packet in packets:
+        if packet.kind is TrackKind.DATA:
+            announced = flv.announced_tracks(packet)
+            if announced is not None:  # ffmpeg's onMetaData names the tracks of the caller's MPEG-TS
+                stream.announce(video=announced[0], audio=announced[1])
         stream.push(packet)

@@ -80,6 +80,8 @@ class WebRtcIngest:
     def __init__(self, stream: LiveStream, expected: set[str], keyframe_interval: float = 2.0) -> None:
         self.stream = stream
         self.expected = set(expected)
+        # The stream starts (becomes visible) once every negotiated track is configured.
+        stream.announce(video="video" in self.expected, audio="audio" in self.expected)
         self.keyframe_interval = keyframe_interval
         self.loop = asyncio.get_running_loop()
         self.origin = time.monotonic()

@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import aiohttp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 
+from media_engine.outbound import check_request_url, guarded_session
 from media_engine.registry import LiveStream, StreamRegistry
 from media_engine.webrtc.fanout import WhepFanout, WhepViewer
 from media_engine.webrtc.ice import IcePolicy, use_policy
@@ -95,9 +96,13 @@ class WebRtcRelay:
             self._add_transceivers()
             await self.pc.setLocalDescription(await self.pc.createOffer())
         timeout = aiohttp.ClientTimeout(total=SIGNALLING_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        # Only where the outbound policy allows (the addresses connected to are the ones checked); a
+        # WHIP/WHEP answer is 201, never a redirect to follow.
+        check_request_url(self.url)
+        async with guarded_session(timeout=timeout) as http:
             headers = {"Content-Type": "application/sdp"}
-            async with http.post(self.url, data=self.pc.localDescription.sdp, headers=headers) as response:
+            sdp = self.pc.localDescription.sdp
+            async with http.post(self.url, data=sdp, headers=headers, allow_redirects=False) as response:
                 answer = await response.text()
                 if response.status != 201:
                     raise ConnectionError(f"{self.url} answered {response.status}: {answer.strip()[:200]}")
@@ -127,10 +132,11 @@ class WebRtcRelay:
         if self.location is not None:
             try:
                 timeout = aiohttp.ClientTimeout(total=5)
-                async with aiohttp.ClientSession(timeout=timeout) as http:
-                    async with http.delete(self.location):
+                check_request_url(self.location)
+                async with guarded_session(timeout=timeout) as http:
+                    async with http.delete(self.location, allow_redirects=False):
                         pass
-            except (aiohttp.ClientError, TimeoutError) as failure:
+            except (aiohttp.ClientError, TimeoutError, ValueError) as failure:  # ValueError: OutboundRefused
                 logger.info("webrtc %s %s: ending the remote session failed: %r", self.direction, self.id, failure)
         await self._release()
         await self.pc.close()

@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 OPUS_RATE = 48000
 OPUS_FRAME = 960  # 20 ms
+OPUS_CHANNELS = 2
+# What WebRTC viewers of an AAC stream get (the stream info API lists it as an output track).
+OPUS_BITRATE = 96000
 AAC_FRAME = 1024
 
 
@@ -99,7 +102,7 @@ class TranscoderThread:
 class AacToOpus:
     """``(raw AAC frame, pts in ms)`` → ``[(Opus packet, pts in 1/48000 s)]``, stereo 48 kHz, 20 ms packets."""
 
-    def __init__(self, audio_specific_config: bytes, bitrate: int = 96000) -> None:
+    def __init__(self, audio_specific_config: bytes, bitrate: int = OPUS_BITRATE) -> None:
         self.decoder = av.CodecContext.create("aac", "r")
         self.decoder.extradata = audio_specific_config
         self.resampler = av.AudioResampler(format="s16", layout="stereo", rate=OPUS_RATE, frame_size=OPUS_FRAME)

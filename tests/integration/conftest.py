@@ -136,6 +136,9 @@ class LiveStreamHub:
             "STREAMHUB_JOB_RECOVERY_INTERVAL": "1",
             "OME_ACCESS_TOKEN": "ome-access-token",
             "DJANGO_SUPERUSER_PASSWORD": "operator-password-1",
+            # Tests push to nginx-rtmp, pull from GStreamer and call webhooks on loopback: allowed explicitly
+            # (the default refuses loopback, see tests/security).
+            "STREAMHUB_OUTBOUND_ALLOW": "127.0.0.0/8,::1",
         }
         self.processes: dict[str, subprocess.Popen] = {}
 

@@ -177,6 +177,51 @@ def test_delete_disconnects_the_publisher_and_events_tell_the_websocket(live_pla
     assert state.stdout.strip().endswith("ended")
 
 
+def test_a_stream_is_listed_and_announced_only_once_its_tracks_are_known(live_platform):
+    # A client that lists streams (OME, WCS) or hears `started`, then reads the tracks, finds them.
+    def tracks(name: str) -> list[str]:
+        info = live_platform.api("GET", f"/v1/vhosts/default/apps/app/streams/{name}").json()["response"]
+        return sorted(track["type"] for track in info["input"]["tracks"])
+
+    seen_at_event: list[list[str]] = []
+    ready = threading.Event()
+
+    async def listen() -> None:
+        url = live_platform.url.replace("http", "ws") + "/ws/events/"
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, headers={"Authorization": OME_AUTH}) as socket_:
+                ready.set()
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not seen_at_event:
+                    message = await socket_.receive(timeout=deadline - time.monotonic())
+                    event = json.loads(message.data) if message.type == aiohttp.WSMsgType.TEXT else {}
+                    if event.get("event") == "started" and event["stream"]["name"] == "tracked":
+                        seen_at_event.append(await asyncio.to_thread(tracks, "tracked"))
+
+    listener = threading.Thread(target=lambda: asyncio.run(listen()))
+    listener.start()
+    assert ready.wait(10)
+    publisher = publish(live_platform, "tracked", seconds=30)
+    try:
+        ome = wcs = None
+        deadline = time.monotonic() + 20
+        while (ome is None or wcs is None) and time.monotonic() < deadline:
+            if ome is None and "tracked" in live_names(live_platform):
+                ome = tracks("tracked")
+            if wcs is None:
+                found = requests.post(f"{live_platform.url}/rest-api/stream/find_all", json={}, timeout=10)
+                listed = [s for s in found.json() if s["name"] == "tracked"] if found.status_code == 200 else []
+                if listed:
+                    wcs = (listed[0]["hasVideo"], listed[0]["hasAudio"], listed[0]["width"])
+        assert ome == ["Audio", "Video"]
+        assert wcs == (True, True, 640)
+    finally:
+        publisher.kill()
+        publisher.wait()
+    listener.join(timeout=35)
+    assert seen_at_event == [["Audio", "Video"]]
+
+
 def test_the_events_socket_refuses_strangers(live_platform):
     async def connect() -> int:
         url = live_platform.url.replace("http", "ws") + "/ws/events/"
@@ -257,7 +302,8 @@ def test_hls_js_plays_the_stream_in_chromium(live_platform, browser_page):
         )
         size = browser_page.evaluate("() => [player.videoWidth, player.videoHeight]")
         assert size == [640, 360]
-        assert browser_page.evaluate("() => window.playerErrors.filter(e => e.includes('Error')).length") == 0
+        errors = browser_page.evaluate("() => window.playerErrors.filter(e => e.includes('Error'))")
+        assert errors == []
         ARTIFACTS.mkdir(exist_ok=True)
         browser_page.screenshot(path=str(ARTIFACTS / "hls-player.png"))
     finally:

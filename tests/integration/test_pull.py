@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 from tests.integration.conftest import wait_for
 from tests.integration.test_engine import codecs, ffprobe, live_names
@@ -95,20 +96,61 @@ def test_an_unused_pulled_stream_is_deleted(live_platform, rtsp_source):
     wait_for(lambda: "unused" not in live_names(live_platform), 15)
 
 
-def test_an_rtmp_pull_of_another_server(live_platform, nginx_rtmp):
-    # nginx-rtmp is the origin: ffmpeg publishes there, StreamHub pulls it.
-    publisher = subprocess.Popen(
-        ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi",
+def publish_to_nginx(nginx_rtmp: str, video_delay: float = 0) -> subprocess.Popen:
+    """ffmpeg publishes to nginx-rtmp; its video starts ``video_delay`` seconds after its audio."""
+    return subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-itsoffset", str(video_delay), "-f", "lavfi",
+         "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi",
          "-i", "sine", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
          "-t", "40", "-f", "flv", f"{nginx_rtmp}/origin"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def first_segment(platform, name: str) -> str:
+    """The URL of the first segment of the stream's first HLS playlist."""
+    playlist = f"{platform.media}/app/{name}/ts:playlist.m3u8"
+    answer = wait_for(lambda: (r := requests.get(playlist, timeout=10)).status_code == 200 and r, 20)
+    segment = next(line for line in answer.text.splitlines() if line and not line.startswith("#"))
+    return f"{platform.media}/app/{name}/{segment}"
+
+
+def assert_pulled_with_every_track(platform, name: str, response) -> None:
+    """What a client sees once the pull answered: its tracks, and an HLS output that carries them all
+    from the first segment on (video from a keyframe)."""
+    assert response.status_code == 201, platform.log("api")[-3000:]
+    info = stream_info(platform, name)
+    assert info["input"]["sourceType"] == "RtmpPull"
+    assert sorted(track["type"] for track in info["input"]["tracks"]) == ["Audio", "Video"], info
+    segment = first_segment(platform, name)
+    first = codecs(ffprobe(segment))
+    assert first["video"]["width"] == 320 and first["audio"]["codec_name"] == "aac", platform.log("engine")[-3000:]
+    frames = ffprobe(segment, "-select_streams", "v", "-show_frames", "-read_intervals", "%+#1")["frames"]
+    assert frames[0]["key_frame"] == 1
+    assert codecs(ffprobe(f"{platform.media}/app/{name}/ts:playlist.m3u8"))["video"]["width"] == 320
+
+
+def test_an_rtmp_pull_of_another_server(live_platform, nginx_rtmp):
+    # nginx-rtmp is the origin: ffmpeg publishes there, StreamHub pulls it.
+    publisher = publish_to_nginx(nginx_rtmp)
     try:
         time.sleep(2)
         response = create_pull(live_platform, "fromnginx", [f"{nginx_rtmp}/origin"], unusedStreamDeletionTimeoutMs=0)
-        assert response.status_code == 201, live_platform.log("api")[-3000:]
-        assert stream_info(live_platform, "fromnginx")["input"]["sourceType"] == "RtmpPull"
-        assert codecs(ffprobe(f"{live_platform.media}/app/fromnginx/ts:playlist.m3u8"))["video"]["width"] == 320
+        assert_pulled_with_every_track(live_platform, "fromnginx", response)
         assert live_platform.api("DELETE", f"{STREAMS}/fromnginx").status_code == 200
+    finally:
+        publisher.kill()
+
+
+def test_an_rtmp_pull_of_a_source_whose_video_starts_late_gets_every_track(live_platform, nginx_rtmp):
+    # The source announces video and audio but sends its first video frame 3 s after its audio (as
+    # an encoder starting up does: under `make test`'s load, the pull above joined its source at
+    # such a moment and published audio only). The pull answers once both tracks are known, and its
+    # HLS carries both from the first segment on.
+    publisher = publish_to_nginx(nginx_rtmp, video_delay=3)
+    try:
+        response = create_pull(live_platform, "late", [f"{nginx_rtmp}/origin"], unusedStreamDeletionTimeoutMs=0)
+        assert_pulled_with_every_track(live_platform, "late", response)
+        assert live_platform.api("DELETE", f"{STREAMS}/late").status_code == 200
     finally:
         publisher.kill()

@@ -107,6 +107,8 @@ def test_the_browser_publishes_over_whip_and_it_plays_over_rtmp_and_hls(webrtc_p
 
     info = webrtc_platform.api("GET", "/v1/vhosts/default/apps/app/streams/webcam").json()["response"]
     assert info["input"]["sourceType"] == "WebRTC"
+    # Listed only once its tracks are known: read right after, they are there.
+    assert sorted(track["type"] for track in info["input"]["tracks"]) == ["Audio", "Video"], info
 
     # Chromium's fake camera is 640x480; H.264 is relayed, Opus becomes AAC.
     rtmp = codecs(ffprobe(f"{webrtc_platform.rtmp}/app/webcam"))

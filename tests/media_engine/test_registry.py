@@ -5,7 +5,13 @@ import asyncio
 import pytest
 
 from media_engine.packets import MediaPacket, TrackKind
-from media_engine.registry import StreamAlreadyLive, StreamKey, StreamRegistry
+from media_engine.registry import (
+    READY_WAIT_ANNOUNCED_MS,
+    READY_WAIT_UNANNOUNCED_MS,
+    StreamAlreadyLive,
+    StreamKey,
+    StreamRegistry,
+)
 
 KEY = StreamKey("default", "app", "cam")
 
@@ -67,3 +73,96 @@ def test_a_failing_sink_is_removed_and_others_go_on():
     stream.remove_sink(seen.append)  # an equal bound method removes it
     stream.push(video(80))
     assert len(seen) == 2
+
+
+def audio(dts: int, config: bool = False) -> MediaPacket:
+    return MediaPacket(TrackKind.AUDIO, "aac", dts, dts, b"\x12\x10" if config else b"a" * 10, config=config)
+
+
+def video_config() -> MediaPacket:
+    return MediaPacket(TrackKind.VIDEO, "h264", 0, 0, b"cfg", config=True)
+
+
+def started_streams(registry: StreamRegistry) -> list:
+    started = []
+    registry.on_started(started.append)
+    return started
+
+
+def test_a_stream_starts_once_its_announced_tracks_are_configured_whatever_comes_first():
+    registry = StreamRegistry()
+    started = started_streams(registry)
+    stream = registry.open(KEY, "rtmp")
+    stream.announce(video=True, audio=True)
+    stream.push(audio(0, config=True))
+    for dts in range(0, 2000, 23):  # audio first, for a while (an encoder starting up)
+        stream.push(audio(dts))
+    assert started == [] and registry.streams() == [] and registry.get(KEY) is stream
+    stream.push(video_config())
+    assert started == [stream] and registry.streams() == [stream]
+    assert [track.kind for track in stream.tracks()] == ["video", "audio"]
+
+
+def test_an_audio_only_source_starts_without_waiting_when_it_says_so_and_a_little_later_otherwise():
+    registry = StreamRegistry()
+    started = started_streams(registry)
+    announced = registry.open(KEY, "rtmp")
+    announced.announce(video=False, audio=True)
+    announced.push(audio(0, config=True))
+    assert started == [announced]
+
+    silent = registry.open(StreamKey("default", "app", "radio"), "rtmp")
+    silent.push(audio(0, config=True))
+    dts = 0
+    while not silent.ready:
+        silent.push(audio(dts))
+        dts += 23
+    assert started == [announced, silent]
+    assert READY_WAIT_UNANNOUNCED_MS <= dts <= READY_WAIT_UNANNOUNCED_MS + 50
+
+
+def test_an_announced_track_that_never_comes_is_waited_for_a_bounded_time():
+    registry = StreamRegistry()
+    stream = registry.open(KEY, "rtmp")
+    stream.announce(video=True, audio=True)
+    stream.push(audio(0, config=True))
+    dts = 0
+    while not stream.ready:
+        stream.push(audio(dts))
+        dts += 23
+    assert READY_WAIT_ANNOUNCED_MS <= dts <= READY_WAIT_ANNOUNCED_MS + 50
+    assert [track.kind for track in stream.tracks()] == ["audio"]
+
+
+def test_a_publisher_that_never_sends_media_is_never_a_stream():
+    registry = StreamRegistry()
+    started, ended = started_streams(registry), []
+    registry.on_ended(ended.append)
+    stream = registry.open(KEY, "rtmp")
+    stream.announce(video=True, audio=True)
+    registry.close(stream)
+    assert started == [] and ended == [] and stream.ended
+    again = registry.open(KEY, "rtmp")  # the name is free again
+    again.push(video_config())
+    again.push(audio(0, config=True))
+    registry.close(again)
+    assert started == [again] and ended == [again]
+
+
+def test_readers_joining_at_the_start_get_every_packet_once():
+    registry = StreamRegistry()
+    readers = []
+    registry.on_started(lambda stream: readers.append(stream.subscribe()))
+    stream = registry.open(KEY, "rtmp")
+    stream.push(audio(0, config=True))
+    stream.push(video_config())
+    stream.push(video(0, keyframe=True))
+    stream.push(video(40))
+    (reader,) = readers
+    packets = reader.drain()
+    assert [(p.kind, p.config, p.dts) for p in packets] == [
+        (TrackKind.VIDEO, True, 0),
+        (TrackKind.AUDIO, True, 0),
+        (TrackKind.VIDEO, False, 0),
+        (TrackKind.VIDEO, False, 40),
+    ]

@@ -109,6 +109,38 @@ def test_stream_info_lists_renditions_as_outputs_and_the_list_hides_them(ome, ap
     assert ome.get(f"{APP}/streams").json()["response"] == ["cam"]
 
 
+AUDIO_TRACK = {"id": 1, "kind": "audio", "codec": "AAC", "bitrate": 128000, "samplerate": 48000, "channels": 2,
+               "channel_layout": "stereo"}  # fmt: skip
+OPUS = {"bitrate": "96000", "bypass": False, "channel": 2, "codec": "OPUS", "samplerate": 48000}
+
+
+def test_stream_info_outputs_list_the_tracks_players_get_with_the_opus_of_webrtc(ome, application, abr, node):
+    # As the spec's example: the pass-through tracks, then the Opus track WebRTC viewers get.
+    go_live(application, node, "cam", [VIDEO_TRACK, AUDIO_TRACK])
+    Transcode.objects.create(
+        application=application, stream_name="cam", profile=abr, state=JobState.STARTED,
+        rendition_streams=["cam_360p"],
+        renditions=[{"name": "360p", "stream": "cam_360p", "video": ENCODES["videos"][0], "audio": "bypass"}],
+    )  # fmt: skip
+    stream_output, rendition = ome.get(f"{APP}/streams/cam").json()["response"]["outputs"]
+    assert stream_output == {
+        "name": "cam",
+        "tracks": [
+            {"id": 0, "type": "Video", "video": {"bypass": True}},
+            {"id": 1, "type": "Audio", "audio": {"bypass": True}},
+            {"id": 2, "type": "Audio", "audio": OPUS},
+        ],
+    }
+    assert rendition["name"] == "cam_360p"
+    assert [(track["id"], track["type"]) for track in rendition["tracks"]] == [(0, "Video"), (1, "Audio"), (2, "Audio")]
+    assert rendition["tracks"][2]["audio"] == OPUS
+    # A video-only stream offers no audio at all.
+    Stream.objects.filter(name="cam").update(input_tracks=[VIDEO_TRACK])
+    Transcode.objects.all().delete()
+    (only,) = ome.get(f"{APP}/streams/cam").json()["response"]["outputs"]
+    assert only["tracks"] == [{"id": 0, "type": "Video", "video": {"bypass": True}}]
+
+
 def test_stats_show_the_cpu_of_running_transcodes(ome, application, abr, node):
     go_live(application, node, "cam")
     Transcode.objects.create(application=application, stream_name="cam", profile=abr, state=JobState.STARTED,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rest_framework import parsers, renderers, serializers
+from rest_framework import renderers, serializers
 from rest_framework.views import APIView
 
 from apps.api_ome.authentication import HasOmeAccessToken, OmeAccessTokenAuthentication
@@ -12,9 +12,10 @@ from apps.api_ome.envelope import MultipleStatus, OmeError, envelope, error_enve
 from apps.hosting.models import Application, OutputProfile, VirtualHost
 from apps.hosting.ome_config import describe_errors
 from apps.hosting.services import AlreadyExists
+from apps.security.parsers import DepthLimitedJSONParser
 
 
-class AnyContentTypeJsonParser(parsers.JSONParser):
+class AnyContentTypeJsonParser(DepthLimitedJSONParser):
     """OME reads the body as JSON whatever Content-Type says (``curl -d`` sends form encoding)."""
 
     media_type = "*/*"
@@ -24,7 +25,7 @@ class OmeAPIView(APIView):
     authentication_classes = [OmeAccessTokenAuthentication]
     permission_classes = [HasOmeAccessToken]
     renderer_classes = [renderers.JSONRenderer]
-    parser_classes = [parsers.JSONParser, AnyContentTypeJsonParser]
+    parser_classes = [DepthLimitedJSONParser, AnyContentTypeJsonParser]
 
     def get_exception_handler(self):
         return ome_exception_handler

@@ -83,7 +83,7 @@ class StreamListView(OmeAPIView):
         description=(
             "Creates a stream by pulling URLs (rtsp://, rtmp://, http(s):// files or HLS; all of one scheme; OVT "
             "is not supported). A media worker pulls it into the engine; the call waits for the stream to be "
-            "live (201) or for every URL to fail (502)."
+            "live with its tracks known (201: its info lists them) or for every URL to fail (502)."
         ),
         request=CreatePullSerializer,
         responses={

@@ -10,18 +10,19 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import parsers, renderers, serializers
+from rest_framework import renderers, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.api_wcs.authentication import WcsAuthRequired, WcsBasicAuthentication
 from apps.api_wcs.errors import WcsError, wcs_exception_handler
 from apps.hosting.models import Application
+from apps.security.parsers import DepthLimitedJSONParser
 
 Handler = Callable[[dict], object]
 
 
-class AnyContentTypeJsonParser(parsers.JSONParser):
+class AnyContentTypeJsonParser(DepthLimitedJSONParser):
     """WCS clients send JSON, not always with the right Content-Type."""
 
     media_type = "*/*"
@@ -39,7 +40,7 @@ class WcsView(APIView):
     authentication_classes = [WcsBasicAuthentication]
     permission_classes = [WcsAuthRequired]
     renderer_classes = [renderers.JSONRenderer]
-    parser_classes = [parsers.JSONParser, AnyContentTypeJsonParser]
+    parser_classes = [DepthLimitedJSONParser, AnyContentTypeJsonParser]
     request_serializer: type[serializers.Serializer] = EmptyBody
     handler: Handler
 

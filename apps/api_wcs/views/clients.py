@@ -9,6 +9,7 @@ from apps.api_wcs.errors import WcsError
 from apps.api_wcs.views.base import Method, found
 from apps.connections import services as connections
 from apps.connections.models import Connection
+from apps.security.parsers import PayloadField
 
 
 class ConnectionFilter(serializers.Serializer):
@@ -24,7 +25,7 @@ class SessionId(serializers.Serializer):
 class DataSend(SessionId):
     nodeId = serializers.CharField(required=False, help_text="Accepted; every API server reaches every client.")
     operationId = serializers.CharField(required=False, allow_blank=True, default="")
-    payload = serializers.JSONField(help_text="Any JSON, delivered as it is.")
+    payload = PayloadField(help_text="Any JSON, delivered as it is (at most WCS_MAX_EVENT_PAYLOAD_BYTES).")
 
 
 class EnableClientLog(SessionId):

@@ -14,6 +14,7 @@ from apps.jobs.choices import ACTIVE_STATES
 from apps.pull.services import active_pull_of, stop_pull
 from apps.recording.models import Record
 from apps.recording.services import RecordConflict, create_record, stop_record
+from apps.security.parsers import PayloadField
 from apps.streams.models import Stream
 from apps.streams.services import request_stop, send_to_subscribers
 from apps.streams.tasks import SNAPSHOT_TIMEOUT, take_snapshot
@@ -43,7 +44,7 @@ class StreamName(serializers.Serializer):
 
 
 class EventSend(StreamName):
-    payload = serializers.JSONField(help_text="Any JSON, delivered as it is.")
+    payload = PayloadField(help_text="Any JSON, delivered as it is (at most WCS_MAX_EVENT_PAYLOAD_BYTES).")
 
 
 class RecorderStartup(MediaSessionId):

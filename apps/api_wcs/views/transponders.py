@@ -17,6 +17,7 @@ from apps.jobs.choices import ACTIVE_STATES
 from apps.push.models import Push
 from apps.push.services import AudioNotControlled, PushConflict, create_push, set_audio, stop_push
 from apps.recording.paths import UnsafePath, confine
+from apps.security.outbound import check_outbound_url
 from media_engine.jobs.audio_control import check_sound_file
 from media_engine.jobs.push import validate_push_target
 
@@ -66,6 +67,7 @@ def startup(data: dict) -> dict:
     try:
         validate_push_target("rtmp", url)
         socket.getaddrinfo(urlsplit(url).hostname, None)
+        check_outbound_url(url)
     except ValueError as error:
         raise WcsError(400, f"Bad request: {error}") from error
     except OSError as error:

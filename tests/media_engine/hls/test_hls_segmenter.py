@@ -179,6 +179,7 @@ def test_packager_on_a_registry(av_flv: Path) -> None:
         stream = registry.open(key, "rtmp")
         other = registry.open(StreamKey("default", "nohls", "x"), "rtmp")
         assert await packager.wait_ready(key, 0.01) is None  # no segment yet
+        await push_packets(other, [packet for packet in packets if packet.config])
         await push_packets(stream, packets, realtime=False)
         registry.close(stream)
         registry.close(other)
@@ -193,8 +194,11 @@ def test_packager_on_a_registry(av_flv: Path) -> None:
         assert "EXT-X-ENDLIST" in tags and len(entries) == 5
         assert packager.get(other.key) is None
         assert set(looked_up) == {key, other.key}
-        # the same name published again replaces the lingering session at once
+        # the same name published again replaces the lingering session once its tracks are known
         again = registry.open(key, "rtmp")
+        await asyncio.sleep(0.05)
+        assert packager.get(key) is segmenter
+        await push_packets(again, [packet for packet in packets if packet.config])
         await asyncio.sleep(0.05)
         assert packager.get(key) is not segmenter and packager.get(key).playlist() is None
         registry.close(again)

@@ -148,3 +148,20 @@ def test_aggregate_messages_split_into_tags_with_rebased_timestamps():
 def test_packets_without_an_flv_form_are_skipped():
     assert flv.message_body(MediaPacket(TrackKind.AUDIO, "opus", 0, 0, b"x")) is None
     assert flv.message_body(MediaPacket(TrackKind.VIDEO, "vp8", 0, 0, b"x")) is None
+
+
+def metadata(**properties) -> MediaPacket:
+    return MediaPacket(TrackKind.DATA, "amf0", 0, 0, amf0.encode("onMetaData", amf0.EcmaArray(properties)), config=True)
+
+
+def test_onmetadata_announces_the_tracks_the_publisher_sends():
+    (recorded,) = [packet for packet in recorded_packets() if packet.kind is TrackKind.DATA]
+    assert flv.announced_tracks(recorded) == (True, True)  # ffmpeg: H.264 (7) and AAC (10)
+    assert flv.announced_tracks(metadata(audiocodecid=10.0)) == (False, True)
+    assert flv.announced_tracks(metadata(videocodecid=float(int.from_bytes(b"hvc1", "big")))) == (True, False)
+    assert flv.announced_tracks(metadata(videocodecid="avc1", audiocodecid="mp4a")) == (True, True)
+    # MP3 audio is dropped by the engine: not waited for.
+    assert flv.announced_tracks(metadata(videocodecid=7.0, audiocodecid=2.0)) == (True, False)
+    # Nothing said about codecs, or not metadata at all: nothing known.
+    assert flv.announced_tracks(metadata(width=320.0)) is None
+    assert flv.announced_tracks(MediaPacket(TrackKind.DATA, "amf0", 0, 0, amf0.encode("onCuePoint", {}))) is None

@@ -181,6 +181,7 @@ def test_publish_and_play_of_names_the_rule_refuses_are_refused_while_a_good_str
             good = await RtmpTestClient.open(server.port)
             good_id = await good.start_publishing("stream")
             send_media(good, good_id, until=500)
+            await eventually(lambda: [stream.key for stream in server.registry.streams()] == [KEY])
             started: list[StreamKey] = []
             server.registry.on_started(lambda stream: started.append(stream.key))
             for name in BAD_NAMES:
@@ -400,6 +401,28 @@ def test_stopping_the_server_ends_every_session():
         assert server.sessions == [] and server.registry.get(KEY) is None
         await publisher.wait_closed()
         assert await idle[0].read() == b""
+
+    run(scenario)
+
+
+def test_a_publisher_starts_a_stream_only_once_its_announced_tracks_are_configured():
+    async def scenario():
+        async with running_server() as server:
+            started: list[LiveStream] = []
+            server.registry.on_started(started.append)
+            client = await RtmpTestClient.open(server.port)
+            stream_id = await client.start_publishing("stream")
+            # Published, but no media: the name is taken, yet there is no stream to list.
+            metadata = amf0.encode("@setDataFrame", "onMetaData", amf0.EcmaArray(videocodecid=7.0, audiocodecid=10.0))
+            client.send(4, MessageType.DATA_AMF0, stream_id, 0, metadata)
+            client.send(4, MessageType.AUDIO, stream_id, 0, b"\xaf\x00\x12\x10")  # AAC sequence header
+            await eventually(lambda: (s := server.registry.get(KEY)) is not None and s.audio_config is not None)
+            assert started == [] and server.registry.streams() == []
+            avc_config = bytes.fromhex("0164001effe1000467640016010004" + "68ee3c80")
+            client.send(6, MessageType.VIDEO, stream_id, 0, b"\x17\x00\x00\x00\x00" + avc_config)
+            await eventually(lambda: len(started) == 1)
+            assert [track.kind for track in started[0].tracks()] == ["video", "audio"]
+            client.close()
 
     run(scenario)
 

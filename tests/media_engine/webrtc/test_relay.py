@@ -89,3 +89,24 @@ def test_a_pull_of_a_stream_that_is_not_live_fails_and_frees_the_name():
             await origin.stop()
 
     asyncio.run(main())
+
+
+@pytest.mark.django_db
+def test_a_pull_from_a_refused_address_never_reaches_it_and_frees_the_name(settings):
+    # The engine checks too (a relay row made before the allow-list changed): the default refuses loopback,
+    # by address and by a name that resolves to it, although a real node answers there.
+    settings.OUTBOUND_ALLOW = []
+
+    async def main() -> None:
+        origin, edge = await start_node(), await start_node()
+        try:
+            key = StreamKey("default", "app", "pulled")
+            for url in (f"http://127.0.0.1:{origin.http.port}/app/x", f"http://localhost:{origin.http.port}/app/x"):
+                with pytest.raises(ValueError, match="loopback address"):
+                    await edge.webrtc.start_pull("p", key, url)
+                assert edge.registry.get(key) is None and not edge.webrtc.relays
+        finally:
+            await edge.stop()
+            await origin.stop()
+
+    asyncio.run(main())
