@@ -46,7 +46,8 @@ def page():
 
 
 def current_time(page) -> float:
-    return page.evaluate("document.getElementById('player').currentTime")
+    # 0 while a navigation to the player page is still under way.
+    return page.evaluate("document.getElementById('player')?.currentTime ?? 0")
 
 
 def wait_playing(page, seconds: float = 2.0, timeout: float = 40) -> None:
@@ -75,6 +76,7 @@ def test_an_operator_runs_a_live_stream_from_its_page(platform, page):
         live.get_by_role("link", name="Streams").click()
         row = page.locator("#result_list tr", has_text="console-cam")
         row.locator("a.stream-page").click()
+        page.wait_for_url("**/live/")
         expect(page.locator("#stream-state")).to_have_text("live")
 
         # HLS plays; the tracks and viewers are there; the bitrate chart fills up.
@@ -137,6 +139,7 @@ def test_an_operator_runs_a_live_stream_from_its_page(platform, page):
             "request", lambda request: ranges.append(request.headers.get("range")) if "/files/" in request.url else None
         )
         file_row.locator("a.play").click()
+        page.wait_for_url("**/play/")
         wait_playing(page, seconds=1.0, timeout=20)
         assert any(value and value.startswith("bytes=") for value in ranges), ranges
         media_files = list((platform.folder / "media").rglob("*.mp4"))
