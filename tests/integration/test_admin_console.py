@@ -110,6 +110,7 @@ def test_an_operator_runs_a_live_stream_from_its_page(platform, page):
         page.click("#snapshot-form input[type=submit]")
         expect(page.locator("#snapshot img")).to_be_visible(timeout=20_000)
         wait_playing(page, seconds=0.5)
+        wait_for(lambda: page.evaluate("window.streamPage.points") >= 8, 30)  # a chart worth looking at
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "admin-stream-page.png"), full_page=True)
         stream_page = page.url

@@ -119,7 +119,7 @@
   const series = [[], [], []];
   const chartBox = document.getElementById("bitrate-chart");
   const chart = window.uPlot ? new uPlot({
-    width: Math.min(chartBox.clientWidth || 600, 640), height: 160, legend: { show: true }, cursor: { show: false },
+    width: Math.min(chartBox.clientWidth || 600, 640), height: 160, legend: { show: false }, cursor: { show: false },
     scales: {
       // From the data, not uPlot's guess (a lone first point would stretch the axis over years): at least 60 s.
       x: {
