@@ -161,6 +161,8 @@ JOB_RECOVERY_INTERVAL = env.float("STREAMHUB_JOB_RECOVERY_INTERVAL", default=5.0
 # finished, checked every JOB_PRUNE_INTERVAL seconds; their files stay.
 JOB_HISTORY_DAYS = env.float("STREAMHUB_JOB_HISTORY_DAYS", default=7.0)
 JOB_PRUNE_INTERVAL = env.float("STREAMHUB_JOB_PRUNE_INTERVAL", default=3600.0)
+if JOB_HISTORY_DAYS < 0 or JOB_PRUNE_INTERVAL <= 0:
+    raise ImproperlyConfigured("STREAMHUB_JOB_HISTORY_DAYS must be >= 0 and STREAMHUB_JOB_PRUNE_INTERVAL > 0.")
 CELERY_BEAT_SCHEDULE = {
     "resume-orphaned-jobs": {"task": "apps.jobs.tasks.resume_orphaned_jobs", "schedule": JOB_RECOVERY_INTERVAL},
     "prune-finished-media-jobs": {"task": "apps.jobs.tasks.prune_finished_jobs", "schedule": JOB_PRUNE_INTERVAL},

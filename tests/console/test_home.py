@@ -1,9 +1,12 @@
 """The admin home as an operator's console: models grouped by purpose, in order, with the live
-dashboard still on top; an app's own page keeps Django's list."""
+dashboard still on top; an app's own page keeps Django's list. Its history settings are checked at start."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from django.contrib.auth.models import User
@@ -50,3 +53,12 @@ def test_an_app_page_keeps_djangos_own_list(client, operator):
     response = client.get("/admin/recording/")
     assert response.status_code == 200
     assert "Records" in response.content.decode()
+
+
+@pytest.mark.parametrize("env", [{"STREAMHUB_JOB_HISTORY_DAYS": "-1"}, {"STREAMHUB_JOB_PRUNE_INTERVAL": "0"}])
+def test_a_nonsensical_job_history_setting_refuses_to_start(env):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "STREAMHUB_JOB_HISTORY_DAYS must be >= 0 and STREAMHUB_JOB_PRUNE_INTERVAL > 0." in result.stderr
