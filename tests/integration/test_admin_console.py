@@ -105,6 +105,12 @@ def test_an_operator_runs_a_live_stream_from_its_page(platform, page):
         job = page.locator('#stream-jobs tr[data-job="record:console-rec"]')
         expect(job).to_have_attribute("data-state", "recording", timeout=30_000)
         expect(page.locator("#stream-events")).to_contain_text("record console-rec started")
+        # A second one to MPEG-TS (played later through hls.js).
+        page.fill("#record-form input[name=record_id]", "console-ts")
+        page.fill("#record-form input[name=file_path]", "ts/${Stream}_${Sequence}.ts")
+        page.click("#record-form input[type=submit]")
+        ts_job = page.locator('#stream-jobs tr[data-job="record:console-ts"]')
+        expect(ts_job).to_have_attribute("data-state", "recording", timeout=30_000)
 
         # A snapshot, by a media worker.
         page.click("#snapshot-form input[type=submit]")
@@ -117,14 +123,20 @@ def test_an_operator_runs_a_live_stream_from_its_page(platform, page):
 
         # Deleting the running record is refused; stopping it works.
         page.goto(f"{platform.url}/admin/recording/record/")
-        pk = page.locator("#result_list input[name=_selected_action]").first.get_attribute("value")
+        pk, ts_pk = (
+            page.locator("#result_list tr", has_text=name)
+            .locator("input[name=_selected_action]")
+            .get_attribute("value")
+            for name in ("console-rec", "console-ts")
+        )
         run_action(page, "delete_jobs_and_files", pk)
         expect(page.locator(".messagelist .error")).to_contain_text("stop it first")
-        time.sleep(4)  # a few seconds of media in the file
-        run_action(page, "stop_jobs", pk)
-        expect(page.locator(".messagelist .success")).to_contain_text("Asked 1 job(s) to stop.")
-        wait_for(lambda: platform.api("POST", "/v1/vhosts/default/apps/app:records", json={"id": "console-rec"})
-                 .json()["response"][0]["state"] == "stopped", 30)  # fmt: skip
+        time.sleep(4)  # a few seconds of media in the files
+        run_action(page, "stop_jobs", pk, ts_pk)
+        expect(page.locator(".messagelist .success")).to_contain_text("Asked 2 job(s) to stop.")
+        for record_id in ("console-rec", "console-ts"):
+            wait_for(lambda r=record_id: platform.api("POST", "/v1/vhosts/default/apps/app:records", json={"id": r})
+                     .json()["response"][0]["state"] == "stopped", 30)  # fmt: skip
 
         # The recordings list shows the file; it plays (MP4 by range requests) and downloads.
         page.goto(stream_page)
@@ -145,6 +157,16 @@ def test_an_operator_runs_a_live_stream_from_its_page(platform, page):
         assert any(value and value.startswith("bytes=") for value in ranges), ranges
         media_files = list((platform.folder / "media").rglob("*.mp4"))
         assert media_files
+
+        # The MPEG-TS recording plays through hls.js (a one-segment playlist of the file).
+        page.goto(stream_page)
+        page.locator('#stream-jobs tr[data-job="record:console-ts"] a', has_text="recordings").click()
+        ts_row = page.locator("#recording-files tbody tr").first
+        expect(ts_row).to_contain_text(".ts")
+        ts_row.locator("a.play").click()
+        page.wait_for_url("**/play/")
+        wait_playing(page, seconds=1.0, timeout=20)
+        assert page.evaluate("document.getElementById('player').src.startsWith('blob:')")  # MSE: hls.js plays it
 
         # Stopped now: deleted with its file.
         page.goto(f"{platform.url}/admin/recording/record/")
