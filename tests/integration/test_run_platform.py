@@ -142,7 +142,7 @@ def test_a_record_resumes_after_its_media_worker_is_killed(supervised):
         # Nobody ran the media worker again by hand: the supervisor did, and the lease (5 s here)
         # hands the record to it, which continues with its next file.
         wait_for(
-            lambda: (r := record_state(supervised, "survivor"))["state"] == "started"
+            lambda: (r := record_state(supervised, "survivor"))["state"] == "recording"
             and r["sequence"] > before["sequence"] + 1,
             60,
             lambda: supervised.log("supervisor")[-3000:],

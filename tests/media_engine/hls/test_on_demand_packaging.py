@@ -157,6 +157,7 @@ def test_a_publisher_coming_back_is_packaged_at_once_only_while_players_ask(av_f
 
         # Players were asking a moment ago: the new publication is packaged without waiting for them.
         again = registry.open(KEY, "rtmp")
+        await push_packets(again, packets[:60], realtime=False)  # (a stream starts once its tracks are known)
         await asyncio.sleep(0.05)
         second = packager.get(KEY)
         assert second is not None and second is not first and not second.ended
@@ -165,6 +166,8 @@ def test_a_publisher_coming_back_is_packaged_at_once_only_while_players_ask(av_f
         # A stream nobody asked for is not packaged when it starts.
         other_key = StreamKey("default", "app", "other")
         other = registry.open(other_key, "rtmp")
+        await push_packets(other, packets[:60], realtime=False)
+        assert other.ready
         await asyncio.sleep(0.05)
         assert packager.get(other_key) is None
         # Requests for names that are not live start nothing.
