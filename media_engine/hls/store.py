@@ -102,18 +102,7 @@ class FolderFiles:
         return os.path.join(self.folder, name)
 
     def put(self, name: str, data: bytes) -> None:
-        if self._released:
-            return
-        try:
-            fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                _write_all(fd, data)
-            finally:
-                os.close(fd)
-        except OSError as error:
-            self._failed(name, error)
-            return
-        self._names.add(name)
+        self.put_chunks(name, [data])
 
     def put_chunks(self, name: str, chunks: list[bytes]) -> None:
         if self._released:
