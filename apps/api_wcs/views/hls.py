@@ -42,9 +42,7 @@ class HlsProfile(serializers.Serializer):
 
 
 class HlsSubscriber(serializers.Serializer):
-    id = serializers.CharField(
-        help_text="<stream's mediaSessionId>-HLS-<number>, stable while the viewer watches"
-    )
+    id = serializers.CharField(help_text="<stream's mediaSessionId>-HLS-<number>, stable while the viewer watches")
     hlsId = serializers.CharField()
     profileName = serializers.CharField()
     ip = serializers.CharField(help_text="The viewer's client address")
