@@ -228,6 +228,11 @@ ENGINE_NODE_TIMEOUT = env.float("STREAMHUB_ENGINE_NODE_TIMEOUT", default=15.0)
 ENGINE_HLS_FILES_DIR = env.str("STREAMHUB_HLS_FILES_DIR", default="")
 ENGINE_HLS_IDLE_TIMEOUT = env.float("STREAMHUB_HLS_IDLE_TIMEOUT", default=30.0)
 ENGINE_HLS_HISTORY_SECONDS = env.float("STREAMHUB_HLS_HISTORY_SECONDS", default=20.0)
+# An HLS/LL-HLS viewer (WCS /hls/subscribers, the viewer counts) counts until this many seconds
+# after its last request.
+ENGINE_HLS_VIEWER_WINDOW = env.float("STREAMHUB_HLS_VIEWER_WINDOW", default=30.0)
+if not ENGINE_HLS_VIEWER_WINDOW > 0:
+    raise ImproperlyConfigured("STREAMHUB_HLS_VIEWER_WINDOW must be a number of seconds above 0.")
 # WebRTC (WHIP/WHEP): host candidates on these addresses (comma-separated; empty: every interface
 # but loopback), ICE over UDP ports in this range ("40000-40999"; empty: any port), STUN/TURN servers
 # (comma-separated "stun:host:port", "turn:host:port?transport=udp") with the TURN credentials.
