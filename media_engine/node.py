@@ -21,7 +21,7 @@ from media_engine.hls.packager import DEFAULT_IDLE_TIMEOUT
 from media_engine.hls.segmenter import HlsPackager
 from media_engine.hls.store import FileFolder
 from media_engine.http.limits import HttpLimits
-from media_engine.http.server import MediaHttpServer
+from media_engine.http.server import VIEWER_WINDOW, MediaHttpServer
 from media_engine.jobs.thumbnail import ThumbnailStore, thumbnail_handler
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 from media_engine.rtmp.chunks import RtmpLimits
@@ -58,11 +58,13 @@ class NodeAddresses:
 class HlsSettings:
     """How the node packages HLS and LL-HLS: only for streams someone plays (stopping after
     ``idle_timeout`` s without a request), into files under ``files_dir`` (None: a tmpfs if any),
-    starting from the last ``history_seconds`` of the stream (the shipped HLS window: 5 x 4 s)."""
+    starting from the last ``history_seconds`` of the stream (the shipped HLS window: 5 x 4 s).
+    An HLS/LL-HLS viewer counts until ``viewer_window`` s after its last request."""
 
     files_dir: Path | None = None
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     history_seconds: float = 20.0
+    viewer_window: float = VIEWER_WINDOW
 
 
 class EngineNode:
@@ -111,6 +113,7 @@ class EngineNode:
             limits=limits.http,
             tls_port=addresses.https_port,
             certificates=self.certificates,
+            viewer_window=hls.viewer_window,
         )
         self.webrtc = WebRtcService(self.registry, control, webrtc)  # WHIP/WHEP on the media HTTP port
         self.webrtc.add_routes(self.http)

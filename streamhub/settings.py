@@ -63,9 +63,10 @@ SILENCED_SYSTEM_CHECKS = [] if SECURE_SSL_REDIRECT else ["security.W008"]
 
 INSTALLED_APPS = [
     "daphne",
-    # Before the admin: its templates/admin/index.html (the live dashboard) overrides the admin's own.
     "apps.dashboard",
-    "django.contrib.admin",
+    # Django's admin on the console's site: the home page's models grouped by purpose (apps/dashboard/site.py);
+    # the home page's template (the live dashboard above the groups) is templates/admin/index.html.
+    "apps.dashboard.site.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -184,8 +185,15 @@ PULL_CREATE_WAIT_SECONDS = env.float("STREAMHUB_PULL_CREATE_WAIT", default=10.0)
 # (killed, machine gone) and is started again by `resume_orphaned_jobs` (every JOB_RECOVERY_INTERVAL).
 JOB_LEASE_SECONDS = env.float("STREAMHUB_JOB_LEASE", default=15.0)
 JOB_RECOVERY_INTERVAL = env.float("STREAMHUB_JOB_RECOVERY_INTERVAL", default=5.0)
+# Stopped and errored media job rows (records, pushes, pulls...) are pruned this many days after they
+# finished, checked every JOB_PRUNE_INTERVAL seconds; their files stay.
+JOB_HISTORY_DAYS = env.float("STREAMHUB_JOB_HISTORY_DAYS", default=7.0)
+JOB_PRUNE_INTERVAL = env.float("STREAMHUB_JOB_PRUNE_INTERVAL", default=3600.0)
+if JOB_HISTORY_DAYS < 0 or JOB_PRUNE_INTERVAL <= 0:
+    raise ImproperlyConfigured("STREAMHUB_JOB_HISTORY_DAYS must be >= 0 and STREAMHUB_JOB_PRUNE_INTERVAL > 0.")
 CELERY_BEAT_SCHEDULE = {
     "resume-orphaned-jobs": {"task": "apps.jobs.tasks.resume_orphaned_jobs", "schedule": JOB_RECOVERY_INTERVAL},
+    "prune-finished-media-jobs": {"task": "apps.jobs.tasks.prune_finished_jobs", "schedule": JOB_PRUNE_INTERVAL},
     # API jobs (WCS v3): a safety net for deadlines whose task was lost, and pruning of old finished jobs.
     "cancel-overdue-async-jobs": {"task": "apps.async_jobs.tasks.cancel_overdue_jobs", "schedule": 10.0},
     "prune-finished-async-jobs": {
@@ -256,6 +264,11 @@ ENGINE_NODE_TIMEOUT = env.float("STREAMHUB_ENGINE_NODE_TIMEOUT", default=15.0)
 ENGINE_HLS_FILES_DIR = env.str("STREAMHUB_HLS_FILES_DIR", default="")
 ENGINE_HLS_IDLE_TIMEOUT = env.float("STREAMHUB_HLS_IDLE_TIMEOUT", default=30.0)
 ENGINE_HLS_HISTORY_SECONDS = env.float("STREAMHUB_HLS_HISTORY_SECONDS", default=20.0)
+# An HLS/LL-HLS viewer (WCS /hls/subscribers, the viewer counts) counts until this many seconds
+# after its last request.
+ENGINE_HLS_VIEWER_WINDOW = env.float("STREAMHUB_HLS_VIEWER_WINDOW", default=30.0)
+if not ENGINE_HLS_VIEWER_WINDOW > 0:
+    raise ImproperlyConfigured("STREAMHUB_HLS_VIEWER_WINDOW must be a number of seconds above 0.")
 # WebRTC (WHIP/WHEP): host candidates on these addresses (comma-separated; empty: every interface
 # but loopback), ICE over UDP ports in this range ("40000-40999"; empty: any port), STUN/TURN servers
 # (comma-separated "stun:host:port", "turn:host:port?transport=udp") with the TURN credentials.
@@ -290,16 +303,15 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "StreamHub API",
-    "DESCRIPTION": (
-        "StreamHub's REST APIs: OvenMediaEngine v1 (`/v1/...`, `Authorization: Basic base64(AccessToken)`) "
-        "and, as they land, Flashphoner WCS v2/v3 (`/rest-api/...`)."
-    ),
+    # The full text, and the order OME v1 → WCS v2 → WCS v3, come from streamhub/openapi.py's hook.
+    "DESCRIPTION": "StreamHub's REST APIs: OME v1, WCS v2 and WCS v3.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "streamhub.openapi.order_dialects"],
 }
 
 LOGGING = {

@@ -20,10 +20,6 @@ WCS_SCHEMA = SpectacularAPIView.as_view(
     },
 )
 
-admin.site.site_header = "StreamHub administration"
-admin.site.site_title = "StreamHub"
-admin.site.index_title = "Live streaming platform"
-
 urlpatterns = [
     path("v1/", include("apps.api_ome.urls")),
     path("rest-api/openapi_spec", WCS_SCHEMA, name="wcs-schema"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 
 from asgiref.sync import sync_to_async
 
@@ -19,6 +20,7 @@ from apps.streams.choices import SourceType
 from apps.transcoding.services import playlist_variants
 from media_engine.control import ApplicationConfig
 from media_engine.hls.master import PlaylistVariant
+from media_engine.http.server import HttpViewer
 from media_engine.registry import LiveStream, StreamKey
 
 # How long an application lookup is reused; API changes reach the engine within this time.
@@ -64,7 +66,14 @@ def application_config(application: Application) -> ApplicationConfig:
     )
 
 
-def snapshot_of(stream_id: int, stream: LiveStream, interval: float, previous: tuple[int, int] | None = None):
+def snapshot_of(
+    stream_id: int,
+    stream: LiveStream,
+    interval: float,
+    previous: tuple[int, int] | None = None,
+    viewers: Sequence[HttpViewer] = (),
+):
+    """The stream's counters for a heartbeat, with its current HLS/LL-HLS ``viewers``."""
     counters = stream.counters
     throughput_in = throughput_out = 0
     if previous is not None and interval > 0:
@@ -83,6 +92,7 @@ def snapshot_of(stream_id: int, stream: LiveStream, interval: float, previous: t
         throughput_in=max(throughput_in, 0),
         throughput_out=max(throughput_out, 0),
         input_tracks=[track.as_dict() for track in stream.tracks()],
+        hls_viewers=[viewer.as_dict() for viewer in viewers],
     )
 
 

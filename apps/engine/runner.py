@@ -132,6 +132,7 @@ class EngineRunner:
                 Path(settings.ENGINE_HLS_FILES_DIR) if settings.ENGINE_HLS_FILES_DIR else None,
                 settings.ENGINE_HLS_IDLE_TIMEOUT,
                 settings.ENGINE_HLS_HISTORY_SECONDS,
+                settings.ENGINE_HLS_VIEWER_WINDOW,
             ),
         )
         self.relays = RelayCommands(self.engine.webrtc)  # WCS /pull/* WebRTC relays run here
@@ -166,7 +167,8 @@ class EngineRunner:
                 stream_id = self.control.stream_ids.get(stream.key)
                 if stream_id is None:
                     continue
-                snapshots.append(snapshot_of(stream_id, stream, now - last, previous.get(stream_id)))
+                viewers = self.engine.http.viewers.sessions(stream)
+                snapshots.append(snapshot_of(stream_id, stream, now - last, previous.get(stream_id), viewers))
             previous = {s.stream_id: (s.total_bytes_in, s.total_bytes_out) for s in snapshots}
             last = now
             try:

@@ -18,6 +18,8 @@ class JobState(models.TextChoices):
 
 
 ACTIVE_STATES = [JobState.READY, JobState.STARTED, JobState.RETRYING, JobState.STOPPING]
+# Done for good: only these rows may be deleted or pruned (files stay unless asked).
+FINISHED_STATES = [JobState.STOPPED, JobState.ERROR]
 # A worker runs the job (it holds the lease) and the media flows or reconnects.
 RUNNING_STATES = [JobState.STARTED, JobState.RETRYING]
 # A worker holds the lease: running, or winding down after a stop request.

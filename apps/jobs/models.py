@@ -73,6 +73,11 @@ class StreamJob(models.Model):
     def stop_requested(self) -> bool:
         return self.state in (JobState.STOPPING, JobState.STOPPED)
 
+    def owned_files(self) -> list[str]:
+        """The media files this job wrote (paths as stored), which deleting it "with its files"
+        removes; kinds that keep no file rows own none."""
+        return []
+
     @property
     def has_live_worker(self) -> bool:
         """A worker refreshed this job's lease recently (it is running somewhere right now)."""

@@ -1,4 +1,5 @@
-"""What every media job does around its media: queue it once its stream is live, find that stream."""
+"""What every media job does around its media: queue it once its stream is live, find that stream;
+and around its history: delete one finished job (and on request its files), prune old finished ones."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.jobs.choices import ACTIVE_STATES, JobState
+from apps.jobs.choices import ACTIVE_STATES, FINISHED_STATES, JobState
 from apps.jobs.models import StreamJob
 from apps.streams.models import Stream
 
@@ -80,3 +81,50 @@ def resume_orphaned_jobs() -> int:
             dispatch(job, task())
             resumed += 1
     return resumed
+
+
+class JobStillActive(Exception):
+    """A job that is running, reserved or stopping is never deleted: it must be stopped first."""
+
+
+def delete_job(job: StreamJob, with_files: bool = False) -> list[str]:
+    """Delete a finished (stopped or errored) job's row and, ``with_files``, the files it wrote that
+    lie inside the media root (anything else is left alone). Returns the files removed."""
+    from apps.recording.paths import UnsafePath, confine  # the media root's one rule for paths
+
+    with transaction.atomic():
+        # Locked so a start-again from the admin or the API cannot revive the row while it goes.
+        locked = type(job).objects.select_for_update().filter(pk=job.pk).first()
+        if locked is None:
+            return []
+        if locked.state in ACTIVE_STATES:
+            raise JobStillActive(f"{locked} is {locked.get_state_display().lower()}: stop it first")
+        files = locked.owned_files() if with_files else []
+        locked.delete()
+    removed = []
+    for stored in files:
+        try:
+            path = confine(stored)
+        except UnsafePath:
+            logger.warning("%s: not removing %s (outside the media root)", job, stored)
+            continue
+        if path.is_file():
+            path.unlink()
+            removed.append(str(path))
+    return removed
+
+
+def prune_finished_jobs(keep_days: float) -> int:
+    """Delete the rows of media jobs that finished (stopped or errored) more than ``keep_days`` ago,
+    of every kind; their files stay. Returns how many rows went."""
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    pruned = 0
+    for model, _task in JOB_KINDS:
+        old = model.objects.filter(state__in=FINISHED_STATES).filter(
+            Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff)
+        )
+        count, _by_model = old.delete()
+        pruned += count
+    if pruned:
+        logger.info("pruned %d finished job row(s) older than %s days", pruned, keep_days)
+    return pruned

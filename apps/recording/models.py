@@ -42,6 +42,9 @@ class Record(StreamJob):
     def __str__(self) -> str:
         return f"{self.record_id} ({self.application.path}/{self.stream_name})"
 
+    def owned_files(self) -> list[str]:
+        return [file.path for file in self.files.all()]
+
     @property
     def record_state(self) -> RecordState:
         """The state as OME shows it (``recording`` while it runs)."""

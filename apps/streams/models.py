@@ -35,6 +35,13 @@ class Stream(models.Model):
     last_sent_time = models.DateTimeField("last sent", null=True, blank=True)
     connections = models.JSONField("connections", default=dict, blank=True, help_text="Viewers per protocol.")
     total_connections = models.PositiveIntegerField("viewers", default=0)
+    hls_viewers = models.JSONField(
+        "HLS viewers",
+        default=list,
+        blank=True,
+        help_text="The engine's current HLS/LL-HLS viewer sessions: protocol, address, port, User-Agent, "
+        "first and last request (Unix seconds); at most 1000.",
+    )
     max_total_connections = models.PositiveIntegerField("most viewers", default=0)
     max_total_connection_time = models.DateTimeField("most viewers at", null=True, blank=True)
     last_throughput_in = models.BigIntegerField("last throughput in (bit/s)", default=0)
@@ -78,6 +85,7 @@ class Stream(models.Model):
         self.ended_at = timezone.now()
         self.connections = {}
         self.total_connections = 0
+        self.hls_viewers = []
         self.save()
 
     def connection_counts(self) -> dict[str, int]:

@@ -5,7 +5,7 @@ its end (or its node's silence) ends it; every start and end is also an event on
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from asgiref.sync import async_to_sync
@@ -44,6 +44,9 @@ class CounterSnapshot:
     throughput_in: int
     throughput_out: int
     input_tracks: list[dict]
+    # The engine's current HLS/LL-HLS viewer sessions (`media_engine.http.server.HttpViewer.as_dict`,
+    # at most MAX_REPORTED_VIEWERS of them).
+    hls_viewers: list[dict] = field(default_factory=list)
 
 
 def _time(value: float | None) -> datetime | None:
@@ -140,7 +143,10 @@ def record_counters(snapshots: list[CounterSnapshot]) -> None:
                 fields["input_tracks"] = snapshot.input_tracks
             # An ended row keeps its totals but has no audience (Stream.end() cleared it).
             Stream.objects.filter(pk=snapshot.stream_id).exclude(state=StreamState.ENDED).update(
-                connections=snapshot.connections, total_connections=snapshot.total_connections, **fields
+                connections=snapshot.connections,
+                total_connections=snapshot.total_connections,
+                hls_viewers=snapshot.hls_viewers,
+                **fields,
             )
 
 

@@ -21,17 +21,21 @@ Other modules add their own routes (WHIP/WHEP, thumbnails, LL-HLS...) with `Medi
 before `start()`, and can use `MediaHttpServer.resolve_stream` to map a request to a stream.
 
 Accounting: every body byte sent counts in the stream's ``counters.sent``. HLS has no connection
-to count, so a viewer is a client address that fetched the stream's playlist or segments within
-the last `VIEWER_WINDOW` seconds: a new address is ``counters.connection_opened("hls")``, and it is
-``connection_closed("hls")`` once silent for that long (or when its stream is gone). LL-HLS viewers
-are counted the same way, as ``"llhls"``.
+to count, so a viewer is a client (address and User-Agent) that fetched the stream's playlist or
+segments within the last ``viewer_window`` seconds (`VIEWER_WINDOW` by default): a new one is
+``counters.connection_opened("hls")``, and it is ``connection_closed("hls")`` once silent for that
+long (or when its stream is gone). LL-HLS viewers are counted the same way, as ``"llhls"``.
+`ViewerTracker.sessions` lists a stream's current viewers (address, port, User-Agent, first and
+last request) for the engine's stats reports.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -67,6 +71,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_PORT = 3333
 VIEWER_WINDOW = 30.0  # seconds without a request before an HLS viewer no longer counts
 VIEWER_SWEEP_INTERVAL = 5.0
+MAX_AGENTS_PER_ADDRESS = 32  # HLS viewer sessions one client address may count per stream and protocol
+MAX_USER_AGENT = 256  # characters of a viewer's User-Agent kept
+MAX_REPORTED_VIEWERS = 1000  # viewer sessions a stream's report lists (its counters count them all)
 FIRST_SEGMENT_GRACE = 1.0  # waited beyond one segment duration for the first segment
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
@@ -96,42 +103,116 @@ class StreamTarget:
     stream: LiveStream | None  # None if not live on this node
 
 
-class ViewerTracker:
-    """HLS viewers per stream and protocol ("hls", "llhls"): client addresses seen within ``window`` seconds."""
+@dataclass(slots=True)
+class HttpViewer:
+    """One HLS/LL-HLS viewer session: a client (address and User-Agent) that fetches a stream's
+    playlist or segments. ``number`` counts a stream's sessions from 1 (ids stay stable across
+    reports); times are Unix seconds; ``port`` is that of the last request."""
 
-    def __init__(self, window: float = VIEWER_WINDOW, clock: Callable[[], float] = time.monotonic) -> None:
+    number: int
+    protocol: str
+    address: str
+    port: int
+    user_agent: str
+    first_seen: float
+    last_seen: float
+    last_request: float = 0.0  # on the tracker's clock (the window is measured on it)
+
+    def as_dict(self) -> dict:
+        return {
+            "number": self.number,
+            "protocol": self.protocol,
+            "address": self.address,
+            "port": self.port,
+            "user_agent": self.user_agent,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+        }
+
+
+class ViewerTracker:
+    """HLS viewers per stream and protocol ("hls", "llhls"): sessions seen within ``window`` seconds.
+
+    HLS has no connection, so a session is a client address and User-Agent (two players behind one
+    NAT address are two viewers). One address counts at most `MAX_AGENTS_PER_ADDRESS` sessions per
+    stream: more User-Agents from it share one session with an empty agent, so a client that varies
+    its header cannot grow the table (or the viewer count) without bound."""
+
+    def __init__(
+        self,
+        window: float = VIEWER_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.window = window
         self.clock = clock
-        self._seen: dict[tuple[LiveStream, str], dict[str, float]] = {}
+        self.wall_clock = wall_clock
+        self._seen: dict[tuple[LiveStream, str], dict[tuple[str, str], HttpViewer]] = {}
+        self._per_address: dict[tuple[LiveStream, str], Counter[str]] = {}
+        self._numbers: dict[LiveStream, int] = {}
 
-    def seen(self, stream: LiveStream, address: str, protocol: str = "hls") -> None:
-        """A request of ``address`` for ``stream`` over ``protocol``."""
-        clients = self._seen.get((stream, protocol))
+    def seen(
+        self, stream: LiveStream, address: str, protocol: str = "hls", port: int = 0, user_agent: str = ""
+    ) -> None:
+        """A request of ``address`` (from ``port``, with ``user_agent``) for ``stream`` over ``protocol``."""
+        key = (stream, protocol)
+        clients = self._seen.get(key)
         if clients is None:
-            clients = self._seen[(stream, protocol)] = {}
-        if address not in clients:
+            clients = self._seen[key] = {}
+            self._per_address[key] = Counter()
+        user_agent = user_agent[:MAX_USER_AGENT]
+        viewer = clients.get((address, user_agent))
+        if viewer is None and self._per_address[key][address] >= MAX_AGENTS_PER_ADDRESS:
+            user_agent = ""  # the address's shared session
+            viewer = clients.get((address, user_agent))
+        now = self.wall_clock()
+        if viewer is None:
+            number = self._numbers[stream] = self._numbers.get(stream, 0) + 1
+            viewer = clients[(address, user_agent)] = HttpViewer(number, protocol, address, port, user_agent, now, now)
+            self._per_address[key][address] += 1
             stream.counters.connection_opened(protocol)
-        clients[address] = self.clock()
+        viewer.port = port
+        viewer.last_seen = now
+        viewer.last_request = self.clock()
 
     def count(self, stream: LiveStream, protocol: str = "hls") -> int:
         return len(self._seen.get((stream, protocol), ()))
 
+    def sessions(self, stream: LiveStream, limit: int = MAX_REPORTED_VIEWERS) -> list[HttpViewer]:
+        """The stream's current sessions over every protocol, oldest first, at most ``limit`` of them
+        (a report stays small whatever the audience; the counters still count everyone)."""
+        viewers = [viewer for (each, _), clients in self._seen.items() if each is stream for viewer in clients.values()]
+        return heapq.nsmallest(limit, viewers, key=lambda viewer: viewer.number)
+
     def sweep(self) -> None:
         """Forget the viewers silent for longer than the window, and all those of ended streams."""
         limit = self.clock() - self.window
-        for (stream, protocol), clients in list(self._seen.items()):
-            for address, last in list(clients.items()):
-                if stream.ended or last < limit:
-                    del clients[address]
+        for key, clients in list(self._seen.items()):
+            stream, protocol = key
+            for client, viewer in list(clients.items()):
+                if stream.ended or viewer.last_request < limit:
+                    del clients[client]
+                    self._per_address[key][client[0]] -= 1
                     stream.counters.connection_closed(protocol)
             if not clients:
-                del self._seen[(stream, protocol)]
+                del self._seen[key], self._per_address[key]
+        live = {stream for stream, _ in self._seen}
+        for stream in [stream for stream in self._numbers if stream not in live and stream.ended]:
+            del self._numbers[stream]
 
     def clear(self) -> None:
         for (stream, protocol), clients in self._seen.items():
             for _ in clients:
                 stream.counters.connection_closed(protocol)
         self._seen.clear()
+        self._per_address.clear()
+        self._numbers.clear()
+
+
+def _peer_port(request: web.Request) -> int:
+    """The client's TCP port (0 if unknown)."""
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    return int(peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else 0
 
 
 def _request_host(request: web.Request) -> str:
@@ -344,7 +425,8 @@ class MediaHttpServer:
             return
         self.count_sent(request, stream, nbytes)
         if not stream.ended:
-            self.viewers.seen(stream, request.remote or "", protocol)
+            user_agent = request.headers.get("User-Agent", "")
+            self.viewers.seen(stream, request.remote or "", protocol, _peer_port(request), user_agent)
 
     # --- LL-HLS --------------------------------------------------------------------------------
 

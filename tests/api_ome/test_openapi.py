@@ -75,3 +75,27 @@ def test_swagger_ui_is_served_without_internet(client):
     # Every script and stylesheet comes from our own static files (the sidecar), not a CDN.
     assert "cdn." not in html and "unpkg" not in html and "jsdelivr" not in html
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+
+
+def test_the_docs_read_ome_v1_then_wcs_v2_then_wcs_v3(schema):
+    def dialect(path: str) -> str:
+        return "ome" if path.startswith("/v1/") else "v3" if path.startswith("/rest-api/v3/") else "v2"
+
+    order = [dialect(path) for path in schema["paths"]]
+    assert order == sorted(order, key=["ome", "v2", "v3"].index) and set(order) == {"ome", "v2", "v3"}
+    tags = [tag["name"] for tag in schema["tags"]]
+    assert tags[0].startswith("OME v1: ") and tags[-1].startswith("WCS v3: ")
+    assert [tag.split(":")[0] for tag in tags] == sorted(
+        (tag.split(":")[0] for tag in tags), key=["OME v1", "WCS v2", "WCS v3"].index
+    )
+    assert "/rest-api/v3/jobs/find" in schema["paths"]
+    assert schema["paths"]["/rest-api/v3/stream/find"]["post"]["tags"] == ["WCS v3: stream"]
+    description = schema["info"]["description"]
+    assert "as they land" not in description
+    assert description.index("OME v1") < description.index("WCS v2") < description.index("WCS v3")
+
+
+def test_wcs_keeps_its_own_documents(client):
+    v2 = yaml.safe_load(client.get("/rest-api/openapi_spec").content)
+    assert not any(path.startswith("/v1/") for path in v2["paths"])
+    assert v2["paths"]["/rest-api/stream/find"]["post"]["tags"] == ["WCS: stream"]

@@ -88,13 +88,30 @@ def test_modifying_a_known_profile_still_checks_the_profile(wcs):
 # -- 7: /hls/subscribers ----------------------------------------------------------------------------
 
 
+def viewer(number: int, protocol: str, address: str, port: int, agent: str) -> dict:
+    """A viewer session as the engine's heartbeat stores it (`HttpViewer.as_dict`)."""
+    return {"number": number, "protocol": protocol, "address": address, "port": port, "user_agent": agent,
+            "first_seen": 1.7e9, "last_seen": 1.7e9 + 5}  # fmt: skip
+
+
 def test_hls_subscribers_is_a_list_of_subscriber_objects(wcs):
-    stream = live("cam", connections={"hls": 3, "llhls": 1, "webrtc": 2})
+    viewers = [
+        viewer(4, "hls", "10.0.0.9", 40001, "VLC/3.0.20"),
+        viewer(1, "hls", "10.0.0.7", 51000, "Mozilla/5.0 hls.js"),
+        viewer(2, "llhls", "10.0.0.8", 52000, "AppleCoreMedia/1.0"),
+        viewer(3, "hls", "10.0.0.7", 51002, "ffmpeg/Lavf60"),
+    ]
+    stream = live("cam", connections={"hls": 3, "llhls": 1, "webrtc": 2}, hls_viewers=viewers)
     response = wcs.post(f"{API}/hls/subscribers", {"hlsId": "cam"})
     assert response.status_code == 200
     subscribers = response.json()
-    assert isinstance(subscribers, list) and len(subscribers) == 3  # the engine's HLS viewers only
-    assert [s["id"] for s in subscribers] == [f"{stream.media_session_id}-HLS-{n}" for n in (1, 2, 3)]
+    assert isinstance(subscribers, list) and len(subscribers) == 3  # the engine's HLS viewers only, oldest first
+    assert [s["id"] for s in subscribers] == [f"{stream.media_session_id}-HLS-{n}" for n in (1, 3, 4)]
+    assert [(s["ip"], s["port"], s["userAgent"]) for s in subscribers] == [
+        ("10.0.0.7", 51000, "Mozilla/5.0 hls.js"),
+        ("10.0.0.7", 51002, "ffmpeg/Lavf60"),
+        ("10.0.0.9", 40001, "VLC/3.0.20"),
+    ]
     assert set(subscribers[0]) == {"id", "hlsId", "profileName", "ip", "port", "userAgent", "active"}
     assert {(s["hlsId"], s["profileName"], s["active"]) for s in subscribers} == {("cam", "source", True)}
     page = wcs.post(f"{API}/hls/subscribers", {"hlsId": "cam", "offset": 1, "size": 1}).json()

@@ -1,7 +1,9 @@
 """WCS /hls/*: HLS of live streams. StreamHub's engine packages HLS for every live stream, so an
 HLS "agent" exists while its stream is live unless /hls/terminate stopped it (the engine drops the
 stream's HLS and LL-HLS until /hls/startup or the next publish); subscribers are the engine's HLS
-viewer counts. One profile per stream: "source" (the stream as published)."""
+viewers (a client address and User-Agent that fetched the stream's playlist or segments within
+STREAMHUB_HLS_VIEWER_WINDOW seconds), as its heartbeats report them. One profile per stream:
+"source" (the stream as published)."""
 
 from __future__ import annotations
 
@@ -40,13 +42,13 @@ class HlsProfile(serializers.Serializer):
 
 
 class HlsSubscriber(serializers.Serializer):
-    id = serializers.CharField(help_text="<stream's mediaSessionId>-HLS-<number>")
+    id = serializers.CharField(help_text="<stream's mediaSessionId>-HLS-<number>, stable while the viewer watches")
     hlsId = serializers.CharField()
     profileName = serializers.CharField()
-    ip = serializers.CharField(help_text="Empty: the engine counts viewers, it does not report their addresses.")
-    port = serializers.IntegerField(help_text="0 (see ip)")
-    userAgent = serializers.CharField(help_text="Empty (see ip)")
-    active = serializers.BooleanField()
+    ip = serializers.CharField(help_text="The viewer's client address")
+    port = serializers.IntegerField(help_text="The client port of its last request")
+    userAgent = serializers.CharField(help_text="Its User-Agent header (first 256 characters)")
+    active = serializers.BooleanField(help_text="Always true: a viewer is listed while it counts")
 
 
 class HlsObject(serializers.Serializer):
@@ -130,26 +132,27 @@ def find_all(data: dict) -> list[dict]:
 
 
 def subscribers(data: dict) -> list[dict]:
-    """One HLSSubscriber per HLS viewer the engine counts (a client address that fetched the
-    stream's HLS within the engine's viewer window), paged by offset/size; [] when nobody watches.
-    The engine reports counts, not addresses, so a subscriber is known by its number: ``ip``,
-    ``port`` and ``userAgent`` are empty."""
+    """One HLSSubscriber per HLS viewer session of the stream's last heartbeat (LL-HLS viewers are
+    not WCS's HLS), oldest first, paged by offset/size; [] when nobody watches. The engine reports
+    at most 1000 sessions per stream; ``subscribers`` of /hls/find_all still counts them all."""
     stream = live(data["hlsId"])
     if data.get("profileName", SOURCE_PROFILE) != SOURCE_PROFILE:
         raise WcsError(404, "Not found")
-    count = hls_of(stream)["subscribers"]
-    numbers = range(count)[data["offset"] : data["offset"] + data["size"]]
+    viewers = sorted(
+        (viewer for viewer in stream.hls_viewers or [] if viewer.get("protocol") == "hls"),
+        key=lambda viewer: viewer.get("number", 0),
+    )
     return [
         {
-            "id": f"{stream.media_session_id}-HLS-{number + 1}",
+            "id": f"{stream.media_session_id}-HLS-{viewer.get('number', 0)}",
             "hlsId": stream.name,
             "profileName": SOURCE_PROFILE,
-            "ip": "",
-            "port": 0,
-            "userAgent": "",
+            "ip": viewer.get("address", ""),
+            "port": viewer.get("port", 0),
+            "userAgent": viewer.get("user_agent", ""),
             "active": True,
         }
-        for number in numbers
+        for viewer in viewers[data["offset"] : data["offset"] + data["size"]]
     ]
 
 

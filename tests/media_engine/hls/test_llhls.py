@@ -422,7 +422,8 @@ def test_llhls_over_http(av_packets: list[MediaPacket], tmp_path: Path) -> None:
                     360,
                 )
                 assert live["audio"]["codec_name"] == "aac"
-                assert stream.counters.connections["llhls"] == 1 and server.viewers.count(stream, "llhls") == 1
+                # Two LL-HLS viewers from 127.0.0.1: this client and ffprobe (another User-Agent).
+                assert stream.counters.connections["llhls"] == 2 and server.viewers.count(stream, "llhls") == 2
                 assert stream.counters.connections.get("hls", 0) == 0
 
                 # The publisher leaves: the playlist ends, and everything can be read back.

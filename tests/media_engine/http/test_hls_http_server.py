@@ -13,7 +13,13 @@ from aiohttp import web
 from media_engine.control import ApplicationConfig, StaticControlPlane
 from media_engine.hls.filesource import push_packets, read_packets
 from media_engine.hls.segmenter import HlsPackager
-from media_engine.http.server import MediaHttpServer, ViewerTracker
+from media_engine.http.server import (
+    MAX_AGENTS_PER_ADDRESS,
+    MAX_REPORTED_VIEWERS,
+    MAX_USER_AGENT,
+    MediaHttpServer,
+    ViewerTracker,
+)
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 
 
@@ -94,8 +100,11 @@ def test_live_hls_over_http(http_av_flv: Path) -> None:
                     assert "GET" in response.headers["Access-Control-Allow-Methods"]
 
                 assert stream.counters.total_bytes_out >= len(body) + len(playlist)
-                assert stream.counters.connections["hls"] == 1  # one client address: 127.0.0.1
-                assert server.viewers.count(stream) == 1
+                # Two viewers from 127.0.0.1: this client and ffprobe (another User-Agent).
+                assert stream.counters.connections["hls"] == 2 and server.viewers.count(stream) == 2
+                sessions = server.viewers.sessions(stream)
+                assert [(v.address, v.protocol) for v in sessions] == [("127.0.0.1", "hls")] * 2
+                assert {v.user_agent.split("/")[0] for v in sessions} == {"Python", "Lavf"}
 
                 # The publisher leaves: the playlist ends, and stays readable for a while.
                 feeder.cancel()
@@ -131,6 +140,59 @@ def test_viewer_tracker_window() -> None:
     stream.end()
     tracker.sweep()
     assert stream.counters.connections["hls"] == 0 and tracker.count(stream) == 0
+
+
+def test_viewer_sessions_are_clients_with_their_user_agent_and_last_port() -> None:
+    now, wall = [1000.0], [1.7e9]
+    tracker = ViewerTracker(window=30, clock=lambda: now[0], wall_clock=lambda: wall[0])
+    stream = LiveStream(StreamKey("default", "app", "s"), "rtmp")
+    tracker.seen(stream, "10.0.0.1", "hls", 50000, "hls.js")
+    now[0] += 5
+    wall[0] += 5
+    tracker.seen(stream, "10.0.0.1", "hls", 50002, "hls.js")  # the same player, a new connection
+    tracker.seen(stream, "10.0.0.1", "hls", 50003, "VLC/3.0")  # another player behind the same address
+    tracker.seen(stream, "10.0.0.2", "llhls", 40000, "AppleCoreMedia")
+    assert stream.counters.connections == {"hls": 2, "llhls": 1}
+    assert [viewer.as_dict() for viewer in tracker.sessions(stream)] == [
+        {"number": 1, "protocol": "hls", "address": "10.0.0.1", "port": 50002, "user_agent": "hls.js",
+         "first_seen": 1.7e9, "last_seen": 1.7e9 + 5},
+        {"number": 2, "protocol": "hls", "address": "10.0.0.1", "port": 50003, "user_agent": "VLC/3.0",
+         "first_seen": 1.7e9 + 5, "last_seen": 1.7e9 + 5},
+        {"number": 3, "protocol": "llhls", "address": "10.0.0.2", "port": 40000, "user_agent": "AppleCoreMedia",
+         "first_seen": 1.7e9 + 5, "last_seen": 1.7e9 + 5},
+    ]  # fmt: skip
+    now[0] += 27  # the first request of hls.js is 32 s old, its last 27 s
+    tracker.sweep()
+    assert [viewer.number for viewer in tracker.sessions(stream)] == [1, 2, 3]
+    now[0] += 10  # all silent for 37 s: gone
+    tracker.sweep()
+    assert tracker.sessions(stream) == [] and stream.counters.connections == {"hls": 0, "llhls": 0}
+    tracker.seen(stream, "10.0.0.1", "hls", 50009, "hls.js")  # back: a new session
+    assert [(viewer.number, viewer.user_agent) for viewer in tracker.sessions(stream)] == [(4, "hls.js")]
+    assert stream.counters.connections == {"hls": 1, "llhls": 0}
+
+
+def test_one_address_cannot_grow_the_viewers_by_varying_its_user_agent() -> None:
+    tracker = ViewerTracker(window=30)
+    stream = LiveStream(StreamKey("default", "app", "s"), "rtmp")
+    for n in range(MAX_AGENTS_PER_ADDRESS + 500):
+        tracker.seen(stream, "10.0.0.1", "hls", 50000, f"agent-{n}-" + "x" * 1000)
+    sessions = tracker.sessions(stream)
+    # One session per agent up to the cap, then one shared session (no agent) for the rest.
+    assert len(sessions) == MAX_AGENTS_PER_ADDRESS + 1 == stream.counters.connections["hls"]
+    assert sessions[-1].user_agent == "" and len(sessions[0].user_agent) == MAX_USER_AGENT
+    tracker.seen(stream, "10.0.0.2", "hls", 50000, "agent-0")  # other addresses still count
+    assert tracker.count(stream) == MAX_AGENTS_PER_ADDRESS + 2
+
+
+def test_a_report_lists_at_most_the_oldest_thousand_viewers_but_counts_all() -> None:
+    tracker = ViewerTracker(window=30)
+    stream = LiveStream(StreamKey("default", "app", "s"), "rtmp")
+    for n in range(MAX_REPORTED_VIEWERS + 200):
+        tracker.seen(stream, f"10.0.{n // 256}.{n % 256}", "hls", 50000, "hls.js")
+    sessions = tracker.sessions(stream)
+    assert len(sessions) == MAX_REPORTED_VIEWERS and stream.counters.connections["hls"] == MAX_REPORTED_VIEWERS + 200
+    assert [viewer.number for viewer in sessions] == list(range(1, MAX_REPORTED_VIEWERS + 1))
 
 
 def test_routes_added_by_other_modules() -> None:
