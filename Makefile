@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements-installed
 # `--dist loadfile` keeps a module (and its platform) in one process.
 PYTEST_ARGS ?= -n 3 --dist loadfile
 
-.PHONY: run test test-postgres lint format bench setup system-deps system-deps-test system-deps-bench venv migrate
+.PHONY: run test test-postgres install-systemd lint format bench setup system-deps system-deps-test system-deps-bench venv migrate
 
 run: setup migrate
 	$(PYTHON) scripts/run_platform.py
@@ -23,6 +23,10 @@ test-postgres:
 # Benchmarks beside reference servers (installs nginx with its RTMP module).
 bench: system-deps-bench venv
 	$(PYTHON) bench/rtmp_hls.py
+
+# Install the platform as systemd services on this machine (README "Run in production"); as root.
+install-systemd:
+	deploy/install.sh
 
 lint: venv
 	$(VENV)/bin/ruff check .

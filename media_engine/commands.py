@@ -1,6 +1,6 @@
 """The commands the control plane sends an engine node (stop a stream, HLS on/off, timed metadata,
-WebRTC relays), declared once as dataclasses: `to_message` is the only way to put one on the wire
-and `parse_command` the only way to read one back, refusing anything malformed with `BadCommand`.
+WebRTC relays, TLS certificate reloads), declared once as dataclasses: `to_message` is the only way
+to put one on the wire and `parse_command` the only way to read one back, refusing anything malformed with `BadCommand`.
 
 The wire form is a flat dict with a ``type`` (the command's `TYPE`) and the command's fields, as a
 Channels layer carries it; ``id3`` travels as bytes (the Redis layer packs with msgpack).
@@ -80,7 +80,16 @@ class StopRelay:
     relay_id: str
 
 
-Command = StopStream | SetHls | InsertTimedMetadata | StartRelay | StopRelay
+@dataclass(frozen=True)
+class ReloadCertificates:
+    """Read the vhosts' TLS settings again and reload the certificate files of ``vhost`` ("*": all)
+    for the HTTPS port (OME's :reloadCertificate, :reloadAllCertificates)."""
+
+    TYPE: ClassVar[str] = "tls.reload"
+    vhost: str
+
+
+Command = StopStream | SetHls | InsertTimedMetadata | StartRelay | StopRelay | ReloadCertificates
 COMMANDS: dict[str, type[Command]] = {kind.TYPE: kind for kind in Command.__args__}
 # Field name -> type, per command (the hints are strings under `from __future__ import annotations`).
 _FIELDS = {kind: get_type_hints(kind) for kind in COMMANDS.values()}

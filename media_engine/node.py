@@ -28,6 +28,7 @@ from media_engine.rtmp.chunks import RtmpLimits
 from media_engine.rtmp.server import RtmpServer
 from media_engine.srt.ingest import SrtIngestServer
 from media_engine.srt.libsrt import SrtError
+from media_engine.tls import CertificateTable, VhostTls
 from media_engine.webrtc.service import WebRtcService, WebRtcSettings
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class NodeAddresses:
     http_port: int = 3333
     srt_host: str = "0.0.0.0"
     srt_port: int | None = None  # None: no SRT ingest
+    https_port: int | None = None  # None: no HTTPS; otherwise it listens while a vhost has a certificate
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class EngineNode:
         }
         self.packager = HlsPackager.for_control_plane(self.registry, control, **packaging)
         self.llhls = LlHlsPackager.for_control_plane(self.registry, control, **packaging)
+        self.certificates = CertificateTable()  # the vhosts' certificates for the HTTPS port
         self.http = MediaHttpServer(
             self.registry,
             control,
@@ -108,6 +111,8 @@ class EngineNode:
             port=addresses.http_port,
             llhls=self.llhls,
             limits=limits.http,
+            tls_port=addresses.https_port,
+            certificates=self.certificates,
             viewer_window=hls.viewer_window,
         )
         self.webrtc = WebRtcService(self.registry, control, webrtc)  # WHIP/WHEP on the media HTTP port
@@ -154,6 +159,13 @@ class EngineNode:
                 logger.error("SRT ingest not started on %s:%s: %s", self.srt.host, self.srt.port, error)
                 self.srt = None
         logger.info("engine node up: RTMP on %s, media HTTP on %s", self.rtmp.port, self.http.port)
+
+    async def load_certificates(self, entries: list[VhostTls], reload: str | None = "*") -> list[str]:
+        """Take the vhosts' TLS settings (reloading the files of vhost ``reload``, "*": all) and open or
+        close the HTTPS port to match; returns the vhosts whose files failed (they keep their old one)."""
+        failed = self.certificates.load(entries, reload)
+        await self.http.update_tls_listener()
+        return failed
 
     async def stop(self) -> None:
         await self.rtmp.stop()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages StreamHub needs, only those whose command is missing.
-# Usage: scripts/install-system-deps.sh [run|test|bench]
+# Usage: scripts/install-system-deps.sh [run|test|bench|deploy]
 set -euo pipefail
 
 purpose="${1:-run}"
@@ -27,6 +27,17 @@ if [ "$purpose" = "test" ] || [ "$purpose" = "bench" ]; then
     # SIP calls' far end in tests (WCS /call/*): Debian's SIPp.
     "sipp:sip-tester"
   )
+fi
+
+# systemd units (deploy/): `systemd-analyze verify` in the tests; PostgreSQL for a production install.
+if [ "$purpose" = "test" ] || [ "$purpose" = "deploy" ]; then
+  needed+=("systemd-analyze:systemd")
+fi
+if [ "$purpose" = "deploy" ]; then
+  needed+=("pg_ctlcluster:postgresql")
+fi
+if [ "$purpose" = "bench" ]; then
+  needed+=("wrk:wrk")  # bench/api_throughput.py
 fi
 
 missing=()

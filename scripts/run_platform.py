@@ -1,5 +1,6 @@
 """Run the whole platform in the foreground and keep it running: Redis (if none answers), the API
-server (Daphne), the media engine node, three Celery workers and Celery beat.
+server (Daphne) and its HTTPS proxy (ports open while a vhost has a certificate), the media engine
+node, three Celery workers and Celery beat.
 
 A child that dies is started again after a pause that doubles while it keeps dying soon after its
 start (1 s, 2 s, 4 s ... at most 30 s), so a crash loop never becomes a busy loop; the others go on
@@ -24,6 +25,9 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+sys.path.insert(0, str(ROOT))
+
+from streamhub.dev_secrets import development_secrets_in_use, is_loopback  # noqa: E402
 
 # Restart pauses: the first after a crash, the ceiling while a child keeps crashing, and how long
 # a child must have run for its next crash to count as a new first one.
@@ -55,14 +59,39 @@ def redis_answers(host: str, port: int) -> bool:
         return False
 
 
+def check_development_secrets() -> None:
+    """Say loudly when the API is reachable from the network with a development secret, and refuse
+    to start in production mode (where the settings would refuse in every process anyway)."""
+    api_host = os.environ.get("STREAMHUB_API_HOST", "0.0.0.0")
+    in_use = development_secrets_in_use(os.environ)
+    if not in_use or is_loopback(api_host):
+        return
+    production = os.environ.get("STREAMHUB_PRODUCTION", "").lower() in ("1", "true", "yes", "on")
+    banner = "!" * 78
+    what = " and ".join(in_use)
+    verdict = "refusing to start (STREAMHUB_PRODUCTION is set)" if production else "anyone reaching it can use them"
+    say(f"{banner}\nWARNING: the API listens on {api_host} with the development {what}: {verdict}.\n"
+        f"Set them in the environment or .env (README: Run in production), or STREAMHUB_API_HOST=127.0.0.1.\n"
+        f"{banner}", error=True)  # fmt: skip
+    if production:
+        raise SystemExit(2)
+
+
 def commands() -> list[tuple[str, list[str]]]:
     api_host = os.environ.get("STREAMHUB_API_HOST", "0.0.0.0")
     api_port = os.environ.get("STREAMHUB_API_PORT", "8081")
     var_dir = Path(os.environ.get("STREAMHUB_VAR_DIR", str(ROOT / "var")))
     celery = [PYTHON, "-m", "celery", "-A", "streamhub"]
     worker = [*celery, "worker", "--loglevel", "INFO"]
+    api = [PYTHON, "-m", "daphne", "-b", api_host, "-p", api_port]
+    https = os.environ.get("STREAMHUB_API_TLS_PORTS", "8082,8444").strip()
+    if https:
+        # HTTPS (8082, 8444): the TLS proxy decrypts and hands requests to this loopback-only port.
+        upstream = os.environ.get("STREAMHUB_API_TLS_UPSTREAM_PORT", "8090")
+        api += ["-e", f"tcp:port={upstream}:interface=127.0.0.1"]
     return [
-        ("api", [PYTHON, "-m", "daphne", "-b", api_host, "-p", api_port, "streamhub.asgi:application"]),
+        ("api", [*api, "streamhub.asgi:application"]),
+        *([("tls-proxy", [PYTHON, "manage.py", "runtlsproxy"])] if https else []),
         ("engine", [PYTHON, "manage.py", "runengine"]),
         # Media jobs (record, push...) block on I/O for hours: a thread pool of their own queue;
         # short control tasks get their own worker, so they never wait behind media.
@@ -221,6 +250,7 @@ def stop_all(children: list[Child], stop_requests: list[int]) -> None:
 def main() -> int:
     read_dotenv()
     os.chdir(ROOT)
+    check_development_secrets()
     redis_url = urlparse(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     redis = start_redis(redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
     children = ([redis] if redis else []) + [Child(name, command) for name, command in commands()]

@@ -2,6 +2,7 @@
 
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamhub.settings")
@@ -16,7 +17,7 @@ from streamhub import daphne_body_limit  # noqa: E402
 from streamhub.middleware import RequestBodyLimitMiddleware  # noqa: E402
 from streamhub.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         # API bodies over the limit are answered 413 before Django reads them.
         "http": RequestBodyLimitMiddleware(django_asgi_app),
@@ -28,3 +29,12 @@ application = ProtocolTypeRouter(
 warn_if_wcs_open()
 # Oversize API bodies are refused while they arrive, before Daphne buffers them.
 daphne_body_limit.install()
+
+
+async def application(scope, receive, send):
+    # Requests on the loopback port only the API's TLS proxy (`manage.py runtlsproxy`) connects to came
+    # in over HTTPS: Django then sends HSTS and checks CSRF origins against https://.
+    server = scope.get("server")
+    if server and server[1] == settings.API_TLS_UPSTREAM_PORT and scope["type"] in ("http", "websocket"):
+        scope = {**scope, "scheme": "https" if scope["type"] == "http" else "wss"}
+    return await router(scope, receive, send)

@@ -10,28 +10,56 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from streamhub.dev_secrets import DEV_OME_ACCESS_TOKEN, DEV_SECRET_KEY
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-# Production mode refuses to start with development secrets (see the checks below).
+# Production mode refuses to start with development secrets or DEBUG (see the checks below).
 PRODUCTION = env.bool("STREAMHUB_PRODUCTION", default=False)
-DEBUG = env.bool("DJANGO_DEBUG", default=not PRODUCTION)
+# DEBUG (tracebacks and route lists in answers) only when asked for: STREAMHUB_DEBUG=1 in the
+# environment or `.env` (DJANGO_DEBUG, its older name, still works).
+DEBUG = env.bool("STREAMHUB_DEBUG", default=env.bool("DJANGO_DEBUG", default=False))
 
-DEV_SECRET_KEY = "dev-insecure-streamhub-secret-key-change-me"
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"])
 
 # The OME v1 API's <AccessToken>: clients send `Authorization: Basic base64(token)`.
-DEV_OME_ACCESS_TOKEN = "ome-access-token"
 OME_ACCESS_TOKEN = env.str("OME_ACCESS_TOKEN", default="" if PRODUCTION else DEV_OME_ACCESS_TOKEN)
 
 if PRODUCTION:
     if not OME_ACCESS_TOKEN:
         raise ImproperlyConfigured("STREAMHUB_PRODUCTION is set but OME_ACCESS_TOKEN is not: refusing to start.")
+    if OME_ACCESS_TOKEN == DEV_OME_ACCESS_TOKEN:
+        raise ImproperlyConfigured(
+            "STREAMHUB_PRODUCTION is set but OME_ACCESS_TOKEN is the development token: refusing to start."
+        )
     if SECRET_KEY == DEV_SECRET_KEY:
         raise ImproperlyConfigured("STREAMHUB_PRODUCTION is set but DJANGO_SECRET_KEY is not: refusing to start.")
+    if DEBUG:
+        raise ImproperlyConfigured("STREAMHUB_PRODUCTION is set and so is STREAMHUB_DEBUG: refusing to start.")
+
+# Security headers (what `manage.py check --deploy` asks for). STREAMHUB_HTTPS says the admin and the
+# APIs are reached over HTTPS (on in production): cookies only travel encrypted and browsers are told
+# to use HTTPS from then on (HSTS, sent on HTTPS answers only).
+HTTPS = env.bool("STREAMHUB_HTTPS", default=PRODUCTION)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env.int("STREAMHUB_HSTS_SECONDS", default=31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("STREAMHUB_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("STREAMHUB_HSTS_PRELOAD", default=HTTPS)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients): trust it.
+if env.bool("STREAMHUB_TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No redirect to HTTPS by default: OME and WCS clients call the plain API port (8081) and a redirect
+# would turn their POSTs into failures. STREAMHUB_SSL_REDIRECT=1 when only browsers use this server.
+SECURE_SSL_REDIRECT = env.bool("STREAMHUB_SSL_REDIRECT", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_SSL_REDIRECT else ["security.W008"]
 
 INSTALLED_APPS = [
     "daphne",
@@ -188,6 +216,14 @@ ENGINE_RTMP_HOST = env.str("STREAMHUB_RTMP_HOST", default="0.0.0.0")
 ENGINE_RTMP_PORT = env.int("STREAMHUB_RTMP_PORT", default=1935)
 ENGINE_HTTP_HOST = env.str("STREAMHUB_MEDIA_HTTP_HOST", default="0.0.0.0")
 ENGINE_HTTP_PORT = env.int("STREAMHUB_MEDIA_HTTP_PORT", default=3333)
+# HTTPS of the media port (OME's TLSPort): open while a vhost has a certificate; 0 turns it off.
+ENGINE_HTTPS_PORT = env.int("STREAMHUB_MEDIA_HTTPS_PORT", default=3334)
+# HTTPS of the API (`manage.py runtlsproxy`, started by `make run`): OME's TLSPort and WCS's REST port,
+# open while a vhost has a certificate (empty: off). The proxy hands the decrypted requests to the
+# API server's loopback-only port API_TLS_UPSTREAM_PORT, whose requests count as HTTPS.
+API_TLS_HOST = env.str("STREAMHUB_API_TLS_HOST", default="0.0.0.0")
+API_TLS_PORTS = env.list("STREAMHUB_API_TLS_PORTS", cast=int, default=[8082, 8444])
+API_TLS_UPSTREAM_PORT = env.int("STREAMHUB_API_TLS_UPSTREAM_PORT", default=8090)
 # Limits on the media ports (README "Limits on the media ports"). Media HTTP: seconds from accept to a
 # complete first request header, seconds an idle keep-alive connection is kept, open connections per
 # engine process (a 503 beyond; never more than half the process's open-file limit; 0: that half).

@@ -35,3 +35,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
+
+# With DEBUG off, unknown URLs and unexpected errors answer in the API's own format (streamhub.errors).
+handler404 = "streamhub.errors.page_not_found"
+handler500 = "streamhub.errors.server_error"

@@ -13,6 +13,7 @@ from apps.streams.models import Stream
 from media_engine.commands import (
     Command,
     InsertTimedMetadata,
+    ReloadCertificates,
     SetHls,
     StartRelay,
     StopRelay,
@@ -24,6 +25,20 @@ from media_engine.commands import (
 def send(node: EngineNode, command: Command) -> None:
     """Put ``command`` on ``node``'s command group (whether the node is alive is the caller's question)."""
     async_to_sync(get_channel_layer().group_send)(node.command_group, to_message(command))
+
+
+# The Channels group of the API's TLS proxies (`manage.py runtlsproxy`), told about reloads as nodes are.
+TLS_PROXY_GROUP = "streamhub.tls-proxy"
+
+
+def send_certificate_reload(vhost: str = "*") -> None:
+    """Tell every live engine node and every API TLS proxy to read the vhosts' TLS settings again and
+    reload the certificate files of ``vhost`` ("*": all): the next TLS connection gets the new one."""
+    command = ReloadCertificates(vhost=vhost)
+    for node in EngineNode.objects.all():
+        if node.is_alive:
+            send(node, command)
+    async_to_sync(get_channel_layer().group_send)(TLS_PROXY_GROUP, to_message(command))
 
 
 def _stream_fields(stream: Stream) -> dict[str, str]:

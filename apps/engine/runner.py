@@ -18,6 +18,7 @@ from django.utils import timezone
 from apps.engine.control_plane import DatabaseControlPlane, snapshot_of
 from apps.engine.models import EngineNode
 from apps.engine.signals import node_heartbeat
+from apps.hosting.services import tls_entries
 from apps.streams import services as stream_services
 from apps.streams.models import Stream
 from apps.webrtc_relay.engine import RelayCommands
@@ -26,6 +27,7 @@ from media_engine.commands import (
     BadCommand,
     Command,
     InsertTimedMetadata,
+    ReloadCertificates,
     SetHls,
     StartRelay,
     StopRelay,
@@ -114,6 +116,7 @@ class EngineRunner:
         self.stopping = asyncio.Event()
         self.engine: MediaEngineNode | None = None
         self.control: DatabaseControlPlane | None = None
+        self._background: set[asyncio.Task] = set()  # certificate reloads under way
 
     async def run(self) -> None:
         node = await sync_to_async(register_node)(self.node_id, self.addresses.rtmp_port, self.addresses.http_port)
@@ -134,6 +137,7 @@ class EngineRunner:
         )
         self.relays = RelayCommands(self.engine.webrtc)  # WCS /pull/* WebRTC relays run here
         await self.engine.start()
+        await self.reload_certificates("*")
         tasks = [
             asyncio.create_task(self._heartbeats(node), name="heartbeats"),
             asyncio.create_task(self._commands(node), name="commands"),
@@ -242,3 +246,17 @@ class EngineRunner:
                 logger.info("API sent timed metadata to %s: %s", command.key, "inserted" if sent else "not live here")
             case StartRelay() | StopRelay():
                 self.relays.handle(command)
+            case ReloadCertificates():
+                task = asyncio.get_running_loop().create_task(self.reload_certificates(command.vhost))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def reload_certificates(self, vhost: str) -> None:
+        """The vhosts' TLS settings from the database, certificate files of ``vhost`` ("*": all) reloaded."""
+        try:
+            entries = await sync_to_async(tls_entries)()
+            failed = await self.engine.load_certificates(entries, reload=vhost)
+        except Exception:  # noqa: BLE001 - a database hiccup keeps the certificates in use
+            logger.exception("TLS certificates not reloaded")
+            return
+        logger.info("TLS certificates reloaded (%s)%s", vhost, f"; failed: {', '.join(failed)}" if failed else "")

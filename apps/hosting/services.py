@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 
 from apps.hosting.models import Application, OutputProfile, VirtualHost
+from media_engine.tls import VhostTls
 
 
 def find_virtual_host(host: str) -> VirtualHost | None:
@@ -26,6 +27,16 @@ def find_virtual_host(host: str) -> VirtualHost | None:
             if best is None or rank > best[:2]:
                 best = (*rank, vhost)
     return best[2] if best else None
+
+
+def tls_entries() -> list[VhostTls]:
+    """Every vhost's host names and TLS files, as the HTTPS ports (engine, API proxy) take them."""
+    return [
+        VhostTls(
+            vhost.name, tuple(vhost.host_names), vhost.tls_cert_path, vhost.tls_key_path, vhost.tls_chain_cert_path
+        )
+        for vhost in VirtualHost.objects.prefetch_related("names")
+    ]
 
 
 class AlreadyExists(Exception):

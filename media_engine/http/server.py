@@ -64,6 +64,7 @@ from media_engine.http.limits import GuardedProtocolFactory, HttpLimits
 from media_engine.internal_auth import JOB_QUERY_KEY
 from media_engine.names import InvalidStreamName, check_stream_name
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
+from media_engine.tls import CertificateTable
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +261,11 @@ class MediaHttpServer:
         viewer_window: float = VIEWER_WINDOW,
         llhls: LlHlsPackager | None = None,
         limits: HttpLimits | None = None,
+        tls_port: int | None = None,
+        certificates: CertificateTable | None = None,
     ) -> None:
+        """``tls_port``: the HTTPS port (OME's TLSPort) serving the same routes with the vhosts'
+        ``certificates``; it listens only while some vhost has one (`update_tls_listener`)."""
         self.registry = registry
         self.control = control
         self.packager = packager
@@ -276,6 +281,10 @@ class MediaHttpServer:
         self.connections: GuardedProtocolFactory | None = None  # open/refused counts once started
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
+        self._requested_tls_port = tls_port
+        self.tls_port: int | None = None  # while the HTTPS listener is open
+        self.certificates = certificates
+        self._tls_listener: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.add_route("GET", "/{app}/{stream}/ts:playlist.m3u8", self.handle_playlist, name="hls_playlist")
         self.add_route("GET", "/{app}/{stream}/playlist.m3u8", self.handle_playlist, name="hls_playlist_alias")
@@ -500,8 +509,40 @@ class MediaHttpServer:
             self.limits.keepalive_timeout, self.limits.send_timeout,
         )  # fmt: skip
 
+    async def update_tls_listener(self) -> None:
+        """Open the HTTPS port once a vhost has a certificate, close it when none has one any more.
+        Connections share the plain port's guard (the same connection cap and timeouts)."""
+        wanted = (
+            self._runner is not None
+            and self._requested_tls_port is not None
+            and self.certificates is not None
+            and self.certificates.has_certificates
+        )
+        if wanted and self._tls_listener is None:
+            self._tls_listener = await asyncio.get_running_loop().create_server(
+                self.connections,
+                self.host,
+                self._requested_tls_port,
+                ssl=self.certificates.server_context(),
+                ssl_handshake_timeout=self.limits.header_timeout,
+                reuse_address=True,
+                backlog=1024,
+            )
+            self.tls_port = self._tls_listener.sockets[0].getsockname()[1]
+            logger.info("media HTTPS listening on %s:%s", self.host, self.tls_port)
+        elif not wanted and self._tls_listener is not None:
+            await self._close_tls_listener()
+            logger.info("media HTTPS closed: no vhost has a certificate")
+
+    async def _close_tls_listener(self) -> None:
+        listener, self._tls_listener, self.tls_port = self._tls_listener, None, None
+        if listener is not None:
+            listener.close()
+            await listener.wait_closed()
+
     async def stop(self) -> None:
         """Stop listening and forget the viewers."""
+        await self._close_tls_listener()
         if self._sweeper is not None:
             self._sweeper.cancel()
             try:

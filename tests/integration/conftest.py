@@ -136,6 +136,10 @@ class LiveStreamHub:
             "STREAMHUB_JOB_RECOVERY_INTERVAL": "1",
             "OME_ACCESS_TOKEN": "ome-access-token",
             "DJANGO_SUPERUSER_PASSWORD": "operator-password-1",
+            # HTTPS ports (open only once a vhost has a certificate) on free ports too.
+            "STREAMHUB_MEDIA_HTTPS_PORT": str(free_port()),
+            "STREAMHUB_API_TLS_PORTS": f"{free_port()},{free_port()}",
+            "STREAMHUB_API_TLS_UPSTREAM_PORT": str(free_port()),
             # Tests push to nginx-rtmp, pull from GStreamer and call webhooks on loopback: allowed explicitly
             # (the default refuses loopback, see tests/security).
             "STREAMHUB_OUTBOUND_ALLOW": "127.0.0.0/8,::1",

@@ -79,3 +79,21 @@ def test_swagger_ui_assets_are_served_locally(live_streamhub):
     assert bundle.status_code == 200 and len(bundle.content) > 100_000
     schema = requests.get(f"{live_streamhub.url}/api/schema/", timeout=10)
     assert schema.status_code == 200 and b"/v1/vhosts/{vhost}/apps" in schema.content
+
+
+def test_make_run_defaults_answer_unknown_urls_in_each_apis_format(live_streamhub):
+    """Daphne as `make run` starts it (no DEBUG switch set): no debug page, no route list."""
+    wcs = requests.post(f"{live_streamhub.url}/rest-api/no/such", json={}, timeout=10)
+    assert wcs.status_code == 404
+    assert wcs.json()["message"] == "Not Found" and wcs.json()["path"] == "/rest-api/no/such"
+    wcs_v3 = requests.post(f"{live_streamhub.url}/rest-api/v3/no/such", json={}, timeout=10)
+    assert (wcs_v3.status_code, wcs_v3.json()["status"]) == (404, 404)
+    ome = requests.get(f"{live_streamhub.url}/v1/no/such", headers=AUTH, timeout=10)
+    assert (ome.status_code, ome.json()["statusCode"]) == (404, 404)
+    page = requests.get(f"{live_streamhub.url}/no/such", timeout=10)
+    assert page.status_code == 404 and "rest-api" not in page.text
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["X-Frame-Options"] == "DENY"
+    # The admin's static files are still served (WhiteNoise) with DEBUG off.
+    css = requests.get(f"{live_streamhub.url}/static/admin/css/base.css", timeout=10)
+    assert css.status_code == 200 and "text/css" in css.headers["Content-Type"]

@@ -6,6 +6,7 @@ import pytest
 from media_engine.commands import (
     BadCommand,
     InsertTimedMetadata,
+    ReloadCertificates,
     SetHls,
     StartRelay,
     StopRelay,
@@ -22,6 +23,7 @@ EVERY_COMMAND = [
     InsertTimedMetadata(**STREAM, id3=b"ID3\x04\x00\x00\x00\x00\x00\x00"),
     StartRelay(**STREAM, relay_id="r1", direction="pull", url="http://edge:3333/app/cam?direction=whep"),
     StopRelay(relay_id="r1"),
+    ReloadCertificates(vhost="*"),
 ]
 
 

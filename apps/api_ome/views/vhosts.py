@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from apps.api_ome.envelope import OmeError, ok
 from apps.api_ome.schema import ERROR_ENVELOPE, OK_ENVELOPE, enveloped, names_envelope
 from apps.api_ome.views.base import OmeAPIView
+from apps.engine.commands import send_certificate_reload
 from apps.hosting.models import CertificateReloadError, VirtualHost
 from apps.hosting.ome_config import VirtualHostConfigSerializer
 from apps.hosting.services import create_virtual_host
@@ -41,7 +42,9 @@ class VirtualHostListView(OmeAPIView):
     def post(self, request):
         def create(config: dict):
             config.pop("apps", None)  # applications are created through their own API
-            return create_virtual_host(config)
+            vhost = create_virtual_host(config)
+            send_certificate_reload(vhost.name)  # its host names (and certificate) on the HTTPS ports
+            return vhost
 
         return self.create_each(VirtualHostConfigSerializer, create, lambda vhost: vhost.to_ome())
 
@@ -64,16 +67,19 @@ class VirtualHostDetailView(OmeAPIView):
     )
     def delete(self, request, vhost: str):
         self.get_vhost(vhost).delete()
+        send_certificate_reload(vhost)  # the HTTPS ports forget its names and certificate
         return ok()
 
 
-def _reload(vhosts) -> Response:
+def _reload(vhosts, which: str) -> Response:
     failed = []
     for vhost in vhosts:
         try:
             vhost.reload_certificate()
         except CertificateReloadError:
             failed.append(vhost.name)
+    # The HTTPS ports load the files themselves; one that fails there too keeps its old certificate.
+    send_certificate_reload(which)
     if failed:
         # The reason goes to the server log (the model logs it), as OME documents.
         raise OmeError(500, "Internal Server Error")
@@ -89,7 +95,7 @@ class VirtualHostReloadCertificateView(OmeAPIView):
         responses={200: OK_ENVELOPE, 401: ERROR_ENVELOPE, 404: ERROR_ENVELOPE, 500: ERROR_ENVELOPE},
     )
     def post(self, request, vhost: str):
-        return _reload([self.get_vhost(vhost)])
+        return _reload([self.get_vhost(vhost)], vhost)
 
 
 class ReloadAllCertificatesView(OmeAPIView):
@@ -101,4 +107,4 @@ class ReloadAllCertificatesView(OmeAPIView):
         responses={200: OK_ENVELOPE, 401: ERROR_ENVELOPE, 500: ERROR_ENVELOPE},
     )
     def post(self, request):
-        return _reload(VirtualHost.objects.all())
+        return _reload(VirtualHost.objects.all(), "*")

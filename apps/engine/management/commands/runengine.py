@@ -25,8 +25,13 @@ class Command(BaseCommand):
         parser.add_argument("--http-host", default=settings.ENGINE_HTTP_HOST)
         parser.add_argument("--srt-host", default=settings.ENGINE_SRT_HOST)
         parser.add_argument("--srt-port", type=int, default=settings.ENGINE_SRT_PORT, help="0: no SRT ingest.")
+        parser.add_argument(
+            "--https-port", type=int, default=settings.ENGINE_HTTPS_PORT, help="0: no HTTPS (opens with a certificate)."
+        )
 
-    def handle(self, *args, node_id, rtmp_port, http_port, rtmp_host, http_host, srt_host, srt_port, **options):
+    def handle(
+        self, *args, node_id, rtmp_port, http_port, rtmp_host, http_host, srt_host, srt_port, https_port, **options
+    ):
         addresses = NodeAddresses(
             rtmp_host=rtmp_host,
             rtmp_port=rtmp_port,
@@ -34,6 +39,7 @@ class Command(BaseCommand):
             http_port=http_port,
             srt_host=srt_host,
             srt_port=srt_port or None,
+            https_port=https_port or None,
         )
         log_limits.limit_repeated_tracebacks()  # out of descriptors, every heartbeat would log a traceback
         runner = EngineRunner(node_id, addresses)

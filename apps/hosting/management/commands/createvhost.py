@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.engine.commands import send_certificate_reload
 from apps.hosting.ome_config import VirtualHostConfigSerializer, describe_errors
 from apps.hosting.services import AlreadyExists, create_virtual_host
 
@@ -33,4 +34,5 @@ class Command(BaseCommand):
             vhost = create_virtual_host(serializer.validated_data)
         except AlreadyExists as error:
             raise CommandError(f"The virtual host already exists: [{name}]") from error
+        send_certificate_reload(vhost.name)  # running HTTPS ports take its names and certificate now
         self.stdout.write(self.style.SUCCESS(f"Created virtual host {vhost.name} ({', '.join(vhost.host_names)})."))

@@ -1,0 +1,1 @@
+"""The floor of bench/api_throughput.py: StreamHub's settings and URLs plus one bare Django view."""

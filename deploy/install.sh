@@ -1,0 +1,46 @@
+#!/bin/sh
+# Installs StreamHub as systemd services that start at boot and restart on failure (logs: journalctl).
+# Run as root from the checkout that will serve (README "Run in production"):  deploy/install.sh
+# Settings: STREAMHUB_USER (streamhub), STREAMHUB_CONF_DIR (/etc/streamhub), SYSTEMD_UNIT_DIR
+# (/etc/systemd/system). Running it again updates the units and keeps the settings file.
+set -eu
+root="$(cd "$(dirname "$0")/.." && pwd)"
+user="${STREAMHUB_USER:-streamhub}"
+conf="${STREAMHUB_CONF_DIR:-/etc/streamhub}"
+units="${SYSTEMD_UNIT_DIR:-/etc/systemd/system}"
+var=/var/lib/streamhub
+
+"$root/scripts/install-system-deps.sh" deploy
+make -C "$root" venv
+
+id -u "$user" >/dev/null 2>&1 || useradd --system --home-dir "$var" --shell /usr/sbin/nologin "$user"
+install -d -o "$user" -g "$user" "$var" "$var/media"
+install -d -m 750 -g "$user" "$conf"
+if [ ! -f "$conf/streamhub.env" ]; then
+  secret() { "$root/.venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))'; }
+  sed -e "s|@SECRET_KEY@|$(secret)|" -e "s|@OME_ACCESS_TOKEN@|$(secret)|" \
+    "$root/deploy/streamhub.env.example" >"$conf/streamhub.env"
+  chgrp "$user" "$conf/streamhub.env"
+  chmod 640 "$conf/streamhub.env"
+  echo "Wrote $conf/streamhub.env with fresh secrets (the OME token: OME_ACCESS_TOKEN there)."
+fi
+
+# PostgreSQL: a role and a database named after the service user (peer authentication on the socket).
+if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl enable --now postgresql >/dev/null 2>&1 || true
+  runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_roles WHERE rolname='$user'" | grep -q 1 \
+    || runuser -u postgres -- createuser "$user"
+  runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_database WHERE datname='streamhub'" | grep -q 1 \
+    || runuser -u postgres -- createdb -O "$user" streamhub
+fi
+
+"$root/deploy/render-units.sh" "$units" "$user" "$conf"
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  systemctl enable --now redis-server >/dev/null 2>&1 || true
+  systemctl enable --now streamhub.target
+  echo "StreamHub is running: systemctl status 'streamhub-*'; logs: journalctl -u 'streamhub-*' -f"
+else
+  echo "Units installed in $units, but systemd is not running here: start them on the next boot," \
+    "or now with: systemctl enable --now streamhub.target"
+fi
