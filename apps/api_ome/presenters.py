@@ -8,17 +8,11 @@ from datetime import datetime
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.jobs.timestamps import ome_time  # the format lives with the jobs: the record info file uses it too
 from apps.streams.choices import CONNECTION_KINDS
 from apps.streams.models import Stream
 from apps.transcoding.services import rendition_outputs
 from media_engine.webrtc.transcode import OPUS_BITRATE, OPUS_CHANNELS, OPUS_RATE
-
-
-def ome_time(value: datetime | None) -> str | None:
-    """OME's timestamps: local time with milliseconds and offset, e.g. 2023-03-15T19:46:13.728+09:00."""
-    if value is None:
-        return None
-    return timezone.localtime(value).isoformat(timespec="milliseconds")
 
 
 def _track(track: dict) -> dict:

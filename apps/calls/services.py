@@ -16,7 +16,7 @@ from apps.calls.models import DEFAULT_SIP_PORT, Call, CallCommand
 from apps.hosting.models import Application
 from apps.jobs import services as jobs
 from apps.jobs.choices import ACTIVE_STATES
-from apps.recording.paths import UnsafePath, confine
+from apps.jobs.paths import UnsafePath, confine
 from apps.security.outbound import check_outbound_url
 from apps.streams.models import Stream
 from media_engine.jobs.push import validate_push_target

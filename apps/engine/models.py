@@ -9,15 +9,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from apps.engine.choices import ProcessingState
 from apps.hosting.services import find_virtual_host
 from media_engine import internal_auth
-
-
-class ProcessingState(models.TextChoices):
-    """WCS CDN's processingState: whether a node takes part in placing new streams."""
-
-    NEW_STREAMS_ALLOWED = "NEW_STREAMS_ALLOWED", "new streams allowed"
-    GROUP_CONNECTION_ALLOWED = "GROUP_CONNECTION_ALLOWED", "no new streams"
 
 
 class EngineNode(models.Model):

@@ -9,7 +9,7 @@ from django.db import models
 
 from apps.jobs.choices import ACTIVE_STATES
 from apps.jobs.models import StreamJob
-from apps.recording.paths import UnsafePath, confine_output, media_root
+from apps.jobs.paths import UnsafePath, confine_output, media_root
 
 
 def dump_folder(path: str) -> Path:

@@ -90,7 +90,7 @@ class JobStillActive(Exception):
 def delete_job(job: StreamJob, with_files: bool = False) -> list[str]:
     """Delete a finished (stopped or errored) job's row and, ``with_files``, the files it wrote that
     lie inside the media root (anything else is left alone). Returns the files removed."""
-    from apps.recording.paths import UnsafePath, confine  # the media root's one rule for paths
+    from apps.jobs.paths import UnsafePath, confine  # the media root's one rule for paths
 
     with transaction.atomic():
         # Locked so a start-again from the admin or the API cannot revive the row while it goes.

@@ -11,11 +11,11 @@ from django.db import IntegrityError, transaction
 from apps.hosting.models import Application
 from apps.jobs import services as jobs
 from apps.jobs.choices import ACTIVE_STATES
+from apps.jobs.paths import UnsafePath, confine
 from apps.mixing.choices import layout_of
 from apps.mixing.models import Mixer, MixerInput
-from apps.recording.paths import UnsafePath, confine
 from apps.streams.models import Stream
-from apps.transcoding.wcs import output_name_taken, overlay_of
+from apps.transcoding.transcoders import output_name_taken, overlay_of
 from media_engine.jobs.mixer import MixerInput as MediaInput
 from media_engine.jobs.mixer import MixerSettings
 from media_engine.jobs.watermark import Planes, load_picture

@@ -13,9 +13,9 @@ from django.db.models import QuerySet
 from apps.hosting.models import Application
 from apps.jobs import services as jobs
 from apps.jobs.choices import ACTIVE_STATES
+from apps.jobs.paths import confine
 from apps.multi_recorder.choices import FOLDER, NAME_PATTERN, URI_SCHEME
 from apps.multi_recorder.models import MultiRecorder
-from apps.recording.paths import confine
 from apps.streams.models import Stream
 
 

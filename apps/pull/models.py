@@ -78,6 +78,6 @@ class Pull(StreamJob):
 
     def vod_path(self) -> Path:
         """The file a VOD pull plays (confined to the media root; UnsafePath otherwise)."""
-        from apps.recording.paths import confine
+        from apps.jobs.paths import confine
 
         return confine(vod_file_name(self.urls[0]))

@@ -9,8 +9,8 @@ from django.db import IntegrityError, transaction
 from apps.hosting.models import Application
 from apps.jobs import services as jobs
 from apps.jobs.choices import ACTIVE_STATES, JobState
+from apps.jobs.paths import confine
 from apps.pull.models import DEFAULT_NO_INPUT_FAILOVER_MS, DEFAULT_UNUSED_DELETION_MS, VOD_SCHEMES, Pull
-from apps.recording.paths import confine
 from apps.security.outbound import check_outbound_url
 from apps.streams.models import Stream
 from media_engine.jobs.pull import SOURCE_TYPES, validate_pull_urls

@@ -6,8 +6,8 @@ from django.db import models
 
 from apps.jobs.choices import ACTIVE_STATES
 from apps.jobs.models import StreamJob
+from apps.jobs.paths import confine
 from apps.push.choices import PushProtocol
-from apps.recording.paths import confine
 from media_engine.jobs.audio_control import AudioControl
 
 

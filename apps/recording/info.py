@@ -6,7 +6,7 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from apps.api_ome.presenters import ome_time
+from apps.jobs.timestamps import ome_time
 from apps.recording.models import Record
 
 

@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from apps.jobs.choices import RunOutcome
 from apps.jobs.models import LeaseLost
+from apps.jobs.paths import MacroValues, UnsafePath, confine, expand
 from apps.jobs.runner import run_stream_job
 from apps.recording.info import write_info_file
 from apps.recording.models import Record, RecordFile
-from apps.recording.paths import MacroValues, UnsafePath, confine, expand
 from apps.streams.models import Stream
 from media_engine.jobs.record import RecordedFile, Recorder
 

@@ -14,8 +14,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, Stream
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
+from apps.jobs.paths import UnsafePath, confine
 from apps.recording.models import Record, RecordFile
-from apps.recording.paths import UnsafePath, confine
 
 CHUNK = 256 * 1024
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")

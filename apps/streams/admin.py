@@ -1,11 +1,11 @@
 """Read-only admin of live (and ended) streams: state, tracks, viewers and traffic, and each stream's
-own page (apps.streams.console): player, numbers, events and actions."""
+own page (apps.dashboard.console): player, numbers, events and actions."""
 
 from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from apps.streams import console
+from apps.dashboard import console
 from apps.streams.models import Stream
 
 

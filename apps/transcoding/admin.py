@@ -6,7 +6,7 @@ from django.contrib import admin
 from apps.jobs.admin import StreamJobAdmin
 from apps.transcoding.models import Transcode, WcsTranscoder
 from apps.transcoding.services import stop_transcode, transcode_task
-from apps.transcoding.wcs import stop_wcs_transcoder, wcs_transcoder_task
+from apps.transcoding.transcoders import stop_wcs_transcoder, wcs_transcoder_task
 
 
 @admin.register(Transcode)

@@ -15,7 +15,7 @@ class TranscodingConfig(AppConfig):
 
         register_job_kind(Transcode, transcode_task)
         from apps.transcoding.models import WcsTranscoder
-        from apps.transcoding.wcs import wcs_transcoder_task
+        from apps.transcoding.transcoders import wcs_transcoder_task
 
         register_job_kind(WcsTranscoder, wcs_transcoder_task)
         from apps.transcoding import signals  # noqa: F401  (starts transcodes when streams go live)

@@ -4,7 +4,7 @@ from django.dispatch import receiver
 
 from apps.streams.signals import stream_went_live
 from apps.transcoding.services import start_transcodes
-from apps.transcoding.wcs import start_reserved_wcs_transcoders
+from apps.transcoding.transcoders import start_reserved_wcs_transcoders
 
 
 @receiver(stream_went_live, dispatch_uid="transcoding-start")

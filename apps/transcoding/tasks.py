@@ -10,14 +10,14 @@ from celery import shared_task
 from django.conf import settings
 
 from apps.jobs.choices import RunOutcome
+from apps.jobs.paths import UnsafePath
 from apps.jobs.runner import StopCheck, run_stream_job
-from apps.recording.paths import UnsafePath
 from apps.streams.models import Stream
 from apps.transcoding.models import Transcode, WcsTranscoder
 from apps.transcoding.plans import BYPASS, ProfilePlan, bypass_matches, plan_profile
 from apps.transcoding.services import end_run
-from apps.transcoding.wcs import overlay_of
-from apps.transcoding.wcs import video_encoding as video_encoding_of_wcs
+from apps.transcoding.transcoders import overlay_of
+from apps.transcoding.transcoders import video_encoding as video_encoding_of_wcs
 from media_engine.jobs.events import MediaEvent
 from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.jobs.transcode import (

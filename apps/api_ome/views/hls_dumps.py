@@ -6,9 +6,9 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 
 from apps.api_ome.envelope import OmeError, ok
 from apps.api_ome.schema import ERROR_ENVELOPE, OK_ENVELOPE
+from apps.api_ome.serializers.hls_dump import StartHlsDumpSerializer, StopHlsDumpSerializer
 from apps.api_ome.views.base import OmeAPIView
 from apps.api_ome.views.streams import StreamLookupMixin
-from apps.hls_dump.ome import StartHlsDumpSerializer, StopHlsDumpSerializer
 from apps.hls_dump.services import DumpConflict, active_dumps, create_dump, stop_dump
 
 TAG = ["OME v1: HLS dump"]

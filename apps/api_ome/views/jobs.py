@@ -11,13 +11,18 @@ from rest_framework import serializers
 
 from apps.api_ome.envelope import OmeError, ok
 from apps.api_ome.schema import ERROR_ENVELOPE, OK_ENVELOPE, enveloped
+from apps.api_ome.serializers.push import PushIdSerializer, PushSerializer, StartPushSerializer, push_to_ome
+from apps.api_ome.serializers.recording import (
+    RecordIdSerializer,
+    RecordSerializer,
+    StartRecordSerializer,
+    record_to_ome,
+)
 from apps.api_ome.views.base import OmeAPIView
 from apps.jobs.models import StreamJob
 from apps.push.models import Push
-from apps.push.ome import PushIdSerializer, PushSerializer, StartPushSerializer, push_to_ome
 from apps.push.services import PushConflict, create_push, stop_push
 from apps.recording.models import Record
-from apps.recording.ome import RecordIdSerializer, RecordSerializer, StartRecordSerializer, record_to_ome
 from apps.recording.services import RecordConflict, create_record, stop_record
 
 

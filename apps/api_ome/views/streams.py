@@ -10,9 +10,9 @@ from rest_framework.response import Response
 from apps.api_ome.envelope import OmeError, envelope, ok
 from apps.api_ome.presenters import stream_info
 from apps.api_ome.schema import ERROR_ENVELOPE, OK_ENVELOPE, enveloped, names_envelope
+from apps.api_ome.serializers.pull import CreatePullSerializer
 from apps.api_ome.views.base import OmeAPIView
 from apps.jobs.choices import JobState
-from apps.pull.ome import CreatePullSerializer
 from apps.pull.services import StreamExists, active_pull_of, create_pull, stop_pull, wait_for_first_outcome
 from apps.streams.models import Stream
 from apps.streams.services import request_stop

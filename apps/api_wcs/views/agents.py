@@ -21,9 +21,9 @@ from apps.api_wcs.errors import WcsError
 from apps.api_wcs.presenters import pull_agent_to_wcs, pull_status
 from apps.api_wcs.views.base import Method, caller_host, found, wcs_application
 from apps.jobs.choices import ACTIVE_STATES, JobState
+from apps.jobs.paths import UnsafePath
 from apps.pull.models import Pull
 from apps.pull.services import StreamExists, create_listener, create_pull, create_vod, stop_pull
-from apps.recording.paths import UnsafePath
 from media_engine.jobs.pull import SCHEME_GROUPS
 
 

@@ -15,7 +15,8 @@ from apps.api_wcs.errors import WcsError
 from apps.api_wcs.views.base import Method, found, wcs_application
 from apps.cdn.models import CdnProfile
 from apps.cdn.services import ProfileError, ProfileExists, ProfileNotFound, add_profile, modify_profile, remove_profile
-from apps.engine.models import EngineNode, ProcessingState
+from apps.engine.choices import ProcessingState
+from apps.engine.models import EngineNode
 from apps.streams.models import Stream
 
 

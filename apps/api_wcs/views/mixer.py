@@ -14,7 +14,7 @@ from apps.jobs.choices import JobState
 from apps.mixing import services
 from apps.mixing.models import Mixer
 from apps.streams.models import Stream
-from apps.transcoding.wcs import watermark_spec
+from apps.transcoding.transcoders import watermark_spec
 
 TEST_URI_PREFIX = "mixer://test_mixer_"
 

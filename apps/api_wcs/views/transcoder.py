@@ -1,5 +1,5 @@
 """WCS /transcoder/* and /transcoder2/*: a live stream transcoded into another stream with the
-``encoder`` parameters (apps.transcoding.wcs), found, stopped, and watermarked while it runs."""
+``encoder`` parameters (apps.transcoding.transcoders), found, stopped, and watermarked while it runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from apps.api_wcs.errors import WcsError
 from apps.api_wcs.presenters import AGENT_STATUS
 from apps.api_wcs.views.base import Method, found, wcs_application
 from apps.transcoding.models import WcsTranscoder
-from apps.transcoding.wcs import (
+from apps.transcoding.transcoders import (
     Conflict,
     StreamNotFound,
     active_transcoders,

@@ -14,9 +14,9 @@ from apps.api_wcs.errors import WcsError
 from apps.api_wcs.presenters import transponder_to_wcs
 from apps.api_wcs.views.base import MediaSessionId, Method, found, wcs_application
 from apps.jobs.choices import ACTIVE_STATES
+from apps.jobs.paths import UnsafePath, confine
 from apps.push.models import Push
 from apps.push.services import AudioNotControlled, PushConflict, create_push, set_audio, stop_push
-from apps.recording.paths import UnsafePath, confine
 from apps.security.outbound import check_outbound_url
 from media_engine.jobs.audio_control import check_sound_file
 from media_engine.jobs.push import validate_push_target

@@ -1,5 +1,7 @@
-"""WCS transcoders (/transcoder/*, /transcoder2/*): one live stream encoded with WCS's ``encoder``
-object into another stream, with a watermark from the media root; create, find, stop, watermark."""
+"""Transcoders started on request (the WcsTranscoder model, served by WCS's /transcoder/* and
+/transcoder2/*): one live stream encoded into another with the stored ``encoder`` object, with a
+watermark from the media root; create, find, stop, watermark. Domain services: the worker, the admin
+and the mixer use them, and apps.api_wcs calls them (never the other way round)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from django.db import IntegrityError, transaction
 from apps.hosting.models import Application
 from apps.jobs import services as jobs
 from apps.jobs.choices import ACTIVE_STATES
-from apps.recording.paths import UnsafePath, confine
+from apps.jobs.paths import UnsafePath, confine
 from apps.streams.models import Stream
 from apps.transcoding.models import WcsTranscoder
 from media_engine.jobs.transcode import VideoEncoding

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.api_ome.serializers.jobs import job_to_ome
+from apps.api_ome.serializers.recording import RecordStreamSerializer
 from apps.hosting.models import task_id_validator
 from apps.jobs.choices import JobState
-from apps.jobs.ome import job_to_ome
 from apps.push.choices import PushProtocol
 from apps.push.models import Push
-from apps.recording.ome import RecordStreamSerializer
 from apps.security.outbound import check_outbound_url
 from media_engine.jobs.push import validate_push_target
 

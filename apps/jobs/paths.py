@@ -1,5 +1,6 @@
-"""Record file names: OME's `${...}` macros, and the rule that no path leaves the media root (an
-output path may also go to a folder of STREAMHUB_EXTRA_OUTPUT_ROOTS: ``confine_output``)."""
+"""Paths of every media job (records, HLS dumps, pushes, pulls, mixes, calls): OME's `${...}` file
+name macros, and the rule that no path leaves the media root (an output path may also go to a folder
+of STREAMHUB_EXTRA_OUTPUT_ROOTS: ``confine_output``)."""
 
 from __future__ import annotations
 

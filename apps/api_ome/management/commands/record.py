@@ -5,10 +5,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.api_ome.serializers.recording import StartRecordSerializer, record_to_ome
 from apps.hosting.models import Application
 from apps.hosting.ome_config import describe_errors
 from apps.recording.models import Record
-from apps.recording.ome import StartRecordSerializer, record_to_ome
 from apps.recording.services import RecordConflict, create_record, stop_record
 
 

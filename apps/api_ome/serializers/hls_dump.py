@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from apps.hls_dump.models import dump_folder
 from apps.hosting.models import task_id_validator
-from apps.recording.paths import UnsafePath, confine_output
+from apps.jobs.paths import UnsafePath, confine_output
 
 PLAYLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.m3u8$")
 

@@ -13,12 +13,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from rest_framework import serializers
 
+from apps.api_ome.serializers.push import StartPushSerializer
+from apps.api_ome.serializers.recording import StartRecordSerializer
 from apps.pull.services import active_pull_of, stop_pull
 from apps.push.models import Push
-from apps.push.ome import StartPushSerializer
 from apps.push.services import PushConflict, create_push
 from apps.recording.models import Record
-from apps.recording.ome import StartRecordSerializer
 from apps.recording.services import RecordConflict, create_record
 from apps.streams.choices import CONNECTION_KINDS
 from apps.streams.models import Stream

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.api_ome.serializers.jobs import job_to_ome
 from apps.hosting.models import task_id_validator
-from apps.jobs.ome import job_to_ome
+from apps.jobs.paths import UnsafePath, check_template
 from apps.recording.choices import RecordState, SegmentationRule
 from apps.recording.models import Record
-from apps.recording.paths import UnsafePath, check_template
 from media_engine.jobs.record import parse_schedule
 
 
