@@ -192,7 +192,8 @@ def test_failover_to_the_next_url_keeps_the_engine_stream(engine, pull, rtsp_sou
     assert second.url in reason
     # The same engine stream goes on, fed by the second source.
     time.sleep(3)
-    assert engine.session("failover1") == session
+    # (on failure: the puller's states say whether it reopened its output, the playlist which sessions the engine cut)
+    assert engine.session("failover1") == session, (run.states, engine.playlist("failover1"))
     probe = ffprobe(engine.url("failover1"))
     assert ("video", "h264", 640, 360) in codecs(probe)
     assert run.error is None
