@@ -58,11 +58,25 @@ def answer_inline(request: HttpRequest, method: Method) -> HttpResponse:
     return result_response(method.handler(validated(method, data)))
 
 
+def has_null_character(value: object) -> bool:
+    """Whether a NUL character is in any key or string of ``value`` (PostgreSQL cannot store one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_null_character(key) or has_null_character(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(has_null_character(item) for item in value)
+    return False
+
+
 def start_job(request: HttpRequest, method: Method, timeout: float) -> Job:
     """Validate as v2 does (bad input changes nothing), then queue the job with the body as sent."""
     check_credentials(request)
     data = json_body(request)
     validated(method, data)
+    # The body is stored with the job as sent, unknown fields too: text with a NUL cannot be stored.
+    if has_null_character(data):
+        raise WcsError(400, "Bad request: null characters are not allowed")
     return create_job(method.route, data, timeout)
 
 

@@ -91,6 +91,9 @@ async def test_bad_input_to_a_long_method_is_a_400_and_creates_no_job(client):
     assert (response.status_code, response.json()["message"]) == (400, "Bad request: the body must be a JSON object")
     response = await post(client, "push/startup", "{not json")
     assert (response.status_code, response.json()["message"]) == (400, "Bad request: the body is not JSON")
+    # The body is stored with the job: a NUL in an unknown field (PostgreSQL cannot store it) is refused too.
+    response = await post(client, "vod/startup", {"uri": "vod-live://sample.mp4", "x\u0000": ["\u0000"]})
+    assert (response.status_code, response.json()["message"]) == (400, "Bad request: null characters are not allowed")
     assert await Job.objects.acount() == 0
 
 

@@ -10,3 +10,4 @@ def _worker_keeps_the_test_connection(monkeypatch):
     connection must stay open (PostgreSQL closes a connection found inside a transaction)."""
     monkeypatch.setattr("apps.jobs.runner.close_old_connections", lambda: None)
     monkeypatch.setattr("apps.async_jobs.services.close_old_connections", lambda: None)
+    monkeypatch.setattr("apps.jobs.tasks.close_old_connections", lambda: None)
