@@ -540,6 +540,10 @@ class TargetWriter:
         self._origin: Fraction | None = None
         self._created = time.monotonic()
         self._last_write = self._created
+        # When the queue last went from empty to holding a packet: after a pause of the source (a
+        # failover to another URL, a publisher that paused) the target is not late for the time
+        # nobody gave it anything.
+        self._fed_at = self._created
         self._queue: queue.Queue[Packet | None] = queue.Queue(512)
         self._abandoned = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"push-writer {redact_url(target)}", daemon=True)
@@ -550,10 +554,13 @@ class TargetWriter:
 
     def put(self, packet: Packet, timeout: float) -> bool:
         """Queue a packet; False if there was no room within ``timeout`` seconds."""
+        was_empty = self._queue.empty()
         try:
             self._queue.put(packet, timeout=timeout) if timeout > 0 else self._queue.put_nowait(packet)
         except queue.Full:
             return False
+        if was_empty:
+            self._fed_at = time.monotonic()
         return True
 
     def check(self) -> None:
@@ -564,7 +571,7 @@ class TargetWriter:
         if self.connected_at is None:
             if now - self._created > self.open_timeout + 1:
                 raise TargetFailed(f"cannot connect to {redact_url(self.target)}: timed out")
-        elif not self._queue.empty() and now - self._last_write > self.write_timeout:
+        elif not self._queue.empty() and now - max(self._last_write, self._fed_at) > self.write_timeout:
             raise TargetFailed(
                 f"sending to {redact_url(self.target)} failed: it took no data for {self.write_timeout:g} s"
             )
