@@ -280,8 +280,15 @@ class Puller:
 
     def _output_for(self, sources: list[Stream]) -> _Output:
         codecs = {stream.type: stream.codec_context.name for stream in sources}
-        if self._output is not None and self._output.codecs == codecs:
+        # The engine stream goes on (same publish) when the output carries every kind of track the
+        # new source has, with the same codecs; a source with fewer kinds (audio not found in time)
+        # feeds the tracks it has. Only a new codec or kind needs a new publish (RTMP's track list
+        # is fixed once sent).
+        if self._output is not None and all(self._output.codecs.get(kind) == name for kind, name in codecs.items()):
             return self._output
+        if self._output is not None:
+            logger.info("pull of %s: codecs %s after %s: publishing anew", redact_url(self.progress.url), codecs,
+                        self._output.codecs)  # fmt: skip
         self._close_output(finish=True)
         container = av.open(self.target, "w", format="flv")
         streams: dict[str, Stream] = {}

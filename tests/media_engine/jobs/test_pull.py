@@ -193,7 +193,7 @@ def test_failover_to_the_next_url_keeps_the_engine_stream(engine, pull, rtsp_sou
     # The same engine stream goes on, fed by the second source.
     time.sleep(3)
     # (on failure: the puller's states say whether it reopened its output, the playlist which sessions the engine cut)
-    assert engine.session("failover1") == session, (run.states, engine.playlist("failover1"))
+    assert engine.session("failover1") == session, f"states {run.states}; playlist {engine.playlist('failover1')}"
     probe = ffprobe(engine.url("failover1"))
     assert ("video", "h264", 640, 360) in codecs(probe)
     assert run.error is None
