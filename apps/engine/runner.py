@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.engine.control_plane import DatabaseControlPlane, snapshot_of
-from apps.engine.models import EngineNode
+from apps.engine.models import EngineNode, internal_job_secret
 from apps.engine.signals import node_heartbeat
 from apps.hosting.services import tls_entries
 from apps.streams import services as stream_services
@@ -35,6 +35,7 @@ from media_engine.commands import (
     parse_command,
 )
 from media_engine.http.limits import HttpLimits
+from media_engine.http.siblings import SiblingProxy
 from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.node import EngineNode as MediaEngineNode
 from media_engine.node import HlsSettings, NodeAddresses, NodeLimits
@@ -78,11 +79,12 @@ def heartbeat(node: EngineNode, snapshots: list) -> None:
     node_heartbeat.send_robust(sender=EngineNode, node=node, snapshots=snapshots)
 
 
-def webrtc_settings() -> WebRtcSettings:
-    """The node's WebRTC settings (ICE addresses, port range, STUN/TURN) from Django's settings."""
+def webrtc_settings(ice_ports: str | None = None) -> WebRtcSettings:
+    """The node's WebRTC settings (ICE addresses, port range, STUN/TURN) from Django's settings;
+    ``ice_ports``: a worker process's share of the port range."""
     policy = policy_from_settings(
         settings.WEBRTC_ICE_ADDRESSES,
-        settings.WEBRTC_ICE_PORTS,
+        settings.WEBRTC_ICE_PORTS if ice_ports is None else ice_ports,
         settings.WEBRTC_ICE_SERVERS,
         settings.WEBRTC_TURN_USERNAME,
         settings.WEBRTC_TURN_CREDENTIAL,
@@ -108,9 +110,30 @@ def node_limits() -> NodeLimits:
     )
 
 
+def record_worker_ports(node: EngineNode, engine: MediaEngineNode) -> None:
+    """A worker process's row: its private ports (where jobs and siblings reach it) and the public ones."""
+    node.rtmp_port = engine.rtmp.private_port
+    node.media_http_port = engine.http.private_port
+    node.public_rtmp_port = engine.rtmp.port
+    node.public_media_http_port = engine.http.port
+    node.save(update_fields=["rtmp_port", "media_http_port", "public_rtmp_port", "public_media_http_port"])
+
+
 class EngineRunner:
-    def __init__(self, node_id: str, addresses: NodeAddresses, heartbeat_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        addresses: NodeAddresses,
+        heartbeat_interval: float | None = None,
+        *,
+        siblings_of: str | None = None,
+        ice_ports: str | None = None,
+    ) -> None:
+        """``siblings_of``: this is worker process ``node_id`` = ``<siblings_of>.<i>`` of `runengine
+        --processes N`, sharing the public ports with its siblings (``addresses`` has private ones)."""
         self.node_id = node_id
+        self.siblings_of = siblings_of
+        self.ice_ports = ice_ports
         self.addresses = addresses
         self.heartbeat_interval = heartbeat_interval or settings.ENGINE_HEARTBEAT_INTERVAL
         self.stopping = asyncio.Event()
@@ -120,11 +143,15 @@ class EngineRunner:
 
     async def run(self) -> None:
         node = await sync_to_async(register_node)(self.node_id, self.addresses.rtmp_port, self.addresses.http_port)
-        self.control = DatabaseControlPlane(node)
+        self.control = DatabaseControlPlane(node, siblings_of=self.siblings_of)
+        siblings = None
+        if self.siblings_of is not None:
+            tag = self.node_id.removeprefix(f"{self.siblings_of}.")
+            siblings = SiblingProxy(internal_job_secret(), self.control.locate, self.control.locate_worker, tag)
         self.engine = MediaEngineNode(
             self.control,
             self.addresses,
-            webrtc_settings(),
+            webrtc_settings(self.ice_ports),
             playlists=self.control.output_playlist,
             thumbnails=ThumbnailStore(settings.MEDIA_ROOT / "thumbnails"),  # written by transcode jobs
             limits=node_limits(),
@@ -134,9 +161,12 @@ class EngineRunner:
                 settings.ENGINE_HLS_HISTORY_SECONDS,
                 settings.ENGINE_HLS_VIEWER_WINDOW,
             ),
+            siblings=siblings,
         )
         self.relays = RelayCommands(self.engine.webrtc)  # WCS /pull/* WebRTC relays run here
         await self.engine.start()
+        if self.siblings_of is not None:
+            await sync_to_async(record_worker_ports)(node, self.engine)
         await self.reload_certificates("*")
         tasks = [
             asyncio.create_task(self._heartbeats(node), name="heartbeats"),
