@@ -14,7 +14,7 @@ import aiohttp
 from aiortc import RTCSessionDescription
 
 from media_engine.control import ApplicationConfig, StaticControlPlane
-from media_engine.node import EngineNode, NodeAddresses
+from media_engine.node import EngineNode, HlsSettings, NodeAddresses
 from media_engine.registry import StreamKey
 from media_engine.relay.mirror import RemoteSource
 from media_engine.rtmp.client import PlayError, RtmpPlayer
@@ -34,8 +34,9 @@ def _config() -> StaticControlPlane:
 class Cluster:
     """Node A (origin) and node B (mirrors A's streams); counts the RTMP connections A accepts."""
 
-    def __init__(self, linger: float) -> None:
+    def __init__(self, linger: float, hls_idle: float) -> None:
         self.linger = linger
+        self.hls_idle = hls_idle
         self.a: EngineNode
         self.b: EngineNode
         self.a_connections = 0
@@ -57,7 +58,12 @@ class Cluster:
         addresses = NodeAddresses("127.0.0.1", 0, "127.0.0.1", 0)
         self.a = EngineNode(_config(), addresses, WebRtcSettings(ice=LOOPBACK_ICE))
         self.b = EngineNode(
-            _config(), addresses, WebRtcSettings(ice=LOOPBACK_ICE), locate=self.locate, mirror_linger=self.linger
+            _config(),
+            addresses,
+            WebRtcSettings(ice=LOOPBACK_ICE),
+            hls=HlsSettings(idle_timeout=self.hls_idle),
+            locate=self.locate,
+            mirror_linger=self.linger,
         )
         new_session = self.a.rtmp._new_session
 
@@ -92,8 +98,8 @@ class Cluster:
 
 
 @contextlib.asynccontextmanager
-async def cluster(linger: float = 10.0) -> AsyncIterator[Cluster]:
-    nodes = Cluster(linger)
+async def cluster(linger: float = 10.0, hls_idle: float = 30.0) -> AsyncIterator[Cluster]:
+    nodes = Cluster(linger, hls_idle)
     await nodes.start()
     try:
         yield nodes
@@ -143,7 +149,7 @@ def test_rtmp_players_of_b_share_one_pull_from_a_and_the_mirror_lingers_then_end
             await asyncio.sleep(1.0)
             assert nodes.b.registry.get(KEY) is mirror
             await wait_until(lambda: nodes.b.registry.get(KEY) is None, 10)
-            assert 1.9 <= time.monotonic() - left <= 5.0
+            assert 1.9 <= time.monotonic() - left <= 8.0
             await wait_until(lambda: origin.counters.connections["rtmp"] == 0, 5)
             assert nodes.b.remote.mirrors() == [] and mirror.ended
 
@@ -222,7 +228,7 @@ async def _ffprobe_bytes(data: bytes, suffix: str, folder: Path) -> dict:
 
 def test_hls_and_llhls_of_b_package_the_mirror(tmp_path):
     async def main() -> None:
-        async with cluster() as nodes:
+        async with cluster(linger=1.0, hls_idle=2.0) as nodes:
             nodes.publish()
             await nodes.live_on_a()
             async with aiohttp.ClientSession() as http:
@@ -254,13 +260,18 @@ def test_hls_and_llhls_of_b_package_the_mirror(tmp_path):
             mirror = nodes.b.registry.get(KEY)
             assert mirror is not None and mirror.origin == "node-a" and mirror.counters.total_bytes_out > 0
             assert nodes.a_connections == 1 and nodes.b_started == []
+            # No more requests: the packagers stop after their idle time, then the mirror after its linger.
+            stopped = time.monotonic()
+            await wait_until(lambda: nodes.b.registry.get(KEY) is None, 15)
+            assert 2.0 <= time.monotonic() - stopped and mirror.ended
+            await wait_until(lambda: nodes.a.registry.get(KEY).counters.connections["rtmp"] == 0, 5)
 
     asyncio.run(main())
 
 
 def test_whep_of_b_plays_the_mirror():
     async def main() -> None:
-        async with cluster() as nodes:
+        async with cluster(linger=1.0) as nodes:
             nodes.publish()
             await nodes.live_on_a()
             pc, offer = await browser_like_offer()
@@ -286,5 +297,8 @@ def test_whep_of_b_plays_the_mirror():
                 assert nodes.a_connections == 1
             finally:
                 await pc.close()
+            # The viewer left: the mirror ends after its linger.
+            await wait_until(lambda: nodes.b.registry.get(KEY) is None, 10)
+            assert mirror.ended and nodes.b_started == []
 
     asyncio.run(main())
