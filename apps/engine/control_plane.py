@@ -22,8 +22,8 @@ from apps.transcoding.services import playlist_variants
 from media_engine.control import ApplicationConfig
 from media_engine.hls.master import PlaylistVariant
 from media_engine.http.server import HttpViewer
-from media_engine.http.siblings import Holder
 from media_engine.registry import LiveStream, StreamKey
+from media_engine.relay.mirror import RemoteSource
 
 # How long an application lookup is reused; API changes reach the engine within this time.
 CONFIG_CACHE_SECONDS = 2.0
@@ -195,17 +195,17 @@ class DatabaseControlPlane:
         node = stream.node if stream is not None else None
         return node if node is not None and node.is_alive and self._is_sibling(node) else None
 
-    def _holder(self, key: StreamKey) -> Holder | None:
+    def _holder(self, key: StreamKey) -> RemoteSource | None:
         node = self._holding_sibling(key)
         if node is None:
             return None
-        return Holder(
+        return RemoteSource(
             url=node.rtmp_url(key.app, key.name, vhost=key.vhost),
             origin=node.node_id,
             http_base=f"http://{node.address}:{node.media_http_port}",
         )
 
-    async def locate(self, key: StreamKey) -> Holder | None:
+    async def locate(self, key: StreamKey) -> RemoteSource | None:
         """Where the sibling worker holding ``key`` is reached (`relay.mirror.Locate`); None: no sibling has it."""
         return await sync_to_async(self._holder)(key)
 

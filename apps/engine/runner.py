@@ -162,6 +162,8 @@ class EngineRunner:
                 settings.ENGINE_HLS_VIEWER_WINDOW,
             ),
             siblings=siblings,
+            # RTMP players of a sibling's stream get a mirror of it (HLS and WHEP are proxied to the holder).
+            locate=self.control.locate if siblings is not None else None,
         )
         self.relays = RelayCommands(self.engine.webrtc)  # WCS /pull/* WebRTC relays run here
         await self.engine.start()

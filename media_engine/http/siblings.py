@@ -17,19 +17,19 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 
 from media_engine.registry import StreamKey
+from media_engine.relay.mirror import Locate
 
 logger = logging.getLogger(__name__)
 
 CLIENT_HEADER = "X-StreamHub-Client"
 # How long a signed client header stays good (the siblings share the clock of one machine).
 SIGNATURE_TTL = 30.0
-# How long a holder lookup is reused (each HLS request of a sibling's stream asks).
+# How long a holder found is reused (each HLS request of a sibling's stream asks).
 LOCATE_CACHE_SECONDS = 1.0
 # Routes proxied when the stream they name is held by a sibling.
 STREAM_ROUTES = frozenset(
@@ -66,16 +66,6 @@ _HOP_HEADERS = frozenset(
 MAX_BODY = 64 * 1024  # WHIP/WHEP offers and trickle fragments
 
 
-@dataclass(frozen=True)
-class Holder:
-    """Where a sibling holding a stream is reached (the shape of `relay.mirror.RemoteSource`)."""
-
-    url: str  # its private RTMP URL with an internal job token (a credential: log it redacted)
-    origin: str  # its node id
-    http_base: str | None = None  # http://host:port of its private media HTTP listener
-
-
-LocateHolder = Callable[[StreamKey], Awaitable["Holder | None"]]
 LocateWorker = Callable[[str], Awaitable["str | None"]]  # worker tag -> http base of its private listener
 
 
@@ -120,7 +110,7 @@ class SiblingProxy:
     def __init__(
         self,
         secret: str,
-        locate: LocateHolder,
+        locate: Locate,
         locate_worker: LocateWorker,
         worker_tag: str,
         *,
@@ -159,7 +149,8 @@ class SiblingProxy:
         base = holder.http_base if holder is not None else None
         if len(self._cache) > 10000:
             self._cache.clear()
-        self._cache[key] = (now, base)
+        if base is not None:  # (not "nobody": a stream that just started on a sibling is found at once)
+            self._cache[key] = (now, base)
         return base
 
     @web.middleware

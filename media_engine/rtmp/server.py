@@ -68,6 +68,7 @@ class RtmpServer:
         self.state = State.NEW
         self.reuse_port = reuse_port
         self._private_address = private
+        self.remote = None  # the node's RemoteStreams: players of streams other nodes hold (mirrors)
         self._server: asyncio.Server | None = None
         self._private_server: asyncio.Server | None = None
         self._sessions: set[RtmpSession] = set()
@@ -155,6 +156,7 @@ class RtmpServer:
             on_closed=self._sessions.discard,
             limits=self.limits,
             budget=self.pending,
+            remote=self.remote,
         )
         self._sessions.add(session)
         return session

@@ -71,7 +71,7 @@ class WebRtcService:
         # Worker processes behind one port tag their session ids ("<tag>.<token>") so that a PATCH or
         # DELETE landing on a sibling is proxied here (media_engine.http.siblings).
         self.session_tag = ""
-        registry.on_ended(self._stream_ended)
+        registry.on_ended(self._stream_ended, mirrors=True)
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -248,6 +248,7 @@ class WebRtcService:
                 except StreamAlreadyLive:
                     raise web.HTTPConflict(text="stream is already live\n") from None
             else:
+                target = await self.server.with_remote(target)  # a stream of another node: mirrored
                 if target.stream is None:
                     raise web.HTTPNotFound(text="stream not found\n")
                 session = await self.play(target.stream, offer)
