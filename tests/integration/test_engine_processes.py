@@ -11,6 +11,7 @@ import json
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -55,9 +56,14 @@ def workers_platform(tmp_path_factory, redis_url, clip):
     server.env["STREAMHUB_ENGINE_PROCESSES"] = "2"
     server.env["STREAMHUB_WEBRTC_ICE_ADDRESSES"] = "127.0.0.1"
     server.env["STREAMHUB_WEBRTC_KEYFRAME_INTERVAL"] = "1"
-    server.start(engine=True, worker=True)
+    server.start(worker=True)
+    server._spawn("engine", [sys.executable, "manage.py", "runengine", "--rtmp-host", "127.0.0.1",
+                             "--rtmp-port", str(server.rtmp_port), "--http-host", "127.0.0.1",
+                             "--http-port", str(server.media_port)])  # fmt: skip
+    # (Two Django processes starting at once on a busy machine: more patience than for one.)
     # Both workers up (each has its row) before anyone publishes.
-    wait_for(lambda: len(worker_nodes(server)) == 2, 60, lambda: server.log("engine")[-3000:])
+    wait_for(lambda: len(worker_nodes(server)) == 2, 120, lambda: server.log("engine")[-3000:])
+    wait_for(lambda: all(n["public_http"] for n in worker_nodes(server).values()), 60, lambda: server.log("engine"))
     response = server.api("PATCH", APP, json={"publishers": {"hls": {"segmentDuration": 1, "segmentCount": 5}}})
     assert response.status_code == 200
     publishers = {name: publish_clip(server, clip, name) for name in NAMES}
