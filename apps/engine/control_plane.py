@@ -105,6 +105,9 @@ class DatabaseControlPlane:
         self.node = node
         self.clock = clock
         self.siblings_of = siblings_of
+        # Asked by RTMP publishes (media_engine.rtmp.session) only where siblings exist: a single node's
+        # publishes never wait for the database.
+        self.held_elsewhere = self._held_by_sibling if siblings_of is not None else None
         self.stream_ids: dict[StreamKey, int] = {}
         self._cache: dict[tuple, tuple[float, ApplicationConfig | None]] = {}
 
@@ -219,6 +222,6 @@ class DatabaseControlPlane:
         """The private media HTTP base of sibling worker ``tag`` (WebRTC session ids name it)."""
         return await sync_to_async(self._worker_base)(tag)
 
-    async def held_elsewhere(self, key: StreamKey) -> bool:
+    async def _held_by_sibling(self, key: StreamKey) -> bool:
         """True while a sibling worker holds ``key``: a publish of it here is refused as already live."""
         return await sync_to_async(self._holding_sibling)(key) is not None
