@@ -5,6 +5,7 @@ stream's counters), ends streams of silent nodes, and carries out API commands f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import time
@@ -35,7 +36,7 @@ from media_engine.commands import (
     parse_command,
 )
 from media_engine.http.limits import HttpLimits
-from media_engine.http.siblings import SiblingProxy
+from media_engine.http.siblings import SiblingProxy, report_audiences
 from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.node import EngineNode as MediaEngineNode
 from media_engine.node import HlsSettings, NodeAddresses, NodeLimits
@@ -195,18 +196,45 @@ class EngineRunner:
             await asyncio.sleep(self.heartbeat_interval)
             now = time.monotonic()
             snapshots = []
+            own: dict[int, tuple[int, int]] = {}
             for stream in self.engine.live_streams():
                 stream_id = self.control.stream_ids.get(stream.key)
                 if stream_id is None:
                     continue
                 viewers = self.engine.http.viewers.sessions(stream)
-                snapshots.append(snapshot_of(stream_id, stream, now - last, previous.get(stream_id), viewers))
-            previous = {s.stream_id: (s.total_bytes_in, s.total_bytes_out) for s in snapshots}
+                snapshot = snapshot_of(stream_id, stream, now - last, previous.get(stream_id), viewers)
+                own[stream_id] = (snapshot.total_bytes_in, snapshot.total_bytes_out)  # (throughput: ours)
+                snapshots.append(self._with_siblings_audience(stream, snapshot))
+            if self.engine.siblings is not None:
+                # Our RTMP players of siblings' streams (mirrors) count on the holder's row.
+                mirrors = [stream for stream in self.engine.live_streams() if stream.origin is not None]
+                if mirrors:
+                    await report_audiences(self.engine.siblings, self.node_id, mirrors)
+            previous = own
             last = now
             try:
                 await sync_to_async(heartbeat)(node, snapshots)
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the media
                 logger.exception("heartbeat failed")
+
+    def _with_siblings_audience(self, stream, snapshot):
+        """``snapshot`` with the players that sibling workers serve through their mirrors of ``stream``."""
+        if self.engine.siblings is None:
+            return snapshot
+        connections, bytes_out = self.engine.siblings.audiences.merged(
+            stream.key, snapshot.connections, snapshot.total_bytes_out
+        )
+        if connections == snapshot.connections and bytes_out == snapshot.total_bytes_out:
+            return snapshot
+        added = sum(connections.values()) - sum(snapshot.connections.values())
+        total = max(0, snapshot.total_connections + added)
+        return dataclasses.replace(
+            snapshot,
+            connections=connections,
+            total_bytes_out=bytes_out,
+            total_connections=total,
+            max_total_connections=max(snapshot.max_total_connections, total),
+        )
 
     async def _commands(self, node: EngineNode) -> None:
         """Read and carry out commands until cancelled. A broken layer (Redis gone) is retried: a node

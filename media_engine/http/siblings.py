@@ -14,9 +14,11 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -125,11 +127,13 @@ class SiblingProxy:
         self._server = None
         self._session: aiohttp.ClientSession | None = None
         self._cache: dict[StreamKey, tuple[float, str | None]] = {}
+        self.audiences = AudienceBook()  # our streams' players on siblings (through their mirrors)
 
     def install(self, server) -> None:
-        """Add the middleware to ``server`` (a `MediaHttpServer`, before it starts)."""
+        """Add the middleware and the audience route to ``server`` (a `MediaHttpServer`, before it starts)."""
         self._server = server
         server.app.middlewares.append(self.middleware)
+        add_audience_route(server, self.audiences, self.secret)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -186,11 +190,15 @@ class SiblingProxy:
                 self._cache.pop(target.key, None)
             return await handler(request)
 
-    async def _forward(self, request: web.Request, base: str) -> web.Response:
+    def client(self) -> aiohttp.ClientSession:
+        """The HTTP client to the siblings (connections kept alive and reused)."""
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)  # connections to siblings reused
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
             timeout = aiohttp.ClientTimeout(total=None, connect=5, sock_read=self.read_timeout)
             self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+        return self._session
+
+    async def _forward(self, request: web.Request, base: str) -> web.Response:
         headers = {name: value for name, value in request.headers.items() if name.lower() not in _HOP_HEADERS}
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         port = int(peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else 0
@@ -201,10 +209,112 @@ class SiblingProxy:
                 body = await request.content.read(MAX_BODY + 1)
             if len(body) > MAX_BODY:
                 raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
-        async with self._session.request(
+        async with self.client().request(
             request.method, base + request.path_qs, headers=headers, data=body, allow_redirects=False
         ) as answer:
             data = await answer.read()
             out_headers = {n: v for n, v in answer.headers.items() if n.lower() not in _HOP_HEADERS}
         self.proxied += 1
         return web.Response(status=answer.status, body=data if request.method != "HEAD" else None, headers=out_headers)
+
+
+# --- audiences of mirrors: what a worker's players of a sibling's stream add to its counters -------
+
+AUDIENCE_PATH = "/_streamhub/siblings/audience"
+AUDIENCE_HEADER = "X-StreamHub-Signature"
+
+
+def _body_signature(secret: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), b"audience\x00" + body, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@dataclass
+class SiblingAudience:
+    """One sibling's players of one of our streams (through its mirror), as of ``received``."""
+
+    connections: dict[str, int]
+    bytes_out: int
+    received: float
+
+
+class AudienceBook:
+    """The holder's side: the latest audience each sibling reported per stream, forgotten after ``ttl`` s."""
+
+    def __init__(self, ttl: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._reports: dict[StreamKey, dict[str, SiblingAudience]] = {}
+
+    def report(self, key: StreamKey, sibling: str, connections: dict[str, int], bytes_out: int) -> None:
+        self._reports.setdefault(key, {})[sibling] = SiblingAudience(dict(connections), bytes_out, self.clock())
+
+    def of(self, key: StreamKey) -> list[SiblingAudience]:
+        reports = self._reports.get(key, {})
+        now = self.clock()
+        for sibling in [s for s, audience in reports.items() if now - audience.received > self.ttl]:
+            del reports[sibling]
+        if not reports:
+            self._reports.pop(key, None)
+        return list(reports.values())
+
+    def merged(self, key: StreamKey, connections: dict[str, int], bytes_out: int) -> tuple[dict[str, int], int]:
+        """Our own ``connections`` and ``bytes_out`` of ``key`` plus the siblings' players. Each
+        mirror's pull is one RTMP connection here: it is replaced by the players it serves."""
+        total, sent = dict(connections), bytes_out
+        for audience in self.of(key):
+            total["rtmp"] = max(0, total.get("rtmp", 0) - 1)
+            for protocol, count in audience.connections.items():
+                total[protocol] = total.get(protocol, 0) + count
+            sent += audience.bytes_out
+        return total, sent
+
+
+def add_audience_route(server, book: AudienceBook, secret: str) -> None:
+    """The holder's route siblings report their mirrors' audiences to (signed bodies only)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.content.read(MAX_BODY + 1)
+        signature = request.headers.get(AUDIENCE_HEADER, "")
+        if len(body) > MAX_BODY or not hmac.compare_digest(signature, _body_signature(secret, body)):
+            raise web.HTTPForbidden(text="not a sibling\n")
+        try:
+            report = json.loads(body)
+            if abs(time.time() - float(report["sent_at"])) > SIGNATURE_TTL:
+                raise web.HTTPForbidden(text="stale report\n")
+            for item in report["streams"]:
+                key = StreamKey(str(item["vhost"]), str(item["app"]), str(item["name"]))
+                connections = {str(k): int(v) for k, v in dict(item["connections"]).items()}
+                book.report(key, str(report["sibling"]), connections, int(item["bytes_out"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise web.HTTPBadRequest(text=f"bad report: {error}\n") from None
+        return web.Response(status=204)
+
+    server.add_route("POST", AUDIENCE_PATH, handle, name="sibling_audience")
+
+
+async def report_audiences(proxy: SiblingProxy, sibling: str, mirrors: list) -> None:
+    """Tell each holder what our players of its streams (``mirrors``: `LiveStream`s with an origin)
+    took; a holder that does not answer hears again next time."""
+    by_base: dict[str, list] = {}
+    for stream in mirrors:
+        base = await proxy._holder_base(stream.key)
+        if base is not None:
+            by_base.setdefault(base, []).append(stream)
+    for base, streams in by_base.items():
+        items = [
+            {
+                **dict(zip(("vhost", "app", "name"), stream.key, strict=True)),
+                "connections": dict(stream.counters.connections),
+                "bytes_out": stream.counters.total_bytes_out,
+            }
+            for stream in streams
+        ]
+        body = json.dumps({"sibling": sibling, "sent_at": time.time(), "streams": items}).encode()
+        headers = {AUDIENCE_HEADER: _body_signature(proxy.secret, body), "Content-Type": "application/json"}
+        try:
+            async with proxy.client().post(base + AUDIENCE_PATH, data=body, headers=headers) as answer:
+                if answer.status != 204:
+                    logger.info("sibling %s refused our audience report: %s", base, answer.status)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            logger.info("sibling %s did not take our audience report: %r", base, error)

@@ -56,6 +56,16 @@ def workers_platform(tmp_path_factory, redis_url, clip):
     server.env["STREAMHUB_ENGINE_PROCESSES"] = "2"
     server.env["STREAMHUB_WEBRTC_ICE_ADDRESSES"] = "127.0.0.1"
     server.env["STREAMHUB_WEBRTC_KEYFRAME_INTERVAL"] = "1"
+    publishers: dict[str, subprocess.Popen] = {}
+    try:
+        yield from _started(server, clip, publishers)
+    finally:  # (a set-up that failed half-way leaves no process behind either)
+        for publisher in publishers.values():
+            publisher.kill()
+        server.stop()
+
+
+def _started(server, clip, publishers):
     server.start(worker=True)
     server._spawn("engine", [sys.executable, "manage.py", "runengine", "--rtmp-host", "127.0.0.1",
                              "--rtmp-port", str(server.rtmp_port), "--http-host", "127.0.0.1",
@@ -66,14 +76,11 @@ def workers_platform(tmp_path_factory, redis_url, clip):
     wait_for(lambda: all(n["public_http"] for n in worker_nodes(server).values()), 60, lambda: server.log("engine"))
     response = server.api("PATCH", APP, json={"publishers": {"hls": {"segmentDuration": 1, "segmentCount": 5}}})
     assert response.status_code == 200
-    publishers = {name: publish_clip(server, clip, name) for name in NAMES}
+    publishers.update({name: publish_clip(server, clip, name) for name in NAMES})
     server.publishers = publishers
     wait_for(lambda: set(NAMES) <= set(live_names(server)), 60, lambda: server.log("engine")[-3000:])
     time.sleep(2.5)  # the engines' application cache (1 s segments)
     yield server
-    for publisher in publishers.values():
-        publisher.kill()
-    server.stop()
 
 
 def django_json(platform, code: str):
@@ -285,3 +292,43 @@ def test_a_killed_worker_loses_only_its_streams_and_comes_back(workers_platform)
     wait_for(
         lambda: worker_nodes(workers_platform)[victim_node]["alive"], 60, lambda: workers_platform.log("engine")[-2000:]
     )
+
+
+def test_rtmp_players_on_either_worker_count_in_the_stats(workers_platform):
+    # Four players on connections of their own: most land on the worker that mirrors the stream.
+    url = f"{workers_platform.rtmp}/app/multi3"
+    players = [
+        subprocess.Popen(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-rw_timeout",
+                "10000000",
+                "-i",
+                url,
+                "-t",
+                "25",
+                "-c",
+                "copy",
+                "-f",
+                "null",
+                "-",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(4)
+    ]
+    try:
+
+        def rtmp_players():
+            current = workers_platform.api("GET", "/v1/stats/current/vhosts/default/apps/app/streams/multi3").json()
+            return current["response"]["connections"].get("rtmp", 0)
+
+        # The holder's row counts its own players and those the sibling reports (not the mirror's pull).
+        wait_for(lambda: rtmp_players() == 4, 20, lambda: f"rtmp players: {rtmp_players()}")
+    finally:
+        for player in players:
+            player.kill()
+    wait_for(lambda: rtmp_players() == 0, 30, lambda: f"rtmp players: {rtmp_players()}")

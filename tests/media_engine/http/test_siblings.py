@@ -9,7 +9,7 @@ import asyncio
 import aiohttp
 
 from media_engine.control import ApplicationConfig, StaticControlPlane
-from media_engine.http.siblings import CLIENT_HEADER, SiblingProxy, sign_client, verify_client
+from media_engine.http.siblings import CLIENT_HEADER, AudienceBook, SiblingProxy, sign_client, verify_client
 from media_engine.node import EngineNode, NodeAddresses
 from media_engine.registry import StreamKey
 from media_engine.relay.mirror import RemoteSource
@@ -101,3 +101,13 @@ def test_a_sibling_passes_hls_requests_to_the_holder_which_counts_the_real_clien
             await holder.stop()
 
     asyncio.run(main())
+
+
+def test_the_holder_counts_the_players_of_siblings_mirrors_instead_of_their_pulls():
+    now = [100.0]
+    book = AudienceBook(ttl=5.0, clock=lambda: now[0])
+    book.report(KEY, "w1", {"rtmp": 3}, 1000)
+    # Here: 2 players of our own and the mirror pull of w1.
+    assert book.merged(KEY, {"rtmp": 3, "hls": 1}, 500) == ({"rtmp": 5, "hls": 1}, 1500)
+    now[0] = 106.0  # w1 stopped reporting (its mirror ended, or it died)
+    assert book.merged(KEY, {"rtmp": 2}, 500) == ({"rtmp": 2}, 500)
