@@ -531,6 +531,9 @@ class MediaHttpServer:
                 )
                 self.private_port = self._private_listener.sockets[0].getsockname()[1]
         except BaseException:
+            if self._listener is not None:  # the private port could not be opened: the public one closes too
+                self._listener.close()
+                self._listener = None
             await runner.cleanup()
             raise
         self._runner = runner
