@@ -76,7 +76,7 @@ def _started(server, clip, publishers):
                              "--http-port", str(server.media_port)])  # fmt: skip
     # (Two Django processes starting at once on a busy machine: more patience than for one.)
     # Both workers up (each has its row) before anyone publishes.
-    wait_for(lambda: len(worker_nodes(server)) == 2, 120, lambda: server.log("engine")[-3000:])
+    wait_for(lambda: len(worker_nodes(server)) == 2, 300, lambda: server.log("engine")[-3000:])
     wait_for(lambda: all(n["public_http"] for n in worker_nodes(server).values()), 60, lambda: server.log("engine"))
     response = server.api("PATCH", APP, json={"publishers": {"hls": {"segmentDuration": 1, "segmentCount": 5}}})
     assert response.status_code == 200
