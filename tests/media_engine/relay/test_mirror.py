@@ -117,26 +117,25 @@ async def ffmpeg_play(url: str, seconds: float) -> asyncio.subprocess.Process:
 
 def test_rtmp_players_of_b_share_one_pull_from_a_and_the_mirror_lingers_then_ends():
     async def main() -> None:
-        async with cluster(linger=2.0) as nodes:
+        async with cluster(linger=3.0) as nodes:
             nodes.publish()
             await nodes.live_on_a()
 
-            streams = await ffprobe_streams(nodes.b_url())
+            players = await asyncio.gather(*(ffmpeg_play(nodes.b_url(), 8) for _ in range(5)))
+            await wait_until(lambda: (m := nodes.b.registry.get(KEY)) and m.counters.connections.get("rtmp") == 5, 30)
+            mirror = nodes.b.registry.get(KEY)
+            assert mirror.origin == "node-a"
+            streams = await ffprobe_streams(nodes.b_url())  # a sixth viewer, while the five play
             assert streams["video"]["codec_name"] == "h264" and streams["video"]["width"] == 320
             assert streams["audio"]["codec_name"] == "aac" and streams["audio"]["sample_rate"] == "48000"
-            mirror = nodes.b.registry.get(KEY)
-            assert mirror is not None and mirror.origin == "node-a"
-
-            players = [await ffmpeg_play(nodes.b_url(), 4) for _ in range(5)]
-            await wait_until(lambda: mirror.counters.connections.get("rtmp") == 5, 20)
             results = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in players)), 60)
             assert [p.returncode for p in players] == [0] * 5, [err.decode() for _, err in results]
 
-            # One pull for the ffprobe and all five players; A counts it as one RTMP connection.
-            assert nodes.a_connections == 1
+            # One pull for all six players; A counts it as one RTMP connection.
+            assert nodes.a_connections == 1 and nodes.b.registry.get(KEY) is mirror
             origin = nodes.a.registry.get(KEY)
             assert origin.counters.max_total_connections == 1 and origin.counters.connections["rtmp"] == 1
-            assert mirror.counters.max_total_connections == 5 and mirror.counters.total_bytes_in > 100_000
+            assert mirror.counters.max_total_connections >= 5 and mirror.counters.total_bytes_in > 100_000
             info = nodes.b.remote.mirrors()
             assert [(m.key, m.origin, m.state) for m in info] == [(KEY, "node-a", "playing")]
             assert info[0].bytes_in >= mirror.counters.total_bytes_in
@@ -146,10 +145,10 @@ def test_rtmp_players_of_b_share_one_pull_from_a_and_the_mirror_lingers_then_end
             # The last player left: the mirror stays `linger` seconds, then leaves A.
             await wait_until(lambda: mirror.counters.connections.get("rtmp") == 0, 10)
             left = time.monotonic()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.5)
             assert nodes.b.registry.get(KEY) is mirror
             await wait_until(lambda: nodes.b.registry.get(KEY) is None, 10)
-            assert 1.9 <= time.monotonic() - left <= 8.0
+            assert 2.9 <= time.monotonic() - left <= 9.0
             await wait_until(lambda: origin.counters.connections["rtmp"] == 0, 5)
             assert nodes.b.remote.mirrors() == [] and mirror.ended
 
