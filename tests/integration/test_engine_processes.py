@@ -322,7 +322,8 @@ def test_a_killed_worker_loses_only_its_streams_and_comes_back(workers_platform)
 
 def test_rtmp_players_on_either_worker_count_in_the_stats(workers_platform):
     # Four players on connections of their own: most land on the worker that mirrors the stream.
-    url = f"{workers_platform.rtmp}/app/multi3"
+    name = next(name for name in NAMES if name in holders(workers_platform))  # (live: not the killed worker's)
+    url = f"{workers_platform.rtmp}/app/{name}"
     players = [
         subprocess.Popen(
             [
@@ -349,7 +350,7 @@ def test_rtmp_players_on_either_worker_count_in_the_stats(workers_platform):
     try:
 
         def rtmp_players():
-            current = workers_platform.api("GET", "/v1/stats/current/vhosts/default/apps/app/streams/multi3").json()
+            current = workers_platform.api("GET", f"/v1/stats/current/vhosts/default/apps/app/streams/{name}").json()
             return current["response"]["connections"].get("rtmp", 0)
 
         # The holder's row counts its own players and those the sibling reports (not the mirror's pull).
