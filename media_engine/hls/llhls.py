@@ -63,6 +63,9 @@ PART_LISTING_TARGET_DURATIONS = 3
 # A keyframe in the middle of a segment starts a new (independent) part if the current part is
 # already this long relative to the part target: no runt parts (RFC 8216bis asks for >= 85%).
 INDEPENDENT_PART_MIN_RATIO = 0.85
+# Millisecond timestamps make a frame look up to 1 ms longer (33, 34, 33 ms at 30 fps): a part is cut before a
+# frame that would end it beyond its target by more than this, so 0.2 s parts hold 6 frames at 30 fps, not 5.
+CUT_TOLERANCE_S = 0.001
 # Without keyframes, a segment is cut anyway after this many target durations (bounds memory).
 MAX_SEGMENT_FACTOR = 4
 # A blocking request waits at most this many target durations (RFC 8216bis 6.2.5.2), then 503.
@@ -579,7 +582,7 @@ class LlHlsSegmenter:
             self._cut(decode_time, new_segment=True, independent=boundary)
         elif boundary and self._video is not None and part_elapsed >= INDEPENDENT_PART_MIN_RATIO * part_target:
             self._cut(decode_time, new_segment=False, independent=True)
-        elif decode_time + self._frame_duration - self._part_start > part_target:
+        elif decode_time + self._frame_duration - self._part_start > part_target + self._timescale * CUT_TOLERANCE_S:
             self._cut(decode_time, new_segment=False, independent=boundary)
 
     def _cut(self, at: int, *, new_segment: bool, independent: bool) -> None:
