@@ -241,6 +241,7 @@ class LlHlsSegmenter:
         self._last_master_time: int | None = None
         self._part_start = 0
         self._part_independent = True
+        self._part_closed_early = False  # the last part was closed by its last frame (`_close_full_part`)
         self._segment_start = 0
         self._fragment_sequence = 0
         # output
@@ -441,6 +442,7 @@ class LlHlsSegmenter:
             self._before_master_sample(decode_time, packet.keyframe)  # may start new tracks
             assert self._video is not None
             self._video.add(decode_time, (packet.pts - packet.dts) * 90, packet.payload, packet.keyframe)
+            self._close_full_part(decode_time)
         elif self._audio is not None:  # (an audio configuration that came late joins at the next keyframe)
             decode_time = self._audio.decode_time(timeline_ms)
             if self._video is None:
@@ -567,6 +569,7 @@ class LlHlsSegmenter:
             self._frame_duration = decode_time - last
         self._last_master_time = decode_time
         if not self._master_pending():
+            self._start_part(decode_time, boundary)
             return
         part_elapsed = decode_time - self._part_start
         segment_elapsed = decode_time - self._segment_start
@@ -584,6 +587,43 @@ class LlHlsSegmenter:
             self._cut(decode_time, new_segment=False, independent=True)
         elif decode_time + self._frame_duration - self._part_start > part_target + self._timescale * CUT_TOLERANCE_S:
             self._cut(decode_time, new_segment=False, independent=boundary)
+
+    def _close_full_part(self, decode_time: int) -> None:
+        """Close the part at once when the video frame just added fills it (the next frame could not fit):
+        players waiting for it get it one frame interval earlier than at the next frame. The next part's
+        start is that frame's expected end; `_start_part` settles the rest when its first frame comes."""
+        target = self._part_target_s * self._timescale
+        tolerance = self._timescale * CUT_TOLERANCE_S
+        if decode_time + 2 * self._frame_duration - self._part_start <= target + tolerance:
+            return
+        # (its frame's expected end, within the target: millisecond timestamps make it look a little longer)
+        end = max(decode_time + 1, min(decode_time + self._frame_duration, self._part_start + round(target)))
+        if end - self._segment_start >= MAX_SEGMENT_FACTOR * self._segment_target_s * self._timescale:
+            return  # the next frame cuts the segment anyway (no keyframe for too long)
+        self._close_part(end)
+        self._part_start = end
+        self._part_closed_early = True
+        self._render()
+        self._notify()
+
+    def _start_part(self, decode_time: int, boundary: bool) -> None:
+        """The first master sample of a part after `_close_full_part`: a keyframe that is due starts the next
+        segment here; the part is independent if this sample is a boundary."""
+        if not self._part_closed_early:
+            return
+        self._part_closed_early = False
+        segment_due = decode_time - self._segment_start >= self._segment_target_s * self._timescale
+        if boundary and (segment_due or self._tracks_stale):
+            self._close_segment()
+            discontinuity = self._tracks_stale
+            if discontinuity:
+                self._use_tracks(self._wanted_tracks())
+            self._open_segment(self._part_start, discontinuity=discontinuity)
+            self._part_independent = True
+            self._render()
+            self._notify()
+        else:
+            self._part_independent = boundary
 
     def _cut(self, at: int, *, new_segment: bool, independent: bool) -> None:
         self._close_part(at)
