@@ -598,8 +598,10 @@ class LlHlsSegmenter:
             return
         # (its frame's expected end, within the target: millisecond timestamps make it look a little longer)
         end = max(decode_time + 1, min(decode_time + self._frame_duration, self._part_start + round(target)))
-        if end - self._segment_start >= MAX_SEGMENT_FACTOR * self._segment_target_s * self._timescale:
-            return  # the next frame cuts the segment anyway (no keyframe for too long)
+        if self._tracks_stale or end - self._segment_start + tolerance >= self._segment_target_s * self._timescale:
+            # The next keyframe ends the segment: the part is closed with it, so that the preload hint (the next
+            # part of this segment) never names a part that will not come.
+            return
         self._close_part(end)
         self._part_start = end
         self._part_closed_early = True

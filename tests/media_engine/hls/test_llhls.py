@@ -158,20 +158,34 @@ def test_default_parts_are_whole_frames_within_the_target_at_30_and_25_fps(tmp_p
     (RFC 8216bis 4.4.4.9), and PART-HOLD-BACK is 3 part targets."""
     defaults = ApplicationConfig("default", "app")
     assert defaults.llhls_part_duration == 0.2
-    for fps, frames in ((30, 6), (25, 5)):
-        flv = make_test_flv(tmp_path / f"{fps}.flv", duration=3.0, fps=fps, gop=fps)
-        segmenter = LlHlsSegmenter(defaults, clock=lambda: CLOCK_ORIGIN)
+    for fps, frames, segment_duration in ((30, 6, 6.0), (25, 5, 6.0), (30, 6, 1.0)):
+        flv = tmp_path / f"{fps}.flv"
+        if not flv.exists():
+            make_test_flv(flv, duration=3.0, fps=fps, gop=fps)
+        segmenter = LlHlsSegmenter(
+            dataclasses.replace(defaults, llhls_segment_duration=segment_duration), clock=lambda: CLOCK_ORIGIN
+        )
         frame = 0
+        hints, made = set(), set()
         for packet in read_packets(flv):
             if packet.kind is TrackKind.VIDEO and not packet.config:  # rounded, as many encoders stamp them
                 stamp = round(frame * 1000 / fps)
                 packet = dataclasses.replace(packet, dts=stamp, pts=stamp + packet.pts - packet.dts)
                 frame += 1
             segmenter.feed(packet)
+            if segmenter.playlist() is not None:
+                hints.add(m3u8.loads(segmenter.playlist().decode()).preload_hint.uri)
+                made |= {part.name for segment in segmenter.segments for part in segment.parts}
+                made |= {part.name for part in segmenter.current_segment.parts}
+        # Parts are closed by the frame that fills them, but the preload hint never names a part that won't come
+        # (at a segment's end, the last part is closed with the next keyframe).
+        current = segmenter.current_segment
+        assert hints - made == {f"part_0_{current.msn}_{len(current.parts)}_video_{segmenter.session}_llhls.m4s"}
+        assert len(segmenter.segments) == (0 if segment_duration == 6.0 else 2) and len(made) >= 10
         playlist = parse(segmenter)
         assert playlist.part_inf.part_target == 0.2
         assert playlist.server_control.part_hold_back == pytest.approx(0.6)
-        parts = segmenter.current_segment.parts
+        parts = [part for segment in segmenter.segments for part in segment.parts] + segmenter.current_segment.parts
         assert len(parts) >= 10
         assert all(part.duration == pytest.approx(frames / fps, abs=0.0015) for part in parts), (fps, parts)
         assert [part.independent for part in parts[:10]] == [index % (fps // frames) == 0 for index in range(10)]
