@@ -274,7 +274,8 @@ def test_an_edge_out_of_routing_gets_no_new_routes(cluster):
     try:
         live_on_origin(cluster, "quiet", publisher)
         assert requests.get(f"{edge.media}/quiet/llhls.m3u8", timeout=10).status_code == 404
-        assert set(ffprobe(f"{cluster.edges[0].media}/quiet/llhls.m3u8")) == {"video", "audio"}, "the other edge plays"
+        other = cluster.edges[0]
+        assert set(wait_for(lambda: ffprobe(f"{other.media}/quiet/llhls.m3u8"), 30)) == {"video", "audio"}
         routes = cluster.wcs("cdn/stream/show_routes", {"streamName": "quiet"}).json()["route"]
         assert edge.node_id not in routes
     finally:
