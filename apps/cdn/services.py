@@ -303,3 +303,8 @@ def clean_routes() -> int:
         models.Q(edge__in=stale) | models.Q(origin__in=stale) | ~models.Q(stream__state=StreamState.LIVE)
     ).delete()
     return deleted
+
+
+def edge_routes_of(stream: Stream) -> list[StreamRoute]:
+    """The edges pulling ``stream`` (its live row on the holding node), with their viewers."""
+    return list(StreamRoute.objects.filter(stream=stream).select_related("edge").order_by("edge__node_id"))

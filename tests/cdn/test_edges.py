@@ -24,6 +24,7 @@ from apps.streams.models import Stream
 from apps.transcoding.models import WcsTranscoder
 from media_engine import internal_auth
 from media_engine.admission import PUBLISH, AdmissionRequest, admit
+from tests.conftest import OME_AUTH
 
 pytestmark = pytest.mark.django_db
 API = "/rest-api"
@@ -133,6 +134,10 @@ def test_heartbeats_store_the_load_and_the_routes_of_an_edge(wcs):
         "streamName": "cam",
         "route": ["origin-1", "edge-1", "edge-2"],
     }
+    stats = wcs.get("/v1/stats/current/vhosts/default/apps/app/streams/cam", HTTP_AUTHORIZATION=OME_AUTH).json()[
+        "response"
+    ]
+    assert stats["edges"] == [{"node": "edge-1", "viewers": 3}, {"node": "edge-2", "viewers": 1}]
     heartbeat(edge, [], (0, 0), [])  # the pull ended
     assert list(StreamRoute.objects.values_list("edge__node_id", flat=True)) == ["edge-2"]
 

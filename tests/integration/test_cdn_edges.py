@@ -200,6 +200,9 @@ def test_edges_play_a_stream_of_the_origin_with_one_pull_each(cluster):
             list(pool.map(ffprobe, [f"{edge.media}/cam/llhls.m3u8" for edge in cluster.edges for _ in range(3)]))
         wait_for(lambda: sum(cluster.nodes()[edge.node_id]["viewers"] >= 4 for edge in cluster.edges) == 2, 15)
         assert rtmp_pulls(cluster, "cam") == 2, cluster.ome_stats("cam")["connections"]
+        edges = cluster.ome_stats("cam")["edges"]
+        assert [edge["node"] for edge in edges] == ["edge-a", "edge-b"]
+        assert all(edge["viewers"] >= 4 for edge in edges), edges
         routes = cluster.wcs("cdn/stream/show_routes", {"streamName": "cam"}).json()
         assert routes["route"][0] == "origin-1" and sorted(routes["route"][1:]) == ["edge-a", "edge-b"]
         assert sorted(cluster.wcs("cdn/show_routes").json().values()) == ["cam", "cam", "cam"]
