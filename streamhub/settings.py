@@ -263,6 +263,8 @@ if ENGINE_NODE_ROLE not in ("origin", "edge", "transcoder"):
 ENGINE_EDGE_LINGER = env.float("STREAMHUB_EDGE_LINGER", default=10.0)
 # How long a viewer of {stream}-{profile} on an edge waits for the CDN profile's transcode to start.
 ENGINE_EDGE_TRANSCODE_WAIT = env.float("STREAMHUB_EDGE_TRANSCODE_WAIT", default=20.0)
+# A CDN profile's transcode stops once no edge has pulled its rendition for this long (and nobody plays it).
+ENGINE_EDGE_TRANSCODE_IDLE = env.float("STREAMHUB_EDGE_TRANSCODE_IDLE", default=30.0)
 # A node silent for this many seconds is gone: its streams are marked ended.
 ENGINE_NODE_TIMEOUT = env.float("STREAMHUB_ENGINE_NODE_TIMEOUT", default=15.0)
 # HLS/LL-HLS segments and parts are files under this folder (out of the engine's heap); empty: a

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import models, transaction
+from django.utils import timezone
 
 from apps.cdn.models import CdnProfile, StreamRoute
 from apps.engine.choices import NodeRole, ProcessingState
 from apps.engine.models import EngineNode
 from apps.jobs import services as jobs
-from apps.jobs.choices import ACTIVE_STATES
+from apps.jobs.choices import ACTIVE_STATES, RUNNING_STATES
 from apps.streams.choices import StreamState
 from apps.streams.models import Stream
 
@@ -138,6 +139,10 @@ class MirrorState:
     state: str = ""
 
 
+# The WCS transcoders that make CDN profile renditions for edges (others are the API's own).
+CDN_TRANSCODER_URI = "transcoder://cdn/"
+
+
 class TranscodeRefused(Exception):
     """A {stream}-{profile} that cannot be produced (the message says why)."""
 
@@ -242,7 +247,7 @@ def start_profile_transcode(edge_id: str, vhost: str, app: str, name: str) -> bo
     if source is None:
         return False
     encoder = profile_encoder(profile)
-    uri = f"transcoder://cdn/{vhost}/{app}/{name}"[:255]
+    uri = f"{CDN_TRANSCODER_URI}{vhost}/{app}/{name}"[:255]
     output = transcoder_node(edge_id)
     with transaction.atomic():
         # Locked: viewers on several edges may ask at once; one job serves them all.
@@ -308,3 +313,29 @@ def clean_routes() -> int:
 def edge_routes_of(stream: Stream) -> list[StreamRoute]:
     """The edges pulling ``stream`` (its live row on the holding node), with their viewers."""
     return list(StreamRoute.objects.filter(stream=stream).select_related("edge").order_by("edge__node_id"))
+
+
+def stop_unwatched_profile_transcodes(grace: float) -> int:
+    """CDN profile renditions that no edge pulls and nobody plays any more stop (a viewer asks for them
+    again); ``grace``: seconds a new rendition has for its first edge to start pulling."""
+    from apps.transcoding.models import WcsTranscoder
+    from apps.transcoding.transcoders import stop_wcs_transcoder
+
+    stopped = 0
+    running = WcsTranscoder.objects.filter(uri__startswith=CDN_TRANSCODER_URI, state__in=RUNNING_STATES)
+    for job in running:
+        output = Stream.objects.live().filter(application_id=job.application_id, name=job.local_stream_name).first()
+        started = job.started_at or job.created_at
+        if output is None:
+            if (timezone.now() - started).total_seconds() < grace:
+                continue  # still starting
+        elif (
+            output.routes.exists()
+            or output.total_connections
+            or (timezone.now() - output.created_at).total_seconds() < grace
+        ):
+            continue
+        logger.info("%s: no edge pulls %s any more: stopped", job, job.local_stream_name)
+        stop_wcs_transcoder(job)
+        stopped += 1
+    return stopped

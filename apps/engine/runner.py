@@ -93,6 +93,7 @@ def heartbeat(
     if mirrors is not None:
         cdn_services.sync_routes(node, mirrors)
     cdn_services.clean_routes()
+    cdn_services.stop_unwatched_profile_transcodes(settings.ENGINE_EDGE_TRANSCODE_IDLE)
     node_heartbeat.send_robust(sender=EngineNode, node=node, snapshots=snapshots)
 
 

@@ -206,3 +206,23 @@ def test_a_vp8_profile_cannot_reach_an_edge_over_rtmp():
     CdnProfile.objects.create(name="-vp8", video={"codec": "vp8", "height": 240})
     with pytest.raises(services.TranscodeRefused):
         services.start_profile_transcode("edge-1", "default", "app", "cam-vp8")
+
+
+def test_a_profile_transcode_stops_once_no_edge_pulls_its_rendition():
+    origin = node("origin-1")
+    edge = node("edge-1", NodeRole.EDGE)
+    live("cam", origin)
+    CdnProfile.objects.create(name="-240p", video={"height": 240})
+    assert services.start_profile_transcode("edge-1", "default", "app", "cam-240p")
+    job = WcsTranscoder.objects.get()
+    WcsTranscoder.objects.filter(pk=job.pk).update(state="started", started_at=timezone.now())
+    output = live("cam-240p", origin)
+    assert services.stop_unwatched_profile_transcodes(grace=30) == 0, "new: its first edge may not pull yet"
+    Stream.objects.filter(pk=output.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    heartbeat(edge, [], (1, 1), [mirror("cam-240p", "origin-1")])
+    assert services.stop_unwatched_profile_transcodes(grace=30) == 0, "an edge pulls it"
+    job.refresh_from_db()
+    assert not job.stop_requested
+    heartbeat(edge, [], (0, 0), [])  # the edge's pull ended: its heartbeat stops the transcode
+    job.refresh_from_db()
+    assert job.stop_requested

@@ -46,6 +46,7 @@ def start_engine(hub: LiveStreamHub, engine: Engine) -> None:
         "STREAMHUB_MEDIA_HTTPS_PORT": "0",
         "STREAMHUB_HLS_IDLE_TIMEOUT": "5",
         "STREAMHUB_HLS_VIEWER_WINDOW": "3",
+        "STREAMHUB_EDGE_TRANSCODE_IDLE": "5",
     }
     command = [sys.executable, "manage.py", "runengine", "--rtmp-host", "127.0.0.1", "--rtmp-port",
                str(engine.rtmp_port), "--http-host", "127.0.0.1", "--http-port", str(engine.media_port)]  # fmt: skip
@@ -60,6 +61,7 @@ class Cluster:
         self.hub = hub
         self.origin = Engine("origin-1", "origin")
         self.edges = [Engine("edge-a", "edge"), Engine("edge-b", "edge")]
+        self.transcoder = Engine("transcoder-1", "transcoder")
 
     def wcs(self, method: str, body: dict | None = None) -> requests.Response:
         return requests.post(f"{self.hub.url}{API}/{method}", json=body or {}, timeout=10)
@@ -80,9 +82,9 @@ def cluster(tmp_path_factory, redis_url):
     hub.env["STREAMHUB_ENGINE_HEARTBEAT"] = "0.5"
     hub.start(worker=True)
     cluster = Cluster(hub)
-    for engine in [cluster.origin, *cluster.edges]:
+    for engine in [cluster.origin, *cluster.edges, cluster.transcoder]:
         start_engine(hub, engine)
-    wait_for(lambda: len([n for n in cluster.nodes().values() if n["globalState"] == "ACTIVE"]) == 3, 60, cluster.logs)
+    wait_for(lambda: len([n for n in cluster.nodes().values() if n["globalState"] == "ACTIVE"]) == 4, 60, cluster.logs)
     # One-second segments and short LL-HLS parts keep the test short (every node reads the app).
     patch = {"publishers": {"hls": {"segmentDuration": 1, "segmentCount": 5}, "llhls": {"chunkDuration": 0.5}}}
     assert hub.api("PATCH", "/v1/vhosts/default/apps/app", json=patch).status_code == 200
@@ -142,7 +144,7 @@ def rtmp_pulls(cluster: Cluster, name: str) -> int:
 def test_nodes_show_their_role_and_edges_refuse_publishers(cluster):
     nodes = cluster.nodes()
     assert {node_id: node["role"] for node_id, node in nodes.items()} == {
-        "origin-1": "ORIGIN", "edge-a": "EDGE", "edge-b": "EDGE",
+        "origin-1": "ORIGIN", "edge-a": "EDGE", "edge-b": "EDGE", "transcoder-1": "TRANSCODER",
     }  # fmt: skip
     assert all("streams" in node and "viewers" in node for node in nodes.values())
     refused = publish(f"{cluster.edges[0].rtmp}/refused", seconds=5)
@@ -262,9 +264,21 @@ def test_a_cdn_profile_rendition_plays_from_an_edge_at_its_height(cluster):
         assert probe["video"]["height"] == 240
         probe = wait_for(lambda: ffprobe(f"{cluster.edges[1].rtmp}/show-240p"), 60, cluster.logs)
         assert probe["video"]["height"] == 240
-        # One transcode for both edges: one rendition stream in the cluster.
+        # One transcode for both edges, published on the transcoder node, pulled by both edges.
         live = cluster.hub.api("GET", "/v1/vhosts/default/apps/app/streams").json()["response"]
         assert sorted(live).count("show-240p") == 1
+        routes = wait_for(
+            lambda: (r := cluster.wcs("cdn/stream/show_routes", {"streamName": "show-240p"}).json()["route"])[1:] and r,
+            15,
+        )
+        assert routes[0] == "transcoder-1", routes
+        # Nobody watches any more: the edges' pulls end, then the transcode (STREAMHUB_EDGE_TRANSCODE_IDLE).
+        wait_for(
+            lambda: "show-240p" not in cluster.hub.api("GET", "/v1/vhosts/default/apps/app/streams").json()["response"],
+            90,
+            cluster.logs,
+        )
+        assert publisher.poll() is None
     finally:
         stop(publisher)
 
