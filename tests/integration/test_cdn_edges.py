@@ -47,6 +47,7 @@ def start_engine(hub: LiveStreamHub, engine: Engine) -> None:
         "STREAMHUB_HLS_IDLE_TIMEOUT": "5",
         "STREAMHUB_HLS_VIEWER_WINDOW": "3",
         "STREAMHUB_EDGE_TRANSCODE_IDLE": "5",
+        "STREAMHUB_ENGINE_PROCESSES": "1",  # one process per node (runengine --processes 1)
     }
     command = [sys.executable, "manage.py", "runengine", "--rtmp-host", "127.0.0.1", "--rtmp-port",
                str(engine.rtmp_port), "--http-host", "127.0.0.1", "--http-port", str(engine.media_port)]  # fmt: skip
