@@ -207,7 +207,8 @@ class EngineRunner:
             last = now
             streams = self.engine.live_streams()  # mirrors of an edge included
             load = (len(streams), sum(stream.counters.total_connections for stream in streams))
-            remote = getattr(self.engine, "remote", None)
+            # An edge's pulls are its CDN routes (mirrors between sibling worker processes are not).
+            remote = self.engine.remote if settings.ENGINE_NODE_ROLE == NodeRole.EDGE else None
             mirrors = mirror_states(remote.mirrors()) if remote is not None else None
             try:
                 await sync_to_async(heartbeat)(node, snapshots, load, mirrors)
