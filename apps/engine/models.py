@@ -86,7 +86,7 @@ class EngineNode(models.Model):
         """The node a new pulled stream goes to: alive, allowing new streams, latest heartbeat."""
         nodes = (
             cls.objects.filter(processing_state=ProcessingState.NEW_STREAMS_ALLOWED)
-            .exclude(role=NodeRole.EDGE)  # edges take no publishes
+            .filter(role=NodeRole.ORIGIN)  # edges take no publishes, transcoders hold CDN renditions
             .order_by("-last_heartbeat")
         )
         return next((node for node in nodes if node.is_alive), None)

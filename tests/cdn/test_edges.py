@@ -83,6 +83,7 @@ def test_an_edge_never_pulls_from_a_dead_node_an_edge_or_a_node_out_of_routing()
 
 def test_edges_take_no_new_pulled_streams():
     node("edge-1", NodeRole.EDGE)
+    node("transcoder-1", NodeRole.TRANSCODER)
     assert EngineNode.for_new_streams() is None
     origin = node("origin-1")
     assert EngineNode.for_new_streams() == origin
