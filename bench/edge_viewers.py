@@ -110,7 +110,7 @@ async def viewer(http: aiohttp.ClientSession, playlist: str, until: float, stats
                 async with http.get(url) as media:
                     stats["bytes"] += len(await media.read())
                     stats["requests"] += 1
-        except aiohttp.ClientError:
+        except (aiohttp.ClientError, TimeoutError):  # refused, reset, or too slow on a loaded machine
             stats["errors"] += 1
         await asyncio.sleep(0.5 if "llhls" in playlist else 1.0)
 
