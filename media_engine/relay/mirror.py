@@ -129,7 +129,11 @@ class RemoteStreams:
 
     async def _start(self, key: StreamKey) -> LiveStream | None:
         try:
-            source = await self.locate(key)
+            async with asyncio.timeout(self.connect_timeout):
+                source = await self.locate(key)
+        except TimeoutError:
+            logger.warning("mirror %s: locating the stream took more than %.1f s", key, self.connect_timeout)
+            return None
         except Exception:
             logger.exception("mirror %s: locating the stream failed", key)
             return None
@@ -183,19 +187,29 @@ class RemoteStreams:
                 elif loop.time() - idle_since >= self.linger:
                     logger.info("mirror %s: no reader for %.1f s, leaving node %s", mirror.key, self.linger,
                                 mirror.source.origin)  # fmt: skip
+                    # Out of the registry now: a viewer arriving while the pull closes starts a new one.
+                    self._forget(mirror)
                     mirror.stop()
             await reading
         except asyncio.CancelledError:
             mirror.stop()
             reading.cancel()
             raise
+        except Exception:
+            logger.exception("mirror %s: relaying from node %s failed", mirror.key, mirror.source.origin)
+            mirror.stop()
         finally:
-            mirror.state = MirrorState.ENDED
-            mirror.ready.set()
-            if self._mirrors.get(mirror.key) is mirror:
-                del self._mirrors[mirror.key]
-            self.registry.close(stream)
+            self._forget(mirror)
             logger.info("mirror %s of node %s ended (%s)", mirror.key, mirror.source.origin, mirror.player.ended_by)
+
+    def _forget(self, mirror: _Mirror) -> None:
+        """The mirror is over for its viewers: out of the registry (they get the end) and of our list."""
+        mirror.state = MirrorState.ENDED
+        mirror.ready.set()
+        if self._mirrors.get(mirror.key) is mirror:
+            del self._mirrors[mirror.key]
+        if mirror.stream is not None:
+            self.registry.close(mirror.stream)
 
     def mirrors(self) -> list[MirrorInfo]:
         return [

@@ -77,14 +77,18 @@ class RtmpPlayer:
 
     ``await start()`` connects and returns once the server said ``NetStream.Play.Start`` (PlayError
     if it refused, OSError/TimeoutError if it cannot be reached in ``connect_timeout`` s); ``await
-    run()`` then reads until the server ends the stream or the connection (it returns) or ``close()``.
+    run()`` then reads until the server ends the stream or the connection, sends nothing for
+    ``idle_timeout`` s (a peer gone without a word), or ``close()`` is called; it returns then.
     ``bytes_in`` counts every byte read from the server.
     """
 
-    def __init__(self, url: str, on_packet: PacketHandler, *, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, on_packet: PacketHandler, *, connect_timeout: float = 5.0, idle_timeout: float = 30.0
+    ) -> None:
         self.url = url
         self.on_packet = on_packet
         self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
         self.host, self.port, self.app, self.name, self.tc_url = split_url(url)
         self.bytes_in = 0
         self.ended_by = ""  # why run() returned: an onStatus code, "eof", "closed"
@@ -198,19 +202,29 @@ class RtmpPlayer:
 
     async def run(self) -> None:
         """Read and relay packets until the stream or the connection ends (``ended_by`` says which)."""
+        loop = asyncio.get_running_loop()
         try:
             pending, self._pending = self._pending, []
             for message in pending:
                 if self._handle(message):
                     return
-            while not self._closed:
-                for message in await self._read():
-                    if self._handle(message):
-                        return
+            async with asyncio.timeout(self.idle_timeout) as silence:
+                while not self._closed:
+                    messages = await self._read()
+                    silence.reschedule(loop.time() + self.idle_timeout)
+                    for message in messages:
+                        if self._handle(message):
+                            return
+        except TimeoutError:
+            self.ended_by = "timeout"
+            logger.info("rtmp client %s: nothing received for %.0f s", redact_url(self.url), self.idle_timeout)
         except (ConnectionError, asyncio.IncompleteReadError, OSError) as error:
             if not self.ended_by:
                 self.ended_by = "closed" if self._closed else "eof"
             logger.debug("rtmp client %s: connection ended: %r", redact_url(self.url), error)
+        except ValueError as error:  # malformed chunks, FLV or AMF0 from the server
+            self.ended_by = "bad input"
+            logger.info("rtmp client %s: bad input from the server: %s", redact_url(self.url), error)
         finally:
             self.close()
 

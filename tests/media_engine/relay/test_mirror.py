@@ -14,7 +14,7 @@ import aiohttp
 from aiortc import RTCSessionDescription
 
 from media_engine.control import ApplicationConfig, StaticControlPlane
-from media_engine.node import EngineNode, NodeAddresses
+from media_engine.node import EngineNode, HlsSettings, NodeAddresses
 from media_engine.registry import StreamKey
 from media_engine.relay.mirror import RemoteSource
 from media_engine.rtmp.client import PlayError, RtmpPlayer
@@ -34,8 +34,9 @@ def _config() -> StaticControlPlane:
 class Cluster:
     """Node A (origin) and node B (mirrors A's streams); counts the RTMP connections A accepts."""
 
-    def __init__(self, linger: float) -> None:
+    def __init__(self, linger: float, hls_idle: float) -> None:
         self.linger = linger
+        self.hls_idle = hls_idle
         self.a: EngineNode
         self.b: EngineNode
         self.a_connections = 0
@@ -57,7 +58,12 @@ class Cluster:
         addresses = NodeAddresses("127.0.0.1", 0, "127.0.0.1", 0)
         self.a = EngineNode(_config(), addresses, WebRtcSettings(ice=LOOPBACK_ICE))
         self.b = EngineNode(
-            _config(), addresses, WebRtcSettings(ice=LOOPBACK_ICE), locate=self.locate, mirror_linger=self.linger
+            _config(),
+            addresses,
+            WebRtcSettings(ice=LOOPBACK_ICE),
+            hls=HlsSettings(idle_timeout=self.hls_idle),
+            locate=self.locate,
+            mirror_linger=self.linger,
         )
         new_session = self.a.rtmp._new_session
 
@@ -92,8 +98,8 @@ class Cluster:
 
 
 @contextlib.asynccontextmanager
-async def cluster(linger: float = 10.0) -> AsyncIterator[Cluster]:
-    nodes = Cluster(linger)
+async def cluster(linger: float = 10.0, hls_idle: float = 30.0) -> AsyncIterator[Cluster]:
+    nodes = Cluster(linger, hls_idle)
     await nodes.start()
     try:
         yield nodes
@@ -111,26 +117,25 @@ async def ffmpeg_play(url: str, seconds: float) -> asyncio.subprocess.Process:
 
 def test_rtmp_players_of_b_share_one_pull_from_a_and_the_mirror_lingers_then_ends():
     async def main() -> None:
-        async with cluster(linger=2.0) as nodes:
+        async with cluster(linger=3.0) as nodes:
             nodes.publish()
             await nodes.live_on_a()
 
-            streams = await ffprobe_streams(nodes.b_url())
+            players = await asyncio.gather(*(ffmpeg_play(nodes.b_url(), 8) for _ in range(5)))
+            await wait_until(lambda: (m := nodes.b.registry.get(KEY)) and m.counters.connections.get("rtmp") == 5, 30)
+            mirror = nodes.b.registry.get(KEY)
+            assert mirror.origin == "node-a"
+            streams = await ffprobe_streams(nodes.b_url())  # a sixth viewer, while the five play
             assert streams["video"]["codec_name"] == "h264" and streams["video"]["width"] == 320
             assert streams["audio"]["codec_name"] == "aac" and streams["audio"]["sample_rate"] == "48000"
-            mirror = nodes.b.registry.get(KEY)
-            assert mirror is not None and mirror.origin == "node-a"
-
-            players = [await ffmpeg_play(nodes.b_url(), 4) for _ in range(5)]
-            await wait_until(lambda: mirror.counters.connections.get("rtmp") == 5, 20)
             results = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in players)), 60)
             assert [p.returncode for p in players] == [0] * 5, [err.decode() for _, err in results]
 
-            # One pull for the ffprobe and all five players; A counts it as one RTMP connection.
-            assert nodes.a_connections == 1
+            # One pull for all six players; A counts it as one RTMP connection.
+            assert nodes.a_connections == 1 and nodes.b.registry.get(KEY) is mirror
             origin = nodes.a.registry.get(KEY)
             assert origin.counters.max_total_connections == 1 and origin.counters.connections["rtmp"] == 1
-            assert mirror.counters.max_total_connections == 5 and mirror.counters.total_bytes_in > 100_000
+            assert mirror.counters.max_total_connections >= 5 and mirror.counters.total_bytes_in > 100_000
             info = nodes.b.remote.mirrors()
             assert [(m.key, m.origin, m.state) for m in info] == [(KEY, "node-a", "playing")]
             assert info[0].bytes_in >= mirror.counters.total_bytes_in
@@ -140,10 +145,10 @@ def test_rtmp_players_of_b_share_one_pull_from_a_and_the_mirror_lingers_then_end
             # The last player left: the mirror stays `linger` seconds, then leaves A.
             await wait_until(lambda: mirror.counters.connections.get("rtmp") == 0, 10)
             left = time.monotonic()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.5)
             assert nodes.b.registry.get(KEY) is mirror
             await wait_until(lambda: nodes.b.registry.get(KEY) is None, 10)
-            assert 1.9 <= time.monotonic() - left <= 5.0
+            assert 2.9 <= time.monotonic() - left <= 9.0
             await wait_until(lambda: origin.counters.connections["rtmp"] == 0, 5)
             assert nodes.b.remote.mirrors() == [] and mirror.ended
 
@@ -176,42 +181,58 @@ def test_the_end_of_the_publish_on_a_ends_the_mirror_and_its_players():
     asyncio.run(main())
 
 
+async def _refusal_time(url: str) -> float:
+    started = time.monotonic()
+    try:
+        await RtmpPlayer(url, print).start()
+    except PlayError as error:
+        assert "StreamNotFound" in str(error)
+    else:
+        raise AssertionError("played an unknown stream")
+    return time.monotonic() - started
+
+
 def test_an_unknown_key_is_refused_at_once():
+    """At once: in well under a second (as an unknown key on A itself, measured beside it: the machine
+    may be loaded), not after the mirror's connect timeout (5 s)."""
+
     async def main() -> None:
         async with cluster() as nodes:
             nodes.publish()
             await nodes.live_on_a()
-            for name in ("nothing", "nothing-again"):
-                started = time.monotonic()
-                try:
-                    await RtmpPlayer(nodes.b_url(name), print).start()
-                    raise AssertionError("played an unknown stream")
-                except PlayError as error:
-                    assert "StreamNotFound" in str(error)
-                assert time.monotonic() - started < 1.0
+            reference = await _refusal_time(f"rtmp://127.0.0.1:{nodes.a.rtmp.port}/app/nothing")
+            elapsed = [await _refusal_time(nodes.b_url(name)) for name in ("nothing", "nothing-again")]
             async with aiohttp.ClientSession() as http:
                 for path in ("nothing/ts:playlist.m3u8", "nothing/llhls.m3u8"):
                     started = time.monotonic()
                     async with http.get(nodes.http_b(path)) as response:
                         assert response.status == 404
-                    assert time.monotonic() - started < 1.0
+                    elapsed.append(time.monotonic() - started)
             assert StreamKey("default", "app", "nothing") in nodes.located
-            assert nodes.a_connections == 0 and nodes.b.registry.get(StreamKey("default", "app", "nothing")) is None
+            assert nodes.a_connections == 1 and nodes.b.registry.get(StreamKey("default", "app", "nothing")) is None
 
             # A holder that does not have the stream (it ended meanwhile) answers at once too.
             async def stale(key: StreamKey) -> RemoteSource:
                 return RemoteSource(f"rtmp://127.0.0.1:{nodes.a.rtmp.port}/app/{key.name}", "node-a")
 
             nodes.b.remote.locate = stale
-            started = time.monotonic()
-            try:
-                await RtmpPlayer(nodes.b_url("gone"), print).start()
-                raise AssertionError("played an unknown stream")
-            except PlayError:
-                pass
-            assert time.monotonic() - started < 1.0
+            elapsed.append(await _refusal_time(nodes.b_url("gone")))
+            print(f"refusals on B: {[round(t, 3) for t in elapsed]} s; the same on A: {reference:.3f} s")
+            assert all(t < 1.0 + reference for t in elapsed), (elapsed, reference)
 
     asyncio.run(main())
+
+
+async def _first_playlist(http: aiohttp.ClientSession, url: str) -> str:
+    """The first playlist, asked again after a 404 as players do (hls.js retries a manifest load):
+    under load the first segment of a stream just mirrored may take longer than the server waits."""
+    deadline = time.monotonic() + 20
+    while True:
+        async with http.get(url) as response:
+            if response.status == 200:
+                return await response.text()
+            assert response.status == 404 and time.monotonic() < deadline, (response.status, await response.text())
+        await asyncio.sleep(0.5)
 
 
 async def _ffprobe_bytes(data: bytes, suffix: str, folder: Path) -> dict:
@@ -222,22 +243,18 @@ async def _ffprobe_bytes(data: bytes, suffix: str, folder: Path) -> dict:
 
 def test_hls_and_llhls_of_b_package_the_mirror(tmp_path):
     async def main() -> None:
-        async with cluster() as nodes:
+        async with cluster(linger=1.0, hls_idle=2.0) as nodes:
             nodes.publish()
             await nodes.live_on_a()
             async with aiohttp.ClientSession() as http:
-                async with http.get(nodes.http_b("source/ts:playlist.m3u8")) as response:
-                    assert response.status == 200, await response.text()
-                    playlist = await response.text()
+                playlist = await _first_playlist(http, nodes.http_b("source/ts:playlist.m3u8"))
                 segment = next(line for line in playlist.splitlines() if line.endswith(".ts"))
                 async with http.get(nodes.http_b(f"source/{segment}")) as response:
                     assert response.status == 200
                     streams = await _ffprobe_bytes(await response.read(), ".ts", tmp_path)
                 assert streams["video"]["codec_name"] == "h264" and streams["audio"]["codec_name"] == "aac"
 
-                async with http.get(nodes.http_b("source/llhls.m3u8")) as response:
-                    assert response.status == 200, await response.text()
-                    master = await response.text()
+                master = await _first_playlist(http, nodes.http_b("source/llhls.m3u8"))
                 chunklist = next(line for line in master.splitlines() if line.startswith("chunklist"))
                 async with http.get(nodes.http_b(f"source/{chunklist}")) as response:
                     assert response.status == 200
@@ -254,13 +271,18 @@ def test_hls_and_llhls_of_b_package_the_mirror(tmp_path):
             mirror = nodes.b.registry.get(KEY)
             assert mirror is not None and mirror.origin == "node-a" and mirror.counters.total_bytes_out > 0
             assert nodes.a_connections == 1 and nodes.b_started == []
+            # No more requests: the packagers stop after their idle time, then the mirror after its linger.
+            stopped = time.monotonic()
+            await wait_until(lambda: nodes.b.registry.get(KEY) is None, 15)
+            assert 2.0 <= time.monotonic() - stopped and mirror.ended
+            await wait_until(lambda: nodes.a.registry.get(KEY).counters.connections["rtmp"] == 0, 5)
 
     asyncio.run(main())
 
 
 def test_whep_of_b_plays_the_mirror():
     async def main() -> None:
-        async with cluster() as nodes:
+        async with cluster(linger=1.0) as nodes:
             nodes.publish()
             await nodes.live_on_a()
             pc, offer = await browser_like_offer()
@@ -286,5 +308,8 @@ def test_whep_of_b_plays_the_mirror():
                 assert nodes.a_connections == 1
             finally:
                 await pc.close()
+            # The viewer left: the mirror ends after its linger.
+            await wait_until(lambda: nodes.b.registry.get(KEY) is None, 10)
+            assert mirror.ended and nodes.b_started == []
 
     asyncio.run(main())

@@ -13,6 +13,7 @@ from media_engine.packets import MediaPacket, TrackKind
 from media_engine.rtmp import flv
 from media_engine.rtmp.client import PlayError, RtmpPlayer, split_url
 from tests.media_engine.jobs.conftest import Nginx, nginx, publish_command  # noqa: F401 (fixture)
+from tests.media_engine.rtmp.rtmp_client import RtmpTestClient
 from tests.media_engine.webrtc.conftest import ffmpeg_publish, start_node, wait_until
 
 
@@ -106,3 +107,21 @@ def test_it_plays_from_nginx_rtmp(nginx):  # noqa: F811
     finally:
         publisher.kill()
         publisher.wait()
+
+
+def test_run_ends_when_the_server_sends_nothing_for_the_idle_timeout():
+    async def main() -> None:
+        node = await start_node()
+        publisher = await RtmpTestClient.open(node.rtmp.port)  # publishes, then stays silent
+        try:
+            await publisher.start_publishing("quiet")
+            player = RtmpPlayer(f"rtmp://127.0.0.1:{node.rtmp.port}/app/quiet", print, idle_timeout=1.0)
+            await player.start()
+            started = time.monotonic()
+            await asyncio.wait_for(player.run(), 10)
+            assert player.ended_by == "timeout" and 0.9 <= time.monotonic() - started < 5
+        finally:
+            publisher.close()
+            await node.stop()
+
+    asyncio.run(main())
