@@ -254,6 +254,17 @@ STREAMHUB_INTERNAL_TOKEN_TTL = env.int("STREAMHUB_INTERNAL_TOKEN_TTL", default=2
 # Public base URL of the media HTTP port for player links (default: this host on the node's port).
 STREAMHUB_MEDIA_URL = env.str("STREAMHUB_MEDIA_URL", default="")
 ENGINE_HEARTBEAT_INTERVAL = env.float("STREAMHUB_ENGINE_HEARTBEAT", default=2.0)
+# The node's role in an origin-edge cluster (README "Origin-edge cluster"): origin (takes publishes),
+# edge (refuses publishes, plays any stream of the cluster by pulling it from its origin on the first
+# viewer, the pull ending STREAMHUB_EDGE_LINGER s after the last one) or transcoder (CDN profiles).
+ENGINE_NODE_ROLE = env.str("STREAMHUB_NODE_ROLE", default="origin").strip().lower()
+if ENGINE_NODE_ROLE not in ("origin", "edge", "transcoder"):
+    raise ImproperlyConfigured("STREAMHUB_NODE_ROLE must be origin, edge or transcoder")
+ENGINE_EDGE_LINGER = env.float("STREAMHUB_EDGE_LINGER", default=10.0)
+# How long a viewer of {stream}-{profile} on an edge waits for the CDN profile's transcode to start.
+ENGINE_EDGE_TRANSCODE_WAIT = env.float("STREAMHUB_EDGE_TRANSCODE_WAIT", default=20.0)
+# A CDN profile's transcode stops once no edge has pulled its rendition for this long (and nobody plays it).
+ENGINE_EDGE_TRANSCODE_IDLE = env.float("STREAMHUB_EDGE_TRANSCODE_IDLE", default=30.0)
 # A node silent for this many seconds is gone: its streams are marked ended.
 ENGINE_NODE_TIMEOUT = env.float("STREAMHUB_ENGINE_NODE_TIMEOUT", default=15.0)
 # HLS/LL-HLS segments and parts are files under this folder (out of the engine's heap); empty: a
