@@ -62,6 +62,8 @@ def sip_platform(tmp_path_factory, redis_url):
     """The platform with its SIP agents on loopback (sipp and the RTP capture listen there)."""
     server = LiveStreamHub(tmp_path_factory.mktemp("sip-platform"), redis_url)
     server.env["STREAMHUB_SIP_BIND_HOST"] = "127.0.0.1"
+    # v3 waits up to 20 s (WCS's cap is 5): a call placed by a loaded worker is still answered within it.
+    server.env["STREAMHUB_WCS_JOBS_MAX_PREFER_WAIT_TIME"] = "20"
     server.start(engine=True, worker=True)
     yield server
     server.stop()
@@ -94,6 +96,16 @@ def tone(tmp_path_factory) -> Path:
 
 def wcs(platform, method: str, body: dict) -> requests.Response:
     return requests.post(f"{platform.url}/rest-api/call/{method}", json=body, timeout=10)
+
+
+def v3(platform, method: str, body: dict, prefer: str) -> requests.Response:
+    return requests.post(f"{platform.url}/rest-api/v3/call/{method}", json=body, headers={"Prefer": prefer},
+                         timeout=30)  # fmt: skip
+
+
+def find_job(platform, job_id: str) -> dict:
+    [job] = requests.post(f"{platform.url}/rest-api/v3/jobs/find", json={"id": job_id}, timeout=10).json()
+    return job
 
 
 def find_call(platform, call_id: str) -> dict | None:
@@ -306,3 +318,51 @@ def test_a_call_whose_worker_dies_is_placed_again(sip_platform, sipp, capture):
     wait_status(sip_platform, "call-redial", "ESTABLISHED")
     assert wcs(sip_platform, "terminate", {"callId": "call-redial"}).status_code == 200
     wait_status(sip_platform, "call-redial", "FINISHED")
+
+
+def test_v3_startup_answers_200_with_the_call_once_it_is_answered_or_has_failed(sip_platform, sipp, capture):
+    phone = sipp("answer_listen.xml", rtp_port=capture.port)
+    body = call_body(phone, "v3-answered", sipPassword="s3cret")
+    response = v3(sip_platform, "startup", body, "respond-async, wait=15")
+    assert response.status_code == 200, response.text
+    call = response.json()
+    assert (call["callId"], call["status"], call["codec"]) == ("v3-answered", "ESTABLISHED", "PCMU/8000")
+    assert call["farEnd"].startswith("sip:100@127.0.0.1") and "s3cret" not in response.text
+    # A v2 error fails the job before any SIP: the same answer as v2's.
+    clash = v3(sip_platform, "startup", body, "respond-async, wait=15")
+    assert (clash.status_code, clash.json()["message"]) == (409, "Conflict")
+    assert wcs(sip_platform, "terminate", {"callId": "v3-answered"}).status_code == 200
+    wait_status(sip_platform, "v3-answered", "FINISHED")
+
+    busy = sipp("reject.xml")
+    response = v3(sip_platform, "startup", call_body(busy, "v3-busy"), "respond-async, wait=15")
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["sipMessage"]) == ("FAILED", "486 Busy Here")
+
+
+def test_v3_startup_of_a_ringing_phone_answers_202_then_the_job_is_done_when_it_answers(sip_platform, sipp, capture):
+    phone = sipp("ring.xml", rtp_port=capture.port)  # rings 3 s
+    response = v3(sip_platform, "startup", call_body(phone, "v3-ringing"), "respond-async, wait=1")
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["method"] == "call/startup" and job["state"] in ("PENDING", "RUNNING")
+    assert response.headers["Location"] == f"/rest-api/v3/jobs/{job['id']}"
+    done = wait_for(lambda: (found := find_job(sip_platform, job["id"]))["state"] == "DONE" and found, 30)
+    assert done["result"]["status"] == "ESTABLISHED" and done["result"]["callId"] == "v3-ringing"
+    assert wcs(sip_platform, "terminate", {"callId": "v3-ringing"}).status_code == 200
+    wait_status(sip_platform, "v3-ringing", "FINISHED")
+
+
+def test_v3_startup_cancelled_by_its_timeout_cancels_the_ringing_call(sip_platform, sipp, capture, tmp_path):
+    long_ring = tmp_path / "long_ring.xml"  # rings 30 s
+    long_ring.write_text((SCENARIOS / "ring.xml").read_text().replace('timeout="3000"', 'timeout="30000"'))
+    phone = sipp(str(long_ring), rtp_port=capture.port)
+    body = call_body(phone, "v3-timeout", sipPassword="s3cret")
+    response = v3(sip_platform, "startup", body, "respond-async, wait=0, timeout=8")
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    job = wait_for(lambda: (found := find_job(sip_platform, job_id))["state"] == "CANCELLED" and found, 30)
+    assert "timeout" in job["error"] and job["request"]["sipPassword"] == "***"
+    wait_for(lambda: phone.received("CANCEL"), 15, phone.messages)
+    call = wait_status(sip_platform, "v3-timeout", "FAILED")
+    assert "487" in call["sipMessage"] or "Terminated" in call["sipMessage"], call
