@@ -53,6 +53,7 @@ class CallSpec:
     publish_urls: list[str] = field(default_factory=list)
     bind_host: str = ""
     public_address: str = ""
+    log_level: int = 3  # PJSIP's (4 and up: every SIP message)
 
     @property
     def server(self) -> str:
@@ -199,8 +200,8 @@ class CallAgent:
         config.uaConfig.threadCnt = 0  # events are polled from run(): PJSIP calls us on this thread
         config.uaConfig.mainThreadOnly = False
         config.uaConfig.userAgent = "StreamHub"
-        config.logConfig.level = 3
-        config.logConfig.consoleLevel = 3
+        config.logConfig.level = self.spec.log_level
+        config.logConfig.consoleLevel = self.spec.log_level
         config.medConfig.clockRate = CLOCK_RATE
         config.medConfig.sndClockRate = CLOCK_RATE
         config.medConfig.channelCount = 1

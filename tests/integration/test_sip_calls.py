@@ -64,6 +64,7 @@ def sip_platform(tmp_path_factory, redis_url):
     server.env["STREAMHUB_SIP_BIND_HOST"] = "127.0.0.1"
     # v3 waits up to 20 s (WCS's cap is 5): a call placed by a loaded worker is still answered within it.
     server.env["STREAMHUB_WCS_JOBS_MAX_PREFER_WAIT_TIME"] = "20"
+    server.env["STREAMHUB_SIP_LOG_LEVEL"] = "4"  # every SIP message in the calls' logs
     server.start(engine=True, worker=True)
     yield server
     server.stop()
@@ -124,6 +125,17 @@ def wait_status(platform, call_id: str, status: str, timeout: float = 30) -> dic
 def call_body(sipp: Sipp, call_id: str, **extra) -> dict:
     return {"callId": call_id, "callee": "100", "sipLogin": "streamhub", "sipDomain": "127.0.0.1",
             "sipPort": sipp.port, "visibleName": "StreamHub", "hasAudio": True, "hasVideo": False, **extra}  # fmt: skip
+
+
+def call_logs(platform) -> str:
+    """Every call's PJSIP log (with rotated parts) written by the platform's SIP agents."""
+    folder = Path(platform.env["STREAMHUB_VAR_DIR"]) / "sip"
+    return "".join(path.read_text(errors="replace") for path in sorted(folder.glob("call-*.log*")))
+
+
+def assert_no_password_anywhere(platform, password: str) -> None:
+    logs = {"calls": call_logs(platform), "worker": platform.log("worker"), "api": platform.log("api")}
+    assert [name for name, text in logs.items() if password in text] == []
 
 
 def decoded(url: str, seconds: float = 3.0, rate: int = 8000) -> np.ndarray:
@@ -252,6 +264,9 @@ def test_a_call_registers_with_digest_credentials_when_asked(sip_platform, sipp)
     assert wcs(sip_platform, "startup", refused).status_code == 200
     call = wait_status(sip_platform, "call-refused", "FAILED")
     assert call["sipMessage"] == "Registration failed: 403 Forbidden"
+    # The logs show the digest exchange (PJSIP logs every SIP message at level 4), not the password.
+    wait_for(lambda: 'Digest username="alice"' in call_logs(sip_platform), 10)
+    assert_no_password_anywhere(sip_platform, "s3cret")
 
 
 def test_a_call_answers_the_far_ends_digest_challenge(sip_platform, sipp):
@@ -263,6 +278,8 @@ def test_a_call_answers_the_far_ends_digest_challenge(sip_platform, sipp):
     assert "Authorization:" not in first and 'Digest username="alice"' in second
     assert wcs(sip_platform, "terminate", {"callId": "call-auth"}).status_code == 200
     wait_status(sip_platform, "call-auth", "FINISHED")
+    assert 'Digest username="alice"' in call_logs(sip_platform)
+    assert_no_password_anywhere(sip_platform, "s3cret")
 
 
 def test_a_live_streams_audio_is_injected_into_the_call_until_terminated(sip_platform, sipp, capture):
