@@ -221,6 +221,16 @@ def test_a_rejected_call_ends_failed_with_the_far_ends_reason(sip_platform, sipp
     assert wcs(sip_platform, "terminate", {"callId": "call-busy"}).status_code == 404
 
 
+def test_a_far_end_speaking_only_opus_and_h264_ends_failed_with_the_codecs_named(sip_platform, sipp):
+    phone = sipp("opus_only.xml")
+    assert wcs(sip_platform, "startup", call_body(phone, "call-opus", toStream="opus")).status_code == 200
+    call = wait_status(sip_platform, "call-opus", "FAILED")
+    assert "Unsupported codecs: the far end offers opus/48000/2, H264/90000" in call["sipMessage"], call
+    assert "PCMU/8000" in call["sipMessage"] and call["duration"] == 0
+    wait_for(lambda: phone.received("BYE"), 10, phone.messages)  # PJSIP hangs up the call it cannot carry
+    assert "opus" not in live_names(sip_platform)
+
+
 def test_dtmf_and_injected_sound_reach_the_far_end(sip_platform, sipp, capture):
     media_root = Path(sip_platform.env["STREAMHUB_MEDIA_ROOT"])
     media_root.mkdir(parents=True, exist_ok=True)
