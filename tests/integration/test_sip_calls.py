@@ -230,6 +230,12 @@ def test_a_far_end_speaking_only_opus_and_h264_ends_failed_with_the_codecs_named
     wait_for(lambda: phone.received("BYE"), 10, phone.messages)  # PJSIP hangs up the call it cannot carry
     assert "opus" not in live_names(sip_platform)
 
+    # A far end refusing the offer itself (as one that wants Opus only would) says so too.
+    picky = sipp("not_acceptable.xml")
+    assert wcs(sip_platform, "startup", call_body(picky, "call-488")).status_code == 200
+    call = wait_status(sip_platform, "call-488", "FAILED")
+    assert call["sipMessage"].startswith("488 Not Acceptable Here: Unsupported codecs: the far end accepts none"), call
+
 
 def test_dtmf_and_injected_sound_reach_the_far_end(sip_platform, sipp, capture):
     media_root = Path(sip_platform.env["STREAMHUB_MEDIA_ROOT"])
