@@ -6,6 +6,7 @@ push to nginx-rtmp; a UDP socket standing in for the phone's RTP port decodes wh
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,24 @@ SCENARIOS = Path(__file__).with_name("sipp")
 TONE_HZ = 1000
 
 
+def sipp_media_port() -> int:
+    """A UDP port for sipp's ``-mp`` whose neighbour two up is free too: sipp binds both (audio
+    RTP and video RTP) and does not start when either is taken."""
+    for _ in range(100):
+        port = free_port()
+        probes = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+        try:
+            for probe, candidate in zip(probes, (port, port + 2), strict=True):
+                probe.bind(("127.0.0.1", candidate))
+            return port
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise RuntimeError("no free UDP port pair for sipp's media")
+
+
 class Sipp:
     """sipp as a UAS on a free UDP port, running ``scenario`` with ``-key`` values; what it
     received and sent is in its message trace."""
@@ -35,7 +54,7 @@ class Sipp:
         self.error_file = folder / f"sipp-{name}-{self.port}-errors.log"
         command = [
             "sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(self.port),
-            "-mi", "127.0.0.1", "-mp", str(free_port()), "-nostdin", "-nd",
+            "-mi", "127.0.0.1", "-mp", str(sipp_media_port()), "-nostdin", "-nd",
             "-trace_msg", "-message_file", str(self.message_file), "-trace_err", "-error_file", str(self.error_file),
         ]  # fmt: skip
         keys = {"pt": "0", "codec": "PCMU", **keys}  # answer.xml's codec: G.711 µ-law unless told
