@@ -392,3 +392,10 @@ API_HOST = env.str("STREAMHUB_API_HOST", default="0.0.0.0")
 SIP_BIND_HOST = env.str("STREAMHUB_SIP_BIND_HOST", default="")
 SIP_PUBLIC_ADDRESS = env.str("STREAMHUB_SIP_PUBLIC_ADDRESS", default="")
 SIP_CALL_HISTORY_SECONDS = env.float("STREAMHUB_SIP_CALL_HISTORY", default=300.0)
+# Each call's PJSIP log (VAR_DIR/sip/call-<id>.log): PJSIP's level (0-6; 4 and up show every SIP
+# message), and the size at which it is rotated once (call-<id>.log.1), so a call keeps at most
+# about twice that. Removed with the call's row (STREAMHUB_JOB_HISTORY_DAYS).
+SIP_LOG_LEVEL = env.int("STREAMHUB_SIP_LOG_LEVEL", default=3)
+SIP_LOG_MAX_BYTES = env.int("STREAMHUB_SIP_LOG_MAX_BYTES", default=1048576)
+if not 0 <= SIP_LOG_LEVEL <= 6 or SIP_LOG_MAX_BYTES < 0:
+    raise ImproperlyConfigured("STREAMHUB_SIP_LOG_LEVEL must be 0-6 and STREAMHUB_SIP_LOG_MAX_BYTES >= 0.")
