@@ -15,6 +15,11 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
+from apps.cdn import services as cdn_services
+from apps.cdn.engine import EdgeLocator, mirror_states
+from apps.cdn.models import StreamRoute
+from apps.cdn.services import MirrorState
+from apps.engine.choices import NodeRole
 from apps.engine.control_plane import DatabaseControlPlane, snapshot_of
 from apps.engine.models import EngineNode
 from apps.engine.signals import node_heartbeat
@@ -61,8 +66,12 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
             "media_http_port": http_port,
             "started_at": timezone.now(),
             "last_heartbeat": timezone.now(),
+            "role": settings.ENGINE_NODE_ROLE,
+            "load_streams": 0,
+            "load_viewers": 0,
         },
     )
+    StreamRoute.objects.filter(edge=node).delete()  # an edge that restarts pulls nothing yet
     # Streams this node had before a crash or restart are not live any more.
     for stream in Stream.objects.live().filter(node=node).select_related("application__virtual_host", "node"):
         stream.end()
@@ -71,10 +80,20 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
     return node
 
 
-def heartbeat(node: EngineNode, snapshots: list) -> None:
-    EngineNode.objects.filter(pk=node.pk).update(last_heartbeat=timezone.now())
+def heartbeat(
+    node: EngineNode, snapshots: list, load: tuple[int, int] = (0, 0), mirrors: list[MirrorState] | None = None
+) -> None:
+    """``load``: the streams the node holds (published or pulled from an origin) and their viewers;
+    ``mirrors``: an edge's pulls (its CDN routes)."""
+    EngineNode.objects.filter(pk=node.pk).update(
+        last_heartbeat=timezone.now(), load_streams=load[0], load_viewers=load[1]
+    )
     stream_services.record_counters(snapshots)
     stream_services.end_streams_of_stale_nodes()
+    if mirrors is not None:
+        cdn_services.sync_routes(node, mirrors)
+    cdn_services.clean_routes()
+    cdn_services.stop_unwatched_profile_transcodes(settings.ENGINE_EDGE_TRANSCODE_IDLE)
     node_heartbeat.send_robust(sender=EngineNode, node=node, snapshots=snapshots)
 
 
@@ -108,6 +127,20 @@ def node_limits() -> NodeLimits:
     )
 
 
+def edge_options(node_id: str) -> dict:
+    """An edge plays the cluster's streams by pulling them from their origins on the first viewer
+    (README "Origin-edge cluster"); other roles hold only what is published to them."""
+    if settings.ENGINE_NODE_ROLE != NodeRole.EDGE:
+        return {}
+    try:
+        from media_engine.relay.mirror import RemoteSource
+    except ImportError:  # a build without mirrors: the edge refuses publishers and plays nothing
+        logger.error("edge node without media_engine.relay.mirror: it cannot pull streams from origins")
+        return {}
+    locate = EdgeLocator(node_id, settings.ENGINE_EDGE_TRANSCODE_WAIT, source_type=RemoteSource)
+    return {"locate": locate, "mirror_linger": settings.ENGINE_EDGE_LINGER}
+
+
 class EngineRunner:
     def __init__(self, node_id: str, addresses: NodeAddresses, heartbeat_interval: float | None = None) -> None:
         self.node_id = node_id
@@ -125,6 +158,7 @@ class EngineRunner:
             self.control,
             self.addresses,
             webrtc_settings(),
+            **edge_options(self.node_id),
             playlists=self.control.output_playlist,
             thumbnails=ThumbnailStore(settings.MEDIA_ROOT / "thumbnails"),  # written by transcode jobs
             limits=node_limits(),
@@ -171,8 +205,13 @@ class EngineRunner:
                 snapshots.append(snapshot_of(stream_id, stream, now - last, previous.get(stream_id), viewers))
             previous = {s.stream_id: (s.total_bytes_in, s.total_bytes_out) for s in snapshots}
             last = now
+            streams = self.engine.live_streams()  # mirrors of an edge included
+            load = (len(streams), sum(stream.counters.total_connections for stream in streams))
+            # An edge's pulls are its CDN routes (mirrors between sibling worker processes are not).
+            remote = self.engine.remote if settings.ENGINE_NODE_ROLE == NodeRole.EDGE else None
+            mirrors = mirror_states(remote.mirrors()) if remote is not None else None
             try:
-                await sync_to_async(heartbeat)(node, snapshots)
+                await sync_to_async(heartbeat)(node, snapshots, load, mirrors)
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the media
                 logger.exception("heartbeat failed")
 
