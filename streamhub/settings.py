@@ -100,17 +100,19 @@ INSTALLED_APPS = [
     "apps.calls",
 ]
 
+# Django's middleware, each run in the event loop rather than hopping to a thread for every hook
+# (streamhub/inline_middleware.py: most of an API call's cost under Daphne otherwise).
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
+    "streamhub.inline_middleware.SecurityMiddleware",
     # Async-capable (like every middleware here), so WCS v3 calls await their jobs without holding a thread.
     "streamhub.middleware.WhiteNoiseMiddleware",
     "apps.api_wcs.middleware.WcsCorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "streamhub.inline_middleware.SessionMiddleware",
+    "streamhub.inline_middleware.CommonMiddleware",
+    "streamhub.inline_middleware.CsrfViewMiddleware",
+    "streamhub.inline_middleware.AuthenticationMiddleware",
+    "streamhub.inline_middleware.MessageMiddleware",
+    "streamhub.inline_middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "streamhub.urls"
@@ -147,6 +149,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+# Database connections are kept between requests (each API request thread is a kept one, see
+# streamhub/asgi_handler.py) for this many seconds (0: a new connection per request), checked before reuse.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("STREAMHUB_DB_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
