@@ -51,9 +51,10 @@ class SupervisedStreamHub(LiveStreamHub):
 
     def start_supervisor(self, wait_for_engine: bool = True) -> None:
         self._spawn("supervisor", [sys.executable, "scripts/run_platform.py"])
-        wait_for(lambda: _answers(f"{self.url}/admin/login/"), 60, lambda: self.log("supervisor")[-3000:])
+        # Generous: every child (two API processes among them) imports Django at once on a busy machine.
+        wait_for(lambda: _answers(f"{self.url}/admin/login/"), 180, lambda: self.log("supervisor")[-3000:])
         if wait_for_engine:
-            wait_for(lambda: _answers(f"{self.media}/"), 60, lambda: self.log("supervisor")[-3000:])
+            wait_for(lambda: _answers(f"{self.media}/"), 120, lambda: self.log("supervisor")[-3000:])
         for name in ("media-worker", "transcode-worker", "control-worker", "beat"):
             wait_for(lambda name=name: self.ready_count(name) >= 1, 90, lambda: self.log("supervisor")[-3000:])
 
