@@ -7,6 +7,8 @@ so every request also opened a new one (CONN_MAX_AGE could not keep it). Here ea
 gets a thread of its own (a view that blocks holds up no other request), but a kept one: a
 single-thread executor from a pool, given back when the request ends, whose database connection
 lives on for the next request (up to CONN_MAX_AGE).
+
+It also loads Django's middleware in their event-loop versions (streamhub/inline_middleware.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
+
+from streamhub.inline_middleware import inline_middleware_paths
 
 # Idle threads kept for the next requests; beyond (a burst of concurrent requests) a request's thread
 # ends with it, as in Django.
@@ -47,6 +52,15 @@ class PooledThreadASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         self._idle: list[_RequestThread] = []
+
+    def load_middleware(self, is_async=False):
+        """Django's middleware of MIDDLEWARE as their event-loop versions (streamhub/inline_middleware.py)."""
+        named = settings.MIDDLEWARE
+        settings.MIDDLEWARE = inline_middleware_paths(named)
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = named
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

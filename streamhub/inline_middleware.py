@@ -105,3 +105,21 @@ class MessageMiddleware(InlineAsyncMixin, messages.MessageMiddleware):
 
 class XFrameOptionsMiddleware(InlineAsyncMixin, clickjacking.XFrameOptionsMiddleware):
     pass
+
+
+# What the API server's handler (streamhub/asgi_handler.py) loads instead of Django's classes named in
+# MIDDLEWARE (named there as they are, for Django's system checks and for the sync test client).
+INLINE_CLASSES = {
+    "django.middleware.security.SecurityMiddleware": SecurityMiddleware,
+    "django.contrib.sessions.middleware.SessionMiddleware": SessionMiddleware,
+    "django.middleware.common.CommonMiddleware": CommonMiddleware,
+    "django.middleware.csrf.CsrfViewMiddleware": CsrfViewMiddleware,
+    "django.contrib.auth.middleware.AuthenticationMiddleware": AuthenticationMiddleware,
+    "django.contrib.messages.middleware.MessageMiddleware": MessageMiddleware,
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": XFrameOptionsMiddleware,
+}
+
+
+def inline_middleware_paths(paths: list[str]) -> list[str]:
+    """MIDDLEWARE with Django's classes replaced by the ones here."""
+    return [f"{__name__}.{INLINE_CLASSES[path].__name__}" if path in INLINE_CLASSES else path for path in paths]

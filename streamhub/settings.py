@@ -100,19 +100,19 @@ INSTALLED_APPS = [
     "apps.calls",
 ]
 
-# Django's middleware, each run in the event loop rather than hopping to a thread for every hook
-# (streamhub/inline_middleware.py: most of an API call's cost under Daphne otherwise).
+# Under Daphne, Django's classes here run as their event-loop versions (streamhub/inline_middleware.py,
+# loaded by streamhub/asgi_handler.py): Django would hop to a thread for every hook of every request.
 MIDDLEWARE = [
-    "streamhub.inline_middleware.SecurityMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     # Async-capable (like every middleware here), so WCS v3 calls await their jobs without holding a thread.
     "streamhub.middleware.WhiteNoiseMiddleware",
     "apps.api_wcs.middleware.WcsCorsMiddleware",
-    "streamhub.inline_middleware.SessionMiddleware",
-    "streamhub.inline_middleware.CommonMiddleware",
-    "streamhub.inline_middleware.CsrfViewMiddleware",
-    "streamhub.inline_middleware.AuthenticationMiddleware",
-    "streamhub.inline_middleware.MessageMiddleware",
-    "streamhub.inline_middleware.XFrameOptionsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "streamhub.urls"
