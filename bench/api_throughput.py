@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamhub.settings")  # the test fixtures read settings
 
-from tests.integration.conftest import LiveStreamHub, _answers, redis_answers, wait_for  # noqa: E402
+from tests.integration.conftest import LiveStreamHub, _answers, free_port, redis_answers, wait_for  # noqa: E402
 
 OME_AUTH = "Basic b21lLWFjY2Vzcy10b2tlbg=="  # the development token "ome-access-token"
 POST_SCRIPT = 'wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -90,6 +90,30 @@ def start_supervised(hub: LiveStreamHub) -> None:
     wait_for(lambda: all(_answers(f"{hub.url}/bench/bare") for _ in range(4 * processes)), 60, log)
 
 
+def start_nginx(folder: Path) -> tuple[subprocess.Popen, str]:
+    """The reference: nginx answering the floor's JSON (one worker per CPU, like the API processes)."""
+    port = free_port()
+    config = folder / "nginx.conf"
+    config.write_text(f"""
+daemon off;
+worker_processes auto;
+pid {folder}/nginx.pid;
+error_log {folder}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ default_type application/json; return 200 '{{"ok": true}}'; }}
+  }}
+}}
+""")
+    process = subprocess.Popen(["nginx", "-c", str(config), "-p", str(folder)], stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/bench/bare"
+    wait_for(lambda: _answers(url), 10)
+    return process, url
+
+
 def wrk(url: str, connections: int, seconds: int, *extra: str) -> dict[str, str]:
     result = subprocess.run(
         ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", *extra, url],
@@ -110,21 +134,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--streams", type=int, default=10)
     args = parser.parse_args()
-    assert shutil.which("wrk"), "wrk is missing: `make bench` installs it"
+    for tool in ("wrk", "nginx"):
+        assert shutil.which(tool), f"{tool} is missing: `make bench` installs it"
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     assert redis_answers(redis_url), f"no Redis at {redis_url}"
     folder = Path(tempfile.mkdtemp(prefix="api-throughput-"))
     hub = LiveStreamHub(folder, redis_url)
-    start_supervised(hub)
     publishers: list[subprocess.Popen] = []
+    nginx = None
     try:
+        start_supervised(hub)
         publishers = start_streams(hub, folder, args.streams)
         post = folder / "post.lua"
         post.write_text(POST_SCRIPT)
         time.sleep(2)
         load_average = os.getloadavg()[0]  # the machine's load from others, before wrk's
         load = (args.connections, args.seconds)
+        nginx, nginx_url = start_nginx(folder)
         rows = [
+            ("nginx: the same JSON (reference)", wrk(nginx_url, *load)),
             ("GET /bench/bare (floor)", wrk(f"{hub.url}/bench/bare", *load)),
             ("GET /v1/vhosts", wrk(f"{hub.url}/v1/vhosts", *load, "-H", f"Authorization: {OME_AUTH}")),
             ("POST /rest-api/stream/find_all", wrk(f"{hub.url}/rest-api/stream/find_all", *load, "-s", str(post))),
@@ -137,6 +165,9 @@ def main() -> None:
         for name, figures in rows:
             print(f"{name:34} {figures['rps']:>9} {figures['50%']:>9} {figures['99%']:>9} {figures['non-2xx']:>8}")
     finally:
+        if nginx is not None:
+            nginx.kill()
+            nginx.wait()
         for publisher in publishers:
             publisher.kill()
             publisher.wait()

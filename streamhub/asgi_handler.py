@@ -18,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
+from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
+from django.db import close_old_connections, reset_queries
 
 from streamhub.inline_middleware import inline_middleware_paths
 
@@ -52,6 +54,12 @@ class PooledThreadASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         self._idle: list[_RequestThread] = []
+        # request_started's sync receivers cost every request a hop to its thread before anything else.
+        # Closing obsolete or broken connections also happens at request_finished (which arms the health
+        # check of the next use); the query log is only kept with DEBUG.
+        signals.request_started.disconnect(close_old_connections)
+        if not settings.DEBUG:
+            signals.request_started.disconnect(reset_queries)
 
     def load_middleware(self, is_async=False):
         """Django's middleware of MIDDLEWARE as their event-loop versions (streamhub/inline_middleware.py)."""
