@@ -52,7 +52,7 @@ class SupervisedStreamHub(LiveStreamHub):
     def start_supervisor(self, wait_for_engine: bool = True) -> None:
         self._spawn("supervisor", [sys.executable, "scripts/run_platform.py"])
         # Generous: every child (two API processes among them) imports Django at once on a busy machine.
-        wait_for(lambda: _answers(f"{self.url}/admin/login/"), 180, lambda: self.log("supervisor")[-3000:])
+        wait_for(lambda: _answers(f"{self.url}/admin/login/"), 300, lambda: self.log("supervisor")[-3000:])
         if wait_for_engine:
             wait_for(lambda: _answers(f"{self.media}/"), 120, lambda: self.log("supervisor")[-3000:])
         for name in ("media-worker", "transcode-worker", "control-worker", "beat"):
@@ -87,7 +87,11 @@ class SupervisedStreamHub(LiveStreamHub):
 @pytest.fixture(scope="module")
 def supervised(tmp_path_factory, redis_url):
     platform = SupervisedStreamHub(tmp_path_factory.mktemp("supervised"), redis_url)
-    platform.start_supervisor()
+    try:
+        platform.start_supervisor()
+    except BaseException:
+        platform.stop()  # a supervisor left running would restart its children for ever
+        raise
     yield platform
     platform.stop()
 
