@@ -100,6 +100,8 @@ INSTALLED_APPS = [
     "apps.calls",
 ]
 
+# Under Daphne, Django's classes here run as their event-loop versions (streamhub/inline_middleware.py,
+# loaded by streamhub/asgi_handler.py): Django would hop to a thread for every hook of every request.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Async-capable (like every middleware here), so WCS v3 calls await their jobs without holding a thread.
@@ -147,6 +149,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+# Database connections are kept between requests (each API request thread is a kept one, see
+# streamhub/asgi_handler.py) for this many seconds (0: a new connection per request), checked before reuse.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("STREAMHUB_DB_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
