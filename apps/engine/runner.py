@@ -8,11 +8,13 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from apps.engine.control_plane import DatabaseControlPlane, snapshot_of
@@ -71,10 +73,21 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
     return node
 
 
-def heartbeat(node: EngineNode, snapshots: list) -> None:
-    EngineNode.objects.filter(pk=node.pk).update(last_heartbeat=timezone.now())
-    stream_services.record_counters(snapshots)
-    stream_services.end_streams_of_stale_nodes()
+def heartbeat(
+    node: EngineNode,
+    snapshots: list,
+    stored: Mapping[int, stream_services.CounterSnapshot] | None = None,
+    check_stale_nodes: bool = True,
+) -> None:
+    """One heartbeat: the node's time and its streams' counters (only what changed since ``stored``,
+    see `record_counters`) in one transaction, the streams of silent nodes ended (when asked: it need
+    not run every heartbeat), and the dashboards told."""
+    # One commit per heartbeat (on SQLite each commit is a sync to disk).
+    with transaction.atomic():
+        EngineNode.objects.filter(pk=node.pk).update(last_heartbeat=timezone.now())
+        stream_services.record_counters(snapshots, stored)
+    if check_stale_nodes:
+        stream_services.end_streams_of_stale_nodes()
     node_heartbeat.send_robust(sender=EngineNode, node=node, snapshots=snapshots)
 
 
@@ -158,7 +171,11 @@ class EngineRunner:
 
     async def _heartbeats(self, node: EngineNode) -> None:
         previous: dict[int, tuple[int, int]] = {}
-        last = time.monotonic()
+        stored: dict[int, stream_services.CounterSnapshot] = {}  # what the database has, per stream
+        last = last_stale_check = time.monotonic()
+        # Ending the streams of silent nodes is a join over every live stream: a few times per node
+        # timeout is enough (a node is silent only after ENGINE_NODE_TIMEOUT anyway).
+        stale_check_interval = max(self.heartbeat_interval, settings.ENGINE_NODE_TIMEOUT / 3)
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             now = time.monotonic()
@@ -171,10 +188,16 @@ class EngineRunner:
                 snapshots.append(snapshot_of(stream_id, stream, now - last, previous.get(stream_id), viewers))
             previous = {s.stream_id: (s.total_bytes_in, s.total_bytes_out) for s in snapshots}
             last = now
+            check_stale = now - last_stale_check >= stale_check_interval
             try:
-                await sync_to_async(heartbeat)(node, snapshots)
+                await sync_to_async(heartbeat)(node, snapshots, stored, check_stale)
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the media
                 logger.exception("heartbeat failed")
+                stored = {}  # not known what was stored: write everything next time
+                continue
+            if check_stale:
+                last_stale_check = now
+            stored = {snapshot.stream_id: snapshot for snapshot in snapshots}
 
     async def _commands(self, node: EngineNode) -> None:
         """Read and carry out commands until cancelled. A broken layer (Redis gone) is retried: a node
