@@ -17,6 +17,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.cdn import services as cdn_services
+from apps.cdn.engine import EdgeLocator, mirror_states
+from apps.cdn.models import StreamRoute
+from apps.cdn.services import MirrorState
+from apps.engine.choices import NodeRole
 from apps.engine.control_plane import DatabaseControlPlane, snapshot_of
 from apps.engine.models import EngineNode
 from apps.engine.signals import node_heartbeat
@@ -63,8 +68,12 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
             "media_http_port": http_port,
             "started_at": timezone.now(),
             "last_heartbeat": timezone.now(),
+            "role": settings.ENGINE_NODE_ROLE,
+            "load_streams": 0,
+            "load_viewers": 0,
         },
     )
+    StreamRoute.objects.filter(edge=node).delete()  # an edge that restarts pulls nothing yet
     # Streams this node had before a crash or restart are not live any more.
     for stream in Stream.objects.live().filter(node=node).select_related("application__virtual_host", "node"):
         stream.end()
@@ -76,18 +85,27 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
 def heartbeat(
     node: EngineNode,
     snapshots: list,
+    load: tuple[int, int] = (0, 0),
+    mirrors: list[MirrorState] | None = None,
     stored: Mapping[int, stream_services.CounterSnapshot] | None = None,
     check_stale_nodes: bool = True,
 ) -> None:
-    """One heartbeat: the node's time and its streams' counters (only what changed since ``stored``,
-    see `record_counters`) in one transaction, the streams of silent nodes ended (when asked: it need
-    not run every heartbeat), and the dashboards told."""
-    # One commit per heartbeat (on SQLite each commit is a sync to disk).
+    """``load``: the streams the node holds (published or pulled from an origin) and their viewers;
+    ``mirrors``: an edge's pulls (its CDN routes). The node's time and its streams' counters (only
+    what changed since ``stored``, see `record_counters`) go in one transaction; the streams of silent
+    nodes are ended when asked (it need not run every heartbeat)."""
+    # One commit for the node and its counters.
     with transaction.atomic():
-        EngineNode.objects.filter(pk=node.pk).update(last_heartbeat=timezone.now())
+        EngineNode.objects.filter(pk=node.pk).update(
+            last_heartbeat=timezone.now(), load_streams=load[0], load_viewers=load[1]
+        )
         stream_services.record_counters(snapshots, stored)
     if check_stale_nodes:
         stream_services.end_streams_of_stale_nodes()
+    if mirrors is not None:
+        cdn_services.sync_routes(node, mirrors)
+    cdn_services.clean_routes()
+    cdn_services.stop_unwatched_profile_transcodes(settings.ENGINE_EDGE_TRANSCODE_IDLE)
     node_heartbeat.send_robust(sender=EngineNode, node=node, snapshots=snapshots)
 
 
@@ -121,6 +139,20 @@ def node_limits() -> NodeLimits:
     )
 
 
+def edge_options(node_id: str) -> dict:
+    """An edge plays the cluster's streams by pulling them from their origins on the first viewer
+    (README "Origin-edge cluster"); other roles hold only what is published to them."""
+    if settings.ENGINE_NODE_ROLE != NodeRole.EDGE:
+        return {}
+    try:
+        from media_engine.relay.mirror import RemoteSource
+    except ImportError:  # a build without mirrors: the edge refuses publishers and plays nothing
+        logger.error("edge node without media_engine.relay.mirror: it cannot pull streams from origins")
+        return {}
+    locate = EdgeLocator(node_id, settings.ENGINE_EDGE_TRANSCODE_WAIT, source_type=RemoteSource)
+    return {"locate": locate, "mirror_linger": settings.ENGINE_EDGE_LINGER}
+
+
 class EngineRunner:
     def __init__(self, node_id: str, addresses: NodeAddresses, heartbeat_interval: float | None = None) -> None:
         self.node_id = node_id
@@ -138,6 +170,7 @@ class EngineRunner:
             self.control,
             self.addresses,
             webrtc_settings(),
+            **edge_options(self.node_id),
             playlists=self.control.output_playlist,
             thumbnails=ThumbnailStore(settings.MEDIA_ROOT / "thumbnails"),  # written by transcode jobs
             limits=node_limits(),
@@ -188,9 +221,14 @@ class EngineRunner:
                 snapshots.append(snapshot_of(stream_id, stream, now - last, previous.get(stream_id), viewers))
             previous = {s.stream_id: (s.total_bytes_in, s.total_bytes_out) for s in snapshots}
             last = now
+            streams = self.engine.live_streams()  # mirrors of an edge included
+            load = (len(streams), sum(stream.counters.total_connections for stream in streams))
+            # An edge's pulls are its CDN routes (mirrors between sibling worker processes are not).
+            remote = self.engine.remote if settings.ENGINE_NODE_ROLE == NodeRole.EDGE else None
+            mirrors = mirror_states(remote.mirrors()) if remote is not None else None
             check_stale = now - last_stale_check >= stale_check_interval
             try:
-                await sync_to_async(heartbeat)(node, snapshots, stored, check_stale)
+                await sync_to_async(heartbeat)(node, snapshots, load, mirrors, stored, check_stale)
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the media
                 logger.exception("heartbeat failed")
                 stored = {}  # not known what was stored: write everything next time
