@@ -29,6 +29,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamhub.settings")  # the tes
 
 from tests.integration.conftest import LiveStreamHub, _answers, free_port, redis_answers, wait_for  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from rtmp_hls import publishers as rtmp_publishers  # noqa: E402
+
 OME_AUTH = "Basic b21lLWFjY2Vzcy10b2tlbg=="  # the development token "ome-access-token"
 POST_SCRIPT = 'wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"\n'
 
@@ -41,28 +44,7 @@ def start_streams(hub: LiveStreamHub, folder: Path, count: int) -> list[subproce
          "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", str(clip)],
         check=True,
     )  # fmt: skip
-    publishers = [
-        subprocess.Popen(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-re",
-                "-stream_loop",
-                "-1",
-                "-i",
-                str(clip),
-                "-c",
-                "copy",
-                "-f",
-                "flv",
-                f"{hub.rtmp}/app/bench{index}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        for index in range(count)
-    ]
+    publishers = rtmp_publishers(f"{hub.rtmp}/app", [f"bench{index}" for index in range(count)], clip)
     wait_for(lambda: len(hub.api("GET", "/v1/vhosts/default/apps/app/streams").json()["response"]) >= count, 60)
     return publishers
 

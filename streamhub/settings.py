@@ -145,9 +145,15 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 's
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (API server, engine, workers) share the file: wait for locks instead of failing
     # (a transaction takes the write lock when it begins, since SQLite cannot wait for a read lock to
-    # become a write lock), and let readers read while one writes (WAL).
+    # become a write lock), and let readers read while one writes (WAL). In WAL mode synchronous=NORMAL
+    # syncs to disk at checkpoints instead of every commit (the engine commits every heartbeat); the
+    # file stays consistent, a power cut may lose the last commits (counters, as a heartbeat later).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 # Database connections are kept between requests (each API request thread is a kept one, see
 # streamhub/asgi_handler.py) for this many seconds (0: a new connection per request), checked before reuse.

@@ -8,11 +8,13 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from apps.cdn import services as cdn_services
@@ -81,15 +83,25 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
 
 
 def heartbeat(
-    node: EngineNode, snapshots: list, load: tuple[int, int] = (0, 0), mirrors: list[MirrorState] | None = None
+    node: EngineNode,
+    snapshots: list,
+    load: tuple[int, int] = (0, 0),
+    mirrors: list[MirrorState] | None = None,
+    stored: Mapping[int, stream_services.CounterSnapshot] | None = None,
+    check_stale_nodes: bool = True,
 ) -> None:
     """``load``: the streams the node holds (published or pulled from an origin) and their viewers;
-    ``mirrors``: an edge's pulls (its CDN routes)."""
-    EngineNode.objects.filter(pk=node.pk).update(
-        last_heartbeat=timezone.now(), load_streams=load[0], load_viewers=load[1]
-    )
-    stream_services.record_counters(snapshots)
-    stream_services.end_streams_of_stale_nodes()
+    ``mirrors``: an edge's pulls (its CDN routes). The node's time and its streams' counters (only
+    what changed since ``stored``, see `record_counters`) go in one transaction; the streams of silent
+    nodes are ended when asked (it need not run every heartbeat)."""
+    # One commit for the node and its counters.
+    with transaction.atomic():
+        EngineNode.objects.filter(pk=node.pk).update(
+            last_heartbeat=timezone.now(), load_streams=load[0], load_viewers=load[1]
+        )
+        stream_services.record_counters(snapshots, stored)
+    if check_stale_nodes:
+        stream_services.end_streams_of_stale_nodes()
     if mirrors is not None:
         cdn_services.sync_routes(node, mirrors)
     cdn_services.clean_routes()
@@ -192,7 +204,11 @@ class EngineRunner:
 
     async def _heartbeats(self, node: EngineNode) -> None:
         previous: dict[int, tuple[int, int]] = {}
-        last = time.monotonic()
+        stored: dict[int, stream_services.CounterSnapshot] = {}  # what the database has, per stream
+        last = last_stale_check = time.monotonic()
+        # Ending the streams of silent nodes is a join over every live stream: a few times per node
+        # timeout is enough (a node is silent only after ENGINE_NODE_TIMEOUT anyway).
+        stale_check_interval = max(self.heartbeat_interval, settings.ENGINE_NODE_TIMEOUT / 3)
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             now = time.monotonic()
@@ -210,10 +226,16 @@ class EngineRunner:
             # An edge's pulls are its CDN routes (mirrors between sibling worker processes are not).
             remote = self.engine.remote if settings.ENGINE_NODE_ROLE == NodeRole.EDGE else None
             mirrors = mirror_states(remote.mirrors()) if remote is not None else None
+            check_stale = now - last_stale_check >= stale_check_interval
             try:
-                await sync_to_async(heartbeat)(node, snapshots, load, mirrors)
+                await sync_to_async(heartbeat)(node, snapshots, load, mirrors, stored, check_stale)
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the media
                 logger.exception("heartbeat failed")
+                stored = {}  # not known what was stored: write everything next time
+                continue
+            if check_stale:
+                last_stale_check = now
+            stored = {snapshot.stream_id: snapshot for snapshot in snapshots}
 
     async def _commands(self, node: EngineNode) -> None:
         """Read and carry out commands until cancelled. A broken layer (Redis gone) is retried: a node
