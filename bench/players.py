@@ -88,7 +88,8 @@ async def main():
             await asyncio.sleep(0.05)
     await asyncio.sleep(1)
     print("connected", flush=True)
-    for line in sys.stdin:  # "mark": print the bytes each player got so far
+    loop = asyncio.get_running_loop()
+    while await loop.run_in_executor(None, sys.stdin.readline):  # "mark": the bytes each player got so far
         print(" ".join(map(str, received)), flush=True)
 
 asyncio.run(main())

@@ -305,8 +305,10 @@ class StreamPlayout:
             joined = b"".join([m.shared for m in messages])  # type: ignore[misc]
             items = entry.items()
         sent = 0
-        for player in list(self.players):
+        dropped = False
+        for player in tuple(self.players):
             if player.done:
+                dropped = True
                 continue
             if shared:
                 base = player.base
@@ -314,10 +316,14 @@ class StreamPlayout:
                 if base is not None and first_dts >= base and all(last.get(c) == p for c, p in items):
                     last.update(exit_)
                     sent += player.send(joined, count)
+                    dropped = dropped or player.done
                     continue
             sent += player.send(b"".join([self._bytes_for(player, m) for m in messages]), count)
+            dropped = dropped or player.done
         if sent:
             self.stream.counters.sent(sent)
+        if dropped:  # (their sessions leave too, later: that finds them gone)
+            self.players = [player for player in self.players if not player.done]
 
     def _bytes_for(self, player: PlayoutPlayer, m: _Message) -> bytes:
         """``m`` for ``player``: the shared bytes if it can take them, else with a header of its own."""
