@@ -30,7 +30,7 @@ from rtmp_hls import free_port, source_file, wait_port  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SETTLE = 4.0  # seconds between players connecting and the CPU window
-PLAYER_PROCESSES = 2
+PLAYER_PROCESSES = 3
 WHEP_PROCESSES = 4
 
 ENGINE = """
@@ -52,43 +52,57 @@ async def main():
 asyncio.run(main())
 """
 
-# Light RTMP players: after `play` they read and drop; each reports how many bytes it got.
+# Light RTMP players: after `play` they read into one shared buffer and only count the bytes.
 PLAYERS = """
-import asyncio, sys, time
+import asyncio, sys
 sys.path.insert(0, {root!r})
 from media_engine.rtmp import amf0
 from media_engine.rtmp.chunks import ChunkWriter, MessageType
 from media_engine.rtmp.handshake import HANDSHAKE_SIZE, client_c0c1
 
+BUFFER = memoryview(bytearray(1 << 18))
 received = []
 
-async def player(index):
-    reader, writer = await asyncio.open_connection("127.0.0.1", {port})
-    writer.write(client_c0c1())
-    s0s1s2 = await reader.readexactly(1 + 2 * HANDSHAKE_SIZE)
-    writer.write(s0s1s2[1 : 1 + HANDSHAKE_SIZE])
-    out = ChunkWriter()
-    def command(csid, stream_id, *values):
-        writer.write(out.write(csid, MessageType.COMMAND_AMF0, stream_id, 0, amf0.encode(*values)))
-    command(3, 0, "connect", 1.0, {{"app": "app", "tcUrl": "rtmp://127.0.0.1:{port}/app", "flashVer": "LNX 9,0,124,2"}})
-    command(3, 0, "createStream", 2.0, None)
-    command(8, 1, "play", 0.0, None, "{stream}", -2.0)
-    while True:
-        data = await reader.read(262144)
-        if not data:
+class Player(asyncio.BufferedProtocol):
+    def __init__(self, index):
+        self.index = index
+        self.handshake = bytearray()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.write(client_c0c1())
+
+    def get_buffer(self, size_hint):
+        return BUFFER
+
+    def buffer_updated(self, nbytes):
+        if self.handshake is None:
+            received[self.index] += nbytes
             return
-        received[index] += len(data)
+        self.handshake += BUFFER[:nbytes]
+        if len(self.handshake) < 1 + 2 * HANDSHAKE_SIZE:
+            return
+        out = ChunkWriter()
+        def command(csid, stream_id, *values):
+            return out.write(csid, MessageType.COMMAND_AMF0, stream_id, 0, amf0.encode(*values))
+        self.transport.write(
+            bytes(self.handshake[1 : 1 + HANDSHAKE_SIZE])
+            + command(3, 0, "connect", 1.0, {{"app": "app", "tcUrl": "rtmp://127.0.0.1:{port}/app"}})
+            + command(3, 0, "createStream", 2.0, None)
+            + command(8, 1, "play", 0.0, None, "{stream}", -2.0)
+        )
+        received[self.index] += len(self.handshake) - 1 - 2 * HANDSHAKE_SIZE
+        self.handshake = None
 
 async def main():
+    loop = asyncio.get_running_loop()
     received.extend([0] * {count})
-    tasks = []
     for i in range({count}):
-        tasks.append(asyncio.ensure_future(player(i)))
+        await loop.create_connection(lambda i=i: Player(i), "127.0.0.1", {port})
         if i % 20 == 19:
             await asyncio.sleep(0.05)
     await asyncio.sleep(1)
     print("connected", flush=True)
-    loop = asyncio.get_running_loop()
     while await loop.run_in_executor(None, sys.stdin.readline):  # "mark": the bytes each player got so far
         print(" ".join(map(str, received)), flush=True)
 
