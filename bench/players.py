@@ -1,6 +1,6 @@
 """Players of one stream: the engine's CPU per RTMP player beside nginx-rtmp's, and per WHEP viewer.
 
-One 720p30 ~2.6 Mb/s H.264 + AAC stream (bench/rtmp_hls.py's source file) is published by ffmpeg with
+One 720p30 ~2.6 Mb/s H.264 (no B-frames) + AAC stream, made once with ffmpeg, is published by ffmpeg with
 ``-c copy`` to each server in turn: StreamHub's engine node (a process of its own, WebRTC host
 candidates on 127.0.0.1) and nginx with Debian's RTMP module (``live on``, chunk size 4096, one
 worker). For each count of RTMP players, light players connect (the RTMP handshake, connect,
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rtmp_hls import free_port, source_file, wait_port  # noqa: E402
+from rtmp_hls import CACHE, KEYFRAME_SECONDS, free_port, wait_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -146,13 +146,15 @@ async def viewer(http, index):
         answer = await r.text()
     with use_policy(POLICY):
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-    await asyncio.wait_for(connected.wait(), 60)
+    await asyncio.wait_for(connected.wait(), 120)
     return pc
 
 async def main():
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as http:
-        pcs = await asyncio.gather(*(viewer(http, i) for i in range({count})))
+        pcs = []
+        for first in range(0, {count}, 10):  # ten at a time: ICE and DTLS handshakes are CPU work
+            pcs += await asyncio.gather(*(viewer(http, i) for i in range(first, min(first + 10, {count}))))
         print("connected", flush=True)
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -162,6 +164,23 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+def source_file() -> Path:
+    """A 60 s 720p30 H.264 (~2.5 Mb/s CBR, GOP 2 s, no B-frames: WebRTC players need none) + AAC FLV."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / "source-720p30-nobframes.flv"
+    if not path.exists():
+        print("encoding the 720p30 source once (a minute or more)...", flush=True)
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t",
+             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-ac", "2", "-t", "60",
+             "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-b:v", "2500k", "-maxrate", "2500k",
+             "-bufsize", "5000k", "-g", str(30 * KEYFRAME_SECONDS), "-keyint_min", str(30 * KEYFRAME_SECONDS),
+             "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", str(path)],
+            check=True,
+        )  # fmt: skip
+    return path
 
 
 def cpu_seconds(pid: int) -> float:

@@ -85,7 +85,7 @@ class _Message:
         self.config = config
         self.body = body  # the FLV tag body
         self.rest = rest  # the body in chunks, after the first header (None: a data message)
-        self.shared = shared  # format 1/2 header + rest (None: every player needs a header of its own)
+        self.shared = shared  # the format 1/2 header before rest (None: each player needs a header of its own)
 
 
 class PlayoutPlayer:
@@ -207,7 +207,10 @@ class StreamPlayout:
         player.limit = max(PLAYER_QUEUE, len(self._gop) + 8)
         self.players.append(player)
         if cached:
-            sent = player.send(b"".join([self._bytes_for(player, m) for m in cached]), len(cached))
+            parts: list[bytes] = []
+            for m in cached:
+                self._parts_for(player, m, parts)
+            sent = player.send(b"".join(parts), len(cached))
             if sent:
                 self.stream.counters.sent(sent)
 
@@ -278,9 +281,9 @@ class StreamPlayout:
                 if 0 <= delta < _EXTENDED:
                     prev = last[0]
                     if last[2] == length and last[3] == type_id:
-                        shared = message_header(2, csid, delta) + rest
+                        shared = message_header(2, csid, delta)
                     else:
-                        shared = message_header(1, csid, delta, length, type_id) + rest
+                        shared = message_header(1, csid, delta, length, type_id)
             self._last[csid] = (seq, packet.dts, length, type_id)
             message = _Message(seq, prev, csid, type_id, packet.dts, packet.config, body, rest, shared)
         # The same caches as the stream's, in RTMP form.
@@ -302,7 +305,11 @@ class StreamPlayout:
                 entry.setdefault(m.csid, m.prev)
                 exit_[m.csid] = m.seq
             first_dts = min(m.dts for m in messages)
-            joined = b"".join([m.shared for m in messages])  # type: ignore[misc]
+            parts: list[bytes] = []
+            for m in messages:
+                parts.append(m.shared)  # type: ignore[arg-type]
+                parts.append(m.rest)  # type: ignore[arg-type]
+            joined = b"".join(parts)
             items = entry.items()
         sent = 0
         dropped = False
@@ -318,15 +325,18 @@ class StreamPlayout:
                     sent += player.send(joined, count)
                     dropped = dropped or player.done
                     continue
-            sent += player.send(b"".join([self._bytes_for(player, m) for m in messages]), count)
+            parts = []
+            for m in messages:
+                self._parts_for(player, m, parts)
+            sent += player.send(b"".join(parts), count)
             dropped = dropped or player.done
         if sent:
             self.stream.counters.sent(sent)
         if dropped:  # (their sessions leave too, later: that finds them gone)
             self.players = [player for player in self.players if not player.done]
 
-    def _bytes_for(self, player: PlayoutPlayer, m: _Message) -> bytes:
-        """``m`` for ``player``: the shared bytes if it can take them, else with a header of its own."""
+    def _parts_for(self, player: PlayoutPlayer, m: _Message, parts: list[bytes]) -> None:
+        """Append ``m`` for ``player``: the shared header if it can take it, else one of its own."""
         base = player.base
         if m.config:
             exact = base is not None and m.dts >= base
@@ -337,18 +347,23 @@ class StreamPlayout:
             exact = m.dts >= base
             timestamp = m.dts - base if exact else 0
         if m.rest is None:  # a data message: the player's own writer (its chunk stream carries commands too)
-            return player.writer.write(m.csid, m.type_id, player.stream_id, timestamp, m.body)
+            parts.append(player.writer.write(m.csid, m.type_id, player.stream_id, timestamp, m.body))
+            return
         csid = m.csid
         if exact and m.shared is not None and player.last.get(csid) == m.prev:
             player.last[csid] = m.seq
-            return m.shared
+            parts.append(m.shared)
+            parts.append(m.rest)
+            return
         if exact:
             player.last[csid] = m.seq
         else:
             player.last.pop(csid, None)
-        if timestamp >= _EXTENDED:
-            return ChunkWriter(self.chunk_size).write(csid, m.type_id, player.stream_id, timestamp, m.body)
-        return message_header(0, csid, timestamp, len(m.body), m.type_id, player.stream_id) + m.rest
+        if timestamp >= _EXTENDED:  # (a player 4.6 hours in, after a jump: whole message of its own)
+            parts.append(ChunkWriter(self.chunk_size).write(csid, m.type_id, player.stream_id, timestamp, m.body))
+            return
+        parts.append(message_header(0, csid, timestamp, len(m.body), m.type_id, player.stream_id))
+        parts.append(m.rest)
 
 
 _playouts: dict[tuple[LiveStream, int], StreamPlayout] = {}
