@@ -10,7 +10,7 @@ WHEP viewers are aiortc peer connections in other processes that take the frames
 Players that received less than half the stream's bitrate during the window are reported.
 
     .venv/bin/python bench/players.py [--rtmp 1,50,200,500] [--whep 1,50,200] [--window 10]
-        [--profile var/bench/players.raw]   # py-spy of the engine during the largest RTMP count
+        [--profile var/bench/players]   # py-spy of the engine at the largest counts: players-{rtmp,whep}.raw
 """
 
 from __future__ import annotations
@@ -284,6 +284,18 @@ rtmp {{
     return subprocess.Popen(["nginx", "-c", str(config), "-p", str(folder)], stderr=subprocess.DEVNULL)
 
 
+def profiler(pid: int, window: float, output: Path | None) -> subprocess.Popen | None:
+    """py-spy (as root) recording ``pid`` for the window, as collapsed stacks; None without ``output``."""
+    if output is None:
+        return None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "50",
+         "--pid", str(pid), "--duration", str(int(window)), "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def rtmp_rows(name: str, pids: list[int], port: int, counts: list[int], window: float, profile: Path | None):
     idle, _ = measure(pids, window, None)
     print(f"{name}: publisher and no player: {idle:.1f} % of a core", flush=True)
@@ -292,14 +304,7 @@ def rtmp_rows(name: str, pids: list[int], port: int, counts: list[int], window: 
         clients = Clients(PLAYERS, count, PLAYER_PROCESSES, port=port, stream="s")
         try:
             time.sleep(SETTLE)
-            spy = None
-            if profile is not None and count == max(counts):
-                profile.parent.mkdir(parents=True, exist_ok=True)
-                spy = subprocess.Popen(
-                    [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "50",
-                     "--pid", str(pids[0]), "--duration", str(int(window)), "--output", str(profile)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+            spy = profiler(pids[0], window, profile) if count == max(counts) else None
             busy, got = measure(pids, window, clients)
             if spy is not None:
                 spy.wait()
@@ -317,13 +322,17 @@ def rtmp_rows(name: str, pids: list[int], port: int, counts: list[int], window: 
     return idle, rows
 
 
+def suffixed(path: Path | None, kind: str) -> Path | None:
+    return None if path is None else path.with_name(f"{path.name}-{kind}.raw")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rtmp", default="1,50,200,500", help="RTMP player counts")
     parser.add_argument("--whep", default="1,50,200", help="WHEP viewer counts (empty: none)")
     parser.add_argument("--window", type=float, default=10.0, help="seconds of each CPU measurement")
     parser.add_argument("--only", choices=["engine", "nginx"], help="RTMP players of one server only")
-    parser.add_argument("--profile", type=Path, help="py-spy raw output of the engine at the largest RTMP count")
+    parser.add_argument("--profile", type=Path, help="py-spy of the engine at the largest counts (PROFILE-rtmp.raw...)")
     args = parser.parse_args()
     rtmp_counts = [int(n) for n in args.rtmp.split(",") if n]
     whep_counts = [int(n) for n in args.whep.split(",") if n]
@@ -360,7 +369,7 @@ def main() -> int:
                 time.sleep(3)
                 if rtmp_counts:
                     results["StreamHub"] = rtmp_rows(
-                        "StreamHub", [engine.pid], rtmp_port, rtmp_counts, args.window, args.profile
+                        "StreamHub", [engine.pid], rtmp_port, rtmp_counts, args.window, suffixed(args.profile, "rtmp")
                     )
                 whep = {}
                 if whep_counts:
@@ -370,7 +379,11 @@ def main() -> int:
                     clients = Clients(WHEP_VIEWERS, count, min(WHEP_PROCESSES, count), url=url)
                     try:
                         time.sleep(SETTLE)
+                        last = count == max(whep_counts)
+                        spy = profiler(engine.pid, args.window, suffixed(args.profile, "whep")) if last else None
                         busy, got = measure([engine.pid], args.window, clients)
+                        if spy is not None:
+                            spy.wait()
                         fps = [n / args.window for n in got]
                         whep[count] = (busy, (busy - idle) / count, min(fps))
                         print(
