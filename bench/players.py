@@ -34,8 +34,9 @@ PLAYER_PROCESSES = 3
 WHEP_PROCESSES = 4
 
 ENGINE = """
-import asyncio, sys
+import asyncio, logging, sys
 sys.path.insert(0, {root!r})
+logging.basicConfig(level=logging.INFO, filename={log!r}, filemode="w")  # (players dropped: "too slow"...)
 from media_engine.control import ApplicationConfig, StaticControlPlane
 from media_engine.node import EngineNode, NodeAddresses
 from media_engine.webrtc.ice import IcePolicy
@@ -310,10 +311,11 @@ def rtmp_rows(name: str, pids: list[int], port: int, counts: list[int], window: 
                 spy.wait()
             rate = [8 * b / window / 1e6 for b in got]
             starved = sum(1 for r in rate if r < 1.3)
+            median = sorted(rate)[len(rate) // 2]
             rows[count] = (busy, (busy - idle) / count, min(rate), starved)
             print(
                 f"{name}: {count:4d} RTMP players: {busy:5.1f} % ({rows[count][1]:.3f} % per player; "
-                f"slowest player {min(rate):.2f} Mb/s, {starved} below 1.3 Mb/s)",
+                f"median player {median:.2f} Mb/s, slowest {min(rate):.2f}, {starved} below 1.3 Mb/s)",
                 flush=True,
             )
         finally:
@@ -360,7 +362,8 @@ def main() -> int:
 
         if args.only != "nginx":
             rtmp_port, http_port = free_port(), free_port()
-            script = ENGINE.format(root=str(ROOT), rtmp_port=rtmp_port, http_port=http_port)
+            log = str(CACHE / "players-engine.log")
+            script = ENGINE.format(root=str(ROOT), rtmp_port=rtmp_port, http_port=http_port, log=log)
             engine = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
             encoder = None
             try:
