@@ -144,7 +144,7 @@ def test_a_record_resumes_after_its_media_worker_is_killed(supervised):
         wait_for(
             lambda: (r := record_state(supervised, "survivor"))["state"] == "recording"
             and r["sequence"] > before["sequence"] + 1,
-            60,
+            120,  # a restarted Celery worker takes tens of seconds to boot on a loaded 2-core machine
             lambda: supervised.log("supervisor")[-3000:],
         )
         assert supervised.api("POST", f"{APP}:stopRecord", json={"id": "survivor"}).status_code == 200
