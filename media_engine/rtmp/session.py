@@ -151,6 +151,7 @@ class RtmpSession(asyncio.Protocol):
         self.playing: LiveStream | None = None  # the stream this session plays
         self._playout: StreamPlayout | None = None
         self._player: PlayoutPlayer | None = None
+        self._write_paused = False
         self._play_stream_id = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -444,10 +445,12 @@ class RtmpSession(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # A player's media waits in its playout (for drain_timeout at most); nothing else is sent much.
+        self._write_paused = True
         if self._player is not None:
             self._player.pause()
 
     def resume_writing(self) -> None:
+        self._write_paused = False
         if self._player is not None:
             self._player.resume()
 
@@ -714,6 +717,8 @@ class RtmpSession(asyncio.Protocol):
         self._player = PlayoutPlayer(
             self._transport, self._chunks_out, stream_id, self._on_playout_end, self.drain_timeout, stream.counters.sent
         )
+        if self._write_paused:  # (full already: the playout holds what comes until it drains)
+            self._player.pause()
         self._playout = start_playout(stream, self._player)
 
     def _on_playout_end(self, reason: str) -> None:

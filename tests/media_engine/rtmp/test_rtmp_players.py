@@ -200,7 +200,7 @@ async def play_until_the_end(port: int, delay: float = 0.0, slow: bool = False) 
                 break
             player.received.extend(player.chunks_in.feed(data))
     else:
-        await player.wait_closed(timeout=15)
+        await player.wait_closed(timeout=30)
     return player.received
 
 
@@ -218,13 +218,13 @@ def test_thirty_players_a_late_one_and_a_slow_one_each_receive_a_decodable_strea
             ffplay = await start(
                 "ffmpeg", "-v", "error", "-i", url, "-c", "copy", "-f", "flv", str(tmp_path / "ffmpeg.flv")
             )
-            code, _, err = await finish(publisher, 20)
+            code, _, err = await finish(publisher, 60)
             assert code == 0, err
-            results = await asyncio.wait_for(asyncio.gather(*players, late, slow), 30)
+            results = await asyncio.wait_for(asyncio.gather(*players, late, slow), 90)
             assert (await finish(ffplay))[0] == 0
             return results, truth
 
-    results, truth = asyncio.run(asyncio.wait_for(scenario(), 60))
+    results, truth = asyncio.run(asyncio.wait_for(scenario(), 150))  # generous: shared, loaded machines
     assert len(truth) > 100
     for index, messages in enumerate(results):
         video = [m for m in messages if m.type_id == MessageType.VIDEO and m.payload[1:2] == b"\x01"]
