@@ -24,6 +24,7 @@ from media_engine.http.limits import HttpLimits
 from media_engine.http.server import VIEWER_WINDOW, MediaHttpServer
 from media_engine.jobs.thumbnail import ThumbnailStore, thumbnail_handler
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
+from media_engine.relay.mirror import Locate, RemoteStreams
 from media_engine.rtmp.chunks import RtmpLimits
 from media_engine.rtmp.server import RtmpServer
 from media_engine.srt.ingest import SrtIngestServer
@@ -78,9 +79,13 @@ class EngineNode:
         thumbnails: ThumbnailStore | None = None,
         limits: NodeLimits | None = None,
         hls: HlsSettings | None = None,
+        locate: Locate | None = None,
+        mirror_linger: float = 10.0,
     ) -> None:
         """``playlists`` serves output profiles' master playlists; ``thumbnails`` the thumb.jpg/png
-        pictures transcode jobs write (both: routes on the media HTTP port)."""
+        pictures transcode jobs write (both: routes on the media HTTP port). With ``locate``, a stream
+        that another node holds is played here as a mirror (`RemoteStreams`, ``self.remote``) when an
+        RTMP, WHEP, HLS or LL-HLS viewer asks for it; it ends ``mirror_linger`` s after its last one."""
         addresses = addresses or NodeAddresses()
         limits = limits or NodeLimits()
         hls = hls or HlsSettings()
@@ -115,6 +120,8 @@ class EngineNode:
             certificates=self.certificates,
             viewer_window=hls.viewer_window,
         )
+        self.remote = RemoteStreams(self.registry, locate, linger=mirror_linger) if locate is not None else None
+        self.rtmp.remote = self.http.remote = self.remote
         self.webrtc = WebRtcService(self.registry, control, webrtc)  # WHIP/WHEP on the media HTTP port
         self.webrtc.add_routes(self.http)
         if playlists is not None:
@@ -168,6 +175,8 @@ class EngineNode:
         return failed
 
     async def stop(self) -> None:
+        if self.remote is not None:
+            await self.remote.close()
         await self.rtmp.stop()
         if self.srt is not None:
             await self.srt.stop()

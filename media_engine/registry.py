@@ -11,6 +11,11 @@ OME does: every track the publisher announced (RTMP/SRT ``onMetaData``, a WebRTC
 have one. A track that never comes is waited for a bounded stretch of media time (see
 `READY_WAIT_ANNOUNCED_MS`, `READY_WAIT_UNANNOUNCED_MS`), so an audio-only source still starts.
 A publisher that never sends media never becomes a stream.
+
+A *mirror* is a stream this node plays from another node that holds it (`media_engine.relay.mirror`):
+its ``origin`` is that node's id (None for streams published here). Local readers use it like any
+stream, but listeners hear of mirrors only if they ask to (``mirrors=True``: packagers, WebRTC), so
+the control plane never records a mirror as a stream of this node.
 """
 
 from __future__ import annotations
@@ -155,11 +160,14 @@ class LiveStream:
         source: str,
         remote_address: str = "",
         on_ready: Callable[[LiveStream], None] | None = None,
+        origin: str | None = None,
     ) -> None:
-        """``on_ready(stream)`` is called once, when the stream's tracks are known."""
+        """``on_ready(stream)`` is called once, when the stream's tracks are known; ``origin`` is the
+        node a mirror plays the stream from (None: published here)."""
         self.key = key
         self.source = source
         self.remote_address = remote_address
+        self.origin = origin
         self.counters = TrafficCounters()
         self.metadata: MediaPacket | None = None
         self.video_config: MediaPacket | None = None
@@ -170,6 +178,7 @@ class LiveStream:
         self.audio_meter = TrackMeter()
         self._subscriptions: set[Subscription] = set()
         self._sinks: list[PacketSink] = []
+        self._passive_sinks: list[PacketSink] = []  # sinks that do not keep a mirror alive
         self._on_stop: Callable[[], None] | None = None
         # readiness (see the module docstring)
         self.ready = False
@@ -185,6 +194,12 @@ class LiveStream:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscriptions)
+
+    @property
+    def reader_count(self) -> int:
+        """Readers that want the stream: subscriptions and sinks but the passive ones (the HLS history
+        keeps every stream's last seconds; it alone does not keep a mirror playing)."""
+        return len(self._subscriptions) + len(self._sinks) - len(self._passive_sinks)
 
     def set_stop_handler(self, handler: Callable[[], None]) -> None:
         """How to disconnect this stream's publisher when the API deletes the stream."""
@@ -271,14 +286,18 @@ class LiveStream:
             if self._on_ready is not None:
                 self._on_ready(self)
 
-    def add_sink(self, sink: PacketSink) -> None:
+    def add_sink(self, sink: PacketSink, *, passive: bool = False) -> None:
         """A reader called inline for every packet: for fast, non-blocking consumers (the HLS
-        packager) that would otherwise pay a queue hand-off and a task switch per packet."""
+        packager) that would otherwise pay a queue hand-off and a task switch per packet. A
+        ``passive`` sink is not counted in `reader_count`."""
         self._sinks = [*self._sinks, sink]
+        if passive:
+            self._passive_sinks = [*self._passive_sinks, sink]
 
     def remove_sink(self, sink: PacketSink) -> None:
         # == rather than `is`: each access to a bound method makes a new (equal) object.
         self._sinks = [other for other in self._sinks if other != sink]
+        self._passive_sinks = [other for other in self._passive_sinks if other != sink]
 
     def subscribe(self, maxsize: int = 2048, from_keyframe: bool = True) -> Subscription:
         """A new reader: it first gets the codec configuration and (optionally) the cached GOP."""
@@ -302,6 +321,7 @@ class LiveStream:
         """The publisher is gone: every reader gets the end marker."""
         self.ended = True
         self._sinks = []
+        self._passive_sinks = []
         for subscription in list(self._subscriptions):
             subscription.offer(None)
         self._subscriptions.clear()
@@ -315,25 +335,31 @@ class StreamRegistry:
 
     def __init__(self) -> None:
         self._streams: dict[StreamKey, LiveStream] = {}
-        self._on_started: list[StreamListener] = []
-        self._on_ended: list[StreamListener] = []
+        self._on_started: list[tuple[StreamListener, bool]] = []
+        self._on_ended: list[tuple[StreamListener, bool]] = []
 
-    def on_started(self, listener: StreamListener) -> None:
-        self._on_started.append(listener)
+    def on_started(self, listener: StreamListener, *, mirrors: bool = False) -> None:
+        """Call ``listener`` when a stream starts; for mirrors too only if ``mirrors``."""
+        self._on_started.append((listener, mirrors))
 
-    def on_ended(self, listener: StreamListener) -> None:
-        self._on_ended.append(listener)
+    def on_ended(self, listener: StreamListener, *, mirrors: bool = False) -> None:
+        """Call ``listener`` when a started stream ends; for mirrors too only if ``mirrors``."""
+        self._on_ended.append((listener, mirrors))
 
-    def open(self, key: StreamKey, source: str, remote_address: str = "") -> LiveStream:
-        """Register a new publisher; refuse a name that is already live or being opened
-        (StreamAlreadyLive) or that breaks the stream name rule (InvalidStreamName: every protocol's
-        entry checks it first). The ``on_started`` listeners hear of it once its tracks are known."""
+    def open(self, key: StreamKey, source: str, remote_address: str = "", *, origin: str | None = None) -> LiveStream:
+        """Register a new publisher (or, with ``origin``, a mirror of a stream that node holds); refuse
+        a name that is already live, mirrored or being opened (StreamAlreadyLive) or that breaks the
+        stream name rule (InvalidStreamName: every protocol's entry checks it first). The
+        ``on_started`` listeners hear of it once its tracks are known."""
         check_stream_name(key.name)
         if key in self._streams:
             raise StreamAlreadyLive(str(key))
-        stream = LiveStream(key, source, remote_address, on_ready=self._started)
+        stream = LiveStream(key, source, remote_address, on_ready=self._started, origin=origin)
         self._streams[key] = stream
-        logger.info("stream %s opened (%s from %s)", key, source, remote_address)
+        if origin is None:
+            logger.info("stream %s opened (%s from %s)", key, source, remote_address)
+        else:
+            logger.info("stream %s opened as a mirror of node %s", key, origin)
         return stream
 
     def _started(self, stream: LiveStream) -> None:
@@ -341,8 +367,9 @@ class StreamRegistry:
             return
         tracks = ", ".join(f"{track.kind} {track.codec}" for track in stream.tracks())
         logger.info("stream %s started (%s from %s): %s", stream.key, stream.source, stream.remote_address, tracks)
-        for listener in self._on_started:
-            listener(stream)
+        for listener, mirrors in self._on_started:
+            if mirrors or stream.origin is None:
+                listener(stream)
 
     def close(self, stream: LiveStream) -> None:
         """The publisher of ``stream`` is gone (``on_ended`` listeners hear of it if it had started)."""
@@ -355,8 +382,9 @@ class StreamRegistry:
             logger.info("stream %s closed before its tracks were known", stream.key)
             return
         logger.info("stream %s ended", stream.key)
-        for listener in self._on_ended:
-            listener(stream)
+        for listener, mirrors in self._on_ended:
+            if mirrors or stream.origin is None:
+                listener(stream)
 
     def get(self, key: StreamKey) -> LiveStream | None:
         """The stream published under ``key``, started or still waiting for its tracks."""

@@ -157,8 +157,8 @@ class PacketHistory:
         if self._attached or self.seconds <= 0:
             return
         self._attached = True
-        self.registry.on_started(self._started)
-        self.registry.on_ended(self._ended)
+        self.registry.on_started(self._started, mirrors=True)
+        self.registry.on_ended(self._ended, mirrors=True)
         for stream in self.registry.streams():
             self._started(stream)
 
@@ -188,7 +188,7 @@ class PacketHistory:
             old.files.release()
         recorder = _Recorder(stream, self.folder.files(f"history-{stream.key.name}"), self.seconds)
         self._recorders[stream.key] = recorder
-        stream.add_sink(recorder.feed)
+        stream.add_sink(recorder.feed, passive=True)
 
     def _ended(self, stream: LiveStream) -> None:
         recorder = self._recorders.get(stream.key)

@@ -143,8 +143,8 @@ class StreamPackager(abc.ABC, Generic[S]):
         if self._attached:
             return
         self._attached = True
-        self.registry.on_started(self._stream_started)
-        self.registry.on_ended(self._stream_ended)
+        self.registry.on_started(self._stream_started, mirrors=True)
+        self.registry.on_ended(self._stream_ended, mirrors=True)
         for stream in self.registry.streams():
             self._stream_started(stream)
 

@@ -274,6 +274,7 @@ class MediaHttpServer:
         self._requested_port = port
         self.port = port
         self.viewers = ViewerTracker(viewer_window)
+        self.remote = None  # the node's RemoteStreams: viewers of streams other nodes hold (mirrors)
         self.grants = GrantCache()  # admitted HLS/LL-HLS viewers (signed URL, ACL key or webhook)
         self.app = web.Application(middlewares=[cors_middleware])
         self.app[SERVER_KEY] = self
@@ -320,6 +321,14 @@ class MediaHttpServer:
             return None
         key = StreamKey(config.vhost, config.app, name)
         return StreamTarget(config, key, self.registry.get(key))
+
+    async def with_remote(self, target: StreamTarget) -> StreamTarget:
+        """``target`` with its stream mirrored from the node that holds it, when it is not live here
+        (after the viewer's admission: a refused request never starts a mirror)."""
+        if target.stream is not None or self.remote is None:
+            return target
+        stream = await self.remote.ensure(target.key)
+        return StreamTarget(target.config, target.key, stream) if stream is not None else target
 
     async def check_access(self, request: web.Request, target: StreamTarget, direction: str, protocol: str) -> Decision:
         """The admission decision for ``request`` (``direction`` is `admission.PUBLISH` or `PLAY`,
@@ -393,6 +402,7 @@ class MediaHttpServer:
         if target is None:
             return None
         await self._admit_viewer(request, target, "hls")
+        target = await self.with_remote(target)
         segmenter = self.packager.watch(target.key)  # packaging runs while players ask
         if wait and target.stream is not None and (segmenter is None or segmenter.playlist() is None):
             timeout = target.config.hls_segment_duration + FIRST_SEGMENT_GRACE
@@ -435,6 +445,7 @@ class MediaHttpServer:
         if target is None or self.llhls is None:
             return None
         await self._admit_viewer(request, target, "llhls")
+        target = await self.with_remote(target)
         segmenter = self.llhls.watch(target.key)
         if wait and target.stream is not None and (segmenter is None or segmenter.playlist() is None):
             timeout = target.config.llhls_segment_duration + FIRST_SEGMENT_GRACE

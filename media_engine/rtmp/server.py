@@ -61,6 +61,7 @@ class RtmpServer:
         self.refused = 0  # connections hung up on for the cap, since start
         self.pending = PendingBudget(self.limits.max_node_pending_bytes)
         self.state = State.NEW
+        self.remote = None  # the node's RemoteStreams: players of streams other nodes hold (mirrors)
         self._server: asyncio.Server | None = None
         self._sessions: set[RtmpSession] = set()
 
@@ -125,6 +126,7 @@ class RtmpServer:
             on_closed=self._sessions.discard,
             limits=self.limits,
             budget=self.pending,
+            remote=self.remote,
         )
         self._sessions.add(session)
         return session

@@ -40,6 +40,9 @@ from media_engine.rtmp.handshake import C0C1_SIZE, C2_SIZE, RTMP_VERSION, Server
 from media_engine.rtmp.playout import CSID_STREAM, PlayoutEnd, PlayoutPlayer, StreamPlayout
 from media_engine.rtmp.playout import play as start_playout
 
+if typing.TYPE_CHECKING:
+    from media_engine.relay.mirror import RemoteStreams
+
 logger = logging.getLogger(__name__)
 
 OUT_CHUNK_SIZE = 4096
@@ -97,10 +100,13 @@ class RtmpSession(asyncio.Protocol):
         on_closed: Callable[[RtmpSession], None] | None = None,
         limits: RtmpLimits | None = None,
         budget: PendingBudget | None = None,
+        remote: RemoteStreams | None = None,
     ) -> None:
-        """``limits`` bound what the peer may make us hold; ``budget`` is the node's, shared by its sessions."""
+        """``limits`` bound what the peer may make us hold; ``budget`` is the node's, shared by its
+        sessions; ``remote`` (the node's mirrors) plays streams that other nodes hold."""
         self.registry = registry
         self.control = control
+        self.remote = remote
         self.handshake_timeout = handshake_timeout
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
@@ -315,8 +321,13 @@ class RtmpSession(asyncio.Protocol):
                         self._connect_then_continue(values, messages, index, nbytes, publishing)
                     )
                     return False
-                if values and values[0] in ("publish", "play") and self._needs_admission(values):
-                    # The admission check may ask a webhook: same pause-and-continue as connect.
+                if (
+                    values
+                    and values[0] in ("publish", "play")
+                    and (self._needs_admission(values) or self._needs_remote(values))
+                ):
+                    # The admission check may ask a webhook, a stream of another node is looked for
+                    # and mirrored: same pause-and-continue as connect.
                     assert self._transport is not None and self._loop is not None
                     self._transport.pause_reading()
                     self._command_task = self._loop.create_task(
@@ -349,7 +360,15 @@ class RtmpSession(asyncio.Protocol):
         publishing: LiveStream | None,
     ) -> None:
         try:
-            values = await self._admit(stream_id, values)
+            if self._needs_admission(values):
+                values = await self._admit(stream_id, values)
+            if self._needs_remote(values):
+                assert self.remote is not None
+                key = self._stream_key(values[2:])
+                assert key is not None
+                await self.remote.ensure(key)  # a mirror in the registry now, or StreamNotFound below
+                if self._closing:
+                    return
             self._on_command(stream_id, values)
             self._continue_reading(messages, index, nbytes, publishing)
         except Exception as exc:
@@ -561,6 +580,16 @@ class RtmpSession(asyncio.Protocol):
             return False  # the command handler refuses it as it is
         direction = PUBLISH if values[0] == "publish" else PLAY
         return self.application.access.checks(direction, "rtmp", key.name)
+
+    def _needs_remote(self, values: list[Any]) -> bool:
+        """Whether a play command names a stream that is not here but may be on another node."""
+        if self.remote is None or values[0] != "play" or self.stream is not None or self.playing is not None:
+            return False
+        name = values[3] if len(values) > 3 and isinstance(values[3], str) else ""
+        name = name.split("?", 1)[0].strip()
+        if not name or self.application is None or not is_valid_stream_name(name):
+            return False
+        return self.registry.get(StreamKey(self.application.vhost, self.application.app, name)) is None
 
     def _request_url(self, raw_name: str) -> str:
         """The URL the client asked for: ``tcUrl/stream?query``, as a signed URL signs it."""

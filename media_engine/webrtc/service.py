@@ -68,7 +68,7 @@ class WebRtcService:
         self.sessions: dict[str, WebRtcSession] = {}
         self.relays: dict[str, WebRtcRelay] = {}
         self._fanouts: dict[LiveStream, WhepFanout] = {}
-        registry.on_ended(self._stream_ended)
+        registry.on_ended(self._stream_ended, mirrors=True)
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -243,6 +243,7 @@ class WebRtcService:
                 except StreamAlreadyLive:
                     raise web.HTTPConflict(text="stream is already live\n") from None
             else:
+                target = await self.server.with_remote(target)  # a stream of another node: mirrored
                 if target.stream is None:
                     raise web.HTTPNotFound(text="stream not found\n")
                 session = await self.play(target.stream, offer)

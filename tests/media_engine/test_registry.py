@@ -166,3 +166,52 @@ def test_readers_joining_at_the_start_get_every_packet_once():
         (TrackKind.VIDEO, False, 0),
         (TrackKind.VIDEO, False, 40),
     ]
+
+
+def test_only_listeners_that_ask_for_mirrors_hear_of_them():
+    registry = StreamRegistry()
+    events: list[str] = []
+    registry.on_started(lambda stream: events.append(f"control started {stream.key.name}"))
+    registry.on_ended(lambda stream: events.append(f"control ended {stream.key.name}"))
+    registry.on_started(lambda stream: events.append(f"packager started {stream.key.name}"), mirrors=True)
+    registry.on_ended(lambda stream: events.append(f"packager ended {stream.key.name}"), mirrors=True)
+    for name, origin in (("local", None), ("mirrored", "node-a")):
+        stream = registry.open(StreamKey("default", "app", name), "rtmp", origin=origin)
+        assert stream.origin == origin
+        stream.push(video_config())
+        stream.push(audio(0, config=True))
+        assert stream.ready and registry.streams()[-1] is stream
+        registry.close(stream)
+    assert events == [
+        "control started local",
+        "packager started local",
+        "control ended local",
+        "packager ended local",
+        "packager started mirrored",
+        "packager ended mirrored",
+    ]
+
+
+def test_a_mirrored_name_cannot_be_published():
+    registry = StreamRegistry()
+    registry.open(KEY, "rtmp", origin="node-a")
+    with pytest.raises(StreamAlreadyLive):
+        registry.open(KEY, "rtmp")
+
+
+def test_passive_sinks_are_not_readers():
+    registry = StreamRegistry()
+    stream = registry.open(KEY, "rtmp")
+    history, packager = [], []
+    stream.add_sink(history.append, passive=True)
+    assert stream.reader_count == 0
+    stream.add_sink(packager.append)
+    reader = stream.subscribe()
+    assert stream.reader_count == 2
+    stream.push(video(0, keyframe=True))
+    assert len(history) == len(packager) == 1
+    stream.remove_sink(packager.append)
+    reader.close()
+    assert stream.reader_count == 0
+    stream.remove_sink(history.append)
+    assert stream.reader_count == 0

@@ -1,0 +1,1 @@
+"""Streams of other nodes played here: mirrors of remote streams (`mirror`)."""
