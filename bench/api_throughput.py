@@ -1,5 +1,8 @@
-"""API throughput with `make run`'s defaults (one Daphne process) while an engine carries live
-streams, measured with wrk beside the floor: a bare Django view on the same server in the same run.
+"""API throughput with `make run`'s defaults while an engine carries live streams, measured with wrk
+beside the floor: a bare Django view on the same server setup in the same run.
+
+The platform is started as `make run` starts it: scripts/run_platform.py (its API processes, one per
+CPU unless STREAMHUB_API_PROCESSES says otherwise, engine, workers, beat) on free ports.
 
 Prints requests per second and latency percentiles at ``--connections`` concurrent clients for
 ``GET /bench/bare`` (the floor), ``GET /v1/vhosts`` (OME) and ``POST /rest-api/stream/find_all`` (WCS).
@@ -24,7 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamhub.settings")  # the test fixtures read settings
 
-from tests.integration.conftest import LiveStreamHub, redis_answers, wait_for  # noqa: E402
+from tests.integration.conftest import LiveStreamHub, _answers, free_port, redis_answers, wait_for  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from rtmp_hls import publishers as rtmp_publishers  # noqa: E402
 
 OME_AUTH = "Basic b21lLWFjY2Vzcy10b2tlbg=="  # the development token "ome-access-token"
 POST_SCRIPT = 'wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -38,30 +44,56 @@ def start_streams(hub: LiveStreamHub, folder: Path, count: int) -> list[subproce
          "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", str(clip)],
         check=True,
     )  # fmt: skip
-    publishers = [
-        subprocess.Popen(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-re",
-                "-stream_loop",
-                "-1",
-                "-i",
-                str(clip),
-                "-c",
-                "copy",
-                "-f",
-                "flv",
-                f"{hub.rtmp}/app/bench{index}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        for index in range(count)
-    ]
+    publishers = rtmp_publishers(f"{hub.rtmp}/app", [f"bench{index}" for index in range(count)], clip)
     wait_for(lambda: len(hub.api("GET", "/v1/vhosts/default/apps/app/streams").json()["response"]) >= count, 60)
     return publishers
+
+
+def start_supervised(hub: LiveStreamHub) -> None:
+    """scripts/run_platform.py (`make run`) on the hub's ports; returns once the API and engine answer."""
+    hub.env.update(
+        {
+            "STREAMHUB_API_HOST": "127.0.0.1",
+            "STREAMHUB_API_PORT": str(hub.port),
+            "STREAMHUB_RTMP_HOST": "127.0.0.1",
+            "STREAMHUB_RTMP_PORT": str(hub.rtmp_port),
+            "STREAMHUB_MEDIA_HTTP_HOST": "127.0.0.1",
+            "STREAMHUB_MEDIA_HTTP_PORT": str(hub.media_port),
+            # The floor's URL map: StreamHub's plus /bench/bare (bench/api_floor).
+            "DJANGO_SETTINGS_MODULE": "bench.api_floor.settings",
+        }
+    )
+    hub._spawn("supervisor", [sys.executable, "scripts/run_platform.py"])
+    log = lambda: hub.log("supervisor")[-3000:]  # noqa: E731
+    wait_for(lambda: _answers(f"{hub.url}/bench/bare"), 300, log)
+    wait_for(lambda: _answers(f"{hub.media}/"), 300, log)
+    processes = int(os.environ.get("STREAMHUB_API_PROCESSES") or os.cpu_count() or 1)
+    # Every API process answers (each has its own socket): a few requests per process reach them all.
+    wait_for(lambda: all(_answers(f"{hub.url}/bench/bare") for _ in range(4 * processes)), 60, log)
+
+
+def start_nginx(folder: Path) -> tuple[subprocess.Popen, str]:
+    """The reference: nginx answering the floor's JSON (one worker per CPU, like the API processes)."""
+    port = free_port()
+    config = folder / "nginx.conf"
+    config.write_text(f"""
+daemon off;
+worker_processes auto;
+pid {folder}/nginx.pid;
+error_log {folder}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ default_type application/json; return 200 '{{"ok": true}}'; }}
+  }}
+}}
+""")
+    process = subprocess.Popen(["nginx", "-c", str(config), "-p", str(folder)], stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/bench/bare"
+    wait_for(lambda: _answers(url), 10)
+    return process, url
 
 
 def wrk(url: str, connections: int, seconds: int, *extra: str) -> dict[str, str]:
@@ -84,31 +116,40 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--streams", type=int, default=10)
     args = parser.parse_args()
-    assert shutil.which("wrk"), "wrk is missing: `make bench` installs it"
+    for tool in ("wrk", "nginx"):
+        assert shutil.which(tool), f"{tool} is missing: `make bench` installs it"
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     assert redis_answers(redis_url), f"no Redis at {redis_url}"
     folder = Path(tempfile.mkdtemp(prefix="api-throughput-"))
     hub = LiveStreamHub(folder, redis_url)
-    hub.env["DJANGO_SETTINGS_MODULE"] = "bench.api_floor.settings"
-    hub.start(engine=True)
     publishers: list[subprocess.Popen] = []
+    nginx = None
     try:
+        start_supervised(hub)
         publishers = start_streams(hub, folder, args.streams)
         post = folder / "post.lua"
         post.write_text(POST_SCRIPT)
         time.sleep(2)
+        load_average = os.getloadavg()[0]  # the machine's load from others, before wrk's
         load = (args.connections, args.seconds)
+        nginx, nginx_url = start_nginx(folder)
         rows = [
+            ("nginx: the same JSON (reference)", wrk(nginx_url, *load)),
             ("GET /bench/bare (floor)", wrk(f"{hub.url}/bench/bare", *load)),
             ("GET /v1/vhosts", wrk(f"{hub.url}/v1/vhosts", *load, "-H", f"Authorization: {OME_AUTH}")),
             ("POST /rest-api/stream/find_all", wrk(f"{hub.url}/rest-api/stream/find_all", *load, "-s", str(post))),
         ]
-        print(f"\nDaphne (one process, DEBUG off), {args.connections} connections, {args.seconds} s each, "
-              f"{args.streams} live streams on the engine, {os.cpu_count()} CPUs")  # fmt: skip
+        api = re.findall(r"started (api-\d+) \(pid", hub.log("supervisor"))
+        print(f"\n`make run` (scripts/run_platform.py: {len(set(api))} Daphne API processes on one port, DEBUG off), "
+              f"{args.connections} connections, {args.seconds} s each, {args.streams} live streams on the engine, "
+              f"{os.cpu_count()} CPUs, load average before: {load_average:.1f}")  # fmt: skip
         print(f"{'request':34} {'req/s':>9} {'p50':>9} {'p99':>9} {'non-2xx':>8}")
         for name, figures in rows:
             print(f"{name:34} {figures['rps']:>9} {figures['50%']:>9} {figures['99%']:>9} {figures['non-2xx']:>8}")
     finally:
+        if nginx is not None:
+            nginx.kill()
+            nginx.wait()
         for publisher in publishers:
             publisher.kill()
             publisher.wait()

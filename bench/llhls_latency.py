@@ -10,9 +10,11 @@ and HLS (``ts:playlist.m3u8``, hls.js defaults). For every frame Chromium presen
 decodes the barcode and takes ``display time - drawn time``: encode, RTMP, packaging, HTTP, the
 player's buffer, decode and composition, all included. Everything runs on one machine (one clock).
 
-    .venv/bin/python bench/llhls_latency.py [--duration 30] [--part 0.5] [--llhls-segment 6] [--hls-segment 4]
+    .venv/bin/python bench/llhls_latency.py [--duration 60] [--part 0.2] [--llhls-segment 6] [--hls-segment 4]
 
-Defaults are the platform's: LL-HLS parts of 0.5 s in 6 s segments, HLS segments of 4 s.
+Defaults are the platform's (`ApplicationConfig`'s LL-HLS settings, as an application without LL-HLS settings
+gets them: 0.2 s parts in 6 s segments; HLS segments of 4 s), and the players are configured as the platform's
+player pages configure hls.js.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from media_engine.control import ApplicationConfig  # noqa: E402
+
+DEFAULTS = ApplicationConfig("default", "app")
 HLS_JS = ROOT / "apps" / "streams" / "static" / "streams" / "vendor" / "hls.js" / "hls.min.js"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 WIDTH, HEIGHT, FPS = 640, 360, 30
@@ -44,8 +50,7 @@ from media_engine.control import ApplicationConfig, StaticControlPlane
 from media_engine.node import EngineNode, NodeAddresses
 
 async def main():
-    config = ApplicationConfig("default", "app", hls_segment_duration={hls}, hls_segment_count=5,
-                               llhls_part_duration={part}, llhls_segment_duration={llhls}, llhls_segment_count=10)
+    config = ApplicationConfig("default", "app", hls_segment_duration={hls}, hls_segment_count=5, **{llhls})
     node = EngineNode(StaticControlPlane([config]),
                       NodeAddresses(rtmp_host="127.0.0.1", rtmp_port=0, http_host="127.0.0.1", http_port=0))
     await node.start()
@@ -182,14 +187,21 @@ def summary(name: str, samples: list[list[float]], stalls: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds measured after the warm-up")
-    parser.add_argument("--part", type=float, default=0.5, help="LL-HLS part target (s)")
-    parser.add_argument("--llhls-segment", type=float, default=6.0, help="LL-HLS segment duration (s)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds measured after the warm-up")
+    parser.add_argument("--part", type=float, default=DEFAULTS.llhls_part_duration, help="LL-HLS part target (s)")
+    parser.add_argument(
+        "--llhls-segment", type=float, default=DEFAULTS.llhls_segment_duration, help="LL-HLS segment duration (s)"
+    )
     parser.add_argument("--hls-segment", type=float, default=4.0, help="HLS segment duration (s)")
     args = parser.parse_args()
     assert Path(CHROMIUM).exists(), f"Chromium is missing at {CHROMIUM}"
 
-    script = ENGINE.format(root=str(ROOT), hls=args.hls_segment, part=args.part, llhls=args.llhls_segment)
+    llhls = {}  # the platform's defaults unless told otherwise
+    if args.part != DEFAULTS.llhls_part_duration:
+        llhls["llhls_part_duration"] = args.part
+    if args.llhls_segment != DEFAULTS.llhls_segment_duration:
+        llhls["llhls_segment_duration"] = args.llhls_segment
+    script = ENGINE.format(root=str(ROOT), hls=args.hls_segment, llhls=llhls)
     engine = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
     stop = threading.Event()
     encoder = None
@@ -199,6 +211,10 @@ def main() -> int:
         base = f"http://127.0.0.1:{http_port}/app/clock"
         wait_playlist(f"{base}/chunklist_0_video_llhls.m3u8", 2)
         wait_playlist(f"{base}/ts:playlist.m3u8", 3)
+        chunklist = urllib.request.urlopen(f"{base}/chunklist_0_video_llhls.m3u8", timeout=5).read().decode()
+        print(
+            " ".join(line for line in chunklist.splitlines() if line.startswith(("#EXT-X-PART-INF", "#EXT-X-SERVER")))
+        )
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM,

@@ -361,7 +361,10 @@ class Sampler:
         return max(self.peak, rss_mb(process_tree(self.pid)))
 
 
-def publish(server: Server, streams: int, seconds: int, source: Path) -> list[subprocess.Popen]:
+def publishers(base_url: str, names: list[str], source: Path, seconds: int | None = None) -> list[subprocess.Popen]:
+    """One ffmpeg per name copying ``source`` in a loop, in real time, to ``base_url/name`` (RTMP), for
+    ``seconds`` (None: until killed). Also used by bench/api_throughput.py."""
+    limit = ["-t", str(seconds)] if seconds is not None else []
     return [
         subprocess.Popen(
             [
@@ -375,17 +378,21 @@ def publish(server: Server, streams: int, seconds: int, source: Path) -> list[su
                 str(source),
                 "-c",
                 "copy",
-                "-t",
-                str(seconds),
+                *limit,
                 "-f",
                 "flv",
-                f"rtmp://127.0.0.1:{server.rtmp_port}/app/s{index}",
+                f"{base_url}/{name}",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        for index in range(streams)
+        for name in names
     ]
+
+
+def publish(server: Server, streams: int, seconds: int, source: Path) -> list[subprocess.Popen]:
+    names = [f"s{index}" for index in range(streams)]
+    return publishers(f"rtmp://127.0.0.1:{server.rtmp_port}/app", names, source, seconds)
 
 
 def profiler(pid: int, seconds: int, output: Path | None) -> subprocess.Popen | None:

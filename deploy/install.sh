@@ -2,7 +2,8 @@
 # Installs StreamHub as systemd services that start at boot and restart on failure (logs: journalctl).
 # Run as root from the checkout that will serve (README "Run in production"):  deploy/install.sh
 # Settings: STREAMHUB_USER (streamhub), STREAMHUB_CONF_DIR (/etc/streamhub), SYSTEMD_UNIT_DIR
-# (/etc/systemd/system). Running it again updates the units and keeps the settings file.
+# (/etc/systemd/system), STREAMHUB_API_PROCESSES (API server processes on the API port, one per CPU).
+# Running it again updates the units and keeps the settings file.
 set -eu
 root="$(cd "$(dirname "$0")/.." && pwd)"
 user="${STREAMHUB_USER:-streamhub}"
@@ -34,11 +35,18 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     || runuser -u postgres -- createdb -O "$user" streamhub
 fi
 
-"$root/deploy/render-units.sh" "$units" "$user" "$conf"
+# Before 2026-12 one API unit (streamhub-api.service) served the port alone: replaced by instances of
+# streamhub-api@.service, which share it.
+if [ -f "$units/streamhub-api.service" ]; then
+  [ -d /run/systemd/system ] && systemctl disable --now streamhub-api.service >/dev/null 2>&1 || true
+  rm -f "$units/streamhub-api.service"
+fi
+"$root/deploy/render-units.sh" "$units" "$user" "$conf" "${STREAMHUB_API_PROCESSES:-$(nproc)}"
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   systemctl enable --now redis-server >/dev/null 2>&1 || true
   systemctl enable --now streamhub.target
+  systemctl start streamhub.target  # starts API instances added by a larger STREAMHUB_API_PROCESSES
   echo "StreamHub is running: systemctl status 'streamhub-*'; logs: journalctl -u 'streamhub-*' -f"
 else
   echo "Units installed in $units, but systemd is not running here: start them on the next boot," \

@@ -112,10 +112,13 @@ class AccessRules:
     misconfigured: str = ""  # not empty: refuse everything enabled, with this reason (fail closed)
     # The secret of internal job tokens (shared with the workers; empty: no job is let in by token).
     job_secret: str = field(default="", repr=False, compare=False)
+    # Not empty: publishes are refused with this reason unless a platform job's token lets them in
+    # (an edge node of an origin-edge cluster takes no publishers, as WCS and OME edges do).
+    publish_refused: str = ""
 
     def checks(self, direction: str, protocol: str, stream: str) -> bool:
         """Whether a request needs `admit()` at all (False: let it in without looking further)."""
-        if self.misconfigured:
+        if self.misconfigured or (self.publish_refused and direction == PUBLISH):
             return True
         if self.signed_policy is not None and self.signed_policy.enables.covers(direction, protocol):
             return True
@@ -396,6 +399,8 @@ async def admit(rules: AccessRules, request: AdmissionRequest, *, clock: Callabl
     job_token = request.query.get(internal_auth.JOB_QUERY_KEY)
     if job_token is not None:
         return check_job_token(request, rules, job_token, clock())
+    if rules.publish_refused and direction == PUBLISH:
+        return Decision(False, rules.publish_refused)
     if rules.misconfigured:
         return Decision(False, rules.misconfigured)
     now = clock()

@@ -21,7 +21,8 @@ class ApplicationConfig:
     app: str
     hls_segment_duration: float = 6.0
     hls_segment_count: int = 5
-    llhls_part_duration: float = 0.5
+    # 0.2 s parts (whole frames at 25/30/50/60 fps) with PART-HOLD-BACK 0.6 s: under 1 s glass-to-glass.
+    llhls_part_duration: float = 0.2
     llhls_segment_duration: float = 6.0
     llhls_segment_count: int = 10
     # Who may publish and play (signed policy, ACL keys, admission webhook); open by default.

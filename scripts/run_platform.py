@@ -1,6 +1,12 @@
 """Run the whole platform in the foreground and keep it running: Redis (if none answers), the API
-server (Daphne) and its HTTPS proxy (ports open while a vhost has a certificate), the media engine
-node, three Celery workers and Celery beat.
+servers (Daphne, STREAMHUB_API_PROCESSES of them, one per CPU by default, all on the one API port)
+and their HTTPS proxy (ports open while a vhost has a certificate), the media engine node, three
+Celery workers and Celery beat.
+
+Each API process gets listening sockets of its own on the API port (and on the TLS proxy's loopback
+port), made here with SO_REUSEPORT and handed over as systemd would (`daphne -e systemd:...`): the
+kernel spreads new connections over the processes, and the socket of a process that dies closes
+with it, so connections go to the others until it is back.
 
 A child that dies is started again after a pause that doubles while it keeps dying soon after its
 start (1 s, 2 s, 4 s ... at most 30 s), so a crash loop never becomes a busy loop; the others go on
@@ -12,6 +18,7 @@ Settings come from the environment (and `.env`), as for every StreamHub process.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import shutil
 import signal
@@ -37,6 +44,8 @@ STABLE_AFTER = 30.0
 # How long children get to finish after SIGTERM before they are killed.
 STOP_TIMEOUT = 15.0
 POLL_INTERVAL = 0.2
+# The first file descriptor of sockets handed to a child (as systemd does: SD_LISTEN_FDS_START).
+LISTEN_FDS_START = 3
 
 
 def read_dotenv() -> None:
@@ -77,20 +86,33 @@ def check_development_secrets() -> None:
         raise SystemExit(2)
 
 
+def api_processes() -> int:
+    """STREAMHUB_API_PROCESSES: how many Daphne processes serve the API port (default: one per CPU)."""
+    value = os.environ.get("STREAMHUB_API_PROCESSES", "").strip()
+    count = int(value) if value else (os.cpu_count() or 1)
+    if count < 1:
+        raise SystemExit(f"STREAMHUB_API_PROCESSES must be 1 or more, not {value!r}.")
+    return count
+
+
+def api_listen() -> tuple[tuple[str, int], ...]:
+    """Where each API process listens (on sockets made at each of its starts)."""
+    addresses = [(os.environ.get("STREAMHUB_API_HOST", "0.0.0.0"), int(os.environ.get("STREAMHUB_API_PORT", "8081")))]
+    if os.environ.get("STREAMHUB_API_TLS_PORTS", "8082,8444").strip():
+        # HTTPS (8082, 8444): the TLS proxy decrypts and hands requests to this loopback-only port.
+        addresses.append(("127.0.0.1", int(os.environ.get("STREAMHUB_API_TLS_UPSTREAM_PORT", "8090"))))
+    return tuple(addresses)
+
+
 def commands() -> list[tuple[str, list[str]]]:
-    api_host = os.environ.get("STREAMHUB_API_HOST", "0.0.0.0")
-    api_port = os.environ.get("STREAMHUB_API_PORT", "8081")
     var_dir = Path(os.environ.get("STREAMHUB_VAR_DIR", str(ROOT / "var")))
     celery = [PYTHON, "-m", "celery", "-A", "streamhub"]
     worker = [*celery, "worker", "--loglevel", "INFO"]
-    api = [PYTHON, "-m", "daphne", "-b", api_host, "-p", api_port]
     https = os.environ.get("STREAMHUB_API_TLS_PORTS", "8082,8444").strip()
-    if https:
-        # HTTPS (8082, 8444): the TLS proxy decrypts and hands requests to this loopback-only port.
-        upstream = os.environ.get("STREAMHUB_API_TLS_UPSTREAM_PORT", "8090")
-        api += ["-e", f"tcp:port={upstream}:interface=127.0.0.1"]
+    # Daphne serves on the sockets of api_listen(), given at each start (Child.listen).
+    api = [PYTHON, "-m", "daphne", "streamhub.asgi:application"]
     return [
-        ("api", [*api, "streamhub.asgi:application"]),
+        *((f"api-{index}", api) for index in range(1, api_processes() + 1)),
         *([("tls-proxy", [PYTHON, "manage.py", "runtlsproxy"])] if https else []),
         ("engine", [PYTHON, "manage.py", "runengine"]),
         # Media jobs (record, push...) block on I/O for hours: a thread pool of their own queue;
@@ -104,6 +126,58 @@ def commands() -> list[tuple[str, list[str]]]:
         # restarted on its own and a control worker's restart never leaves a second beat behind.
         ("beat", [*celery, "beat", "--loglevel", "INFO", "-s", str(var_dir / "celerybeat-schedule")]),
     ]
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port that other processes' sockets share (SO_REUSEPORT): the
+    kernel spreads new connections over them."""
+    family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    listener = socket.socket(family, kind, protocol)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(address)
+        listener.listen(1024)  # Twisted's own default (50) drops connections under bursts of clients
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def check_api_ports_free() -> None:
+    """Refuse to start beside another server on the API ports: SO_REUSEPORT would let a second
+    platform (a second `make run`) share them silently instead of failing."""
+    for host, port in api_listen():
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                raise SystemExit(
+                    f"The API port {host}:{port} is in use ({error.strerror}): is StreamHub running already?"
+                ) from None
+
+
+def adopt_arguments(listeners: list[socket.socket]) -> list[str]:
+    """Daphne's arguments to serve on inherited listening sockets (as systemd socket activation hands
+    them over: file descriptors 3, 4 ... with LISTEN_FDS and LISTEN_PID, see `_hand_over_sockets`)."""
+    return [
+        arg
+        for index, listener in enumerate(listeners)
+        for arg in ("-e", f"systemd:domain={'INET6' if listener.family == socket.AF_INET6 else 'INET'}:index={index}")
+    ]
+
+
+def _hand_over_sockets(filenos: list[int]) -> None:
+    """In the child before exec: the listening sockets on descriptors 3, 4 ... and the environment
+    that says so (sd_listen_fds(3): LISTEN_FDS, LISTEN_FDNAMES, and LISTEN_PID naming this process)."""
+    high = [fcntl.fcntl(fileno, fcntl.F_DUPFD_CLOEXEC, 100) for fileno in filenos]  # out of the way of 3, 4 ...
+    for index, fileno in enumerate(high):
+        os.dup2(fileno, LISTEN_FDS_START + index)  # inheritable: kept open through exec
+    os.environ["LISTEN_FDS"] = str(len(filenos))
+    os.environ["LISTEN_FDNAMES"] = ":".join(f"api{index}" for index in range(len(filenos)))  # Twisted wants names too
+    os.environ["LISTEN_PID"] = str(os.getpid())
 
 
 def _die_with_supervisor() -> None:
@@ -122,6 +196,8 @@ class Child:
 
     name: str
     command: list[str]
+    # Addresses the child serves on sockets made here at each start (its last argument stays last).
+    listen: tuple[tuple[str, int], ...] = ()
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     crashes: int = 0  # deaths in a row, each soon after its start
@@ -131,15 +207,35 @@ class Child:
         """Start the process; one that cannot even be started counts as a crash, restarted later."""
         self.started_at = time.monotonic()
         self.restart_at = None
+        listeners: list[socket.socket] = []
+        command = self.command
         try:
+            for host, port in self.listen:
+                listeners.append(listening_socket(host, port))
+            filenos = [sock.fileno() for sock in listeners]
+            if listeners:
+                command = [*self.command[:-1], *adopt_arguments(listeners), self.command[-1]]
+
+            def prepare() -> None:
+                _die_with_supervisor()
+                if filenos:
+                    _hand_over_sockets(filenos)
+
             # preexec_fn is safe here: the supervisor runs no threads.
-            self.process = subprocess.Popen(self.command, preexec_fn=_die_with_supervisor)
+            # close_fds=False: the sockets moved to 3, 4 ... in prepare() must stay open; every other
+            # descriptor of this process is close-on-exec (PEP 446), the sockets' originals too.
+            self.process = subprocess.Popen(command, preexec_fn=prepare, close_fds=not filenos)
         except OSError as error:
             self.process = None
             delay = self.schedule_restart(self.started_at)
             say(f"{self.name} could not be started ({error}): trying again in {delay:g} s", error=True)
             return
-        say(f"started {self.name} (pid {self.process.pid}): {' '.join(self.command)}")
+        finally:
+            # The child holds its sockets now: closed here, they close when it dies (no connection then
+            # waits on a dead process's socket).
+            for sock in listeners:
+                sock.close()
+        say(f"started {self.name} (pid {self.process.pid}): {' '.join(command)}")
 
     @property
     def running(self) -> bool:
@@ -251,9 +347,12 @@ def main() -> int:
     read_dotenv()
     os.chdir(ROOT)
     check_development_secrets()
+    check_api_ports_free()
     redis_url = urlparse(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     redis = start_redis(redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
-    children = ([redis] if redis else []) + [Child(name, command) for name, command in commands()]
+    children = ([redis] if redis else []) + [
+        Child(name, command, api_listen() if name.startswith("api-") else ()) for name, command in commands()
+    ]
 
     stop_requests: list[int] = []
 

@@ -2,12 +2,16 @@
 
 import os
 
+import django
 from django.conf import settings
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "streamhub.settings")
+django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application() does
 
-django_asgi_app = get_asgi_application()
+from streamhub.asgi_handler import PooledThreadASGIHandler  # noqa: E402
+
+# Django's handler, with each request's thread taken from a pool of kept ones (streamhub/asgi_handler.py).
+django_asgi_app = PooledThreadASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

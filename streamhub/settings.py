@@ -100,6 +100,8 @@ INSTALLED_APPS = [
     "apps.calls",
 ]
 
+# Under Daphne, Django's classes here run as their event-loop versions (streamhub/inline_middleware.py,
+# loaded by streamhub/asgi_handler.py): Django would hop to a thread for every hook of every request.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Async-capable (like every middleware here), so WCS v3 calls await their jobs without holding a thread.
@@ -143,10 +145,20 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 's
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (API server, engine, workers) share the file: wait for locks instead of failing
     # (a transaction takes the write lock when it begins, since SQLite cannot wait for a read lock to
-    # become a write lock), and let readers read while one writes (WAL).
+    # become a write lock), and let readers read while one writes (WAL). In WAL mode synchronous=NORMAL
+    # syncs to disk at checkpoints instead of every commit (the engine commits every heartbeat); the
+    # file stays consistent, a power cut may lose the last commits (counters, as a heartbeat later).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
+# Database connections are kept between requests (each API request thread is a kept one, see
+# streamhub/asgi_handler.py) for this many seconds (0: a new connection per request), checked before reuse.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("STREAMHUB_DB_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -261,6 +273,17 @@ STREAMHUB_INTERNAL_TOKEN_TTL = env.int("STREAMHUB_INTERNAL_TOKEN_TTL", default=2
 # Public base URL of the media HTTP port for player links (default: this host on the node's port).
 STREAMHUB_MEDIA_URL = env.str("STREAMHUB_MEDIA_URL", default="")
 ENGINE_HEARTBEAT_INTERVAL = env.float("STREAMHUB_ENGINE_HEARTBEAT", default=2.0)
+# The node's role in an origin-edge cluster (README "Origin-edge cluster"): origin (takes publishes),
+# edge (refuses publishes, plays any stream of the cluster by pulling it from its origin on the first
+# viewer, the pull ending STREAMHUB_EDGE_LINGER s after the last one) or transcoder (CDN profiles).
+ENGINE_NODE_ROLE = env.str("STREAMHUB_NODE_ROLE", default="origin").strip().lower()
+if ENGINE_NODE_ROLE not in ("origin", "edge", "transcoder"):
+    raise ImproperlyConfigured("STREAMHUB_NODE_ROLE must be origin, edge or transcoder")
+ENGINE_EDGE_LINGER = env.float("STREAMHUB_EDGE_LINGER", default=10.0)
+# How long a viewer of {stream}-{profile} on an edge waits for the CDN profile's transcode to start.
+ENGINE_EDGE_TRANSCODE_WAIT = env.float("STREAMHUB_EDGE_TRANSCODE_WAIT", default=20.0)
+# A CDN profile's transcode stops once no edge has pulled its rendition for this long (and nobody plays it).
+ENGINE_EDGE_TRANSCODE_IDLE = env.float("STREAMHUB_EDGE_TRANSCODE_IDLE", default=30.0)
 # A node silent for this many seconds is gone: its streams are marked ended.
 ENGINE_NODE_TIMEOUT = env.float("STREAMHUB_ENGINE_NODE_TIMEOUT", default=15.0)
 # HLS/LL-HLS segments and parts are files under this folder (out of the engine's heap); empty: a
@@ -388,3 +411,10 @@ API_HOST = env.str("STREAMHUB_API_HOST", default="0.0.0.0")
 SIP_BIND_HOST = env.str("STREAMHUB_SIP_BIND_HOST", default="")
 SIP_PUBLIC_ADDRESS = env.str("STREAMHUB_SIP_PUBLIC_ADDRESS", default="")
 SIP_CALL_HISTORY_SECONDS = env.float("STREAMHUB_SIP_CALL_HISTORY", default=300.0)
+# Each call's PJSIP log (VAR_DIR/sip/call-<id>.log): PJSIP's level (0-6; 4 and up show every SIP
+# message), and the size at which it is rotated once (call-<id>.log.1), so a call keeps at most
+# about twice that. Removed with the call's row (STREAMHUB_JOB_HISTORY_DAYS).
+SIP_LOG_LEVEL = env.int("STREAMHUB_SIP_LOG_LEVEL", default=3)
+SIP_LOG_MAX_BYTES = env.int("STREAMHUB_SIP_LOG_MAX_BYTES", default=1048576)
+if not 0 <= SIP_LOG_LEVEL <= 6 or SIP_LOG_MAX_BYTES < 0:
+    raise ImproperlyConfigured("STREAMHUB_SIP_LOG_LEVEL must be 0-6 and STREAMHUB_SIP_LOG_MAX_BYTES >= 0.")

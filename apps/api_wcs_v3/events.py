@@ -1,5 +1,6 @@
 """The events that may finish a running v3 job: a pull, push or record changing state (in the
-worker that runs it, or the API that stops it) and a stream going live (in its engine node). Each
+worker that runs it, or the API that stops it), a stream going live (in its engine node) and a SIP
+call changing status (in the worker that runs it). Each
 asks the jobs waiting on that row whether they are done (``recheck_watching``); rows no job waits
 for cost one indexed query.
 
@@ -28,7 +29,12 @@ def on_stream_went_live(sender, stream, **kwargs) -> None:
         recheck_watching(f"pull:{pull.pk}")
 
 
+def on_call_status_changed(sender, call, **kwargs) -> None:
+    recheck_watching(f"call:{call.pk}")
+
+
 def connect() -> None:
+    from apps.calls.models import Call, call_status_changed
     from apps.multi_recorder.models import MultiRecorder
     from apps.pull.models import Pull
     from apps.push.models import Push
@@ -39,3 +45,4 @@ def connect() -> None:
             on_stream_job_changed(kind), sender=model, weak=False, dispatch_uid=f"async-jobs-{kind}"
         )
     stream_went_live.connect(on_stream_went_live, weak=False, dispatch_uid="async-jobs-stream-live")
+    call_status_changed.connect(on_call_status_changed, sender=Call, weak=False, dispatch_uid="async-jobs-call")

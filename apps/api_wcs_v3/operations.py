@@ -167,6 +167,43 @@ def multi_recorder_operation(method: Method) -> Operation:
     return Operation(start, check, stop)
 
 
+# -- SIP calls: /call/startup --------------------------------------------------------------------------
+
+
+def call_operation(method: Method) -> Operation:
+    """Done once the call is answered (ESTABLISHED) or has ended (FAILED: rejected, unreachable,
+    registration refused; or already FINISHED): the result is the Call object, as /call/find shows
+    it, whose ``status`` and ``sipMessage`` tell how it went. v2's /call/startup is ``void`` and the
+    spec says nothing of v3's answer: a call that failed is an outcome of placing it, as WCS reports
+    it in the Call object, not an error of the API (v2 errors, 400 and 409, fail the job before any
+    SIP). Cancelled at its timeout while still ringing: the call is hung up (CANCEL)."""
+    from apps.api_wcs.views.calls import call_to_wcs
+    from apps.calls.choices import ENDED_STATUSES, CallStatus
+    from apps.calls.models import Call
+    from apps.calls.services import terminate_call
+
+    def start(request: dict) -> Started:
+        call_v2(method, request)
+        # The call just created with this callId (it may have ended already: the newest is it).
+        call = Call.objects.filter(application=wcs_application(), call_id=request["callId"]).order_by("-pk").first()
+        if call is None:
+            raise JobFailed(500, "Internal error: the call ended at once")
+        return Started(None, {"call": call.pk}, f"call:{call.pk}")
+
+    def check(request: dict, handle: dict) -> Done | None:
+        call = Call.objects.select_related("application").get(pk=handle["call"])
+        if call.status == CallStatus.ESTABLISHED or call.status in ENDED_STATUSES:
+            return Done(call_to_wcs(call))
+        return None
+
+    def stop(request: dict, handle: dict) -> None:
+        call = Call.objects.filter(pk=handle["call"], state__in=ACTIVE_STATES).first()
+        if call is not None:
+            terminate_call(call)
+
+    return Operation(start, check, stop)
+
+
 def handler_operation(method: Method) -> Operation:
     """A method marked ``runs_as_job`` with nothing to wait for after its handler."""
     return Operation(lambda request: Started(call_v2(method, request)))
@@ -181,7 +218,13 @@ LONG_METHODS: dict[str, Callable[[Method], Operation]] = {
     "stream/startRecording": record_operation,
     "recorder/startup": record_operation,
     "multipleRecorder/startup": multi_recorder_operation,
+    "call/startup": call_operation,
 }
+
+
+# What a long method's job answers where it differs from its v2 answer: the schema component of its
+# result (the v3 OpenAPI document shows it).
+V3_RESULTS: dict[str, str] = {"call/startup": "CallObject"}
 
 
 def is_long(method: Method) -> bool:

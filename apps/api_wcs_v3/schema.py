@@ -13,7 +13,7 @@ from drf_spectacular.renderers import OpenApiYamlRenderer
 from drf_spectacular.settings import patched_settings
 
 from apps.api_wcs.urls import METHODS
-from apps.api_wcs_v3.operations import is_long
+from apps.api_wcs_v3.operations import V3_RESULTS, is_long
 
 V2_PREFIX = "/rest-api/"
 V3_PREFIX = "/rest-api/v3/"
@@ -68,6 +68,8 @@ def v3_document() -> dict:
             operation.setdefault("parameters", []).append(PREFER)
             done = operation["responses"].get("200", {})
             result = done.get("content", {}).get("application/json", {}).get("schema")
+            if route in V3_RESULTS:
+                result = {"$ref": f"#/components/schemas/{V3_RESULTS[route]}"}
             done["description"] = (
                 "Done within the wait: the method's answer (" + ("below" if result else "empty body") + "); "
                 "or the Job in its final state CANCELLED (`error`: the reason) when its timeout cancelled it "

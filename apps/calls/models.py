@@ -3,16 +3,21 @@ how the call goes (WCS status, far end, codec, duration), and the commands waiti
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.db import models
+from django.dispatch import Signal
 from django.utils import timezone
 
 from apps.calls.choices import ENDED_STATUSES, CallStatus, CommandKind, InjectKind
 from apps.jobs.choices import ACTIVE_STATES, JobState
 from apps.jobs.models import StreamJob
 
+logger = logging.getLogger(__name__)
 DEFAULT_SIP_PORT = 5060
+# Sent after a call's status changed (``Call.set_status``); kwargs: call. WCS v3 waiters listen to it.
+call_status_changed = Signal()
 
 
 class Call(StreamJob):
@@ -102,6 +107,9 @@ class Call(StreamJob):
         if status in ENDED_STATUSES and self.ended_at is None:
             self.ended_at = timezone.now()
         self.save(update_fields=["status", "reason", "established_at", "ended_at"])
+        for receiver, result in call_status_changed.send_robust(sender=type(self), call=self):
+            if isinstance(result, Exception):
+                logger.error("%s: receiver %s of call_status_changed failed: %r", self, receiver, result)
 
     def redial(self) -> None:
         """A worker places the call (again, after its last worker died): the status starts over."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -35,6 +36,11 @@ class CallNotEstablished(Exception):
 
 class SourceNotFound(Exception):
     """The file or the stream to inject does not exist."""
+
+
+def call_log_folder() -> Path:
+    """Where the SIP agents of this machine write their calls' logs."""
+    return Path(settings.VAR_DIR) / "sip"
 
 
 def call_task():

@@ -11,11 +11,14 @@ from django.conf import settings
 
 from apps.calls.choices import CallStatus, CommandKind, InjectKind
 from apps.calls.models import Call, CallCommand
+from apps.calls.services import call_log_folder
 from apps.engine.models import EngineNode
+from apps.jobs.choices import ACTIVE_STATES
 from apps.jobs.runner import JobFailed, StopCheck, run_stream_job
 from apps.streams.models import Stream
 from media_engine.internal_auth import redact_url
 from media_engine.sip.agent import CallSpec
+from media_engine.sip.logs import call_log_path, prune_call_logs
 from media_engine.sip.process import CallProcess
 
 logger = logging.getLogger(__name__)
@@ -110,6 +113,7 @@ def call_spec(call: Call, publish_urls: list[str]) -> CallSpec:
         publish_urls=publish_urls,
         bind_host=settings.SIP_BIND_HOST,
         public_address=settings.SIP_PUBLIC_ADDRESS,
+        log_level=settings.SIP_LOG_LEVEL,
     )
 
 
@@ -121,9 +125,16 @@ def run_media(call: Call, node: EngineNode | None, should_stop: StopCheck) -> st
     if call.push_target:
         publish_urls.append(call.push_target)
     call.mark_started()
-    log_folder = settings.VAR_DIR / "sip"
+    log_folder = call_log_folder()
     log_folder.mkdir(parents=True, exist_ok=True)
-    agent = CallProcess(call_spec(call, publish_urls), log_path=log_folder / f"call-{call.pk}.log")
+    # Logs of calls pruned elsewhere (a call's row is pruned where the beat runs, maybe not here) go by age.
+    live = Call.objects.filter(state__in=ACTIVE_STATES).values_list("pk", flat=True)
+    prune_call_logs(log_folder, settings.JOB_HISTORY_DAYS * 86400, keep=set(live))
+    agent = CallProcess(
+        call_spec(call, publish_urls),
+        log_path=call_log_path(log_folder, call.pk),
+        log_max_bytes=settings.SIP_LOG_MAX_BYTES,
+    )
     try:
         CallJob(call, agent, should_stop).run()
     finally:

@@ -1,13 +1,27 @@
-"""CDN services: transcoding profiles (validated as WCS documents them) and the node states WCS's
-CDN shows (an engine node in GROUP_CONNECTION_ALLOWED takes no new pulls)."""
+"""CDN services: transcoding profiles (validated as WCS documents them), the node states WCS's
+CDN shows (an engine node in GROUP_CONNECTION_ALLOWED takes no new pulls), and the origin-edge
+cluster: where an edge pulls a stream from (`locate`), renditions of CDN profiles made on request
+(`start_profile_transcode`), and the routes edges report (`sync_routes`, `clean_routes`)."""
 
 from __future__ import annotations
 
+import logging
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from django.db import transaction
+from django.db import models, transaction
+from django.utils import timezone
 
-from apps.cdn.models import CdnProfile
+from apps.cdn.models import CdnProfile, StreamRoute
+from apps.engine.choices import NodeRole, ProcessingState
+from apps.engine.models import EngineNode
+from apps.jobs import services as jobs
+from apps.jobs.choices import ACTIVE_STATES, RUNNING_STATES
+from apps.streams.choices import StreamState
+from apps.streams.models import Stream
+
+logger = logging.getLogger(__name__)
 
 VIDEO_CODECS = ("h264", "vp8")
 AUDIO_CODECS = ("aac", "opus", "pcma", "pcmu", "mp3")
@@ -96,3 +110,232 @@ def remove_profile(name: str) -> None:
     deleted, _ = CdnProfile.objects.filter(name=name).delete()
     if not deleted:
         raise ProfileNotFound(name)
+
+
+# --- origin-edge routes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Where an edge pulls a stream from: the RTMP URL (with an internal job token: log it through
+    internal_auth.redact_url), the holding node's id and its media HTTP base URL."""
+
+    url: str
+    origin: str
+    http_base: str
+
+
+@dataclass(frozen=True)
+class MirrorState:
+    """One mirror (pull) of an edge, as its engine reports it every heartbeat."""
+
+    vhost: str
+    app: str
+    name: str
+    origin: str
+    started_at: float  # wall clock
+    viewers: int
+    bytes_in: int
+    state: str = ""
+
+
+# The WCS transcoders that make CDN profile renditions for edges (others are the API's own).
+CDN_TRANSCODER_URI = "transcoder://cdn/"
+
+
+class TranscodeRefused(Exception):
+    """A {stream}-{profile} that cannot be produced (the message says why)."""
+
+
+def holder_of(stream: Stream) -> Holder:
+    node = stream.node
+    app = stream.application
+    return Holder(
+        url=node.rtmp_url(app.name, stream.name, vhost=app.virtual_host.name),
+        origin=node.node_id,
+        http_base=f"http://{node.address}:{node.media_http_port}",
+    )
+
+
+def holding_stream(edge_id: str, vhost: str, app: str, name: str) -> Stream | None:
+    """The live row of ``vhost/app/name`` on a node an edge may pull from: alive, an origin or a
+    transcoder, allowing routing (WCS /cdn/enforce_state), not the edge itself."""
+    stream = (
+        Stream.objects.live()
+        .select_related("node", "application__virtual_host")
+        .filter(application__virtual_host__name=vhost, application__name=app, name=name)
+        .exclude(node__node_id=edge_id)
+        .exclude(node__isnull=True)
+        .filter(node__role__in=[NodeRole.ORIGIN, NodeRole.TRANSCODER])
+        .first()
+    )
+    if stream is None or not stream.node.allows_routing:
+        return None
+    return stream
+
+
+def edge_takes_routes(edge_id: str) -> bool:
+    """An edge set to GROUP_CONNECTION_ALLOWED (WCS /cdn/enforce_state) starts no new pulls."""
+    node = EngineNode.objects.filter(node_id=edge_id).first()
+    return node is not None and node.processing_state == ProcessingState.NEW_STREAMS_ALLOWED
+
+
+def locate(edge_id: str, vhost: str, app: str, name: str) -> Holder | None:
+    """Where the edge ``edge_id`` pulls ``vhost/app/name`` from; None when no node of the cluster may
+    give it (unknown stream, its node dead or out of routing, this edge out of routing)."""
+    if not edge_takes_routes(edge_id):
+        return None
+    stream = holding_stream(edge_id, vhost, app, name)
+    return holder_of(stream) if stream is not None else None
+
+
+def profile_of(name: str) -> tuple[str, CdnProfile] | None:
+    """``{stream}-{profile}`` (WCS's naming: the profile "-720p" or "720p" makes "cam-720p"): the
+    input stream's name and the profile; None if no profile's suffix ends ``name``."""
+    for profile in CdnProfile.objects.all():
+        suffix = profile.name if profile.name.startswith("-") else f"-{profile.name}"
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], profile
+    return None
+
+
+def transcoder_node(edge_id: str) -> EngineNode | None:
+    """The node a CDN profile's rendition is published to: an alive transcoder allowing new streams
+    (the least loaded), else None (the rendition goes to the origin of its input)."""
+    nodes = EngineNode.objects.filter(role=NodeRole.TRANSCODER, processing_state=ProcessingState.NEW_STREAMS_ALLOWED)
+    alive = [node for node in nodes.order_by("load_streams", "node_id") if node.is_alive]
+    return alive[0] if alive else None
+
+
+def profile_encoder(profile: CdnProfile) -> dict:
+    """A CDN profile as a WCS transcoder's encoder object (video) plus its audio part."""
+    video = profile.video or {}
+    codec = str(video.get("codec") or "h264").lower()
+    if codec != "h264":
+        raise TranscodeRefused(f"profile {profile.name}: video codec {codec} cannot be carried over RTMP to edges")
+    encoder = {"type": "H264"}
+    for ours, theirs in (("width", "width"), ("height", "height"), ("fps", "fps"), ("bitrate", "bitrate")):
+        if video.get(ours):
+            encoder[theirs] = video[ours]
+    if video.get("gop"):
+        encoder["keyFrameInterval"] = video["gop"]
+    if video.get("preset"):
+        encoder["preset"] = video["preset"]
+    audio = profile.audio or {}
+    if audio:
+        audio_codec = str(audio.get("codec") or "aac").lower()
+        if audio_codec != "aac":
+            raise TranscodeRefused(f"profile {profile.name}: audio codec {audio_codec} cannot be carried over RTMP")
+        encoder["cdnAudio"] = {key: audio[key] for key in ("rate", "bitrate", "channels") if key in audio}
+    return encoder
+
+
+def start_profile_transcode(edge_id: str, vhost: str, app: str, name: str) -> bool:
+    """For a viewer of ``{stream}-{profile}`` on an edge: make sure one WCS transcoder produces that
+    rendition (on a transcoder node, else the input's origin) for all edges. False if ``name`` is
+    no profile of a stream the cluster holds."""
+    from apps.transcoding.models import WcsTranscoder
+    from apps.transcoding.transcoders import wcs_transcoder_task
+
+    if not edge_takes_routes(edge_id):
+        return False
+    found = profile_of(name)
+    if found is None:
+        return False
+    input_name, profile = found
+    source = holding_stream(edge_id, vhost, app, input_name)
+    if source is None:
+        return False
+    encoder = profile_encoder(profile)
+    uri = f"{CDN_TRANSCODER_URI}{vhost}/{app}/{name}"[:255]
+    output = transcoder_node(edge_id)
+    with transaction.atomic():
+        # Locked: viewers on several edges may ask at once; one job serves them all.
+        if WcsTranscoder.objects.select_for_update().filter(uri=uri, state__in=ACTIVE_STATES).exists():
+            return True
+        job = WcsTranscoder.objects.create(
+            application=source.application,
+            api_version=1,
+            uri=uri,
+            stream_name=input_name,
+            local_stream_name=name,
+            encoder=encoder,
+            output_node=output,
+        )
+        jobs.dispatch(job, wcs_transcoder_task())
+    logger.info("edge %s: %s asked for: transcoding %s with profile %s", edge_id, name, input_name, profile.name)
+    return True
+
+
+def sync_routes(edge: EngineNode, mirrors: list[MirrorState]) -> None:
+    """The edge's routes as its engine reports them: one per mirror whose origin row is known, the
+    others (ended pulls) deleted."""
+    keep: list[int] = []
+    for mirror in mirrors:
+        stream = (
+            Stream.objects.live()
+            .filter(
+                application__virtual_host__name=mirror.vhost,
+                application__name=mirror.app,
+                name=mirror.name,
+                node__node_id=mirror.origin,
+            )
+            .select_related("node")
+            .first()
+        )
+        if stream is None:
+            continue
+        route, _ = StreamRoute.objects.update_or_create(
+            edge=edge,
+            stream=stream,
+            defaults={
+                "origin": stream.node,
+                "name": mirror.name,
+                "started_at": datetime.fromtimestamp(mirror.started_at, tz=UTC),
+                "viewers": mirror.viewers,
+                "bytes_in": mirror.bytes_in,
+                "state": mirror.state[:30],
+            },
+        )
+        keep.append(route.pk)
+    StreamRoute.objects.filter(edge=edge).exclude(pk__in=keep).delete()
+
+
+def clean_routes() -> int:
+    """Routes of dead nodes or ended streams go (a node that stopped heartbeating pulls nothing)."""
+    stale = EngineNode.stale()
+    deleted, _ = StreamRoute.objects.filter(
+        models.Q(edge__in=stale) | models.Q(origin__in=stale) | ~models.Q(stream__state=StreamState.LIVE)
+    ).delete()
+    return deleted
+
+
+def edge_routes_of(stream: Stream) -> list[StreamRoute]:
+    """The edges pulling ``stream`` (its live row on the holding node), with their viewers."""
+    return list(StreamRoute.objects.filter(stream=stream).select_related("edge").order_by("edge__node_id"))
+
+
+def stop_unwatched_profile_transcodes(grace: float) -> int:
+    """CDN profile renditions that no edge pulls and nobody plays any more stop (a viewer asks for them
+    again); ``grace``: seconds a new rendition has for its first edge to start pulling."""
+    from apps.transcoding.models import WcsTranscoder
+    from apps.transcoding.transcoders import stop_wcs_transcoder
+
+    stopped = 0
+    running = WcsTranscoder.objects.filter(uri__startswith=CDN_TRANSCODER_URI, state__in=RUNNING_STATES)
+    for job in running:
+        output = Stream.objects.live().filter(application_id=job.application_id, name=job.local_stream_name).first()
+        started = job.started_at or job.created_at
+        if output is None:
+            if (timezone.now() - started).total_seconds() < grace:
+                continue  # still starting
+        elif (
+            output.routes.exists()
+            or output.total_connections
+            or (timezone.now() - output.created_at).total_seconds() < grace
+        ):
+            continue
+        logger.info("%s: no edge pulls %s any more: stopped", job, job.local_stream_name)
+        stop_wcs_transcoder(job)
+        stopped += 1
+    return stopped

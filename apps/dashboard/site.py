@@ -39,7 +39,7 @@ CONSOLE_GROUPS: list[tuple[str, str, list[str]]] = [
             "auth.Group",
         ],
     ),
-    ("Cluster", "cluster", ["engine.EngineNode", "webrtc_relay.WebRtcRelay", "cdn.CdnProfile"]),
+    ("Cluster", "cluster", ["engine.EngineNode", "cdn.StreamRoute", "webrtc_relay.WebRtcRelay", "cdn.CdnProfile"]),
 ]
 OTHER_GROUP = ("Other", "other")
 

@@ -8,8 +8,15 @@ from apps.streams.choices import StreamState
 
 @admin.register(EngineNode)
 class EngineNodeAdmin(admin.ModelAdmin):
-    list_display = ["node_id", "hostname", "rtmp_port", "media_http_port", "alive", "last_heartbeat", "live_streams"]
-    readonly_fields = ["node_id", "hostname", "rtmp_port", "media_http_port", "started_at", "last_heartbeat"]
+    list_display = [
+        "node_id", "role", "processing_state", "hostname", "rtmp_port", "media_http_port", "alive", "last_heartbeat",
+        "live_streams", "load_streams", "load_viewers",
+    ]  # fmt: skip
+    list_filter = ["role", "processing_state"]
+    readonly_fields = [
+        "node_id", "role", "hostname", "rtmp_port", "media_http_port", "started_at", "last_heartbeat", "load_streams",
+        "load_viewers",
+    ]  # fmt: skip
 
     def has_add_permission(self, request) -> bool:
         return False

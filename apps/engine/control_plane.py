@@ -9,8 +9,10 @@ import time
 from collections.abc import Sequence
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from apps.access.services import access_rules
+from apps.engine.choices import NodeRole
 from apps.engine.models import EngineNode, internal_job_secret
 from apps.hosting.models import Application
 from apps.hosting.services import find_virtual_host
@@ -64,8 +66,17 @@ def application_config(application: Application) -> ApplicationConfig:
         llhls_segment_duration=_setting(llhls, "segmentDuration", defaults.llhls_segment_duration, float, 1.0, 60.0),
         llhls_segment_count=_setting(llhls, "segmentCount", defaults.llhls_segment_count, int, 1, 100),
         # Media jobs of the platform get in with an internal job token (media_engine.internal_auth).
-        access=dataclasses.replace(access_rules(application), job_secret=internal_job_secret()),
+        access=dataclasses.replace(
+            access_rules(application), job_secret=internal_job_secret(), publish_refused=publish_refused()
+        ),
     )
+
+
+def publish_refused() -> str:
+    """Why this node refuses publishers ("": it takes them): an edge plays the cluster's streams only."""
+    if settings.ENGINE_NODE_ROLE == NodeRole.EDGE:
+        return "this node is an edge: publish to an origin"
+    return ""
 
 
 def snapshot_of(

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from apps.engine.choices import ProcessingState
+from apps.engine.choices import NodeRole, ProcessingState
 from apps.hosting.services import find_virtual_host
 from media_engine import internal_auth
 
@@ -39,6 +39,16 @@ class EngineNode(models.Model):
         default=ProcessingState.NEW_STREAMS_ALLOWED,
         help_text="Pulls and relays choose only nodes that allow new streams (WCS /cdn/enforce_state).",
     )
+    role = models.CharField(
+        "role",
+        max_length=20,
+        choices=NodeRole.choices,
+        default=NodeRole.ORIGIN,
+        help_text="STREAMHUB_NODE_ROLE of the node: edges refuse publishes and pull streams from origins.",
+    )
+    # Load, from the last heartbeat: streams held (published here or pulled by an edge) and their viewers.
+    load_streams = models.PositiveIntegerField("streams", default=0)
+    load_viewers = models.PositiveIntegerField("viewers", default=0)
 
     class Meta:
         ordering = ["node_id"]
@@ -91,8 +101,17 @@ class EngineNode(models.Model):
     @classmethod
     def for_new_streams(cls) -> EngineNode | None:
         """The node a new pulled stream goes to: alive, allowing new streams, latest heartbeat."""
-        nodes = cls.objects.filter(processing_state=ProcessingState.NEW_STREAMS_ALLOWED).order_by("-last_heartbeat")
+        nodes = (
+            cls.objects.filter(processing_state=ProcessingState.NEW_STREAMS_ALLOWED)
+            .filter(role=NodeRole.ORIGIN)  # edges take no publishes, transcoders hold CDN renditions
+            .order_by("-last_heartbeat")
+        )
         return next((node for node in nodes if node.is_alive), None)
+
+    @property
+    def allows_routing(self) -> bool:
+        """Whether edges may start new routes to or on this node (WCS /cdn/enforce_state)."""
+        return self.is_alive and self.processing_state == ProcessingState.NEW_STREAMS_ALLOWED
 
     @classmethod
     def local(cls) -> models.QuerySet[EngineNode]:

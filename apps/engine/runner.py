@@ -9,13 +9,20 @@ import dataclasses
 import logging
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
+from apps.cdn import services as cdn_services
+from apps.cdn.engine import EdgeLocator, mirror_states
+from apps.cdn.models import StreamRoute
+from apps.cdn.services import MirrorState
+from apps.engine.choices import NodeRole
 from apps.engine.control_plane import DatabaseControlPlane, snapshot_of
 from apps.engine.models import EngineNode, internal_job_secret
 from apps.engine.signals import node_heartbeat
@@ -63,8 +70,12 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
             "media_http_port": http_port,
             "started_at": timezone.now(),
             "last_heartbeat": timezone.now(),
+            "role": settings.ENGINE_NODE_ROLE,
+            "load_streams": 0,
+            "load_viewers": 0,
         },
     )
+    StreamRoute.objects.filter(edge=node).delete()  # an edge that restarts pulls nothing yet
     # Streams this node had before a crash or restart are not live any more.
     for stream in Stream.objects.live().filter(node=node).select_related("application__virtual_host", "node"):
         stream.end()
@@ -73,10 +84,30 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
     return node
 
 
-def heartbeat(node: EngineNode, snapshots: list) -> None:
-    EngineNode.objects.filter(pk=node.pk).update(last_heartbeat=timezone.now())
-    stream_services.record_counters(snapshots)
-    stream_services.end_streams_of_stale_nodes()
+def heartbeat(
+    node: EngineNode,
+    snapshots: list,
+    load: tuple[int, int] = (0, 0),
+    mirrors: list[MirrorState] | None = None,
+    stored: Mapping[int, stream_services.CounterSnapshot] | None = None,
+    check_stale_nodes: bool = True,
+) -> None:
+    """``load``: the streams the node holds (published or pulled from an origin) and their viewers;
+    ``mirrors``: an edge's pulls (its CDN routes). The node's time and its streams' counters (only
+    what changed since ``stored``, see `record_counters`) go in one transaction; the streams of silent
+    nodes are ended when asked (it need not run every heartbeat)."""
+    # One commit for the node and its counters.
+    with transaction.atomic():
+        EngineNode.objects.filter(pk=node.pk).update(
+            last_heartbeat=timezone.now(), load_streams=load[0], load_viewers=load[1]
+        )
+        stream_services.record_counters(snapshots, stored)
+    if check_stale_nodes:
+        stream_services.end_streams_of_stale_nodes()
+    if mirrors is not None:
+        cdn_services.sync_routes(node, mirrors)
+    cdn_services.clean_routes()
+    cdn_services.stop_unwatched_profile_transcodes(settings.ENGINE_EDGE_TRANSCODE_IDLE)
     node_heartbeat.send_robust(sender=EngineNode, node=node, snapshots=snapshots)
 
 
@@ -120,6 +151,20 @@ def record_worker_ports(node: EngineNode, engine: MediaEngineNode) -> None:
     node.save(update_fields=["rtmp_port", "media_http_port", "public_rtmp_port", "public_media_http_port"])
 
 
+def edge_options(node_id: str) -> dict:
+    """An edge plays the cluster's streams by pulling them from their origins on the first viewer
+    (README "Origin-edge cluster"); other roles hold only what is published to them."""
+    if settings.ENGINE_NODE_ROLE != NodeRole.EDGE:
+        return {}
+    try:
+        from media_engine.relay.mirror import RemoteSource
+    except ImportError:  # a build without mirrors: the edge refuses publishers and plays nothing
+        logger.error("edge node without media_engine.relay.mirror: it cannot pull streams from origins")
+        return {}
+    locate = EdgeLocator(node_id, settings.ENGINE_EDGE_TRANSCODE_WAIT, source_type=RemoteSource)
+    return {"locate": locate, "mirror_linger": settings.ENGINE_EDGE_LINGER}
+
+
 class EngineRunner:
     def __init__(
         self,
@@ -145,14 +190,19 @@ class EngineRunner:
     async def run(self) -> None:
         node = await sync_to_async(register_node)(self.node_id, self.addresses.rtmp_port, self.addresses.http_port)
         self.control = DatabaseControlPlane(node, siblings_of=self.siblings_of)
+        options = edge_options(self.node_id)
         siblings = None
         if self.siblings_of is not None:
             tag = self.node_id.removeprefix(f"{self.siblings_of}.")
             siblings = SiblingProxy(internal_job_secret(), self.control.locate, self.control.locate_worker, tag)
+            # RTMP players of a sibling's stream get a mirror of it (HLS and WHEP are proxied to the holder).
+            options.setdefault("locate", self.control.locate)
         self.engine = MediaEngineNode(
             self.control,
             self.addresses,
             webrtc_settings(self.ice_ports),
+            siblings=siblings,
+            **options,
             playlists=self.control.output_playlist,
             thumbnails=ThumbnailStore(settings.MEDIA_ROOT / "thumbnails"),  # written by transcode jobs
             limits=node_limits(),
@@ -162,9 +212,6 @@ class EngineRunner:
                 settings.ENGINE_HLS_HISTORY_SECONDS,
                 settings.ENGINE_HLS_VIEWER_WINDOW,
             ),
-            siblings=siblings,
-            # RTMP players of a sibling's stream get a mirror of it (HLS and WHEP are proxied to the holder).
-            locate=self.control.locate if siblings is not None else None,
         )
         self.relays = RelayCommands(self.engine.webrtc)  # WCS /pull/* WebRTC relays run here
         await self.engine.start()
@@ -191,7 +238,11 @@ class EngineRunner:
 
     async def _heartbeats(self, node: EngineNode) -> None:
         previous: dict[int, tuple[int, int]] = {}
-        last = time.monotonic()
+        stored: dict[int, stream_services.CounterSnapshot] = {}  # what the database has, per stream
+        last = last_stale_check = time.monotonic()
+        # Ending the streams of silent nodes is a join over every live stream: a few times per node
+        # timeout is enough (a node is silent only after ENGINE_NODE_TIMEOUT anyway).
+        stale_check_interval = max(self.heartbeat_interval, settings.ENGINE_NODE_TIMEOUT / 3)
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             now = time.monotonic()
@@ -212,10 +263,21 @@ class EngineRunner:
                     await report_audiences(self.engine.siblings, self.node_id, mirrors)
             previous = own
             last = now
+            streams = self.engine.live_streams()  # mirrors of an edge included
+            load = (len(streams), sum(stream.counters.total_connections for stream in streams))
+            # An edge's pulls are its CDN routes (mirrors between sibling worker processes are not).
+            remote = self.engine.remote if settings.ENGINE_NODE_ROLE == NodeRole.EDGE else None
+            mirrors = mirror_states(remote.mirrors()) if remote is not None else None
+            check_stale = now - last_stale_check >= stale_check_interval
             try:
-                await sync_to_async(heartbeat)(node, snapshots)
+                await sync_to_async(heartbeat)(node, snapshots, load, mirrors, stored, check_stale)
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the media
                 logger.exception("heartbeat failed")
+                stored = {}  # not known what was stored: write everything next time
+                continue
+            if check_stale:
+                last_stale_check = now
+            stored = {snapshot.stream_id: snapshot for snapshot in snapshots}
 
     def _with_siblings_audience(self, stream, snapshot):
         """``snapshot`` with the players that sibling workers serve through their mirrors of ``stream``."""

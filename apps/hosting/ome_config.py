@@ -239,7 +239,7 @@ def check_modules(kind: str, config: object, known: dict[str, dict[str, Setting]
                 errors[f"{name}.{key}"] = reason
     llhls = config.get("llhls") if kind == "publishers" else None
     if isinstance(llhls, dict) and not errors:
-        chunk, segment = llhls.get("chunkDuration", 0.5), llhls.get("segmentDuration", 6)
+        chunk, segment = llhls.get("chunkDuration", 0.2), llhls.get("segmentDuration", 6)
         if chunk > segment:
             errors["llhls.chunkDuration"] = "must not be longer than llhls.segmentDuration"
     if errors:

@@ -5,6 +5,7 @@ its end (or its node's silence) ends it; every start and end is also an event on
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -118,44 +119,85 @@ def stream_ended(stream_id: int) -> Stream | None:
     return stream
 
 
-def record_counters(snapshots: list[CounterSnapshot]) -> None:
-    """Store one heartbeat's counters of the node's live streams: one UPDATE per stream, no reads
-    (this runs every heartbeat for every stream, so it stays cheap)."""
-    if not snapshots:
-        return
+# CounterSnapshot attribute -> Stream field, for the counters stored as they come.
+_COUNTER_FIELDS = {
+    "total_bytes_in": "total_bytes_in",
+    "total_bytes_out": "total_bytes_out",
+    "last_recv_time": "last_recv_time",
+    "last_sent_time": "last_sent_time",
+    "connections": "connections",
+    "total_connections": "total_connections",
+    "max_total_connections": "max_total_connections",
+    "max_total_connection_time": "max_total_connection_time",
+    "throughput_in": "last_throughput_in",
+    "throughput_out": "last_throughput_out",
+    "input_tracks": "input_tracks",
+    "hls_viewers": "hls_viewers",
+}
+_TIMES = {"last_recv_time", "last_sent_time", "max_total_connection_time"}
+
+
+def _changed_fields(snapshot: CounterSnapshot, stored: CounterSnapshot | None) -> dict:
+    """Stream field -> value to write for what differs from ``stored`` (everything if None)."""
+    fields = {}
+    for name, field_name in _COUNTER_FIELDS.items():
+        value = getattr(snapshot, name)
+        if stored is not None and getattr(stored, name) == value:
+            continue
+        if name == "input_tracks" and not value:
+            continue  # tracks not known (yet): the row keeps the ones it has
+        fields[field_name] = _time(value) if name in _TIMES else value
+    # The maximum throughput can only change when the current one does: compared in the statement, so
+    # that it stays right whoever else reported for the stream in between.
+    if "last_throughput_in" in fields:
+        fields["max_throughput_in"] = Greatest(F("max_throughput_in"), Value(snapshot.throughput_in))
+    if "last_throughput_out" in fields:
+        fields["max_throughput_out"] = Greatest(F("max_throughput_out"), Value(snapshot.throughput_out))
+    return fields
+
+
+def record_counters(snapshots: Sequence[CounterSnapshot], stored: Mapping[int, CounterSnapshot] | None = None) -> int:
+    """Store one heartbeat's counters of live streams; returns the number of rows updated.
+
+    ``snapshots``: the counters as the engine sees them now, one per stream (``stream_id``).
+    ``stored``: for each stream, the snapshot this caller stored last (pass what was passed in
+    before, once that call returned); a field equal to it is not written again. Without it every
+    field is written. Streams with nothing new are not touched; the others are updated in one
+    statement (a few with hundreds of streams), never read. Rows of ended streams keep what they
+    have (an ended row keeps its totals but has no audience: Stream.end() cleared it).
+    """
+    stored = stored or {}
+    changes = {}
+    for snapshot in snapshots:
+        fields = _changed_fields(snapshot, stored.get(snapshot.stream_id))
+        if fields:
+            changes[snapshot.stream_id] = fields
+    if not changes:
+        return 0
     now = timezone.now()
-    with transaction.atomic():
-        for snapshot in snapshots:
-            fields = {
-                "total_bytes_in": snapshot.total_bytes_in,
-                "total_bytes_out": snapshot.total_bytes_out,
-                "last_recv_time": _time(snapshot.last_recv_time),
-                "last_sent_time": _time(snapshot.last_sent_time),
-                "max_total_connections": snapshot.max_total_connections,
-                "max_total_connection_time": _time(snapshot.max_total_connection_time),
-                "last_throughput_in": snapshot.throughput_in,
-                "last_throughput_out": snapshot.throughput_out,
-                "max_throughput_in": Greatest(F("max_throughput_in"), Value(snapshot.throughput_in)),
-                "max_throughput_out": Greatest(F("max_throughput_out"), Value(snapshot.throughput_out)),
-                "updated_at": now,
-            }
-            if snapshot.input_tracks:
-                fields["input_tracks"] = snapshot.input_tracks
-            # An ended row keeps its totals but has no audience (Stream.end() cleared it).
-            Stream.objects.filter(pk=snapshot.stream_id).exclude(state=StreamState.ENDED).update(
-                connections=snapshot.connections,
-                total_connections=snapshot.total_connections,
-                hls_viewers=snapshot.hls_viewers,
-                **fields,
-            )
+    live = Stream.objects.exclude(state=StreamState.ENDED)
+    if len(changes) == 1:
+        [(stream_id, fields)] = changes.items()
+        return live.filter(pk=stream_id).update(**fields, updated_at=now)
+    # One bulk UPDATE for every field some stream changed; a stream whose field did not change keeps it.
+    names = sorted({name for fields in changes.values() for name in fields})
+    rows = []
+    for stream_id, fields in changes.items():
+        row = Stream(pk=stream_id, updated_at=now)
+        for name in names:
+            setattr(row, name, fields[name] if name in fields else F(name))
+        rows.append(row)
+    return live.bulk_update(rows, [*names, "updated_at"])
 
 
 def end_streams_of_stale_nodes() -> int:
     """Nodes that stopped heartbeating lose their streams (they cannot be live anywhere)."""
+    # Most of the time no node is silent: one look at the small node table, no join over the streams.
+    stale = list(EngineNode.stale().values_list("pk", flat=True))
+    if not stale:
+        return 0
     ended = 0
-    for stream in (
-        Stream.objects.live().filter(node__in=EngineNode.stale()).select_related("application__virtual_host", "node")
-    ):
+    for stream in Stream.objects.live().filter(node__in=stale).select_related("application__virtual_host", "node"):
         stream.end()
         publish_event("ended", stream)
         ended += 1

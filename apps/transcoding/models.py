@@ -85,6 +85,14 @@ class WcsTranscoder(StreamJob):
         "watermark", default=dict, blank=True, help_text="File under the media root with x, y and margins."
     )
     media_session_id = models.UUIDField("media session id", default=uuid.uuid4, editable=False)
+    output_node = models.ForeignKey(
+        "engine.EngineNode",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Where the output is published (a CDN transcoder node); empty: the input's node.",
+    )
     frames_encoded = models.BigIntegerField("frames encoded", default=0)
 
     class Meta(StreamJob.Meta):

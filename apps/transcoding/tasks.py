@@ -203,6 +203,18 @@ class WcsTranscoderJob:
         self.job.held().update(frames_encoded=sum(progress.frames_encoded.values()))
 
 
+def cdn_audio(audio: dict | None):
+    """A CDN profile's audio part (AAC with its rate, bitrate in kbps, channels); None: passed through."""
+    if not audio:
+        return BYPASS
+    return AudioEncoding(
+        codec="aac",
+        bitrate=int(audio.get("bitrate") or 128) * 1000,
+        samplerate=audio.get("rate"),
+        channels=audio.get("channels"),
+    )
+
+
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def transcode_for_wcs(self, transcoder_pk: int) -> str:
     """A WCS transcoder: its input played from the engine, one rendition (the encoder's video, the
@@ -211,11 +223,13 @@ def transcode_for_wcs(self, transcoder_pk: int) -> str:
     def media(job: WcsTranscoder, stream: Stream, should_stop: StopCheck) -> None:
         glue = WcsTranscoderJob(job, should_stop)
         app = job.application
+        # A CDN profile's rendition goes to the transcoder node the edge chose (apps.cdn.services).
+        output_node = job.output_node if job.output_node is not None and job.output_node.is_alive else stream.node
         rendition = Rendition(
             "wcs",
-            stream.node.rtmp_url(app.name, job.local_stream_name, publish=True),
+            output_node.rtmp_url(app.name, job.local_stream_name, publish=True),
             video_encoding_of_wcs(job.encoder),
-            BYPASS,
+            cdn_audio(job.encoder.get("cdnAudio")),
             overlay=glue.slot,
         )
         Transcoder(

@@ -63,6 +63,9 @@ PART_LISTING_TARGET_DURATIONS = 3
 # A keyframe in the middle of a segment starts a new (independent) part if the current part is
 # already this long relative to the part target: no runt parts (RFC 8216bis asks for >= 85%).
 INDEPENDENT_PART_MIN_RATIO = 0.85
+# Millisecond timestamps make a frame look up to 1 ms longer (33, 34, 33 ms at 30 fps): a part is cut before a
+# frame that would end it beyond its target by more than this, so 0.2 s parts hold 6 frames at 30 fps, not 5.
+CUT_TOLERANCE_S = 0.001
 # Without keyframes, a segment is cut anyway after this many target durations (bounds memory).
 MAX_SEGMENT_FACTOR = 4
 # A blocking request waits at most this many target durations (RFC 8216bis 6.2.5.2), then 503.
@@ -238,6 +241,7 @@ class LlHlsSegmenter:
         self._last_master_time: int | None = None
         self._part_start = 0
         self._part_independent = True
+        self._part_closed_early = False  # the last part was closed by its last frame (`_close_full_part`)
         self._segment_start = 0
         self._fragment_sequence = 0
         # output
@@ -438,6 +442,7 @@ class LlHlsSegmenter:
             self._before_master_sample(decode_time, packet.keyframe)  # may start new tracks
             assert self._video is not None
             self._video.add(decode_time, (packet.pts - packet.dts) * 90, packet.payload, packet.keyframe)
+            self._close_full_part(decode_time)
         elif self._audio is not None:  # (an audio configuration that came late joins at the next keyframe)
             decode_time = self._audio.decode_time(timeline_ms)
             if self._video is None:
@@ -564,6 +569,7 @@ class LlHlsSegmenter:
             self._frame_duration = decode_time - last
         self._last_master_time = decode_time
         if not self._master_pending():
+            self._start_part(decode_time, boundary)
             return
         part_elapsed = decode_time - self._part_start
         segment_elapsed = decode_time - self._segment_start
@@ -579,8 +585,47 @@ class LlHlsSegmenter:
             self._cut(decode_time, new_segment=True, independent=boundary)
         elif boundary and self._video is not None and part_elapsed >= INDEPENDENT_PART_MIN_RATIO * part_target:
             self._cut(decode_time, new_segment=False, independent=True)
-        elif decode_time + self._frame_duration - self._part_start > part_target:
+        elif decode_time + self._frame_duration - self._part_start > part_target + self._timescale * CUT_TOLERANCE_S:
             self._cut(decode_time, new_segment=False, independent=boundary)
+
+    def _close_full_part(self, decode_time: int) -> None:
+        """Close the part at once when the video frame just added fills it (the next frame could not fit):
+        players waiting for it get it one frame interval earlier than at the next frame. The next part's
+        start is that frame's expected end; `_start_part` settles the rest when its first frame comes."""
+        target = self._part_target_s * self._timescale
+        tolerance = self._timescale * CUT_TOLERANCE_S
+        if decode_time + 2 * self._frame_duration - self._part_start <= target + tolerance:
+            return
+        # (its frame's expected end, within the target: millisecond timestamps make it look a little longer)
+        end = max(decode_time + 1, min(decode_time + self._frame_duration, self._part_start + round(target)))
+        if self._tracks_stale or end - self._segment_start + tolerance >= self._segment_target_s * self._timescale:
+            # The next keyframe ends the segment: the part is closed with it, so that the preload hint (the next
+            # part of this segment) never names a part that will not come.
+            return
+        self._close_part(end)
+        self._part_start = end
+        self._part_closed_early = True
+        self._render()
+        self._notify()
+
+    def _start_part(self, decode_time: int, boundary: bool) -> None:
+        """The first master sample of a part after `_close_full_part`: a keyframe that is due starts the next
+        segment here; the part is independent if this sample is a boundary."""
+        if not self._part_closed_early:
+            return
+        self._part_closed_early = False
+        segment_due = decode_time - self._segment_start >= self._segment_target_s * self._timescale
+        if boundary and (segment_due or self._tracks_stale):
+            self._close_segment()
+            discontinuity = self._tracks_stale
+            if discontinuity:
+                self._use_tracks(self._wanted_tracks())
+            self._open_segment(self._part_start, discontinuity=discontinuity)
+            self._part_independent = True
+            self._render()
+            self._notify()
+        else:
+            self._part_independent = boundary
 
     def _cut(self, at: int, *, new_segment: bool, independent: bool) -> None:
         self._close_part(at)

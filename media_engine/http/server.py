@@ -81,6 +81,21 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
 FMP4_TYPE = "video/mp4"
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+# Cache-Control of the media answers, for players and for HTTP caches in front of the engine (the nginx cache
+# tier, deploy/nginx/streamhub-media-cache.conf). Segments, parts and init segments never change once readable
+# and their names carry the publication's session id: immutable. Playlists change: HLS ones are cached for a
+# second (a fraction of a segment); the LL-HLS media playlist changes with every part, so its plain form is
+# revalidated every time, while a blocking reload (``_HLS_msn``/``_HLS_part``) is the same answer for the same
+# URL (any playlist holding that part will do) and is cached briefly, so that a cache lets many players waiting
+# for one part cost one request. 404s are cached for a second; other errors and playlists carrying a viewer's
+# session token (access control) are not cached by shared caches.
+CACHE_IMMUTABLE = "public, max-age=31536000, immutable"
+CACHE_PLAYLIST = "public, max-age=1"
+CACHE_LIVE_PLAYLIST = "no-cache"
+CACHE_BLOCKING_RELOAD = "public, max-age=2"
+CACHE_NOT_FOUND = "public, max-age=1"
+CACHE_ERROR = "no-store"
+CACHE_PRIVATE = "private, no-cache"
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, HEAD, POST, PATCH, DELETE, OPTIONS",
@@ -235,6 +250,7 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     An OPTIONS request is answered here unless a route was added for OPTIONS on its path (WHIP,
     for instance, may answer OPTIONS itself with ICE servers).
     """
+    request.app[SERVER_KEY].requests[request.match_info.route.name or ""] += 1
     if request.method == "OPTIONS" and request.match_info.http_exception is not None:
         headers = dict(PREFLIGHT_HEADERS)
         requested = request.headers.get("Access-Control-Request-Headers")
@@ -245,6 +261,8 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response = await handler(request)
     except web.HTTPException as exc:
         exc.headers.update(CORS_HEADERS)
+        if exc.status >= 400 and "Cache-Control" not in exc.headers:
+            exc.headers["Cache-Control"] = CACHE_NOT_FOUND if exc.status == 404 else CACHE_ERROR
         raise
     if not response.prepared:
         response.headers.update(CORS_HEADERS)
@@ -282,6 +300,9 @@ class MediaHttpServer:
         self._requested_port = port
         self.port = port
         self.viewers = ViewerTracker(viewer_window)
+        # Requests received, by route name ("llhls_chunklist", "llhls_file", "hls_playlist"...; "" for no route):
+        # what players (or a cache tier in front) cost the engine.
+        self.requests: Counter[str] = Counter()
         self.remote = None  # the node's RemoteStreams: viewers of streams other nodes hold (mirrors)
         self.grants = GrantCache()  # admitted HLS/LL-HLS viewers (signed URL, ACL key or webhook)
         self.app = web.Application(middlewares=[cors_middleware])
@@ -401,6 +422,13 @@ class MediaHttpServer:
         token = request.get(ACCESS_TOKEN_KEY)
         return add_session_to_playlist(playlist, token) if token else playlist
 
+    @staticmethod
+    def _playlist_cache(request: web.Request, shared: str) -> str:
+        """``shared``, or `CACHE_PRIVATE` for a playlist carrying the viewer's session token (or a job's)."""
+        if request.get(ACCESS_TOKEN_KEY) or JOB_QUERY_KEY in request.query:
+            return CACHE_PRIVATE
+        return shared
+
     def count_sent(self, request: web.Request, stream: LiveStream, nbytes: int) -> None:
         """Account an answer of ``nbytes`` body bytes to ``stream`` (nothing for HEAD)."""
         if request.method != "HEAD":
@@ -427,7 +455,8 @@ class MediaHttpServer:
             raise web.HTTPNotFound(text="stream not found\n")
         playlist = self._with_session(request, playlist)
         self._account(request, segmenter, len(playlist))
-        return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache, no-store"})
+        cache = self._playlist_cache(request, CACHE_PLAYLIST)
+        return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": cache})
 
     async def handle_segment(self, request: web.Request) -> web.StreamResponse:
         segmenter = await self._segmenter(request, wait=False)
@@ -436,7 +465,7 @@ class MediaHttpServer:
         if segmenter is None or not data:
             raise web.HTTPNotFound(text="segment not found\n")
         self._account(request, segmenter, len(data))
-        return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": "max-age=60"})
+        return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": CACHE_IMMUTABLE})
 
     def _account(
         self, request: web.Request, segmenter: HlsSegmenter | LlHlsSegmenter, nbytes: int, protocol: str = "hls"
@@ -470,7 +499,8 @@ class MediaHttpServer:
             raise web.HTTPNotFound(text="stream not found\n")
         playlist = self._with_session(request, playlist)
         self._account(request, segmenter, len(playlist), "llhls")
-        return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache, no-store"})
+        cache = self._playlist_cache(request, CACHE_PLAYLIST)
+        return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": cache})
 
     async def handle_llhls_chunklist(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -493,7 +523,8 @@ class MediaHttpServer:
         assert playlist is not None
         playlist = self._with_session(request, playlist)
         self._account(request, segmenter, len(playlist), "llhls")
-        return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache, no-store"})
+        cache = self._playlist_cache(request, CACHE_LIVE_PLAYLIST if blocking is None else CACHE_BLOCKING_RELOAD)
+        return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": cache})
 
     async def handle_llhls_file(self, request: web.Request) -> web.StreamResponse:
         segmenter = await self._llhls_segmenter(request, wait=False)
@@ -504,7 +535,7 @@ class MediaHttpServer:
         if segmenter is None or data is None:
             raise web.HTTPNotFound(text="file not found\n")
         self._account(request, segmenter, len(data), "llhls")
-        return web.Response(body=data, content_type=FMP4_TYPE, headers={"Cache-Control": "max-age=60"})
+        return web.Response(body=data, content_type=FMP4_TYPE, headers={"Cache-Control": CACHE_IMMUTABLE})
 
     # --- lifecycle -----------------------------------------------------------------------------
 

@@ -538,3 +538,31 @@ class ChunkWriter:
         """A User Control message whose data is 32-bit values (stream id, timestamp, buffer length)."""
         payload = _U16.pack(event) + b"".join(_U32.pack(v & _MASK32) for v in values)
         return self.control(MessageType.USER_CONTROL, payload)
+
+
+def message_header(fmt: int, csid: int, field: int, length: int = 0, type_id: int = 0, stream_id: int = 0) -> bytes:
+    """The first chunk's header of a message of format 0, 1 or 2 (``field``: the timestamp or its
+    delta, below 0xFFFFFF: callers that need an extended timestamp use `ChunkWriter`)."""
+    if not 0 <= field < _EXTENDED:
+        raise ValueError(f"timestamp field {field} needs an extended timestamp")
+    header = _basic_header(fmt, csid) + field.to_bytes(3, "big")
+    if fmt <= 1:
+        header += length.to_bytes(3, "big") + bytes((type_id,))
+        if fmt == 0:
+            header += _U32_LE.pack(stream_id)
+    return header
+
+
+def chunked_payload(csid: int, payload: bytes, chunk_size: int) -> bytes:
+    """A message's payload cut into chunks as it follows its first header: the first ``chunk_size``
+    bytes, then format 3 continuation chunks (no extended timestamp, see `message_header`)."""
+    length = len(payload)
+    if length <= chunk_size:
+        return payload
+    continuation = _basic_header(3, csid)
+    view = memoryview(payload)
+    parts = [view[:chunk_size]]
+    for offset in range(chunk_size, length, chunk_size):
+        parts.append(continuation)
+        parts.append(view[offset : offset + chunk_size])
+    return b"".join(parts)

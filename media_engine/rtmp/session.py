@@ -2,9 +2,9 @@
 
 `RtmpSession` is an asyncio protocol: bytes are parsed as they arrive (no reader task per
 connection), a publisher's audio/video/data messages become `MediaPacket`s pushed into its
-`LiveStream`, and a player gets a `Subscription`'s packets back as RTMP messages from a task,
-with timestamps rebased to start near 0. Bad network input is logged at debug level and ends
-this session only.
+`LiveStream`, and a player joins the stream's `StreamPlayout`, which chunks each packet once for
+all players and rebases timestamps to start near 0 per player. Bad network input is logged at
+debug level and ends this session only.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from urllib.parse import urlsplit
 from media_engine.admission import PLAY, PUBLISH, AdmissionRequest, Decision, admit
 from media_engine.control import ApplicationConfig, ControlPlane
 from media_engine.names import STREAM_NAME_RULE, InvalidStreamName, is_valid_stream_name
-from media_engine.packets import MediaPacket, TrackKind
-from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry, Subscription
+from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry
 from media_engine.rtmp import amf0, flv
 from media_engine.rtmp.batching import ReadBatching
 from media_engine.rtmp.chunks import (
@@ -38,6 +37,8 @@ from media_engine.rtmp.chunks import (
     parse_user_control,
 )
 from media_engine.rtmp.handshake import C0C1_SIZE, C2_SIZE, RTMP_VERSION, ServerHandshake
+from media_engine.rtmp.playout import CSID_STREAM, PlayoutEnd, PlayoutPlayer, StreamPlayout
+from media_engine.rtmp.playout import play as start_playout
 
 if typing.TYPE_CHECKING:
     from media_engine.relay.mirror import RemoteStreams
@@ -52,11 +53,8 @@ PLAYER_WRITE_HIGH_WATER = 1024 * 1024
 # How long a peer that is being hung up on gets to read what is still buffered for it.
 CLOSE_LINGER = 5.0
 
-# Chunk stream ids of what we send (the values nginx-rtmp uses).
+# Chunk stream ids of what we send (the values nginx-rtmp uses; media ones: see playout).
 CSID_COMMAND = 3
-CSID_STREAM = 5  # onStatus and data messages of a NetStream
-CSID_AUDIO = 6
-CSID_VIDEO = 7
 
 _MASK32 = 0xFFFFFFFF
 _HALF32 = 0x80000000
@@ -157,11 +155,10 @@ class RtmpSession(asyncio.Protocol):
         self._last_ts = 0
 
         self.playing: LiveStream | None = None  # the stream this session plays
-        self._subscription: Subscription | None = None
-        self._play_task: asyncio.Task[None] | None = None
-        self._play_stream_id = 0
+        self._playout: StreamPlayout | None = None
+        self._player: PlayoutPlayer | None = None
         self._write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
+        self._play_stream_id = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -190,8 +187,6 @@ class RtmpSession(asyncio.Protocol):
             if handle is not None:
                 handle.cancel()
         self._timer = self._linger = self._access_expiry = None
-        if self._drain_waiter is not None and not self._drain_waiter.done():
-            self._drain_waiter.set_exception(ConnectionResetError("connection lost"))
         self._chunks_in.close()  # frees its incomplete messages and its share of the node's budget
         self._stop_playing()
         self._unpublish()
@@ -213,7 +208,7 @@ class RtmpSession(asyncio.Protocol):
         """Return once the connection is gone and the session's tasks have ended."""
         if self._closed is not None:
             await asyncio.shield(self._closed)
-        tasks = [t for t in (self._play_task, self._command_task) if t is not None and not t.done()]
+        tasks = [t for t in (self._command_task,) if t is not None and not t.done()]
         if tasks:
             await asyncio.wait(tasks)
 
@@ -468,25 +463,15 @@ class RtmpSession(asyncio.Protocol):
             self.playing.counters.sent(len(data))
 
     def pause_writing(self) -> None:
+        # A player's media waits in its playout (for drain_timeout at most); nothing else is sent much.
         self._write_paused = True
+        if self._player is not None:
+            self._player.pause()
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _drain(self) -> None:
-        """Wait (at most drain_timeout: TimeoutError) until the socket buffer is below its high mark."""
-        if not self._write_paused:
-            return
-        assert self._loop is not None
-        self._drain_waiter = self._loop.create_future()
-        try:
-            async with asyncio.timeout(self.drain_timeout):
-                await self._drain_waiter
-        finally:
-            self._drain_waiter = None
+        if self._player is not None:
+            self._player.resume()
 
     def _send_command(self, csid: int, stream_id: int, *values: Any) -> None:
         self._send(self._chunks_out.write(csid, MessageType.COMMAND_AMF0, stream_id, 0, amf0.encode(*values)))
@@ -743,7 +728,6 @@ class RtmpSession(asyncio.Protocol):
         name = stream.key.name
         self.playing = stream
         self._play_stream_id = stream_id
-        self._subscription = stream.subscribe()
         stream.counters.connection_opened("rtmp")
         self._set_state(State.PLAYING)
         logger.info("rtmp %s: playing %s", self.remote_address, stream.key)
@@ -754,64 +738,46 @@ class RtmpSession(asyncio.Protocol):
         self._send_status(stream_id, "status", "NetStream.Play.Reset", f"Playing and resetting {name}.")
         self._send_status(stream_id, "status", "NetStream.Play.Start", f"Started playing {name}.")
         self._send(out.write(CSID_STREAM, _DATA, stream_id, 0, amf0.encode("|RtmpSampleAccess", True, True)))
-        self._play_task = self._loop.create_task(self._play(self._subscription, stream_id))
+        self._start_playout(stream, stream_id)
 
     def _stop_playing(self) -> None:
         """Leave the played stream (closeStream/deleteStream, or the end of the session)."""
         stream = self.playing
         if stream is None:
             return
-        if self._subscription is not None:
-            self._subscription.close()
+        if self._playout is not None and self._player is not None:
+            self._playout.leave(self._player)
         stream.counters.connection_closed("rtmp")
         self.playing = None
-        self._subscription = None
-        if self._play_task is not None and self._play_task is not asyncio.current_task():
-            self._play_task.cancel()
+        self._playout = self._player = None
         if self.state is State.PLAYING:
             self._set_state(State.CONNECTED)
 
     # -- playing ---------------------------------------------------------------------------
 
-    async def _play(self, subscription: Subscription, stream_id: int) -> None:
-        """Send the subscription's packets to the player until the stream ends or the player lags."""
-        out = self._chunks_out
-        base: int | None = None
-        try:
-            async for packet in subscription:
-                converted = flv.message_body(packet)
-                if converted is None:
-                    continue
-                type_id, body = converted
-                if packet.config:
-                    timestamp = 0 if base is None else max(0, packet.dts - base)
-                else:
-                    if base is None:
-                        base = packet.dts
-                    timestamp = max(0, packet.dts - base)
-                self._send(out.write(_csid_for(packet), type_id, stream_id, timestamp, body))
-                if self._write_paused:
-                    await self._drain()
-            if subscription.overflowed:
-                logger.info("rtmp %s: player too slow, disconnecting", self.remote_address)
-                self.close()
-            elif subscription is self._subscription:
-                # The publisher is gone: tell the player, then hang up once it has the data.
-                self._send(out.user_control(UserControlEvent.STREAM_EOF, stream_id))
-                self._send_status(stream_id, "status", "NetStream.Play.UnpublishNotify", "Stream unpublished.")
-                self._send_status(stream_id, "status", "NetStream.Play.Stop", "Stopped playing.")
-                self._hang_up()
-        except TimeoutError:
+    def _start_playout(self, stream: LiveStream, stream_id: int) -> None:
+        """Join the stream's playout: its packets, chunked once for all players, go to this socket."""
+        assert self._transport is not None
+        self._player = PlayoutPlayer(
+            self._transport, self._chunks_out, stream_id, self._on_playout_end, self.drain_timeout, stream.counters.sent
+        )
+        if self._write_paused:  # (full already: the playout holds what comes until it drains)
+            self._player.pause()
+        self._playout = start_playout(stream, self._player)
+
+    def _on_playout_end(self, reason: str) -> None:
+        """The playout stopped sending to this player: the stream ended, or the player is too slow."""
+        stream_id = self._play_stream_id
+        if reason == PlayoutEnd.TOO_SLOW:
+            logger.info("rtmp %s: player too slow, disconnecting", self.remote_address)
+            self.close()
+        elif reason == PlayoutEnd.NOT_READING:
             logger.info("rtmp %s: player not reading, disconnecting", self.remote_address)
             self.close()
-        except (ConnectionError, OSError) as exc:
-            logger.debug("rtmp %s: player write failed: %r", self.remote_address, exc)
-            self.close()
-
-
-def _csid_for(packet: MediaPacket) -> int:
-    if packet.kind is TrackKind.VIDEO:
-        return CSID_VIDEO
-    if packet.kind is TrackKind.AUDIO:
-        return CSID_AUDIO
-    return CSID_STREAM
+        else:
+            # The publisher is gone: tell the player, then hang up once it has the data.
+            out = self._chunks_out
+            self._send(out.user_control(UserControlEvent.STREAM_EOF, stream_id))
+            self._send_status(stream_id, "status", "NetStream.Play.UnpublishNotify", "Stream unpublished.")
+            self._send_status(stream_id, "status", "NetStream.Play.Stop", "Stopped playing.")
+            self._hang_up()

@@ -36,6 +36,37 @@ LINGER_AFTER_END = 0.5  # lets the last BYE/200 OK leave before the endpoint is 
 PENDING, TRYING, RINGING, SESSION_PROGRESS = "PENDING", "TRYING", "RINGING", "SESSION_PROGRESS"
 ESTABLISHED, FINISHED, FAILED = "ESTABLISHED", "FINISHED", "FAILED"
 DTMF_METHODS = {"rfc2833": pj.PJSUA_DTMF_METHOD_RFC2833, "info": pj.PJSUA_DTMF_METHOD_SIP_INFO}
+# SIP answers of a far end that takes none of the offered codecs.
+NOT_ACCEPTABLE = {415, 488, 606}
+# RTP payload types with a static codec (RFC 3551), for SDP without rtpmap lines.
+STATIC_PAYLOADS = {"0": "PCMU/8000", "3": "GSM/8000", "8": "PCMA/8000", "9": "G722/8000", "18": "G729/8000",
+                   "26": "JPEG/90000", "34": "H263/90000"}  # fmt: skip
+
+
+def sdp_codecs(sdp: str) -> list[str]:
+    """The codecs of the media lines of ``sdp`` (``opus/48000/2``, ``H264/90000``...), in order,
+    without telephone events."""
+    rtpmap: dict[str, str] = {}
+    payloads: list[str] = []
+    for line in sdp.replace("\r", "").split("\n"):
+        line = line.strip()
+        if line.startswith("m=") and len(fields := line[2:].split()) > 3:
+            payloads += fields[3:]
+        elif line.startswith("a=rtpmap:"):
+            payload, _, name = line[len("a=rtpmap:") :].partition(" ")
+            rtpmap[payload] = name.strip()
+    codecs = [rtpmap.get(payload) or STATIC_PAYLOADS.get(payload, f"payload {payload}") for payload in payloads]
+    return [codec for codec in dict.fromkeys(codecs) if not codec.lower().startswith("telephone-event")]
+
+
+def unsupported_codecs_reason(far_end: list[str], ours: list[str], sip_reason: str = "") -> str:
+    """Why a call whose far end takes none of our codecs failed, for WCS's ``sipMessage``."""
+    said = f"{sip_reason}: " if sip_reason else ""
+    offered = f"the far end offers {', '.join(far_end)}" if far_end else "the far end accepts none of our codecs"
+    return (
+        f"{said}Unsupported codecs: {offered}; StreamHub's SIP agent has {', '.join(ours)} "
+        "(its PJSIP build has no Opus and no video)"
+    )
 
 
 @dataclass
@@ -53,6 +84,7 @@ class CallSpec:
     publish_urls: list[str] = field(default_factory=list)
     bind_host: str = ""
     public_address: str = ""
+    log_level: int = 3  # PJSIP's (4 and up: every SIP message)
 
     @property
     def server(self) -> str:
@@ -147,6 +179,14 @@ class Call(pj.Call):
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802 - pjsua2's name
         self.agent.on_media_state(self)
 
+    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:  # noqa: N802 - pjsua2's name
+        try:
+            message = prm.e.body.tsxState.src.rdata.wholeMsg  # a message received, if this event is one
+        except (AttributeError, pj.Error):
+            return
+        if message and "\nm=" in message.replace("\r", ""):
+            self.agent.remote_sdp = message  # the far end's latest offer or answer
+
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802 - pjsua2's name
         self.agent.events.emit("dtmf_received", digit=prm.digit)
 
@@ -162,6 +202,8 @@ class CallAgent:
         self.status = PENDING
         self.reason = ""
         self.was_established = False
+        self.remote_sdp = ""
+        self.codecs_refused = False
         self.registered: bool | None = None if spec.register else True
         self.registration_error = ""
         self.endpoint = pj.Endpoint()
@@ -199,8 +241,8 @@ class CallAgent:
         config.uaConfig.threadCnt = 0  # events are polled from run(): PJSIP calls us on this thread
         config.uaConfig.mainThreadOnly = False
         config.uaConfig.userAgent = "StreamHub"
-        config.logConfig.level = 3
-        config.logConfig.consoleLevel = 3
+        config.logConfig.level = self.spec.log_level
+        config.logConfig.consoleLevel = self.spec.log_level
         config.medConfig.clockRate = CLOCK_RATE
         config.medConfig.sndClockRate = CLOCK_RATE
         config.medConfig.channelCount = 1
@@ -298,14 +340,29 @@ class CallAgent:
         if info.state == pj.PJSIP_INV_STATE_EARLY:
             self._set_status(RINGING if info.lastStatusCode == 180 else SESSION_PROGRESS)
         elif info.state == pj.PJSIP_INV_STATE_CONFIRMED:
-            self.was_established = True
             self.events.emit("far_end", uri=info.remoteUri, contact=info.remoteContact)
+            if not any(media.status == pj.PJSUA_CALL_MEDIA_ACTIVE for media in info.media):
+                # Answered with codecs we lack (PJSIP hangs up at once): a failed call, not an established one.
+                self.codecs_refused = True
+                return
+            self.was_established = True
             self._set_status(ESTABLISHED)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            sip_reason = f"{info.lastStatusCode} {info.lastReason}"
             if self.was_established:
-                self._set_status(FINISHED, self.reason or f"{info.lastStatusCode} {info.lastReason}")
+                self._set_status(FINISHED, self.reason or sip_reason)
+            elif self.codecs_refused or info.lastStatusCode in NOT_ACCEPTABLE:
+                far_end = sdp_codecs(self.remote_sdp) if self.remote_sdp else []
+                self._set_status(FAILED, unsupported_codecs_reason(far_end, self._our_codecs(), sip_reason))
             else:
-                self._set_status(FAILED, self.reason or f"{info.lastStatusCode} {info.lastReason}")
+                self._set_status(FAILED, self.reason or sip_reason)
+
+    def _our_codecs(self) -> list[str]:
+        try:
+            codecs = self.endpoint.codecEnum2()
+        except pj.Error:
+            return []
+        return [codec.codecId.removesuffix("/1") for codec in codecs if codec.priority > 0]
 
     def on_media_state(self, call: Call) -> None:
         info = call.getInfo()

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import shutil
+import socket
 import struct
 import subprocess
 import threading
@@ -121,6 +123,7 @@ class SrtIngestServer:
         self.port = port
         self._lib: LibSrt | None = None
         self._listener: int | None = None
+        self._udp: socket.socket | None = None  # bound, until the first caller hands it to libsrt
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting: threading.Thread | None = None
         self._connections: set[SrtConnection] = set()
@@ -128,16 +131,49 @@ class SrtIngestServer:
         self._stopping = False
 
     async def start(self) -> None:
+        """Bind the port. libsrt's listener (and its receiving thread, which wakes every few ms
+        whether or not anyone calls) starts only when the first datagram arrives: until then the
+        engine's loop watches a plain UDP socket, which costs nothing while nobody publishes."""
         self._loop = asyncio.get_running_loop()
         self._lib = LibSrt.get()
-        self._listener = self._lib.listen(self.host, self.port)
-        self.port = self._lib.bound_port(self._listener)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.bind((self.host, self.port))
+        except OSError as error:
+            udp.close()
+            raise SrtError(error.errno, f"cannot bind {self.host}:{self.port}: {error.strerror}") from error
+        self.port = udp.getsockname()[1]
+        self._udp = udp
+        self._loop.add_reader(udp.fileno(), self._first_datagram)
+        logger.info("SRT listening on %s:%s", self.host, self.port)
+
+    def _first_datagram(self) -> None:
+        """A caller's first handshake is queued on the UDP socket: hand the socket to libsrt (which
+        reads that datagram) and accept from now on."""
+        assert self._loop is not None and self._lib is not None and self._udp is not None
+        udp, self._udp = self._udp, None
+        self._loop.remove_reader(udp.fileno())
+        if self._stopping:
+            udp.close()
+            return
+        fd = udp.detach()  # libsrt owns it now
+        try:
+            self._listener = self._lib.listen_acquired(fd)
+        except SrtError as error:
+            os.close(fd)
+            logger.error("SRT listener on port %s failed: %s", self.port, error)
+            return
         self._accepting = threading.Thread(target=self._accept_loop, name=f"srt accept {self.port}", daemon=True)
         self._accepting.start()
-        logger.info("SRT listening on %s:%s", self.host, self.port)
+        logger.debug("SRT listener on port %s started by the first caller", self.port)
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._udp is not None:
+            assert self._loop is not None
+            self._loop.remove_reader(self._udp.fileno())
+            self._udp.close()
+            self._udp = None
         if self._lib is not None and self._listener is not None:
             self._lib.close(self._listener)
             self._listener = None

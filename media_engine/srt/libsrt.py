@@ -114,6 +114,25 @@ class LibSrt:
             raise
         return sock
 
+    def listen_acquired(self, udp_fd: int, backlog: int = 16) -> int:
+        """A live-mode listening socket on an already bound UDP socket (``srt_bind_acquire``): libsrt
+        owns ``udp_fd`` from then on and closes it with the listener. Datagrams queued on it before
+        (a caller's first handshake) are read by libsrt."""
+        sock = self.lib.srt_create_socket()
+        if sock == SRT_INVALID_SOCK:
+            raise self._error()
+        try:
+            self._set_int(sock, SRTO_TRANSTYPE, SRTT_LIVE)
+            self.lib.srt_bind_acquire.argtypes = [ctypes.c_int, ctypes.c_int]
+            if self.lib.srt_bind_acquire(sock, udp_fd) == SRT_ERROR:
+                raise self._error()
+            if self.lib.srt_listen(sock, backlog) == SRT_ERROR:
+                raise self._error()
+        except BaseException:
+            self.lib.srt_close(sock)
+            raise
+        return sock
+
     def bound_port(self, sock: int) -> int:
         address = _SockaddrIn()
         length = ctypes.c_int(ctypes.sizeof(address))

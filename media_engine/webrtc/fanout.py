@@ -1,45 +1,48 @@
 """One live stream's packets in the form WHEP viewers send them, made once for all its viewers:
-H.264 as Annex B access units (parameter sets before each keyframe, never re-encoded) and AAC
-transcoded to Opus on a thread. Each viewer has a `PacketTrack` per kind that aiortc's sender
-reads; it packetizes the pre-encoded `av.Packet`s without encoding them again.
+H.264 cut into RTP payloads (single NAL units, STAP-A, FU-A: aiortc's packetizer, parameter sets
+before each keyframe, never re-encoded) and AAC transcoded to Opus on a thread. Each viewer has a
+`PacketTrack` per kind that aiortc's sender reads: it takes the prepared payloads as they are (see
+`install`), so per viewer a frame costs only the RTP headers, SRTP and the send.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fractions
 import logging
+import time
 
-import av
+import aiortc.clock
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender
 
 from media_engine.codecs.h264 import parse_avc_config
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream
-from media_engine.webrtc.h264 import split_avcc, to_annexb
+from media_engine.webrtc.h264 import split_avcc
 from media_engine.webrtc.transcode import AacToOpus, TranscoderThread
 
 logger = logging.getLogger(__name__)
 
-MILLISECONDS = fractions.Fraction(1, 1000)
-OPUS_TIME_BASE = fractions.Fraction(1, 48000)
+VIDEO_CLOCK_PER_MS = 90  # RTP video clock: 90 kHz
 VIDEO_QUEUE = 120  # frames a viewer may lag before it skips to the next keyframe
 AUDIO_QUEUE = 100
 
 
 class PacketTrack(MediaStreamTrack):
-    """A track of pre-encoded `av.Packet`s for one viewer. Video starts at a keyframe, and a viewer
-    that falls ``maxsize`` packets behind skips to the next keyframe rather than slowing anyone."""
+    """A track of prepared frames (`RTCEncodedFrame`: RTP payloads and timestamp) for one viewer.
+    Video starts at a keyframe, and a viewer that falls ``maxsize`` frames behind skips to the next
+    keyframe rather than slowing anyone."""
 
     def __init__(self, kind: str, maxsize: int) -> None:
         super().__init__()
         self.kind = kind
-        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(maxsize)
+        self._queue: asyncio.Queue[RTCEncodedFrame | None] = asyncio.Queue(maxsize)
         self._waiting_for_keyframe = kind == "video"
         self.packets_sent = 0
         self.bytes_sent = 0
 
-    def offer(self, packet: av.Packet, keyframe: bool = False, size: int = 0) -> None:
+    def offer(self, packet: RTCEncodedFrame, keyframe: bool = False, size: int = 0) -> None:
         if self.readyState != "live":
             return
         if self._waiting_for_keyframe:
@@ -64,7 +67,7 @@ class PacketTrack(MediaStreamTrack):
                 self._queue.get_nowait()
             self._queue.put_nowait(None)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> RTCEncodedFrame:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
         packet = await self._queue.get()
@@ -72,6 +75,36 @@ class PacketTrack(MediaStreamTrack):
             self.stop()
             raise MediaStreamError
         return packet
+
+
+_aiortc_next_encoded_frame = RTCRtpSender._next_encoded_frame
+
+
+async def _next_encoded_frame(self: RTCRtpSender, codec) -> RTCEncodedFrame | None:
+    """aiortc's sender asks its track for the next frame to send: a `PacketTrack`'s is ready as it is."""
+    track = self._RTCRtpSender__track  # type: ignore[attr-defined]
+    if isinstance(track, PacketTrack):
+        frame = await track.recv()
+        return frame if self._enabled else None
+    return await _aiortc_next_encoded_frame(self, codec)
+
+
+_NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900 (NTP's epoch) to 1970
+
+
+def current_ntp_time() -> int:
+    """aiortc's `clock.current_ntp_time` without datetime objects: a sender asks for it twice per RTP
+    packet, and through datetime it was the largest cost of a WHEP viewer after SRTP and sendto."""
+    now = time.time()
+    seconds = int(now)
+    return ((seconds + _NTP_UNIX_OFFSET) << 32) | int((now - seconds) * 4_294_967_296)
+
+
+def install() -> None:
+    """Make aiortc's senders take `PacketTrack` frames without packetizing them again, and read the
+    NTP clock cheaply (idempotent)."""
+    RTCRtpSender._next_encoded_frame = _next_encoded_frame  # type: ignore[method-assign]
+    aiortc.clock.current_ntp_time = current_ntp_time
 
 
 class WhepViewer:
@@ -91,6 +124,7 @@ class WhepFanout:
     """Packets of ``stream`` converted once and offered to every attached viewer."""
 
     def __init__(self, stream: LiveStream) -> None:
+        install()
         self.stream = stream
         self.loop = asyncio.get_running_loop()
         self.viewers: set[WhepViewer] = set()
@@ -157,22 +191,19 @@ class WhepFanout:
                 return
             if packet.keyframe:
                 nals = self._parameter_sets + nals
-            data = to_annexb(nals)
-            frame = av.Packet(data)
-            frame.pts = packet.pts
-            frame.time_base = MILLISECONDS
+            # RTP payloads once for every viewer (what aiortc's H264Encoder.pack makes of a frame).
+            frame = RTCEncodedFrame(H264Encoder._packetize(nals), packet.pts * VIDEO_CLOCK_PER_MS, None)
+            size = sum(len(payload) for payload in frame.payloads)
             for viewer in self.viewers:
                 if viewer.video is not None:
-                    viewer.video.offer(frame, packet.keyframe, len(data))
-            self.stream.counters.sent(len(data) * len(self.viewers))
+                    viewer.video.offer(frame, packet.keyframe, size)
+            self.stream.counters.sent(size * len(self.viewers))
         elif packet.kind is TrackKind.AUDIO and self._opus is not None:
             self._opus.submit((packet.payload, packet.pts))
 
     def _on_opus(self, item: tuple[bytes, int]) -> None:
-        payload, pts = item
-        frame = av.Packet(payload)
-        frame.pts = pts
-        frame.time_base = OPUS_TIME_BASE
+        payload, pts = item  # (pts in 1/48000 s, Opus's RTP clock)
+        frame = RTCEncodedFrame([payload], pts, None)
         for viewer in self.viewers:
             if viewer.audio is not None:
                 viewer.audio.offer(frame, size=len(payload))

@@ -51,9 +51,10 @@ def test_nodes_states_and_where_new_pulls_go(wcs):
     origin = node("origin-1")
     node("gone", alive=False)
     nodes = wcs.post(f"{API}/cdn/show_nodes").json()
+    load = {"streams": 0, "viewers": 0}
     assert nodes == [
-        {"id": "gone", "globalState": "PASSIVE", "processingState": "NEW_STREAMS_ALLOWED", "role": "ORIGIN"},
-        {"id": "origin-1", "globalState": "ACTIVE", "processingState": "NEW_STREAMS_ALLOWED", "role": "ORIGIN"},
+        {"id": "gone", "globalState": "PASSIVE", "processingState": "NEW_STREAMS_ALLOWED", "role": "ORIGIN", **load},
+        {"id": "origin-1", "globalState": "ACTIVE", "processingState": "NEW_STREAMS_ALLOWED", "role": "ORIGIN", **load},
     ]
     assert wcs.post(f"{API}/cdn/show_state").json() == "NEW_STREAMS_ALLOWED"
     assert EngineNode.for_new_streams() == origin

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from openapi_spec_validator import validate
 
 from apps.api_wcs.urls import METHODS
@@ -152,6 +154,24 @@ def test_stream_objects_have_the_wcs_fields(wcs, live_stream):
     by_session = wcs.post(f"{API}/stream/find", {"mediaSessionId": stream["mediaSessionId"]}).json()
     assert [s["name"] for s in by_session] == ["stream1"]
     assert wcs.post(f"{API}/stream/find", {"name": "stream1", "published": False}).status_code == 404
+
+
+def test_find_all_costs_the_same_queries_for_ten_streams_as_for_one(wcs, live_stream, django_assert_max_num_queries):
+    """A hot path (issue #19: 500 calls/s): the records of the streams are read in one query, not one per stream."""
+    session = str(live_stream.media_session_id)
+    assert wcs.post(f"{API}/stream/startRecording", {"mediaSessionId": session}).status_code == 200
+    with CaptureQueriesContext(connection) as one:
+        [stream] = wcs.post(f"{API}/stream/find_all").json()
+    assert stream["record"] is True
+    for index in range(2, 11):
+        Stream.objects.create(
+            application=live_stream.application, name=f"stream{index}", source_type="Rtmp",
+            remote_address="127.0.0.1:50000", input_tracks=live_stream.input_tracks,
+        )  # fmt: skip
+    with django_assert_max_num_queries(len(one)):
+        streams = wcs.post(f"{API}/stream/find_all").json()
+    assert len(streams) == 10
+    assert [s["record"] for s in sorted(streams, key=lambda s: s["name"] != "stream1")] == [True] + [False] * 9
 
 
 def test_start_and_stop_recording_use_the_record_service(wcs, live_stream):

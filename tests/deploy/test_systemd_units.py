@@ -1,6 +1,6 @@
 """The systemd units of deploy/ (README "Run in production"): rendered for this checkout they pass
-`systemd-analyze verify` without a warning, cover every process `make run` starts, restart on
-failure and log to the journal."""
+`systemd-analyze verify` without a warning, cover every process `make run` starts (its API processes:
+instances of one template, as many as asked for), restart on failure and log to the journal."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ WORKERS = {
 @pytest.fixture(scope="module")
 def units(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("units")
-    subprocess.run([str(ROOT / "deploy" / "render-units.sh"), str(folder), "streamhub", "/etc/streamhub"], check=True)
+    subprocess.run(
+        [str(ROOT / "deploy" / "render-units.sh"), str(folder), "streamhub", "/etc/streamhub", "3"], check=True
+    )
     return folder
 
 
@@ -35,7 +37,7 @@ def read(unit: Path) -> configparser.ConfigParser:
 
 def test_the_units_pass_systemd_analyze_verify(units):
     assert shutil.which("systemd-analyze"), "systemd-analyze is missing: `make test` installs systemd"
-    names = sorted(path.name for path in units.iterdir())
+    names = sorted(path.name for path in units.iterdir()) + ["streamhub-api@2.service"]  # an instance too
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *names], cwd=units, capture_output=True, text=True, timeout=60
     )
@@ -59,7 +61,7 @@ def test_every_process_of_make_run_has_a_unit_that_restarts_and_logs_to_the_jour
     services = {path.name: read(path) for path in units.glob("*.service")}
     long_running = {name: unit for name, unit in services.items() if unit["Service"].get("Type") == "simple"}
     assert set(long_running) == {
-        "streamhub-api.service", "streamhub-tls-proxy.service", "streamhub-engine.service",
+        "streamhub-api@.service", "streamhub-tls-proxy.service", "streamhub-engine.service",
         "streamhub-beat.service", *WORKERS,
     }  # fmt: skip
     for name, unit in long_running.items():
@@ -71,6 +73,13 @@ def test_every_process_of_make_run_has_a_unit_that_restarts_and_logs_to_the_jour
     for name, queue in WORKERS.items():
         assert queue in services[name]["Service"]["ExecStart"]
     assert read(units / "streamhub.target")["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_target_starts_the_asked_number_of_api_servers_sharing_the_port(units):
+    target = (units / "streamhub.target").read_text()
+    assert "Wants=streamhub-api@1.service streamhub-api@2.service streamhub-api@3.service\n" in target
+    api = read(units / "streamhub-api@.service")["Service"]["ExecStart"]
+    assert api == f"{ROOT}/.venv/bin/python scripts/api_server.py"  # its own SO_REUSEPORT sockets, then Daphne
 
 
 def test_the_env_template_runs_in_production_mode_with_placeholders_for_the_secrets():

@@ -20,9 +20,9 @@ def test_it_maps_ome_llhls_settings():
 
 def test_it_uses_the_defaults_without_settings():
     config = config_of({"llhls": {}, "webrtc": {}})
-    assert (config.llhls_part_duration, config.llhls_segment_duration, config.llhls_segment_count) == (0.5, 6.0, 10)
+    assert (config.llhls_part_duration, config.llhls_segment_duration, config.llhls_segment_count) == (0.2, 6.0, 10)
 
 
 def test_it_ignores_unusable_values():
     config = config_of({"llhls": {"chunkDuration": "fast", "segmentDuration": 0, "segmentCount": -2}})
-    assert (config.llhls_part_duration, config.llhls_segment_duration, config.llhls_segment_count) == (0.5, 6.0, 10)
+    assert (config.llhls_part_duration, config.llhls_segment_duration, config.llhls_segment_count) == (0.2, 6.0, 10)

@@ -1,6 +1,7 @@
 """HTTPS with the vhosts' certificates: the API's TLS ports (OME 8082, WCS 8444) and the media port
 (3334) pick the certificate by SNI, refuse a name without one, serve a reloaded certificate without
-a restart, and HLS plays over HTTPS with the certificate verified (ffprobe)."""
+a restart, and HLS plays over HTTPS with the certificate verified (ffprobe, and hls.js and WHEP in
+Chromium trusting the test certificate)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.conftest import OME_AUTH
 from tests.integration.conftest import CHROMIUM, CHROMIUM_ARGS, LiveStreamHub, _answers, wait_for
+from tests.integration.test_webrtc import WEBRTC_CHROMIUM_ARGS
 from tests.tools.certificates import CertificateAuthority
 
 pytestmark = pytest.mark.services
@@ -33,6 +35,9 @@ class HttpsStreamHub(LiveStreamHub):
         self.ome_tls_port, self.wcs_tls_port = (int(port) for port in self.env["STREAMHUB_API_TLS_PORTS"].split(","))
         self.media_tls_port = int(self.env["STREAMHUB_MEDIA_HTTPS_PORT"])
         self.env["STREAMHUB_HTTPS"] = "1"  # served over HTTPS: HSTS on HTTPS answers
+        # WHEP from Chromium on this machine: host candidates on loopback, a key frame every second.
+        self.env["STREAMHUB_WEBRTC_ICE_ADDRESSES"] = "127.0.0.1"
+        self.env["STREAMHUB_WEBRTC_KEYFRAME_INTERVAL"] = "1"
 
     def start(self, engine: bool = True, worker: bool = False) -> None:
         upstream = self.env["STREAMHUB_API_TLS_UPSTREAM_PORT"]
@@ -197,18 +202,23 @@ def test_hls_plays_over_https_with_the_certificate_verified(https_platform, ca):
         publisher.wait()
 
 
-def test_chromium_opens_the_webrtc_page_over_https_as_a_secure_context(https_platform, ca):
-    """Browsers let a page use the camera only in a secure context: the WebRTC page over HTTPS is one.
-    Chromium trusts the served certificate by its key hash (no system CA store is changed)."""
-    port = https_platform.media_tls_port
-    wait_for(lambda: served_subject(ca, "a.test", port), 15)
+def chromium_trusting(ca: CertificateAuthority, base_args: list[str]) -> list[str]:
+    """Chromium's arguments to reach a.test/c.test on loopback and trust a.test's served certificate
+    by its key hash (no system CA store is changed)."""
     served = x509.load_pem_x509_certificate((ca.folder / "a.test.crt").read_bytes())
     spki = served.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    args = [
-        *CHROMIUM_ARGS,
+    return [
+        *base_args,
         "--host-resolver-rules=MAP a.test 127.0.0.1, MAP c.test 127.0.0.1",
         f"--ignore-certificate-errors-spki-list={base64.b64encode(hashlib.sha256(spki).digest()).decode()}",
     ]
+
+
+def test_chromium_opens_the_webrtc_page_over_https_as_a_secure_context(https_platform, ca):
+    """Browsers let a page use the camera only in a secure context: the WebRTC page over HTTPS is one."""
+    port = https_platform.media_tls_port
+    wait_for(lambda: served_subject(ca, "a.test", port), 15)
+    args = chromium_trusting(ca, CHROMIUM_ARGS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         try:
@@ -220,3 +230,77 @@ def test_chromium_opens_the_webrtc_page_over_https_as_a_secure_context(https_pla
                 page.goto(f"https://c.test:{port}/")
         finally:
             browser.close()
+
+
+HLS_JS = Path(__file__).resolve().parents[2] / "apps/streams/static/streams/vendor/hls.js/hls.min.js"
+# hls.js playing a playlist of the page's origin into a new <video id="hls">; errors kept for the test.
+PLAY_HLS = """url => {
+    const video = document.createElement("video");
+    video.id = "hls"; video.muted = true; document.body.append(video);
+    window.hlsErrors = [];
+    const hls = new Hls();
+    hls.on(Hls.Events.ERROR, (event, data) => window.hlsErrors.push(data.details + (data.fatal ? " (fatal)" : "")));
+    hls.loadSource(url); hls.attachMedia(video); video.play().catch(() => {});
+}"""
+
+
+@pytest.mark.browser
+def test_chromium_plays_hls_and_whep_over_https(https_platform, ca):
+    """A viewer's browser on https://a.test:3334: hls.js plays the HTTPS playlist (its segments come
+    over HTTPS too) and the WebRTC page plays the stream over WHEP signalled over HTTPS."""
+    port = https_platform.media_tls_port
+    wait_for(lambda: served_subject(ca, "a.test", port), 15)
+    created = https_platform.api("POST", "/v1/vhosts/va/apps", json=[{"name": "app", "type": "live"}])
+    assert created.status_code == 200, created.text
+    # Published over RTMP to loopback, into vhost va: its tcUrl names the host a.test.
+    publisher = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-ac", "2",
+         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-t", "60", "-f", "flv", "-rtmp_tcurl", f"rtmp://a.test:{https_platform.rtmp_port}/app",
+         f"rtmp://127.0.0.1:{https_platform.rtmp_port}/app/tlscam"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: https_platform.api("GET", "/v1/vhosts/va/apps/app/streams").json().get("response") == ["tlscam"],
+            30,
+            lambda: https_platform.log("engine")[-2000:],
+        )
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=chromium_trusting(ca, WEBRTC_CHROMIUM_ARGS)
+            )
+            try:
+                page = browser.new_page()
+                assert page.goto(f"https://a.test:{port}/").status == 200
+                # HLS: hls.js on the page's origin loads the playlist and segments over HTTPS.
+                page.add_script_tag(path=str(HLS_JS))
+                page.evaluate(PLAY_HLS, "/app/tlscam/ts:playlist.m3u8")
+                page.wait_for_function(
+                    "() => { const v = document.getElementById('hls'); return v.currentTime > 2 && v.videoWidth > 0; }",
+                    timeout=45_000,
+                )
+                assert page.evaluate("() => [hls.videoWidth, hls.videoHeight]") == [640, 360]
+                assert page.evaluate("() => window.hlsErrors.filter(e => e.includes('fatal'))") == []
+                hls_requests = page.evaluate(
+                    "() => performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('tlscam'))"
+                )
+                assert any(".ts" in name for name in hls_requests), hls_requests
+                assert all(name.startswith(f"https://a.test:{port}/") for name in hls_requests), hls_requests
+                # WHEP: the page's own player, offer and answer over HTTPS.
+                page.fill("#stream", "tlscam")
+                location = page.evaluate("streamhub.play()")
+                assert location.startswith(f"https://a.test:{port}/app/tlscam/webrtc-session/")
+                played = wait_for(
+                    lambda: (s := page.evaluate("streamhub.stats()"))["framesDecoded"] > 25 and s,
+                    30,
+                    lambda: str(page.evaluate("streamhub.stats()")) + https_platform.log("engine")[-2000:],
+                )
+                assert (played["width"], played["height"]) == (640, 360)
+                page.evaluate("streamhub.stop('whep')")
+            finally:
+                browser.close()
+    finally:
+        publisher.kill()
+        publisher.wait()

@@ -1,25 +1,35 @@
 """`make run`'s supervisor (scripts/run_platform.py), run as it is on free ports with a database of its
 own: every kind of child killed with SIGKILL comes back, the API answers while the engine restarts, a
 running record resumes after its worker's death, a crash loop backs off, and SIGTERM stops everything.
+Two API processes share the API port: REST calls and WebSocket events work on both, and the API
+goes on answering while one of them is killed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 
+import aiohttp
 import pytest
 import requests
 
+from tests.conftest import OME_AUTH
 from tests.integration.conftest import LiveStreamHub, _answers, wait_for
 from tests.integration.test_engine import publish, wait_live
 from tests.integration.test_recording import record_state
 
-pytestmark = pytest.mark.services
+# Longer than the suite's 300 s: the module's platform (nine processes, two API servers) starts in its
+# first test's setup, and takes minutes to import Django on a loaded machine.
+pytestmark = [pytest.mark.services, pytest.mark.timeout(900)]
 APP = "/v1/vhosts/default/apps/app"
 STARTED = re.compile(r"\[run_platform\] started (\S+) \(pid (\d+)\)")
 
@@ -37,14 +47,16 @@ class SupervisedStreamHub(LiveStreamHub):
                 "STREAMHUB_RTMP_PORT": str(self.rtmp_port),
                 "STREAMHUB_MEDIA_HTTP_HOST": "127.0.0.1",
                 "STREAMHUB_MEDIA_HTTP_PORT": str(self.media_port),
+                "STREAMHUB_API_PROCESSES": "2",
             }
         )
 
     def start_supervisor(self, wait_for_engine: bool = True) -> None:
         self._spawn("supervisor", [sys.executable, "scripts/run_platform.py"])
-        wait_for(lambda: _answers(f"{self.url}/admin/login/"), 60, lambda: self.log("supervisor")[-3000:])
+        # Generous: every child (two API processes among them) imports Django at once on a busy machine.
+        wait_for(lambda: _answers(f"{self.url}/admin/login/"), 300, lambda: self.log("supervisor")[-3000:])
         if wait_for_engine:
-            wait_for(lambda: _answers(f"{self.media}/"), 60, lambda: self.log("supervisor")[-3000:])
+            wait_for(lambda: _answers(f"{self.media}/"), 120, lambda: self.log("supervisor")[-3000:])
         for name in ("media-worker", "transcode-worker", "control-worker", "beat"):
             wait_for(lambda name=name: self.ready_count(name) >= 1, 90, lambda: self.log("supervisor")[-3000:])
 
@@ -77,7 +89,11 @@ class SupervisedStreamHub(LiveStreamHub):
 @pytest.fixture(scope="module")
 def supervised(tmp_path_factory, redis_url):
     platform = SupervisedStreamHub(tmp_path_factory.mktemp("supervised"), redis_url)
-    platform.start_supervisor()
+    try:
+        platform.start_supervisor()
+    except BaseException:
+        platform.stop()  # a supervisor left running would restart its children for ever
+        raise
     yield platform
     platform.stop()
 
@@ -89,9 +105,128 @@ def api_answers(platform) -> bool:
         return False
 
 
+def server_pids(port: int) -> list[int]:
+    """The pid of the process on the server side of each established connection to ``port``."""
+    out = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True, check=True
+    ).stdout
+    return [int(pid) for pid in re.findall(r"pid=(\d+)", out)]
+
+
+class EventSockets:
+    """/ws/events/ WebSockets (each its own connection), opened one by one until both API processes
+    serve some (the kernel picks the process of each connection), in a thread recording what each receives."""
+
+    def __init__(self, platform, api_pids: set[int], most: int = 24) -> None:
+        self.url = platform.url.replace("http", "ws") + "/ws/events/"
+        self.port, self.api_pids, self.most = platform.port, api_pids, most
+        self.events: list[list[dict]] = []
+        self.connected = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()))
+        self.thread.start()
+        assert self.connected.wait(180), self.events
+        assert set(server_pids(self.port)) == api_pids, (server_pids(self.port), api_pids)
+
+    async def _run(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            listeners = []
+            try:
+                while len(self.events) < self.most and set(server_pids(self.port)) != self.api_pids:
+                    socket_ = await session.ws_connect(self.url, headers={"Authorization": OME_AUTH})
+                    self.events.append([])
+                    listeners.append(asyncio.create_task(self._listen(socket_, self.events[-1])))
+            finally:
+                self.connected.set()
+            await asyncio.gather(*listeners)
+
+    async def _listen(self, socket_, events: list[dict]) -> None:
+        async with socket_:
+            while not self.stop.is_set():
+                try:
+                    message = await socket_.receive(timeout=0.5)
+                except TimeoutError:
+                    continue
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    events.append(json.loads(message.data))
+                elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    events.append({"event": "socket closed"})
+                    return
+
+    def names(self, index: int, event: str) -> list[str]:
+        return [item["stream"]["name"] for item in self.events[index] if item.get("event") == event]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def test_two_api_processes_serve_rest_and_websocket_events_on_one_port_and_survive_a_kill(supervised):
+    api_pids = {supervised.pids("api-1")[-1], supervised.pids("api-2")[-1]}
+    # WebSockets on both processes (the constructor checks), and keep-alive REST connections beside them.
+    sockets = EventSockets(supervised, api_pids)
+    count = len(sockets.events)
+    sessions = [requests.Session() for _ in range(8)]
+    try:
+        for session in sessions:
+            response = session.get(f"{supervised.url}/v1/vhosts", headers={"Authorization": OME_AUTH}, timeout=10)
+            assert response.status_code == 200 and response.json()["response"] == ["default"]
+        serving = server_pids(supervised.port)
+        assert len(serving) == count + 8 and set(serving) == api_pids, (serving, api_pids)  # nothing else serves
+
+        # An engine event reaches the WebSockets of both processes (Channels groups over Redis).
+        publisher = publish(supervised, "spread", seconds=60)
+        try:
+            wait_live(supervised, "spread", publisher)
+            wait_for(
+                lambda: all("spread" in sockets.names(i, "started") for i in range(count)), 30, lambda: sockets.events
+            )
+
+            # kill -9 one API process: the other answers every new connection meanwhile.
+            killed = supervised.kill_child("api-2")
+            time.sleep(0.5)
+            answers = [
+                requests.post(f"{supervised.url}/rest-api/stream/find_all", json={}, timeout=10).status_code
+                for _ in range(40)
+            ]
+            assert answers == [200] * 40, answers
+            wait_for(lambda: any({"event": "socket closed"} in events for events in sockets.events), 10)
+            survivors = [i for i, events in enumerate(sockets.events) if {"event": "socket closed"} not in events]
+            assert 0 < len(survivors) < count, (
+                sockets.events
+            )  # the killed process's sockets closed, the others' did not
+        finally:
+            publisher.kill()
+            publisher.wait()
+        # The surviving WebSockets still hear the stream end.
+        wait_for(lambda: all("spread" in sockets.names(i, "ended") for i in survivors), 30, lambda: sockets.events)
+    finally:
+        sockets.close()
+        for session in sessions:
+            session.close()
+    supervised.wait_restarted("api-2", killed)
+    # The restarted process serves on the port again.
+    wait_for(lambda: supervised.pids("api-2")[-1] in server_pids_after_requests(supervised), 300)
+
+
+def server_pids_after_requests(platform) -> set[int]:
+    """The API processes that answer 8 new keep-alive connections (kept open while looked at)."""
+    sessions = [requests.Session() for _ in range(8)]
+    try:
+        for session in sessions:
+            try:
+                session.get(f"{platform.url}/v1/vhosts", headers={"Authorization": OME_AUTH}, timeout=10)
+            except requests.RequestException:
+                pass
+        return set(server_pids(platform.port))
+    finally:
+        for session in sessions:
+            session.close()
+
+
 def test_a_killed_api_server_is_restarted(supervised):
-    old = supervised.kill_child("api")
-    supervised.wait_restarted("api", old)
+    old = supervised.kill_child("api-1")
+    supervised.wait_restarted("api-1", old)
     wait_for(lambda: api_answers(supervised), 30, lambda: supervised.log("supervisor")[-3000:])
     assert supervised.supervisor.poll() is None
 
@@ -157,7 +292,10 @@ def test_a_record_resumes_after_its_media_worker_is_killed(supervised):
 
 def test_sigterm_stops_every_process_of_the_platform(supervised):
     """Last in this module: it ends the platform."""
-    groups = {name: supervised.pids(name)[-1] for name in ("api", "engine", "media-worker", "control-worker", "beat")}
+    groups = {
+        name: supervised.pids(name)[-1]
+        for name in ("api-1", "api-2", "engine", "media-worker", "control-worker", "beat")
+    }
     os.kill(supervised.supervisor.pid, signal.SIGTERM)
     assert supervised.supervisor.wait(timeout=40) == 0
     for pid in groups.values():

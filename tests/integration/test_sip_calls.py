@@ -6,6 +6,7 @@ push to nginx-rtmp; a UDP socket standing in for the phone's RTP port decodes wh
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,24 @@ SCENARIOS = Path(__file__).with_name("sipp")
 TONE_HZ = 1000
 
 
+def sipp_media_port() -> int:
+    """A UDP port for sipp's ``-mp`` whose neighbour two up is free too: sipp binds both (audio
+    RTP and video RTP) and does not start when either is taken."""
+    for _ in range(100):
+        port = free_port()
+        probes = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+        try:
+            for probe, candidate in zip(probes, (port, port + 2), strict=True):
+                probe.bind(("127.0.0.1", candidate))
+            return port
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise RuntimeError("no free UDP port pair for sipp's media")
+
+
 class Sipp:
     """sipp as a UAS on a free UDP port, running ``scenario`` with ``-key`` values; what it
     received and sent is in its message trace."""
@@ -35,7 +54,7 @@ class Sipp:
         self.error_file = folder / f"sipp-{name}-{self.port}-errors.log"
         command = [
             "sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(self.port),
-            "-mi", "127.0.0.1", "-mp", str(free_port()), "-nostdin", "-nd",
+            "-mi", "127.0.0.1", "-mp", str(sipp_media_port()), "-nostdin", "-nd",
             "-trace_msg", "-message_file", str(self.message_file), "-trace_err", "-error_file", str(self.error_file),
         ]  # fmt: skip
         keys = {"pt": "0", "codec": "PCMU", **keys}  # answer.xml's codec: G.711 µ-law unless told
@@ -62,6 +81,9 @@ def sip_platform(tmp_path_factory, redis_url):
     """The platform with its SIP agents on loopback (sipp and the RTP capture listen there)."""
     server = LiveStreamHub(tmp_path_factory.mktemp("sip-platform"), redis_url)
     server.env["STREAMHUB_SIP_BIND_HOST"] = "127.0.0.1"
+    # v3 waits up to 20 s (WCS's cap is 5): a call placed by a loaded worker is still answered within it.
+    server.env["STREAMHUB_WCS_JOBS_MAX_PREFER_WAIT_TIME"] = "20"
+    server.env["STREAMHUB_SIP_LOG_LEVEL"] = "4"  # every SIP message in the calls' logs
     server.start(engine=True, worker=True)
     yield server
     server.stop()
@@ -96,6 +118,16 @@ def wcs(platform, method: str, body: dict) -> requests.Response:
     return requests.post(f"{platform.url}/rest-api/call/{method}", json=body, timeout=10)
 
 
+def v3(platform, method: str, body: dict, prefer: str) -> requests.Response:
+    return requests.post(f"{platform.url}/rest-api/v3/call/{method}", json=body, headers={"Prefer": prefer},
+                         timeout=30)  # fmt: skip
+
+
+def find_job(platform, job_id: str) -> dict:
+    [job] = requests.post(f"{platform.url}/rest-api/v3/jobs/find", json={"id": job_id}, timeout=10).json()
+    return job
+
+
 def find_call(platform, call_id: str) -> dict | None:
     response = wcs(platform, "find", {"callId": call_id})
     return response.json()[0] if response.status_code == 200 else None
@@ -112,6 +144,17 @@ def wait_status(platform, call_id: str, status: str, timeout: float = 30) -> dic
 def call_body(sipp: Sipp, call_id: str, **extra) -> dict:
     return {"callId": call_id, "callee": "100", "sipLogin": "streamhub", "sipDomain": "127.0.0.1",
             "sipPort": sipp.port, "visibleName": "StreamHub", "hasAudio": True, "hasVideo": False, **extra}  # fmt: skip
+
+
+def call_logs(platform) -> str:
+    """Every call's PJSIP log (with rotated parts) written by the platform's SIP agents."""
+    folder = Path(platform.env["STREAMHUB_VAR_DIR"]) / "sip"
+    return "".join(path.read_text(errors="replace") for path in sorted(folder.glob("call-*.log*")))
+
+
+def assert_no_password_anywhere(platform, password: str) -> None:
+    logs = {"calls": call_logs(platform), "worker": platform.log("worker"), "api": platform.log("api")}
+    assert [name for name, text in logs.items() if password in text] == []
 
 
 def decoded(url: str, seconds: float = 3.0, rate: int = 8000) -> np.ndarray:
@@ -197,6 +240,22 @@ def test_a_rejected_call_ends_failed_with_the_far_ends_reason(sip_platform, sipp
     assert wcs(sip_platform, "terminate", {"callId": "call-busy"}).status_code == 404
 
 
+def test_a_far_end_speaking_only_opus_and_h264_ends_failed_with_the_codecs_named(sip_platform, sipp):
+    phone = sipp("opus_only.xml")
+    assert wcs(sip_platform, "startup", call_body(phone, "call-opus", toStream="opus")).status_code == 200
+    call = wait_status(sip_platform, "call-opus", "FAILED")
+    assert "Unsupported codecs: the far end offers opus/48000/2, H264/90000" in call["sipMessage"], call
+    assert "PCMU/8000" in call["sipMessage"] and call["duration"] == 0
+    wait_for(lambda: phone.received("BYE"), 10, phone.messages)  # PJSIP hangs up the call it cannot carry
+    assert "opus" not in live_names(sip_platform)
+
+    # A far end refusing the offer itself (as one that wants Opus only would) says so too.
+    picky = sipp("not_acceptable.xml")
+    assert wcs(sip_platform, "startup", call_body(picky, "call-488")).status_code == 200
+    call = wait_status(sip_platform, "call-488", "FAILED")
+    assert call["sipMessage"].startswith("488 Not Acceptable Here: Unsupported codecs: the far end accepts none"), call
+
+
 def test_dtmf_and_injected_sound_reach_the_far_end(sip_platform, sipp, capture):
     media_root = Path(sip_platform.env["STREAMHUB_MEDIA_ROOT"])
     media_root.mkdir(parents=True, exist_ok=True)
@@ -240,6 +299,9 @@ def test_a_call_registers_with_digest_credentials_when_asked(sip_platform, sipp)
     assert wcs(sip_platform, "startup", refused).status_code == 200
     call = wait_status(sip_platform, "call-refused", "FAILED")
     assert call["sipMessage"] == "Registration failed: 403 Forbidden"
+    # The logs show the digest exchange (PJSIP logs every SIP message at level 4), not the password.
+    wait_for(lambda: 'Digest username="alice"' in call_logs(sip_platform), 10)
+    assert_no_password_anywhere(sip_platform, "s3cret")
 
 
 def test_a_call_answers_the_far_ends_digest_challenge(sip_platform, sipp):
@@ -251,6 +313,8 @@ def test_a_call_answers_the_far_ends_digest_challenge(sip_platform, sipp):
     assert "Authorization:" not in first and 'Digest username="alice"' in second
     assert wcs(sip_platform, "terminate", {"callId": "call-auth"}).status_code == 200
     wait_status(sip_platform, "call-auth", "FINISHED")
+    assert 'Digest username="alice"' in call_logs(sip_platform)
+    assert_no_password_anywhere(sip_platform, "s3cret")
 
 
 def test_a_live_streams_audio_is_injected_into_the_call_until_terminated(sip_platform, sipp, capture):
@@ -306,3 +370,51 @@ def test_a_call_whose_worker_dies_is_placed_again(sip_platform, sipp, capture):
     wait_status(sip_platform, "call-redial", "ESTABLISHED")
     assert wcs(sip_platform, "terminate", {"callId": "call-redial"}).status_code == 200
     wait_status(sip_platform, "call-redial", "FINISHED")
+
+
+def test_v3_startup_answers_200_with_the_call_once_it_is_answered_or_has_failed(sip_platform, sipp, capture):
+    phone = sipp("answer_listen.xml", rtp_port=capture.port)
+    body = call_body(phone, "v3-answered", sipPassword="s3cret")
+    response = v3(sip_platform, "startup", body, "respond-async, wait=15")
+    assert response.status_code == 200, response.text
+    call = response.json()
+    assert (call["callId"], call["status"], call["codec"]) == ("v3-answered", "ESTABLISHED", "PCMU/8000")
+    assert call["farEnd"].startswith("sip:100@127.0.0.1") and "s3cret" not in response.text
+    # A v2 error fails the job before any SIP: the same answer as v2's.
+    clash = v3(sip_platform, "startup", body, "respond-async, wait=15")
+    assert (clash.status_code, clash.json()["message"]) == (409, "Conflict")
+    assert wcs(sip_platform, "terminate", {"callId": "v3-answered"}).status_code == 200
+    wait_status(sip_platform, "v3-answered", "FINISHED")
+
+    busy = sipp("reject.xml")
+    response = v3(sip_platform, "startup", call_body(busy, "v3-busy"), "respond-async, wait=15")
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["sipMessage"]) == ("FAILED", "486 Busy Here")
+
+
+def test_v3_startup_of_a_ringing_phone_answers_202_then_the_job_is_done_when_it_answers(sip_platform, sipp, capture):
+    phone = sipp("ring.xml", rtp_port=capture.port)  # rings 3 s
+    response = v3(sip_platform, "startup", call_body(phone, "v3-ringing"), "respond-async, wait=1")
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["method"] == "call/startup" and job["state"] in ("PENDING", "RUNNING")
+    assert response.headers["Location"] == f"/rest-api/v3/jobs/{job['id']}"
+    done = wait_for(lambda: (found := find_job(sip_platform, job["id"]))["state"] == "DONE" and found, 30)
+    assert done["result"]["status"] == "ESTABLISHED" and done["result"]["callId"] == "v3-ringing"
+    assert wcs(sip_platform, "terminate", {"callId": "v3-ringing"}).status_code == 200
+    wait_status(sip_platform, "v3-ringing", "FINISHED")
+
+
+def test_v3_startup_cancelled_by_its_timeout_cancels_the_ringing_call(sip_platform, sipp, capture, tmp_path):
+    long_ring = tmp_path / "long_ring.xml"  # rings 30 s
+    long_ring.write_text((SCENARIOS / "ring.xml").read_text().replace('timeout="3000"', 'timeout="30000"'))
+    phone = sipp(str(long_ring), rtp_port=capture.port)
+    body = call_body(phone, "v3-timeout", sipPassword="s3cret")
+    response = v3(sip_platform, "startup", body, "respond-async, wait=0, timeout=8")
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    job = wait_for(lambda: (found := find_job(sip_platform, job_id))["state"] == "CANCELLED" and found, 30)
+    assert "timeout" in job["error"] and job["request"]["sipPassword"] == "***"
+    wait_for(lambda: phone.received("CANCEL"), 15, phone.messages)
+    call = wait_status(sip_platform, "v3-timeout", "FAILED")
+    assert "487" in call["sipMessage"] or "Terminated" in call["sipMessage"], call

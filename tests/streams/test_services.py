@@ -58,6 +58,40 @@ def test_heartbeats_store_counters_and_keep_the_maximum_throughput(app, node):
     assert stream.input_tracks == [{"id": 0, "kind": "video"}]
 
 
+def test_heartbeats_write_only_what_changed_in_one_statement(app, node, django_assert_num_queries):
+    streams = [services.stream_started(app, name, node, "Rtmp") for name in ("a", "b", "c")]
+    first = [snapshot(stream, hls_viewers=[{"address": "10.0.0.1"}]) for stream in streams]
+    with django_assert_num_queries(1):
+        assert services.record_counters(first) == 3
+    stored = {s.stream_id: s for s in first}
+    # Next heartbeat: "a" got bytes and a slower throughput, "b" lost its HLS viewer, "c" has nothing new.
+    second = [
+        snapshot(streams[0], total_bytes_in=5000, throughput_in=100, hls_viewers=[{"address": "10.0.0.1"}]),
+        snapshot(streams[1], hls_viewers=[]),
+        first[2],
+    ]
+    with django_assert_num_queries(1):
+        assert services.record_counters(second, stored) == 2
+    for stream in streams:
+        stream.refresh_from_db()
+    a, b, c = streams
+    assert a.total_bytes_in == 5000 and a.last_throughput_in == 100 and a.max_throughput_in == 8000
+    assert a.hls_viewers == [{"address": "10.0.0.1"}] and a.connection_counts()["rtmp"] == 2
+    assert b.hls_viewers == [] and b.total_bytes_in == 1000 and b.max_throughput_in == 8000
+    assert c.hls_viewers == [{"address": "10.0.0.1"}] and c.input_tracks == [{"id": 0, "kind": "video"}]
+    assert c.updated_at < a.updated_at  # untouched
+    with django_assert_num_queries(0):
+        assert services.record_counters(second, {s.stream_id: s for s in second}) == 0
+
+
+def test_heartbeats_leave_ended_rows_alone(app, node):
+    ended, live = (services.stream_started(app, name, node, "Rtmp") for name in ("ended", "live"))
+    services.stream_ended(ended.pk)
+    assert services.record_counters([snapshot(ended), snapshot(live)]) == 1
+    ended.refresh_from_db()
+    assert ended.total_bytes_in == 0 and ended.total_connections == 0
+
+
 def test_an_ended_stream_has_no_viewers(app, node):
     stream = services.stream_started(app, "cam", node, "Rtmp")
     services.record_counters([snapshot(stream)])

@@ -11,6 +11,7 @@ from apps.api_ome.presenters import stats
 from apps.api_ome.schema import ERROR_ENVELOPE, enveloped
 from apps.api_ome.views.base import OmeAPIView
 from apps.api_ome.views.streams import StreamLookupMixin
+from apps.cdn.services import edge_routes_of
 from apps.streams.models import Stream
 from apps.transcoding.services import transcoding_cost
 
@@ -38,6 +39,13 @@ STATS = enveloped(
             "avgThroughputOut": _INT(),
             "maxThroughputIn": _INT(),
             "maxThroughputOut": _INT(),
+            # StreamHub's addition: the viewers of each edge that pulls the stream (stream stats only).
+            "edges": inline_serializer(
+                "OmeEdgeViewers",
+                {"node": serializers.CharField(), "viewers": _INT(help_text="The edge's viewers of the stream.")},
+                many=True,
+                required=False,
+            ),
             # StreamHub's addition: what the transcodes of these streams cost (OME clients ignore it).
             "transcoding": inline_serializer(
                 "OmeTranscodingCost",
@@ -81,4 +89,7 @@ class StreamStatsView(StreamLookupMixin, OmeAPIView):
     def get(self, request, vhost: str, app: str, stream: str):
         live = self.get_live_stream(vhost, app, stream)
         cost = transcoding_cost(Q(application_id=live.application_id, stream_name=live.name))
-        return ok({**stats(live.created_at, [live]), "transcoding": cost})
+        # Connections are the holding node's (an edge's pull is one rtmp connection there); each edge's
+        # own viewers are listed apart (StreamHub's addition, README "Origin-edge cluster").
+        edges = [{"node": route.edge.node_id, "viewers": route.viewers} for route in edge_routes_of(live)]
+        return ok({**stats(live.created_at, [live]), "transcoding": cost, "edges": edges})

@@ -2,9 +2,10 @@
 removing dead nodes) and the CDN transcoding profiles (apps/cdn). The stream ACL methods live in
 access_list.py.
 
-StreamHub's nodes do not link to each other (every node is an origin that workers and players reach
-directly), so a route is the node a stream lives on, and there are no inter-node connections for
-/cdn/connection/* to reset: they check the node and answer 200."""
+Nodes have a role (STREAMHUB_NODE_ROLE: origin, edge, transcoder). A stream's route is the node it
+is published on (origin or transcoder) followed by the edges that pull it from there on demand
+(apps.cdn StreamRoute rows, written by the edges). Edges reconnect by themselves, so
+/cdn/connection/* check the node and answer 200."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from rest_framework import serializers
 
 from apps.api_wcs.errors import WcsError
 from apps.api_wcs.views.base import Method, found, wcs_application
-from apps.cdn.models import CdnProfile
+from apps.cdn.models import CdnProfile, StreamRoute
 from apps.cdn.services import ProfileError, ProfileExists, ProfileNotFound, add_profile, modify_profile, remove_profile
 from apps.engine.choices import ProcessingState
 from apps.engine.models import EngineNode
+from apps.streams.choices import StreamState
 from apps.streams.models import Stream
 
 
@@ -26,6 +28,8 @@ class NodeId(serializers.Serializer):
 
 class StateBody(serializers.Serializer):
     state = serializers.CharField(max_length=50, help_text="NEW_STREAMS_ALLOWED or GROUP_CONNECTION_ALLOWED")
+    # StreamHub's API serves every node: nodeId picks one (WCS sets the node the request was sent to).
+    nodeId = serializers.CharField(max_length=255, required=False, help_text="One node (default: this machine's)")
 
 
 class StreamNameBody(serializers.Serializer):
@@ -54,7 +58,9 @@ class CdnNode(serializers.Serializer):
     id = serializers.CharField()
     globalState = serializers.CharField(help_text="ACTIVE or PASSIVE")
     processingState = serializers.CharField()
-    role = serializers.CharField()
+    role = serializers.CharField(help_text="ORIGIN, EDGE or TRANSCODER")
+    streams = serializers.IntegerField(help_text="Streams the node holds (published, or pulled by an edge)")
+    viewers = serializers.IntegerField(help_text="Their viewers on this node (an origin counts each edge pull)")
 
 
 class CdnStreamRoute(serializers.Serializer):
@@ -72,7 +78,9 @@ def node_to_wcs(node: EngineNode) -> dict:
         "id": node.node_id,
         "globalState": "ACTIVE" if node.is_alive else "PASSIVE",
         "processingState": node.processing_state,
-        "role": "ORIGIN",
+        "role": node.role.upper(),
+        "streams": node.load_streams,
+        "viewers": node.load_viewers,
     }
 
 
@@ -94,6 +102,11 @@ def show_state(data: dict) -> str:
 def enforce_state(data: dict) -> None:
     if data["state"] not in ProcessingState.values:
         raise WcsError(400, f"Invalid state: use {' or '.join(ProcessingState.values)}")
+    if data.get("nodeId"):
+        node = node_of(data["nodeId"])
+        node.processing_state = data["state"]
+        node.save(update_fields=["processing_state"])
+        return
     EngineNode.enforce_local_state(data["state"])
 
 
@@ -101,18 +114,30 @@ def live_streams():
     return Stream.objects.live().select_related("node").filter(application=wcs_application(), node__isnull=False)
 
 
+def edge_routes():
+    return StreamRoute.objects.select_related("edge", "origin", "stream").filter(
+        stream__application=wcs_application(), stream__state=StreamState.LIVE
+    )
+
+
 def show_routes(data: dict) -> dict:
+    """Route id -> stream name: ``0-{node}-{stream id}`` for the node a stream is published on, and
+    ``{route id}-{origin}-{edge}`` for each edge pulling it."""
     routes = {f"0-{stream.node.node_id}-{stream.pk}": stream.name for stream in live_streams().order_by("pk")}
+    for route in edge_routes().order_by("pk"):
+        routes[f"{route.pk}-{route.origin.node_id}-{route.edge.node_id}"] = route.name
     if not routes:
         raise WcsError(404, "Not found")
     return routes
 
 
 def stream_show_routes(data: dict) -> dict:
+    """The node holding the stream, then the edges that pull it from there."""
     stream = live_streams().filter(name=data["streamName"]).first()
     if stream is None:
         raise WcsError(404, "Not found")
-    return {"streamName": stream.name, "route": [stream.node.node_id]}
+    edges = [route.edge.node_id for route in edge_routes().filter(stream=stream).order_by("started_at", "pk")]
+    return {"streamName": stream.name, "route": [stream.node.node_id, *edges]}
 
 
 def remove_node(data: dict) -> None:
@@ -164,8 +189,9 @@ METHODS = [
     Method("cdn", "show_nodes", show_nodes, response=CdnNode(many=True), summary="Show CDN nodes state"),
     Method("cdn", "show_state", show_state, response=OpenApiTypes.STR,
            summary="Processing state of the engine nodes on this machine"),
-    Method("cdn", "enforce_state", enforce_state, StateBody, None, "Set the processing state of this machine's nodes",
-           ((400, "Invalid state"),)),
+    Method("cdn", "enforce_state", enforce_state, StateBody, None,
+           "Set the processing state of this machine's nodes (or of nodeId)",
+           ((400, "Invalid state"), (404, "Node not found"))),
     Method("cdn", "show_routes", show_routes, response=OpenApiTypes.OBJECT,
            summary="Show CDN routes (route id -> stream name)", errors=((404, "Not found"),)),
     Method("cdn", "stream/show_routes", stream_show_routes, StreamNameBody, CdnStreamRoute,

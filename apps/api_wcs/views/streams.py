@@ -103,14 +103,24 @@ def live_streams():
     )
 
 
-def active_record(stream: Stream) -> Record | None:
-    return Record.objects.filter(
-        application_id=stream.application_id, record_id=str(stream.media_session_id), state__in=ACTIVE_STATES
-    ).first()
+def active_records(streams: list[Stream]) -> dict[tuple[int, str], Record]:
+    """The active record of each of ``streams`` that has one (at most one each: a constraint), in one query."""
+    if not streams:
+        return {}
+    records = Record.objects.filter(
+        application_id__in={stream.application_id for stream in streams},
+        record_id__in={str(stream.media_session_id) for stream in streams},
+        state__in=ACTIVE_STATES,
+    )
+    return {(record.application_id, record.record_id): record for record in records}
 
 
 def present(streams) -> list[dict]:
-    return [stream_to_wcs(stream, active_record(stream)) for stream in streams]
+    streams = list(streams)
+    records = active_records(streams)  # not a query per stream: find_all is a hot path (issue #19)
+    return [
+        stream_to_wcs(stream, records.get((stream.application_id, str(stream.media_session_id)))) for stream in streams
+    ]
 
 
 def matches(stream: Stream, criteria: dict) -> bool:

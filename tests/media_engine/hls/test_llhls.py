@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import shutil
@@ -149,6 +150,45 @@ def test_live_media_playlist(av_packets: list[MediaPacket]) -> None:
     for segment in segmenter.segments:
         if segment.parts:
             assert segmenter.file(segment.name) == b"".join(segmenter.file(p.name) for p in segment.parts)
+
+
+def test_default_parts_are_whole_frames_within_the_target_at_30_and_25_fps(tmp_path: Path) -> None:
+    """The platform's default part target (0.2 s, glass-to-glass under 1 s) holds 6 frames at 30 fps and 5 at 25
+    fps despite millisecond timestamps (33, 34, 33 ms...): no part above PART-TARGET, none below 85 % of it
+    (RFC 8216bis 4.4.4.9), and PART-HOLD-BACK is 3 part targets."""
+    defaults = ApplicationConfig("default", "app")
+    assert defaults.llhls_part_duration == 0.2
+    for fps, frames, segment_duration in ((30, 6, 6.0), (25, 5, 6.0), (30, 6, 1.0)):
+        flv = tmp_path / f"{fps}.flv"
+        if not flv.exists():
+            make_test_flv(flv, duration=3.0, fps=fps, gop=fps)
+        segmenter = LlHlsSegmenter(
+            dataclasses.replace(defaults, llhls_segment_duration=segment_duration), clock=lambda: CLOCK_ORIGIN
+        )
+        frame = 0
+        hints, made = set(), set()
+        for packet in read_packets(flv):
+            if packet.kind is TrackKind.VIDEO and not packet.config:  # rounded, as many encoders stamp them
+                stamp = round(frame * 1000 / fps)
+                packet = dataclasses.replace(packet, dts=stamp, pts=stamp + packet.pts - packet.dts)
+                frame += 1
+            segmenter.feed(packet)
+            if segmenter.playlist() is not None:
+                hints.add(m3u8.loads(segmenter.playlist().decode()).preload_hint.uri)
+                made |= {part.name for segment in segmenter.segments for part in segment.parts}
+                made |= {part.name for part in segmenter.current_segment.parts}
+        # Parts are closed by the frame that fills them, but the preload hint never names a part that won't come
+        # (at a segment's end, the last part is closed with the next keyframe).
+        current = segmenter.current_segment
+        assert hints - made == {f"part_0_{current.msn}_{len(current.parts)}_video_{segmenter.session}_llhls.m4s"}
+        assert len(segmenter.segments) == (0 if segment_duration == 6.0 else 2) and len(made) >= 10
+        playlist = parse(segmenter)
+        assert playlist.part_inf.part_target == 0.2
+        assert playlist.server_control.part_hold_back == pytest.approx(0.6)
+        parts = [part for segment in segmenter.segments for part in segment.parts] + segmenter.current_segment.parts
+        assert len(parts) >= 10
+        assert all(part.duration == pytest.approx(frames / fps, abs=0.0015) for part in parts), (fps, parts)
+        assert [part.independent for part in parts[:10]] == [index % (fps // frames) == 0 for index in range(10)]
 
 
 def test_master_playlist(av_packets: list[MediaPacket]) -> None:
@@ -482,5 +522,89 @@ def test_packager_lifecycle(av_packets: list[MediaPacket]) -> None:
         await asyncio.sleep(0.2)  # linger
         assert packager.get(KEY) is None and packager.keys() == []
         await packager.close()
+
+    asyncio.run(main())
+
+
+def test_blocking_reload_and_preload_hint_over_http_answer_when_the_part_is_complete_with_cache_headers(
+    av_packets: list[MediaPacket],
+) -> None:
+    """A player blocked on the next part (playlist with ``_HLS_msn``/``_HLS_part``, and the preload hint's part)
+    gets its answer within a few milliseconds of the part being cut, with the Cache-Control a cache tier needs:
+    parts immutable, the blocking answer briefly cacheable (same URL, same answer), the plain playlist revalidated,
+    errors short-lived or not stored. The engine counts the requests by route."""
+
+    async def main() -> None:
+        registry = StreamRegistry()
+        control = StaticControlPlane([config()])
+        hls = HlsPackager.for_control_plane(registry, control)
+        llhls = LlHlsPackager.for_control_plane(registry, control)
+        llhls.attach()
+        server = MediaHttpServer(registry, control, hls, "127.0.0.1", 0, llhls=llhls)
+        await server.start()
+        base = f"http://127.0.0.1:{server.port}/app/stream"
+        stream = registry.open(KEY, "rtmp", "127.0.0.1")
+        packets = iter(av_packets)
+        loop = asyncio.get_running_loop()
+        try:
+            async with aiohttp.ClientSession() as http:
+                await push_packets(stream, [next(packets) for _ in range(40)], realtime=False)
+                segmenter = llhls.get(KEY)
+                for _ in range(100):
+                    if segmenter.playlist() is not None:
+                        break
+                    await asyncio.sleep(0.01)
+                async with http.get(f"{base}/{segmenter.chunklist_name}") as response:
+                    assert response.status == 200 and response.headers["Cache-Control"] == "no-cache"
+                    assert response.headers["Access-Control-Allow-Origin"] == "*"
+                async with http.get(f"{base}/llhls.m3u8") as response:
+                    assert response.status == 200 and response.headers["Cache-Control"] == "public, max-age=1"
+                for cycle in range(4):
+                    current = segmenter.current_segment
+                    msn, part = current.msn, len(current.parts)
+                    hint = f"part_0_{msn}_{part}_video_{segmenter.session}_llhls.m4s"
+                    answered: dict[str, float] = {}
+
+                    async def fetch(
+                        url: str, label: str, answered: dict[str, float] = answered
+                    ) -> tuple[int, dict, bytes]:
+                        async with http.get(url) as response:
+                            body = await response.read()
+                            answered[label] = loop.time()
+                            return response.status, dict(response.headers), body
+
+                    playlist_request = asyncio.create_task(
+                        fetch(f"{base}/{segmenter.chunklist_name}?_HLS_msn={msn}&_HLS_part={part}", "playlist")
+                    )
+                    part_request = asyncio.create_task(fetch(f"{base}/{hint}", "part"))
+                    await asyncio.sleep(0.2)
+                    assert not playlist_request.done() and not part_request.done(), cycle
+                    while not segmenter.has(msn, part):  # feed until the part is cut
+                        packet = next(packets)
+                        stream.push(packet)
+                        await asyncio.sleep(0)
+                    cut = loop.time()
+                    (status, headers, body), (part_status, part_headers, part_body) = await asyncio.gather(
+                        playlist_request, part_request
+                    )
+                    assert status == 200 and f'URI="{hint}"' in body.decode()
+                    assert headers["Cache-Control"] == "public, max-age=2"
+                    assert part_status == 200 and part_body == segmenter.file(hint)
+                    assert part_headers["Cache-Control"] == "public, max-age=31536000, immutable"
+                    assert max(answered.values()) - cut < 0.05, (cycle, answered, cut)
+                for query, status, cache in (
+                    ("_HLS_part=1", 400, "no-store"),
+                    (f"_HLS_msn={segmenter.current_segment.msn + 10}", 400, "no-store"),
+                ):
+                    async with http.get(f"{base}/{segmenter.chunklist_name}?{query}") as response:
+                        assert (response.status, response.headers["Cache-Control"]) == (status, cache), query
+                async with http.get(f"{base}/part_0_0_99_video_0badcafe_llhls.m4s") as response:
+                    assert response.status == 404 and response.headers["Cache-Control"] == "public, max-age=1"
+                assert server.requests["llhls_chunklist"] == 1 + 4 + 2
+                assert server.requests["llhls_file"] == 4 + 1 and server.requests["llhls"] == 1
+        finally:
+            await server.stop()
+            await llhls.close()
+            await hls.close()
 
     asyncio.run(main())

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from media_engine.sip.agent import CLOCK_RATE, CallSpec, Events, read_commands
+from media_engine.sip.agent import CLOCK_RATE, CallSpec, Events, read_commands, sdp_codecs, unsupported_codecs_reason
 from media_engine.sip.audio import PcmFeeder
 from tests.tools.audio import make_wav
 from tests.tools.rtp import dominant_frequency, level_db
@@ -66,3 +66,15 @@ def test_events_are_json_lines():
     out = io.StringIO()
     Events(out).emit("status", status="RINGING", reason="")
     assert json.loads(out.getvalue()) == {"event": "status", "status": "RINGING", "reason": ""}
+
+
+def test_the_far_ends_codecs_are_read_from_its_sdp():
+    sdp = (
+        "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+        "m=audio 4000 RTP/AVP 111 0 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n"
+        "m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+    )
+    assert sdp_codecs(sdp) == ["opus/48000/2", "PCMU/8000", "H264/90000"]
+    reason = unsupported_codecs_reason(["opus/48000/2"], ["PCMU/8000", "PCMA/8000"], "488 Not Acceptable Here")
+    assert reason.startswith("488 Not Acceptable Here: Unsupported codecs: the far end offers opus/48000/2;")
+    assert "PCMU/8000, PCMA/8000" in reason and "no Opus" in reason

@@ -8,7 +8,7 @@
   const config = JSON.parse(document.getElementById("dashboard-config").textContent);
   const CHART_POINTS = 90; // 3 minutes at the default 2 s heartbeat
   const nodes = new Map(); // nodeId -> {data, row}
-  const streams = new Map(); // id -> {data, row, chart, series}
+  const streams = new Map(); // id -> {data, row, chart}
   let nodeTimeout = 15;
   let refetching = null;
   let lastUnknownRefetch = 0;
@@ -93,43 +93,6 @@
     return data.playUrl || config.playUrlTemplate.replace("/0/", "/" + data.id + "/");
   }
 
-  function clock(seconds) {
-    return new Date(seconds * 1000).toTimeString().slice(0, 8); // HH:MM:SS, local time
-  }
-
-  function chartOptions(width) {
-    const text = getComputedStyle(document.body).color;
-    const axis = { stroke: text, grid: { stroke: "rgba(128,128,128,0.2)" }, ticks: { stroke: "rgba(128,128,128,0.4)" } };
-    return {
-      width: width,
-      height: 120,
-      legend: { show: false },
-      cursor: { show: false },
-      scales: {
-        // From the data, not uPlot's guess (a lone first point would stretch the axis over a day):
-        // at least the last 20 s.
-        x: {
-          time: true,
-          range: function (u) {
-            const times = u.data[0];
-            const last = times.length ? times[times.length - 1] : Date.now() / 1000;
-            return [Math.min(times.length ? times[0] : last, last - 20), last];
-          },
-        },
-        y: { range: function (_u, _min, max) { return [0, Math.max(max * 1.1, 1)]; } },
-      },
-      axes: [
-        Object.assign({ space: 70, size: 30, values: function (_u, splits) { return splits.map(clock); } }, axis),
-        Object.assign({ size: 50, space: 25 }, axis),
-      ],
-      series: [
-        {},
-        { label: "in kbit/s", stroke: "#2e8b57", width: 2, fill: "rgba(46,139,87,0.12)" },
-        { label: "out kbit/s", stroke: "#1f6fbf", width: 2 },
-      ],
-    };
-  }
-
   function addStream(data) {
     if (streams.has(data.id)) return streams.get(data.id);
     const row = document.createElement("tr");
@@ -157,11 +120,7 @@
     link(play, playUrl(data) + "?llhls=1", "LL-HLS").className = "play-llhls";
     streamsBody.appendChild(row);
 
-    const series = [[], [], []];
-    const stream = { data: data, row: row, series: series, chart: null };
-    if (window.uPlot) {
-      stream.chart = new uPlot(chartOptions(320), series, chartCell);
-    }
+    const stream = { data: data, row: row, chart: bitrateChart(chartCell, { width: 320, height: 120, seconds: 20, maxPoints: CHART_POINTS }) };
     streams.set(data.id, stream);
     drawStream(stream);
     showEmptyNotes();
@@ -171,7 +130,7 @@
   function removeStream(id) {
     const stream = streams.get(id);
     if (!stream) return;
-    if (stream.chart) stream.chart.destroy();
+    stream.chart.destroy();
     stream.row.remove();
     streams.delete(id);
     showEmptyNotes();
@@ -189,13 +148,8 @@
   }
 
   function addPoint(stream, seconds) {
-    const series = stream.series;
-    series[0].push(seconds);
-    series[1].push(stream.data.bitrateIn / 1000);
-    series[2].push(stream.data.bitrateOut / 1000);
-    if (series[0].length > CHART_POINTS) series.forEach(function (values) { values.shift(); });
-    stream.row.dataset.points = String(series[0].length);
-    if (stream.chart) stream.chart.setData(series);
+    const points = stream.chart.add(seconds, stream.data.bitrateIn, stream.data.bitrateOut);
+    stream.row.dataset.points = String(points);
   }
 
   // -- state and events ----------------------------------------------------------------------------

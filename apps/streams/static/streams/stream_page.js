@@ -116,29 +116,8 @@
     return (track.samplerate ? track.samplerate + " Hz" : "") + (track.channels ? ", " + track.channels + " ch" : "");
   }
 
-  const series = [[], [], []];
   const chartBox = document.getElementById("bitrate-chart");
-  const chart = window.uPlot ? new uPlot({
-    width: Math.min(chartBox.clientWidth || 600, 640), height: 160, legend: { show: false }, cursor: { show: false },
-    scales: {
-      // From the data, not uPlot's guess (a lone first point would stretch the axis over years): at least 60 s.
-      x: {
-        time: true,
-        range: function (u) {
-          const times = u.data[0];
-          const last = times.length ? times[times.length - 1] : Date.now() / 1000;
-          return [Math.min(times.length ? times[0] : last, last - 60), last];
-        },
-      },
-      y: { range: function (_u, _min, max) { return [0, Math.max(max * 1.1, 1)]; } },
-    },
-    axes: [
-      { space: 70, values: function (_u, splits) { return splits.map(function (t) { return new Date(t * 1000).toTimeString().slice(0, 8); }); } },
-      { size: 60 },
-    ],
-    series: [{}, { label: "in kbit/s", stroke: "#2e8b57", width: 2, fill: "rgba(46,139,87,0.12)" },
-      { label: "out kbit/s", stroke: "#1f6fbf", width: 2 }],
-  }, series, chartBox) : null;
+  const chart = bitrateChart(chartBox, { width: Math.min(chartBox.clientWidth || 600, 640), height: 160, seconds: 60 });
 
   function draw(state) {
     document.getElementById("stream-state").textContent = state.state;
@@ -169,13 +148,8 @@
     document.getElementById("bitrate-in").textContent = bits(state.throughputIn);
     document.getElementById("bitrate-out").textContent = bits(state.throughputOut);
     if (state.live) {
-      series[0].push(Date.now() / 1000);
-      series[1].push(state.throughputIn / 1000);
-      series[2].push(state.throughputOut / 1000);
-      if (series[0].length > 150) series.forEach(function (values) { values.shift(); });
-      page.points = series[0].length;
+      page.points = chart.add(Date.now() / 1000, state.throughputIn, state.throughputOut);
       chartBox.dataset.points = String(page.points);
-      if (chart) chart.setData(series);
     }
   }
 

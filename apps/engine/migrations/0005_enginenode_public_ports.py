@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("engine", "0003_enginenode_processing_state"),
+        ("engine", "0004_enginenode_role_load"),
     ]
 
     operations = [

@@ -1,0 +1,425 @@
+"""Players of one stream: the engine's CPU per RTMP player beside nginx-rtmp's, and per WHEP viewer.
+
+One 720p30 ~2.6 Mb/s H.264 (no B-frames) + AAC stream, made once with ffmpeg, is published by ffmpeg with
+``-c copy`` to each server in turn: StreamHub's engine node (a process of its own, WebRTC host
+candidates on 127.0.0.1) and nginx with Debian's RTMP module (``live on``, chunk size 4096, one
+worker). For each count of RTMP players, light players connect (the RTMP handshake, connect,
+createStream, play, then they read and drop the bytes: a few asyncio processes, no ffmpeg), and the
+server's CPU (user + system from /proc) is measured over a window. Per player = (with N - with none) / N.
+WHEP viewers are aiortc peer connections in other processes that take the frames without decoding.
+Players that received less than half the stream's bitrate during the window are reported.
+
+    .venv/bin/python bench/players.py [--rtmp 1,50,200,500] [--whep 1,50,200] [--window 10]
+        [--profile var/bench/players]   # py-spy of the engine at the largest counts: players-{rtmp,whep}.raw
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rtmp_hls import CACHE, KEYFRAME_SECONDS, free_port, wait_port  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SETTLE = 4.0  # seconds between players connecting and the CPU window
+PLAYER_PROCESSES = 3
+WHEP_PROCESSES = 4
+
+ENGINE = """
+import asyncio, logging, sys
+sys.path.insert(0, {root!r})
+logging.basicConfig(level=logging.INFO, filename={log!r}, filemode="w")  # (players dropped: "too slow"...)
+from media_engine.control import ApplicationConfig, StaticControlPlane
+from media_engine.node import EngineNode, NodeAddresses
+from media_engine.webrtc.ice import IcePolicy
+from media_engine.webrtc.service import WebRtcSettings
+
+async def main():
+    node = EngineNode(StaticControlPlane([ApplicationConfig("default", "app")]),
+                      NodeAddresses("127.0.0.1", {rtmp_port}, "127.0.0.1", {http_port}),
+                      WebRtcSettings(ice=IcePolicy(host_addresses=("127.0.0.1",))))
+    await node.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+# Light RTMP players: after `play` they read into one shared buffer and only count the bytes.
+PLAYERS = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from media_engine.rtmp import amf0
+from media_engine.rtmp.chunks import ChunkWriter, MessageType
+from media_engine.rtmp.handshake import HANDSHAKE_SIZE, client_c0c1
+
+BUFFER = memoryview(bytearray(1 << 18))
+received = []
+
+class Player(asyncio.BufferedProtocol):
+    def __init__(self, index):
+        self.index = index
+        self.handshake = bytearray()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.write(client_c0c1())
+
+    def get_buffer(self, size_hint):
+        return BUFFER
+
+    def buffer_updated(self, nbytes):
+        if self.handshake is None:
+            received[self.index] += nbytes
+            return
+        self.handshake += BUFFER[:nbytes]
+        if len(self.handshake) < 1 + 2 * HANDSHAKE_SIZE:
+            return
+        out = ChunkWriter()
+        def command(csid, stream_id, *values):
+            return out.write(csid, MessageType.COMMAND_AMF0, stream_id, 0, amf0.encode(*values))
+        self.transport.write(
+            bytes(self.handshake[1 : 1 + HANDSHAKE_SIZE])
+            + command(3, 0, "connect", 1.0, {{"app": "app", "tcUrl": "rtmp://127.0.0.1:{port}/app"}})
+            + command(3, 0, "createStream", 2.0, None)
+            + command(8, 1, "play", 0.0, None, "{stream}", -2.0)
+        )
+        received[self.index] += len(self.handshake) - 1 - 2 * HANDSHAKE_SIZE
+        self.handshake = None
+
+async def main():
+    loop = asyncio.get_running_loop()
+    received.extend([0] * {count})
+    for i in range({count}):
+        await loop.create_connection(lambda i=i: Player(i), "127.0.0.1", {port})
+        if i % 20 == 19:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(1)
+    print("connected", flush=True)
+    while await loop.run_in_executor(None, sys.stdin.readline):  # "mark": the bytes each player got so far
+        print(" ".join(map(str, received)), flush=True)
+
+asyncio.run(main())
+"""
+
+WHEP_VIEWERS = """
+import asyncio, sys, threading
+sys.path.insert(0, {root!r})
+import aiohttp
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from media_engine.webrtc import ice, passthrough
+from media_engine.webrtc.ice import IcePolicy, use_policy
+
+POLICY = IcePolicy(host_addresses=("127.0.0.1",))
+ice.install(); passthrough.install()
+frames = {{}}
+
+async def viewer(http, index):
+    pc = RTCPeerConnection(POLICY.rtc_configuration())
+    connected = asyncio.Event()
+    pc.on("connectionstatechange", lambda: pc.connectionState == "connected" and connected.set())
+    frames[index] = 0
+
+    @pc.on("track")
+    def on_track(track):
+        passthrough.receive_encoded(track)
+        async def read():
+            while True:
+                frame = await track.recv()
+                if track.kind == "video":
+                    frames[index] += 1
+        asyncio.ensure_future(read())
+
+    with use_policy(POLICY):
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+    async with http.post({url!r}, data=pc.localDescription.sdp, headers={{"Content-Type": "application/sdp"}}) as r:
+        assert r.status == 201, await r.text()
+        answer = await r.text()
+    with use_policy(POLICY):
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    await asyncio.wait_for(connected.wait(), 120)
+    return pc
+
+async def main():
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession() as http:
+        pcs = []
+        for first in range(0, {count}, 10):  # ten at a time: ICE and DTLS handshakes are CPU work
+            pcs += await asyncio.gather(*(viewer(http, i) for i in range(first, min(first + 10, {count}))))
+        print("connected", flush=True)
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                return
+            print(" ".join(str(frames[i]) for i in range({count})), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def source_file() -> Path:
+    """A 60 s 720p30 H.264 (~2.5 Mb/s CBR, GOP 2 s, no B-frames: WebRTC players need none) + AAC FLV."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / "source-720p30-nobframes.flv"
+    if not path.exists():
+        print("encoding the 720p30 source once (a minute or more)...", flush=True)
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t",
+             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-ac", "2", "-t", "60",
+             "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-b:v", "2500k", "-maxrate", "2500k",
+             "-bufsize", "5000k", "-g", str(30 * KEYFRAME_SECONDS), "-keyint_min", str(30 * KEYFRAME_SECONDS),
+             "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", str(path)],
+            check=True,
+        )  # fmt: skip
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def tree_cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            continue
+    return total
+
+
+def children(pid: int) -> list[int]:
+    found = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+class Clients:
+    """Client processes that together hold ``count`` players; ``mark()`` -> per-player counters."""
+
+    def __init__(self, script: str, count: int, processes: int, **values: object) -> None:
+        shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
+        self.processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", script.format(root=str(ROOT), count=share, **values)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for share in shares
+            if share
+        ]
+        for process in self.processes:
+            line = process.stdout.readline()
+            if not line.startswith("connected"):
+                raise SystemExit(f"clients did not connect: {line!r}")
+
+    def mark(self) -> list[int]:
+        values: list[int] = []
+        for process in self.processes:
+            process.stdin.write("mark\n")
+            process.stdin.flush()
+        for process in self.processes:
+            values += [int(v) for v in process.stdout.readline().split()]
+        return values
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+
+
+def measure(pids: list[int], window: float, clients: Clients | None) -> tuple[float, list[int]]:
+    """CPU % of a core of ``pids`` over ``window`` s, and what each client got meanwhile."""
+    before = clients.mark() if clients else []
+    start_cpu, start = tree_cpu(pids), time.monotonic()
+    time.sleep(window)
+    busy = 100 * (tree_cpu(pids) - start_cpu) / (time.monotonic() - start)
+    after = clients.mark() if clients else []
+    return busy, [b - a for a, b in zip(before, after, strict=True)]
+
+
+def publish(url: str, source: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(source), "-c", "copy",
+         "-f", "flv", url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def start_nginx(folder: Path, port: int) -> subprocess.Popen:
+    config = folder / "nginx.conf"
+    config.write_text(f"""
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off;
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 4096; }}
+worker_rlimit_nofile 8192;
+rtmp {{
+  server {{
+    listen 127.0.0.1:{port};
+    chunk_size 4096;
+    application app {{ live on; }}
+  }}
+}}
+""")
+    return subprocess.Popen(["nginx", "-c", str(config), "-p", str(folder)], stderr=subprocess.DEVNULL)
+
+
+def profiler(pid: int, window: float, output: Path | None) -> subprocess.Popen | None:
+    """py-spy (as root) recording ``pid`` for the window, as collapsed stacks; None without ``output``."""
+    if output is None:
+        return None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "50",
+         "--pid", str(pid), "--duration", str(int(window)), "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def rtmp_rows(name: str, pids: list[int], port: int, counts: list[int], window: float, profile: Path | None):
+    idle, _ = measure(pids, window, None)
+    print(f"{name}: publisher and no player: {idle:.1f} % of a core", flush=True)
+    rows = {}
+    for count in counts:
+        clients = Clients(PLAYERS, count, PLAYER_PROCESSES, port=port, stream="s")
+        try:
+            time.sleep(SETTLE)
+            spy = profiler(pids[0], window, profile) if count == max(counts) else None
+            busy, got = measure(pids, window, clients)
+            if spy is not None:
+                spy.wait()
+            rate = [8 * b / window / 1e6 for b in got]
+            starved = sum(1 for r in rate if r < 1.3)
+            median = sorted(rate)[len(rate) // 2]
+            rows[count] = (busy, (busy - idle) / count, min(rate), starved)
+            print(
+                f"{name}: {count:4d} RTMP players: {busy:5.1f} % ({rows[count][1]:.3f} % per player; "
+                f"median player {median:.2f} Mb/s, slowest {min(rate):.2f}, {starved} below 1.3 Mb/s)",
+                flush=True,
+            )
+        finally:
+            clients.close()
+        time.sleep(2)
+    return idle, rows
+
+
+def suffixed(path: Path | None, kind: str) -> Path | None:
+    return None if path is None else path.with_name(f"{path.name}-{kind}.raw")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rtmp", default="1,50,200,500", help="RTMP player counts")
+    parser.add_argument("--whep", default="1,50,200", help="WHEP viewer counts (empty: none)")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds of each CPU measurement")
+    parser.add_argument("--only", choices=["engine", "nginx"], help="RTMP players of one server only")
+    parser.add_argument("--profile", type=Path, help="py-spy of the engine at the largest counts (PROFILE-rtmp.raw...)")
+    args = parser.parse_args()
+    rtmp_counts = [int(n) for n in args.rtmp.split(",") if n]
+    whep_counts = [int(n) for n in args.whep.split(",") if n]
+    source = source_file()
+    results = {}
+
+    with tempfile.TemporaryDirectory(prefix="bench-players-") as folder:
+        if args.only != "engine" and rtmp_counts:
+            port = free_port()
+            Path(folder).chmod(0o755)
+            nginx = start_nginx(Path(folder), port)
+            encoder = None
+            try:
+                wait_port(port)
+                encoder = publish(f"rtmp://127.0.0.1:{port}/app/s", source)
+                time.sleep(3)
+                pids = children(nginx.pid)
+                results["nginx-rtmp"] = rtmp_rows("nginx-rtmp", pids, port, rtmp_counts, args.window, None)
+            finally:
+                if encoder is not None:
+                    encoder.kill()
+                    encoder.wait()
+                nginx.send_signal(signal.SIGQUIT)
+                nginx.wait(timeout=10)
+
+        if args.only != "nginx":
+            rtmp_port, http_port = free_port(), free_port()
+            log = str(CACHE / "players-engine.log")
+            script = ENGINE.format(root=str(ROOT), rtmp_port=rtmp_port, http_port=http_port, log=log)
+            engine = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+            encoder = None
+            try:
+                assert engine.stdout.readline().startswith("ready")
+                encoder = publish(f"rtmp://127.0.0.1:{rtmp_port}/app/s", source)
+                time.sleep(3)
+                if rtmp_counts:
+                    results["StreamHub"] = rtmp_rows(
+                        "StreamHub", [engine.pid], rtmp_port, rtmp_counts, args.window, suffixed(args.profile, "rtmp")
+                    )
+                whep = {}
+                if whep_counts:
+                    idle, _ = measure([engine.pid], args.window, None)
+                for count in whep_counts:
+                    url = f"http://127.0.0.1:{http_port}/app/s?direction=whep"
+                    clients = Clients(WHEP_VIEWERS, count, min(WHEP_PROCESSES, count), url=url)
+                    try:
+                        time.sleep(SETTLE)
+                        last = count == max(whep_counts)
+                        spy = profiler(engine.pid, args.window, suffixed(args.profile, "whep")) if last else None
+                        busy, got = measure([engine.pid], args.window, clients)
+                        if spy is not None:
+                            spy.wait()
+                        fps = [n / args.window for n in got]
+                        whep[count] = (busy, (busy - idle) / count, min(fps))
+                        print(
+                            f"StreamHub: {count:4d} WHEP viewers: {busy:5.1f} % ({whep[count][1]:.3f} % per viewer; "
+                            f"slowest viewer {min(fps):.1f} video frames/s)",
+                            flush=True,
+                        )
+                    finally:
+                        clients.close()
+                    time.sleep(3)
+            finally:
+                if encoder is not None:
+                    encoder.kill()
+                    encoder.wait()
+                engine.kill()
+                engine.wait()
+
+    if rtmp_counts and len(results) == 2:
+        print("\nCPU per RTMP player (% of one core; one 720p30 ~2.6 Mb/s stream; same run)")
+        print("| players | StreamHub | nginx-rtmp | ratio | StreamHub total | nginx-rtmp total |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for count in rtmp_counts:
+            ours, theirs = results["StreamHub"][1][count], results["nginx-rtmp"][1][count]
+            ratio = ours[1] / theirs[1] if theirs[1] > 0 else float("inf")
+            print(f"| {count} | {ours[1]:.3f} | {theirs[1]:.3f} | {ratio:.1f}x | {ours[0]:.1f} % | {theirs[0]:.1f} % |")
+    if whep_counts and args.only != "nginx":
+        print("\nCPU per WHEP viewer (% of one core)")
+        print("| viewers | StreamHub per viewer | StreamHub total |")
+        print("| --- | --- | --- |")
+        for count, (busy, per, _) in whep.items():
+            print(f"| {count} | {per:.3f} | {busy:.1f} % |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Django's ASGI handler with its per-request worker thread taken from a pool of kept threads.
+
+Django runs each request's sync code (signals, a sync view such as every DRF view) on one thread of
+its own: a new thread started for the request and joined after it. Under load that start and join
+was a large share of a request's cost (py-spy), and the thread's database connection died with it,
+so every request also opened a new one (CONN_MAX_AGE could not keep it). Here each request still
+gets a thread of its own (a view that blocks holds up no other request), but a kept one: a
+single-thread executor from a pool, given back when the request ends, whose database connection
+lives on for the next request (up to CONN_MAX_AGE).
+
+It also loads Django's middleware in their event-loop versions (streamhub/inline_middleware.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import ThreadSensitiveContext
+from django.conf import settings
+from django.core import signals
+from django.core.handlers.asgi import ASGIHandler
+from django.db import close_old_connections, reset_queries
+
+from streamhub.inline_middleware import inline_middleware_paths
+
+# Idle threads kept for the next requests; beyond (a burst of concurrent requests) a request's thread
+# ends with it, as in Django.
+MAX_IDLE_THREADS = 64
+
+
+class _RequestThread(ThreadPoolExecutor):
+    """One thread; knows whether work is still queued or running on it (a request whose client went
+    away leaves its sync view running: that thread is not handed to the next request)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="django-request")
+        self.pending = 0
+        self._lock = threading.Lock()  # submit runs on the event loop, _done on the thread
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._lock:
+            self.pending += 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future) -> None:
+        with self._lock:
+            self.pending -= 1
+
+
+class PooledThreadASGIHandler(ASGIHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self._idle: list[_RequestThread] = []
+        # request_started's sync receivers cost every request a hop to its thread before anything else.
+        # Closing obsolete or broken connections also happens at request_finished (which arms the health
+        # check of the next use); the query log is only kept with DEBUG.
+        signals.request_started.disconnect(close_old_connections)
+        if not settings.DEBUG:
+            signals.request_started.disconnect(reset_queries)
+
+    def load_middleware(self, is_async=False):
+        """Django's middleware of MIDDLEWARE as their event-loop versions (streamhub/inline_middleware.py)."""
+        named = settings.MIDDLEWARE
+        settings.MIDDLEWARE = inline_middleware_paths(named)
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = named
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        executor = self._idle.pop() if self._idle else _RequestThread()
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        except BaseException:
+            # Whatever the thread was doing may still run (a cancelled request): never hand it on.
+            executor.shutdown(wait=False)
+            raise
+        if executor.pending == 0 and len(self._idle) < MAX_IDLE_THREADS:
+            self._idle.append(executor)
+        else:
+            executor.shutdown(wait=False)
