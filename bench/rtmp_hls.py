@@ -14,6 +14,10 @@ the data migration creates it (no tuned settings: HLS 4 s x 5 segments, LL-HLS 0
 segments). nginx runs Debian's RTMP module with ``hls on`` and the same HLS segment length and window,
 and its HTTP server serves the HLS folder. Figures are per stream: "CPU %" is percent of one core.
 
+StreamHub's engine runs its shipped default of worker processes (`STREAMHUB_ENGINE_PROCESSES=auto`:
+one per CPU behind the same ports); the CPU of each of its processes is printed under its line
+(parent and workers, percent of one core over the whole phase), beside the missing segments.
+
     .venv/bin/python bench/rtmp_hls.py [--streams 1 10 50 100] [--duration 30] [--watch 20]
 """
 
@@ -96,6 +100,33 @@ def cpu_seconds(pids: list[int]) -> float:
         except OSError:
             continue
     return total / CLOCK_TICKS
+
+
+def cpu_by_process(pids: list[int]) -> dict[int, float]:
+    return {pid: cpu_seconds([pid]) for pid in pids}
+
+
+def process_label(pid: int) -> str:
+    """``worker N`` for an engine worker process, ``parent`` for the engine's parent, else the program."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return str(pid)
+    words = [word.decode(errors="replace") for word in argv]
+    if "--worker" in words:
+        return f"worker {words[words.index('--worker') + 1]}"
+    if "runengine" in words:
+        return "engine" if "--processes" not in " ".join(words) else "parent"
+    return Path(words[0]).name if words and words[0] else str(pid)
+
+
+def cpu_percent_by_label(before: dict[int, float], pids: list[int], seconds: float) -> dict[str, float]:
+    """Percent of one core each process used since ``before`` (processes started since count from 0)."""
+    found: dict[str, float] = {}
+    for pid in pids:
+        label = process_label(pid)
+        found[label] = found.get(label, 0.0) + 100 * (cpu_seconds([pid]) - before.get(pid, 0.0)) / seconds
+    return found
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -186,6 +217,8 @@ class Result:
     first_llhls: list[float]
     missing: int
     publishers_ok: int
+    ingest_processes: dict[str, float] = field(default_factory=dict)  # label -> CPU % of a core
+    watched_processes: dict[str, float] = field(default_factory=dict)
 
     @property
     def rss_per_stream(self) -> float:
@@ -282,7 +315,7 @@ class StreamHubEngine(Server):
         return f"http://127.0.0.1:{self.http_port}/app/{stream}/llhls.m3u8"
 
 
-def wait_port(port: int, timeout: float = 60) -> None:
+def wait_port(port: int, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -388,8 +421,10 @@ def run(server: Server, streams: int, duration: int, watch: int, source: Path, p
             sampler = Sampler(process.pid)
             spy = profiler(process.pid, duration, profile and profile / f"{streams}-ingest.txt")
             cpu_start = cpu_seconds(process_tree(process.pid))
+            per_process = cpu_by_process(process_tree(process.pid))
             time.sleep(duration)
             ingest_cpu = cpu_seconds(process_tree(process.pid)) - cpu_start
+            ingest_processes = cpu_percent_by_label(per_process, process_tree(process.pid), duration)
             ingest_rss = sampler.stop()
 
             # 2. watched: one HLS player per stream (and one LL-HLS start on StreamHub)
@@ -398,6 +433,8 @@ def run(server: Server, streams: int, duration: int, watch: int, source: Path, p
             sampler = Sampler(process.pid)
             spy = profiler(process.pid, watch, profile and profile / f"{streams}-watched.txt")
             cpu_start = cpu_seconds(process_tree(process.pid))
+            per_process = cpu_by_process(process_tree(process.pid))
+            watch_start = time.monotonic()
             until = time.monotonic() + watch
             players = [
                 Player(server.playlist_url(f"s{index}"), server.playlist_url(f"s{index}").rsplit("/", 1)[0] + "/")
@@ -415,6 +452,9 @@ def run(server: Server, streams: int, duration: int, watch: int, source: Path, p
             for thread in threads:
                 thread.join()
             watched_cpu = cpu_seconds(process_tree(process.pid)) - cpu_start
+            watched_processes = cpu_percent_by_label(
+                per_process, process_tree(process.pid), time.monotonic() - watch_start
+            )
             watched_rss = sampler.stop()
             if spy is not None:
                 spy.wait()
@@ -441,6 +481,8 @@ def run(server: Server, streams: int, duration: int, watch: int, source: Path, p
         first_llhls=llhls_delays,
         missing=sum(player.missing(watch) for player in players),
         publishers_ok=ok,
+        ingest_processes=ingest_processes,
+        watched_processes=watched_processes,
     )
 
 
@@ -471,7 +513,7 @@ def line(result: Result) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 10, 50, 100])
     parser.add_argument("--duration", type=int, default=30, help="seconds of ingest with nobody watching")
     parser.add_argument("--watch", type=int, default=20, help="seconds with one HLS player per stream")
     parser.add_argument("--only", choices=["nginx-rtmp", "StreamHub"], help="run one server only")
@@ -496,6 +538,10 @@ def main() -> int:
             result = run(server, streams, args.duration, args.watch, source, profile)
             pair.append(result)
             print(line(result), flush=True)
+            if len(result.ingest_processes) > 1:
+                for phase, figures in (("ingest", result.ingest_processes), ("watched", result.watched_processes)):
+                    shares = ", ".join(f"{label} {percent:.0f}%" for label, percent in sorted(figures.items()))
+                    print(f"  {result.server} processes, {phase} (CPU % of one core): {shares}", flush=True)
         if len(pair) == 2 and pair[0].ingest_cpu_percent and pair[0].watched_cpu_percent:
             ingest = pair[1].ingest_cpu_percent / pair[0].ingest_cpu_percent
             watched = pair[1].watched_cpu_percent / pair[0].watched_cpu_percent

@@ -22,6 +22,7 @@ from media_engine.hls.segmenter import HlsPackager
 from media_engine.hls.store import FileFolder
 from media_engine.http.limits import HttpLimits
 from media_engine.http.server import VIEWER_WINDOW, MediaHttpServer
+from media_engine.http.siblings import SiblingProxy
 from media_engine.jobs.thumbnail import ThumbnailStore, thumbnail_handler
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 from media_engine.relay.mirror import Locate, RemoteStreams
@@ -53,6 +54,15 @@ class NodeAddresses:
     srt_host: str = "0.0.0.0"
     srt_port: int | None = None  # None: no SRT ingest
     https_port: int | None = None  # None: no HTTPS; otherwise it listens while a vhost has a certificate
+    # Worker processes of one machine share the public ports above (SO_REUSEPORT) and each also
+    # listens on private ports (0: any free one) where siblings and other nodes reach it in particular.
+    reuse_port: bool = False
+    private_host: str | None = None  # None: no private listeners
+    private_rtmp_port: int = 0
+    private_http_port: int = 0
+
+    def private(self, port: int) -> tuple[str, int] | None:
+        return (self.private_host, port) if self.private_host is not None else None
 
 
 @dataclass(frozen=True)
@@ -79,11 +89,14 @@ class EngineNode:
         thumbnails: ThumbnailStore | None = None,
         limits: NodeLimits | None = None,
         hls: HlsSettings | None = None,
+        siblings: SiblingProxy | None = None,
         locate: Locate | None = None,
         mirror_linger: float = 10.0,
     ) -> None:
         """``playlists`` serves output profiles' master playlists; ``thumbnails`` the thumb.jpg/png
-        pictures transcode jobs write (both: routes on the media HTTP port). With ``locate``, a stream
+        pictures transcode jobs write (both: routes on the media HTTP port). ``siblings``: this node is
+        one worker process of several behind the same public ports (HTTP requests for their streams
+        are proxied to them). With ``locate``, a stream
         that another node holds is played here as a mirror (`RemoteStreams`, ``self.remote``) when an
         RTMP, WHEP, HLS or LL-HLS viewer asks for it; it ends ``mirror_linger`` s after its last one."""
         addresses = addresses or NodeAddresses()
@@ -92,7 +105,13 @@ class EngineNode:
         self.control = control
         self.registry = StreamRegistry()
         self.rtmp = RtmpServer(
-            self.registry, control, host=addresses.rtmp_host, port=addresses.rtmp_port, limits=limits.rtmp
+            self.registry,
+            control,
+            host=addresses.rtmp_host,
+            port=addresses.rtmp_port,
+            limits=limits.rtmp,
+            reuse_port=addresses.reuse_port,
+            private=addresses.private(addresses.private_rtmp_port),
         )
         # HLS and LL-HLS are packaged only for streams someone plays (from the cached GOP on the
         # first request): an unwatched stream costs its ingest only. Their windows are files, out
@@ -119,11 +138,17 @@ class EngineNode:
             tls_port=addresses.https_port,
             certificates=self.certificates,
             viewer_window=hls.viewer_window,
+            reuse_port=addresses.reuse_port,
+            private=addresses.private(addresses.private_http_port),
         )
         self.remote = RemoteStreams(self.registry, locate, linger=mirror_linger) if locate is not None else None
         self.rtmp.remote = self.http.remote = self.remote
         self.webrtc = WebRtcService(self.registry, control, webrtc)  # WHIP/WHEP on the media HTTP port
         self.webrtc.add_routes(self.http)
+        self.siblings = siblings
+        if siblings is not None:
+            siblings.install(self.http)
+            self.webrtc.session_tag = siblings.worker_tag
         if playlists is not None:
             MasterPlaylists(self.registry, playlists, self.llhls, self.packager).add_routes(self.http)
         if thumbnails is not None:
@@ -182,6 +207,8 @@ class EngineNode:
             await self.srt.stop()
         await self.webrtc.close()
         await self.http.stop()
+        if self.siblings is not None:
+            await self.siblings.close()
         await self.packager.close()
         await self.llhls.close()
         self.history.close()

@@ -228,6 +228,13 @@ ENGINE_RTMP_HOST = env.str("STREAMHUB_RTMP_HOST", default="0.0.0.0")
 ENGINE_RTMP_PORT = env.int("STREAMHUB_RTMP_PORT", default=1935)
 ENGINE_HTTP_HOST = env.str("STREAMHUB_MEDIA_HTTP_HOST", default="0.0.0.0")
 ENGINE_HTTP_PORT = env.int("STREAMHUB_MEDIA_HTTP_PORT", default=3333)
+# Engine worker processes behind the public ports (`runengine --processes`): "auto" = one per CPU; 1 =
+# a single process with no other port. Each worker is a node of its own (`<node id>.<i>`) that also
+# listens on private RTMP and HTTP ports on STREAMHUB_NODE_ADDRESS: any free port, or base + i when a
+# base is set (for firewalls).
+ENGINE_PROCESSES = env.str("STREAMHUB_ENGINE_PROCESSES", default="auto")
+ENGINE_PRIVATE_RTMP_PORT = env.int("STREAMHUB_ENGINE_PRIVATE_RTMP_PORT", default=0)
+ENGINE_PRIVATE_HTTP_PORT = env.int("STREAMHUB_ENGINE_PRIVATE_HTTP_PORT", default=0)
 # HTTPS of the media port (OME's TLSPort): open while a vhost has a certificate; 0 turns it off.
 ENGINE_HTTPS_PORT = env.int("STREAMHUB_MEDIA_HTTPS_PORT", default=3334)
 # HTTPS of the API (`manage.py runtlsproxy`, started by `make run`): OME's TLSPort and WCS's REST port,

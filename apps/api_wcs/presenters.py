@@ -25,7 +25,7 @@ PULL_STATUS = {**AGENT_STATUS, JobState.STARTED: "PUBLISHING", JobState.READY: "
 
 def session_id(stream: Stream) -> str:
     """WCS's sessionId: ``/client:port/server:port``."""
-    local = f"{stream.node.address}:{stream.node.rtmp_port}" if stream.node else ""
+    local = f"{stream.node.address}:{stream.node.player_rtmp_port}" if stream.node else ""
     return f"/{stream.remote_address}/{local}"
 
 

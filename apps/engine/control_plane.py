@@ -19,11 +19,13 @@ from apps.hosting.services import find_virtual_host
 from apps.pull.services import active_pull_of
 from apps.streams import services as stream_services
 from apps.streams.choices import SourceType
+from apps.streams.models import Stream
 from apps.transcoding.services import playlist_variants
 from media_engine.control import ApplicationConfig
 from media_engine.hls.master import PlaylistVariant
 from media_engine.http.server import HttpViewer
 from media_engine.registry import LiveStream, StreamKey
+from media_engine.relay.mirror import RemoteSource
 
 # How long an application lookup is reused; API changes reach the engine within this time.
 CONFIG_CACHE_SECONDS = 2.0
@@ -108,9 +110,15 @@ def snapshot_of(
 
 
 class DatabaseControlPlane:
-    def __init__(self, node: EngineNode, clock=time.monotonic) -> None:
+    def __init__(self, node: EngineNode, clock=time.monotonic, *, siblings_of: str | None = None) -> None:
+        """``siblings_of``: this node is worker process ``<siblings_of>.<i>`` of `runengine --processes`;
+        `locate` then finds the streams its siblings (``<siblings_of>.<j>``) hold."""
         self.node = node
         self.clock = clock
+        self.siblings_of = siblings_of
+        # Asked by RTMP publishes (media_engine.rtmp.session) only where siblings exist: a single node's
+        # publishes never wait for the database.
+        self.held_elsewhere = self._held_by_sibling if siblings_of is not None else None
         self.stream_ids: dict[StreamKey, int] = {}
         self._cache: dict[tuple, tuple[float, ApplicationConfig | None]] = {}
 
@@ -181,3 +189,50 @@ class DatabaseControlPlane:
         await sync_to_async(stream_services.stream_ended)(stream_id)
         if self.stream_ids.get(stream.key) == stream_id:
             del self.stream_ids[stream.key]
+
+    # --- worker processes behind one port (runengine --processes) ------------------------------------
+
+    def _is_sibling(self, node: EngineNode) -> bool:
+        return self.siblings_of is not None and node.node_id.startswith(f"{self.siblings_of}.")
+
+    def _holding_sibling(self, key: StreamKey) -> EngineNode | None:
+        """The alive sibling whose live stream row is ``key`` (None: none, or this node holds it)."""
+        if self.siblings_of is None:
+            return None
+        stream = (
+            Stream.objects.live()
+            .filter(application__virtual_host__name=key.vhost, application__name=key.app, name=key.name)
+            .exclude(node=self.node)
+            .select_related("node")
+            .first()
+        )
+        node = stream.node if stream is not None else None
+        return node if node is not None and node.is_alive and self._is_sibling(node) else None
+
+    def _holder(self, key: StreamKey) -> RemoteSource | None:
+        node = self._holding_sibling(key)
+        if node is None:
+            return None
+        return RemoteSource(
+            url=node.rtmp_url(key.app, key.name, vhost=key.vhost),
+            origin=node.node_id,
+            http_base=f"http://{node.address}:{node.media_http_port}",
+        )
+
+    async def locate(self, key: StreamKey) -> RemoteSource | None:
+        """Where the sibling worker holding ``key`` is reached (`relay.mirror.Locate`); None: no sibling has it."""
+        return await sync_to_async(self._holder)(key)
+
+    def _worker_base(self, tag: str) -> str | None:
+        if self.siblings_of is None or not tag.isdigit():
+            return None
+        node = EngineNode.objects.filter(node_id=f"{self.siblings_of}.{tag}").first()
+        return f"http://{node.address}:{node.media_http_port}" if node is not None and node.is_alive else None
+
+    async def locate_worker(self, tag: str) -> str | None:
+        """The private media HTTP base of sibling worker ``tag`` (WebRTC session ids name it)."""
+        return await sync_to_async(self._worker_base)(tag)
+
+    async def _held_by_sibling(self, key: StreamKey) -> bool:
+        """True while a sibling worker holds ``key``: a publish of it here is refused as already live."""
+        return await sync_to_async(self._holding_sibling)(key) is not None

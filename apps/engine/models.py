@@ -22,6 +22,14 @@ class EngineNode(models.Model):
     )
     rtmp_port = models.PositiveIntegerField("RTMP port")
     media_http_port = models.PositiveIntegerField("media HTTP port")
+    # A worker process of `runengine --processes N` records its private ports above (where jobs and
+    # siblings reach it in particular) and the ports players use, shared by all workers, here.
+    public_rtmp_port = models.PositiveIntegerField(
+        "public RTMP port", null=True, blank=True, help_text="Shared by the worker processes of one machine."
+    )
+    public_media_http_port = models.PositiveIntegerField(
+        "public media HTTP port", null=True, blank=True, help_text="Shared by the worker processes of one machine."
+    )
     started_at = models.DateTimeField("started", default=timezone.now)
     last_heartbeat = models.DateTimeField("last heartbeat", default=timezone.now)
     processing_state = models.CharField(
@@ -48,6 +56,15 @@ class EngineNode(models.Model):
 
     def __str__(self) -> str:
         return self.node_id
+
+    @property
+    def player_media_http_port(self) -> int:
+        """The media HTTP port players use (the public one of a worker process)."""
+        return self.public_media_http_port or self.media_http_port
+
+    @property
+    def player_rtmp_port(self) -> int:
+        return self.public_rtmp_port or self.rtmp_port
 
     @property
     def command_group(self) -> str:

@@ -5,6 +5,7 @@ stream's counters), ends streams of silent nodes, and carries out API commands f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import time
@@ -23,7 +24,7 @@ from apps.cdn.models import StreamRoute
 from apps.cdn.services import MirrorState
 from apps.engine.choices import NodeRole
 from apps.engine.control_plane import DatabaseControlPlane, snapshot_of
-from apps.engine.models import EngineNode
+from apps.engine.models import EngineNode, internal_job_secret
 from apps.engine.signals import node_heartbeat
 from apps.hosting.services import tls_entries
 from apps.streams import services as stream_services
@@ -42,6 +43,7 @@ from media_engine.commands import (
     parse_command,
 )
 from media_engine.http.limits import HttpLimits
+from media_engine.http.siblings import SiblingProxy, report_audiences
 from media_engine.jobs.thumbnail import ThumbnailStore
 from media_engine.node import EngineNode as MediaEngineNode
 from media_engine.node import HlsSettings, NodeAddresses, NodeLimits
@@ -109,11 +111,12 @@ def heartbeat(
     node_heartbeat.send_robust(sender=EngineNode, node=node, snapshots=snapshots)
 
 
-def webrtc_settings() -> WebRtcSettings:
-    """The node's WebRTC settings (ICE addresses, port range, STUN/TURN) from Django's settings."""
+def webrtc_settings(ice_ports: str | None = None) -> WebRtcSettings:
+    """The node's WebRTC settings (ICE addresses, port range, STUN/TURN) from Django's settings;
+    ``ice_ports``: a worker process's share of the port range."""
     policy = policy_from_settings(
         settings.WEBRTC_ICE_ADDRESSES,
-        settings.WEBRTC_ICE_PORTS,
+        settings.WEBRTC_ICE_PORTS if ice_ports is None else ice_ports,
         settings.WEBRTC_ICE_SERVERS,
         settings.WEBRTC_TURN_USERNAME,
         settings.WEBRTC_TURN_CREDENTIAL,
@@ -139,6 +142,15 @@ def node_limits() -> NodeLimits:
     )
 
 
+def record_worker_ports(node: EngineNode, engine: MediaEngineNode) -> None:
+    """A worker process's row: its private ports (where jobs and siblings reach it) and the public ones."""
+    node.rtmp_port = engine.rtmp.private_port
+    node.media_http_port = engine.http.private_port
+    node.public_rtmp_port = engine.rtmp.port
+    node.public_media_http_port = engine.http.port
+    node.save(update_fields=["rtmp_port", "media_http_port", "public_rtmp_port", "public_media_http_port"])
+
+
 def edge_options(node_id: str) -> dict:
     """An edge plays the cluster's streams by pulling them from their origins on the first viewer
     (README "Origin-edge cluster"); other roles hold only what is published to them."""
@@ -154,8 +166,20 @@ def edge_options(node_id: str) -> dict:
 
 
 class EngineRunner:
-    def __init__(self, node_id: str, addresses: NodeAddresses, heartbeat_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        addresses: NodeAddresses,
+        heartbeat_interval: float | None = None,
+        *,
+        siblings_of: str | None = None,
+        ice_ports: str | None = None,
+    ) -> None:
+        """``siblings_of``: this is worker process ``node_id`` = ``<siblings_of>.<i>`` of `runengine
+        --processes N`, sharing the public ports with its siblings (``addresses`` has private ones)."""
         self.node_id = node_id
+        self.siblings_of = siblings_of
+        self.ice_ports = ice_ports
         self.addresses = addresses
         self.heartbeat_interval = heartbeat_interval or settings.ENGINE_HEARTBEAT_INTERVAL
         self.stopping = asyncio.Event()
@@ -165,12 +189,20 @@ class EngineRunner:
 
     async def run(self) -> None:
         node = await sync_to_async(register_node)(self.node_id, self.addresses.rtmp_port, self.addresses.http_port)
-        self.control = DatabaseControlPlane(node)
+        self.control = DatabaseControlPlane(node, siblings_of=self.siblings_of)
+        options = edge_options(self.node_id)
+        siblings = None
+        if self.siblings_of is not None:
+            tag = self.node_id.removeprefix(f"{self.siblings_of}.")
+            siblings = SiblingProxy(internal_job_secret(), self.control.locate, self.control.locate_worker, tag)
+            # RTMP players of a sibling's stream get a mirror of it (HLS and WHEP are proxied to the holder).
+            options.setdefault("locate", self.control.locate)
         self.engine = MediaEngineNode(
             self.control,
             self.addresses,
-            webrtc_settings(),
-            **edge_options(self.node_id),
+            webrtc_settings(self.ice_ports),
+            siblings=siblings,
+            **options,
             playlists=self.control.output_playlist,
             thumbnails=ThumbnailStore(settings.MEDIA_ROOT / "thumbnails"),  # written by transcode jobs
             limits=node_limits(),
@@ -183,6 +215,8 @@ class EngineRunner:
         )
         self.relays = RelayCommands(self.engine.webrtc)  # WCS /pull/* WebRTC relays run here
         await self.engine.start()
+        if self.siblings_of is not None:
+            await sync_to_async(record_worker_ports)(node, self.engine)
         await self.reload_certificates("*")
         tasks = [
             asyncio.create_task(self._heartbeats(node), name="heartbeats"),
@@ -213,13 +247,21 @@ class EngineRunner:
             await asyncio.sleep(self.heartbeat_interval)
             now = time.monotonic()
             snapshots = []
+            own: dict[int, tuple[int, int]] = {}
             for stream in self.engine.live_streams():
                 stream_id = self.control.stream_ids.get(stream.key)
                 if stream_id is None:
                     continue
                 viewers = self.engine.http.viewers.sessions(stream)
-                snapshots.append(snapshot_of(stream_id, stream, now - last, previous.get(stream_id), viewers))
-            previous = {s.stream_id: (s.total_bytes_in, s.total_bytes_out) for s in snapshots}
+                snapshot = snapshot_of(stream_id, stream, now - last, previous.get(stream_id), viewers)
+                own[stream_id] = (snapshot.total_bytes_in, snapshot.total_bytes_out)  # (throughput: ours)
+                snapshots.append(self._with_siblings_audience(stream, snapshot))
+            if self.engine.siblings is not None:
+                # Our RTMP players of siblings' streams (mirrors) count on the holder's row.
+                mirrors = [stream for stream in self.engine.live_streams() if stream.origin is not None]
+                if mirrors:
+                    await report_audiences(self.engine.siblings, self.node_id, mirrors)
+            previous = own
             last = now
             streams = self.engine.live_streams()  # mirrors of an edge included
             load = (len(streams), sum(stream.counters.total_connections for stream in streams))
@@ -236,6 +278,25 @@ class EngineRunner:
             if check_stale:
                 last_stale_check = now
             stored = {snapshot.stream_id: snapshot for snapshot in snapshots}
+
+    def _with_siblings_audience(self, stream, snapshot):
+        """``snapshot`` with the players that sibling workers serve through their mirrors of ``stream``."""
+        if self.engine.siblings is None:
+            return snapshot
+        connections, bytes_out = self.engine.siblings.audiences.merged(
+            stream.key, snapshot.connections, snapshot.total_bytes_out
+        )
+        if connections == snapshot.connections and bytes_out == snapshot.total_bytes_out:
+            return snapshot
+        added = sum(connections.values()) - sum(snapshot.connections.values())
+        total = max(0, snapshot.total_connections + added)
+        return dataclasses.replace(
+            snapshot,
+            connections=connections,
+            total_bytes_out=bytes_out,
+            total_connections=total,
+            max_total_connections=max(snapshot.max_total_connections, total),
+        )
 
     async def _commands(self, node: EngineNode) -> None:
         """Read and carry out commands until cancelled. A broken layer (Redis gone) is retried: a node

@@ -16,7 +16,7 @@ def media_base_url(request: HttpRequest, stream: Stream) -> str:
     if settings.STREAMHUB_MEDIA_URL:
         return settings.STREAMHUB_MEDIA_URL.rstrip("/")
     host = request.get_host().rsplit(":", 1)[0] if ":" in request.get_host() else request.get_host()
-    port = stream.node.media_http_port if stream.node else settings.ENGINE_HTTP_PORT
+    port = stream.node.player_media_http_port if stream.node else settings.ENGINE_HTTP_PORT
     return f"{request.scheme}://{host}:{port}"
 
 

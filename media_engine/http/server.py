@@ -61,6 +61,7 @@ from media_engine.hls.llhls import (
 )
 from media_engine.hls.segmenter import HlsPackager, HlsSegmenter
 from media_engine.http.limits import GuardedProtocolFactory, HttpLimits
+from media_engine.http.siblings import client_port
 from media_engine.internal_auth import JOB_QUERY_KEY
 from media_engine.names import InvalidStreamName, check_stream_name
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
@@ -225,7 +226,10 @@ class ViewerTracker:
 
 
 def _peer_port(request: web.Request) -> int:
-    """The client's TCP port (0 if unknown)."""
+    """The client's TCP port (0 if unknown; the one a sibling worker vouched for when it proxied)."""
+    vouched = client_port(request)
+    if vouched is not None:
+        return vouched
     peer = request.transport.get_extra_info("peername") if request.transport is not None else None
     return int(peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else 0
 
@@ -281,9 +285,13 @@ class MediaHttpServer:
         limits: HttpLimits | None = None,
         tls_port: int | None = None,
         certificates: CertificateTable | None = None,
+        reuse_port: bool = False,
+        private: tuple[str, int] | None = None,
     ) -> None:
         """``tls_port``: the HTTPS port (OME's TLSPort) serving the same routes with the vhosts'
-        ``certificates``; it listens only while some vhost has one (`update_tls_listener`)."""
+        ``certificates``; it listens only while some vhost has one (`update_tls_listener`).
+        ``reuse_port``: share the public ports with sibling worker processes (SO_REUSEPORT);
+        ``private``: a second plain listener (host, port; 0 = any) where siblings reach this process."""
         self.registry = registry
         self.control = control
         self.packager = packager
@@ -303,6 +311,10 @@ class MediaHttpServer:
         self.connections: GuardedProtocolFactory | None = None  # open/refused counts once started
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
+        self.reuse_port = reuse_port
+        self._private_address = private
+        self._private_listener: asyncio.Server | None = None
+        self.private_port: int | None = None
         self._requested_tls_port = tls_port
         self.tls_port: int | None = None  # while the HTTPS listener is open
         self.certificates = certificates
@@ -357,8 +369,7 @@ class MediaHttpServer:
         rules = target.config.access
         if not rules.checks(direction, protocol, target.key.name):
             return ALLOWED
-        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
-        port = int(peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else 0
+        port = _peer_port(request)
         url = f"{request.scheme}://{request.host}{request.raw_path}"
         admission = AdmissionRequest(
             direction,
@@ -537,9 +548,23 @@ class MediaHttpServer:
         self.connections = GuardedProtocolFactory(runner.server, self.limits)
         try:
             self._listener = await asyncio.get_running_loop().create_server(
-                self.connections, self.host, self._requested_port, reuse_address=True, backlog=1024
+                self.connections,
+                self.host,
+                self._requested_port,
+                reuse_address=True,
+                reuse_port=self.reuse_port or None,
+                backlog=1024,
             )
+            if self._private_address is not None:
+                host, port = self._private_address
+                self._private_listener = await asyncio.get_running_loop().create_server(
+                    self.connections, host, port, reuse_address=True, backlog=1024
+                )
+                self.private_port = self._private_listener.sockets[0].getsockname()[1]
         except BaseException:
+            if self._listener is not None:  # the private port could not be opened: the public one closes too
+                self._listener.close()
+                self._listener = None
             await runner.cleanup()
             raise
         self._runner = runner
@@ -568,6 +593,7 @@ class MediaHttpServer:
                 ssl=self.certificates.server_context(),
                 ssl_handshake_timeout=self.limits.header_timeout,
                 reuse_address=True,
+                reuse_port=self.reuse_port or None,
                 backlog=1024,
             )
             self.tls_port = self._tls_listener.sockets[0].getsockname()[1]
@@ -592,6 +618,8 @@ class MediaHttpServer:
             except asyncio.CancelledError:
                 pass
             self._sweeper = None
+        if self._private_listener is not None:
+            self._private_listener.close()
         if self._listener is not None:
             self._listener.close()  # stop accepting; the runner's cleanup ends the open connections
         if self._runner is not None:
@@ -600,6 +628,9 @@ class MediaHttpServer:
         if self._listener is not None:
             await self._listener.wait_closed()
             self._listener = None
+        if self._private_listener is not None:
+            await self._private_listener.wait_closed()
+            self._private_listener = None
         self.viewers.clear()
 
     async def _sweep_viewers(self) -> None:

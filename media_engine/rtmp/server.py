@@ -46,8 +46,13 @@ class RtmpServer:
         drain_timeout: float = 10.0,
         max_sessions: int | None = None,
         limits: RtmpLimits | None = None,
+        reuse_port: bool = False,
+        private: tuple[str, int] | None = None,
     ) -> None:
-        """``limits``: what peers may make the node hold in incomplete messages (one budget for all)."""
+        """``limits``: what peers may make the node hold in incomplete messages (one budget for all).
+        ``reuse_port``: share ``port`` with sibling worker processes (SO_REUSEPORT: the kernel spreads
+        connections); ``private``: a second listener (host, port; 0 = any) where siblings and other
+        nodes reach this process in particular (read ``.private_port`` after start)."""
         self.registry = registry
         self.control = control
         self.host = host
@@ -61,8 +66,11 @@ class RtmpServer:
         self.refused = 0  # connections hung up on for the cap, since start
         self.pending = PendingBudget(self.limits.max_node_pending_bytes)
         self.state = State.NEW
+        self.reuse_port = reuse_port
+        self._private_address = private
         self.remote = None  # the node's RemoteStreams: players of streams other nodes hold (mirrors)
         self._server: asyncio.Server | None = None
+        self._private_server: asyncio.Server | None = None
         self._sessions: set[RtmpSession] = set()
 
     @property
@@ -71,6 +79,13 @@ class RtmpServer:
         if self._server is not None and self._server.sockets:
             return self._server.sockets[0].getsockname()[1]
         return self._requested_port
+
+    @property
+    def private_port(self) -> int | None:
+        """The private listener's port (None without one)."""
+        if self._private_server is not None and self._private_server.sockets:
+            return self._private_server.sockets[0].getsockname()[1]
+        return None
 
     @property
     def sessions(self) -> list[RtmpSession]:
@@ -85,8 +100,19 @@ class RtmpServer:
         assert self.state is State.NEW, "an RtmpServer starts once"
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._new_session, self.host, self._requested_port, reuse_address=True, backlog=1024
+            self._new_session,
+            self.host,
+            self._requested_port,
+            reuse_address=True,
+            reuse_port=self.reuse_port or None,
+            backlog=1024,
         )
+        if self._private_address is not None:
+            host, port = self._private_address
+            self._private_server = await loop.create_server(
+                self._new_session, host, port, reuse_address=True, backlog=1024
+            )
+            logger.info("RTMP private listener on %s:%s", host, self.private_port)
         self._set_state(State.SERVING)
         logger.info("RTMP listening on %s:%s (at most %s connections)", self.host, self.port, self.max_sessions)
 
@@ -97,6 +123,8 @@ class RtmpServer:
             return
         assert self._server is not None
         self._server.close()
+        if self._private_server is not None:
+            self._private_server.close()
         self._set_state(State.CLOSED)
         sessions = list(self._sessions)
         for session in sessions:
@@ -107,6 +135,8 @@ class RtmpServer:
             for waiter in pending:
                 waiter.cancel()
         await self._server.wait_closed()
+        if self._private_server is not None:
+            await self._private_server.wait_closed()
 
     def _new_session(self) -> asyncio.Protocol:
         if self.state is not State.SERVING:

@@ -579,6 +579,8 @@ class RtmpSession(asyncio.Protocol):
         if key is None or self.application is None:
             return False  # the command handler refuses it as it is
         direction = PUBLISH if values[0] == "publish" else PLAY
+        if direction == PUBLISH and getattr(self.control, "held_elsewhere", None) is not None:
+            return True  # a sibling worker process may hold the stream (asked in `_admit`)
         return self.application.access.checks(direction, "rtmp", key.name)
 
     def _needs_remote(self, values: list[Any]) -> bool:
@@ -607,6 +609,19 @@ class RtmpSession(asyncio.Protocol):
         raw_name = args[1]
         key = self._stream_key(args)
         assert key is not None
+        held_elsewhere = getattr(self.control, "held_elsewhere", None)
+        if publish and held_elsewhere is not None:
+            try:
+                held = await held_elsewhere(key)
+            except Exception:  # noqa: BLE001 - the database is down: this process's registry decides alone
+                logger.exception("rtmp %s: asking whether a sibling holds %s failed", self.remote_address, key)
+                held = False
+            if held:
+                logger.info("rtmp %s: %s is already being published by a sibling worker", self.remote_address, key)
+                self._send_status(stream_id, "error", "NetStream.Publish.BadName", f"{key.name} is already publishing.")
+                raise SessionClosed("stream already live")
+            if not self.application.access.checks(PUBLISH, "rtmp", key.name):
+                return values
         peer = self._transport.get_extra_info("peername")
         address, port = (peer[0], int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else ("", 0)
         request = AdmissionRequest(

@@ -68,6 +68,9 @@ class WebRtcService:
         self.sessions: dict[str, WebRtcSession] = {}
         self.relays: dict[str, WebRtcRelay] = {}
         self._fanouts: dict[LiveStream, WhepFanout] = {}
+        # Worker processes behind one port tag their session ids ("<tag>.<token>") so that a PATCH or
+        # DELETE landing on a sibling is proxied here (media_engine.http.siblings).
+        self.session_tag = ""
         registry.on_ended(self._stream_ended, mirrors=True)
 
     # --- sessions --------------------------------------------------------------------------------
@@ -76,6 +79,8 @@ class WebRtcService:
         return sum(1 for session in self.sessions.values() if session.direction == direction)
 
     def _register(self, session: WebRtcSession) -> None:
+        if self.session_tag and not session.id.startswith(f"{self.session_tag}."):
+            session.id = f"{self.session_tag}.{session.id}"
         self.sessions[session.id] = session
         session.on_closed = self._session_closed
 

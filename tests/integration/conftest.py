@@ -132,6 +132,9 @@ class LiveStreamHub:
             "STREAMHUB_SRT_PORT": str(self.srt_port),
             "STREAMHUB_NODE_ID": f"node-{uuid.uuid4().hex[:6]}",
             "STREAMHUB_ENGINE_HEARTBEAT": "0.5",
+            # One engine process: these tests find the node's row by STREAMHUB_NODE_ID and spawn one more
+            # engine on the same ports at times; tests/integration/test_engine_processes.py runs several.
+            "STREAMHUB_ENGINE_PROCESSES": "1",
             "STREAMHUB_JOB_LEASE": "5",
             "STREAMHUB_JOB_RECOVERY_INTERVAL": "1",
             "OME_ACCESS_TOKEN": "ome-access-token",

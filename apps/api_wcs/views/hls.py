@@ -60,7 +60,7 @@ class HlsObject(serializers.Serializer):
 
 def hls_of(stream: Stream) -> dict:
     base = settings.STREAMHUB_MEDIA_URL or (
-        f"http://{stream.node.address}:{stream.node.media_http_port}" if stream.node else ""
+        f"http://{stream.node.address}:{stream.node.player_media_http_port}" if stream.node else ""
     )
     return {
         "hlsId": stream.name,
