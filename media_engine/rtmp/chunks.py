@@ -38,10 +38,35 @@ FD_SHARE = 0.25
 PROTOCOL_CONTROL_CSID = 2
 _EXTENDED = 0xFFFFFF
 _MASK32 = 0xFFFFFFFF
+_HALF32 = 0x80000000
 
 _U32 = struct.Struct(">I")
 _U32_LE = struct.Struct("<I")
 _U16 = struct.Struct(">H")
+
+
+class TimestampUnwrapper:
+    """Extends 32-bit RTMP timestamps to an int timeline that survives the 49-day wrap (and small
+    steps back), for one peer's messages: publish sessions and play clients each keep one."""
+
+    def __init__(self) -> None:
+        self._last_raw: int | None = None
+        self._last = 0
+
+    def reset(self) -> None:
+        self._last_raw = None
+
+    def __call__(self, raw: int) -> int:
+        last_raw = self._last_raw
+        self._last_raw = raw
+        if last_raw is None:
+            self._last = raw
+            return raw
+        diff = (raw - last_raw) & _MASK32
+        if diff >= _HALF32:
+            diff -= 1 << 32
+        self._last += diff
+        return self._last
 
 
 class MessageType(enum.IntEnum):

@@ -25,6 +25,7 @@ from media_engine.rtmp.chunks import (
     ChunkWriter,
     Message,
     MessageType,
+    TimestampUnwrapper,
     UserControlEvent,
     parse_u32,
     parse_user_control,
@@ -42,8 +43,6 @@ CLIENT_WINDOW_ACK_SIZE = 2_500_000
 CSID_COMMAND = 3
 CSID_STREAM = 8
 
-_MASK32 = 0xFFFFFFFF
-_HALF32 = 0x80000000
 _AUDIO = MessageType.AUDIO
 _VIDEO = MessageType.VIDEO
 _DATA = MessageType.DATA_AMF0
@@ -102,8 +101,7 @@ class RtmpPlayer:
         self._window = 0
         self._last_ack = 0
         self._demuxer = flv.FlvDemuxer(redact_url(url))
-        self._last_raw_ts: int | None = None
-        self._last_ts = 0
+        self._unwrap = TimestampUnwrapper()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -253,19 +251,6 @@ class RtmpPlayer:
                 logger.info("rtmp client %s: %s", redact_url(self.url), self.ended_by)
                 return True
         return False
-
-    def _unwrap(self, raw: int) -> int:
-        """Extend 32-bit RTMP timestamps to an int timeline (as the publish path does)."""
-        last_raw = self._last_raw_ts
-        self._last_raw_ts = raw
-        if last_raw is None:
-            self._last_ts = raw
-            return raw
-        diff = (raw - last_raw) & _MASK32
-        if diff >= _HALF32:
-            diff -= 1 << 32
-        self._last_ts += diff
-        return self._last_ts
 
     def _on_media(self, type_id: int, timestamp: int, body: bytes) -> None:
         if type_id == _DATA:

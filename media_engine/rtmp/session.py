@@ -32,6 +32,7 @@ from media_engine.rtmp.chunks import (
     PeerBandwidthLimit,
     PendingBudget,
     RtmpLimits,
+    TimestampUnwrapper,
     UserControlEvent,
     parse_u32,
     parse_user_control,
@@ -56,8 +57,6 @@ CLOSE_LINGER = 5.0
 # Chunk stream ids of what we send (the values nginx-rtmp uses; media ones: see playout).
 CSID_COMMAND = 3
 
-_MASK32 = 0xFFFFFFFF
-_HALF32 = 0x80000000
 
 _AUDIO = MessageType.AUDIO
 _VIDEO = MessageType.VIDEO
@@ -151,8 +150,7 @@ class RtmpSession(asyncio.Protocol):
         self._opened_stream: LiveStream | None = None  # published while handling the current read
         self._publish_stream_id = 0
         self._batching: ReadBatching | None = None  # fewer, larger reads while publishing
-        self._last_raw_ts: int | None = None
-        self._last_ts = 0
+        self._unwrap = TimestampUnwrapper()
 
         self.playing: LiveStream | None = None  # the stream this session plays
         self._playout: StreamPlayout | None = None
@@ -418,19 +416,6 @@ class RtmpSession(asyncio.Protocol):
         # Set Chunk Size and Abort were applied by the reader; Acknowledgement and
         # Set Peer Bandwidth need no answer from a server; shared objects are not supported.
 
-    def _unwrap(self, raw: int) -> int:
-        """Extend 32-bit RTMP timestamps to an int timeline that survives the 49-day wrap."""
-        last_raw = self._last_raw_ts
-        self._last_raw_ts = raw
-        if last_raw is None:
-            self._last_ts = raw
-            return raw
-        diff = (raw - last_raw) & _MASK32
-        if diff >= _HALF32:
-            diff -= 1 << 32
-        self._last_ts += diff
-        return self._last_ts
-
     def _on_media(self, type_id: int, timestamp: int, body: bytes) -> None:
         stream = self.stream
         assert stream is not None
@@ -693,7 +678,7 @@ class RtmpSession(asyncio.Protocol):
             raise SessionClosed("stream already live") from None
         self.stream = self._opened_stream = stream
         self._publish_stream_id = stream_id
-        self._last_raw_ts = None
+        self._unwrap.reset()
         stream.set_stop_handler(self._on_stopped_by_api)
         self._set_state(State.PUBLISHING)
         if self._transport is not None and self._loop is not None:
