@@ -64,7 +64,7 @@ def mirror_states(mirrors) -> list[MirrorState]:
             name=info.key.name,
             origin=info.origin,
             started_at=info.started_at,
-            viewers=info.subscribers,
+            viewers=info.viewers,
             bytes_in=info.bytes_in,
             state=str(getattr(info.state, "value", info.state)),
         )

@@ -54,7 +54,8 @@ class MirrorInfo:
     key: StreamKey
     origin: str
     started_at: float  # wall clock (time.time())
-    subscribers: int
+    subscribers: int  # local readers (an RTMP playout, a packager, a WHEP fan-out): one each, whatever the audience
+    viewers: int  # local viewers: RTMP players, WHEP sessions and HLS/LL-HLS viewers (the stream's connections)
     bytes_in: int
     state: str
 
@@ -218,6 +219,7 @@ class RemoteStreams:
                 origin=mirror.source.origin,
                 started_at=mirror.started_at,
                 subscribers=mirror.stream.reader_count if mirror.stream is not None else 0,
+                viewers=mirror.stream.counters.total_connections if mirror.stream is not None else 0,
                 bytes_in=mirror.player.bytes_in,
                 state=mirror.state,
             )

@@ -45,7 +45,7 @@ def test_the_home_page_groups_models_by_purpose(client, operator):
     assert found["Configuration"] == [
         "Virtual hosts", "Applications", "Output profiles", "Stream ACL keys", "Users", "Groups"
     ]  # fmt: skip
-    assert found["Cluster"] == ["Engine nodes", "WebRTC relays", "CDN transcoding profiles"]
+    assert found["Cluster"] == ["Engine nodes", "CDN routes", "WebRTC relays", "CDN transcoding profiles"]
 
 
 def test_an_app_page_keeps_djangos_own_list(client, operator):
