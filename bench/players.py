@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rtmp_hls import CACHE, KEYFRAME_SECONDS, free_port, wait_port  # noqa: E402
+from rtmp_hls import CACHE, free_port, source_file, wait_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -165,23 +165,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def source_file() -> Path:
-    """A 60 s 720p30 H.264 (~2.5 Mb/s CBR, GOP 2 s, no B-frames: WebRTC players need none) + AAC FLV."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / "source-720p30-nobframes.flv"
-    if not path.exists():
-        print("encoding the 720p30 source once (a minute or more)...", flush=True)
-        subprocess.run(
-            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t",
-             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-ac", "2", "-t", "60",
-             "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-b:v", "2500k", "-maxrate", "2500k",
-             "-bufsize", "5000k", "-g", str(30 * KEYFRAME_SECONDS), "-keyint_min", str(30 * KEYFRAME_SECONDS),
-             "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", str(path)],
-            check=True,
-        )  # fmt: skip
-    return path
 
 
 def cpu_seconds(pid: int) -> float:
@@ -338,7 +321,7 @@ def main() -> int:
     args = parser.parse_args()
     rtmp_counts = [int(n) for n in args.rtmp.split(",") if n]
     whep_counts = [int(n) for n in args.whep.split(",") if n]
-    source = source_file()
+    source = source_file(b_frames=False)
     results = {}
 
     with tempfile.TemporaryDirectory(prefix="bench-players-") as folder:

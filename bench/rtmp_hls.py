@@ -57,16 +57,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def source_file() -> Path:
-    """A 60 s 720p30 H.264 (~2.5 Mb/s CBR, GOP 2 s) + AAC FLV, made once with ffmpeg."""
+def source_file(b_frames: bool = True) -> Path:
+    """A 60 s 720p30 H.264 (~2.5 Mb/s CBR, GOP 2 s) + AAC FLV, made once with ffmpeg; without
+    ``b_frames`` for WebRTC players (they need none)."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / "source-720p30.flv"
+    path = CACHE / ("source-720p30.flv" if b_frames else "source-720p30-nobframes.flv")
     if not path.exists():
         print("encoding the 720p30 source once (about a minute)...", flush=True)
         subprocess.run(
             ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t",
              "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-ac", "2", "-t", "60",
-             "-c:v", "libx264", "-preset", "veryfast", "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "5000k",
+             "-c:v", "libx264", "-preset", "veryfast", *([] if b_frames else ["-bf", "0"]),
+             "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "5000k",
              "-g", str(30 * KEYFRAME_SECONDS), "-keyint_min", str(30 * KEYFRAME_SECONDS), "-sc_threshold", "0",
              "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", str(path)],
             check=True,
