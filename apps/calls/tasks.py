@@ -110,6 +110,7 @@ def call_spec(call: Call, publish_urls: list[str]) -> CallSpec:
         register=call.sip_register_required,
         visible_name=call.visible_name,
         has_audio=call.has_audio,
+        has_video=call.has_video,
         publish_urls=publish_urls,
         bind_host=settings.SIP_BIND_HOST,
         public_address=settings.SIP_PUBLIC_ADDRESS,
