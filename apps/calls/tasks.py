@@ -94,7 +94,7 @@ class CallJob:
                 logger.warning("%s: stream %s ended before it could be injected", self.call, arguments["source"])
                 return None
             source = stream.node.rtmp_url(self.call.application.name, stream.name)
-            return {"cmd": "inject", "source": source}
+            return {"cmd": "inject", "source": source, "video": True}  # its video too, if the call has video
         return {"cmd": "inject", "source": arguments["source"]}
 
 

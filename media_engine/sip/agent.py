@@ -2,8 +2,9 @@
 reports its states, and bridges its audio: what the far end says is published as AAC over RTMP,
 and sounds or live streams are played into the call. PJSIP's build has no video: when the call
 asks for it (``has_video``), the agent offers H.264 in an ``m=video`` line of its own (written
-into PJSIP's SDP offer, in place of a second audio line PJSIP provisions for it) and receives the
-far end's video itself (`video.H264Receiver`), published beside the audio.
+into PJSIP's SDP offer, in place of a second audio line PJSIP provisions for it), receives the
+far end's video itself (`video.H264Receiver`), published beside the audio, and sends an injected
+live stream's video (`video.H264Sender`).
 
 Run as ``python -m media_engine.sip.agent``. The first line on stdin is the call's `CallSpec`
 as JSON; later lines are commands (``hangup``, ``dtmf``, ``inject``, ``inject_stop``). Events go
@@ -26,7 +27,14 @@ from dataclasses import dataclass, field
 import pjsua2 as pj
 
 from media_engine.sip.audio import CallPublisher, PcmFeeder
-from media_engine.sip.video import H264_CODEC, H264Receiver, answered_h264, video_offer_lines
+from media_engine.sip.video import (
+    H264_CODEC,
+    H264Receiver,
+    H264Sender,
+    answered_h264,
+    video_destination,
+    video_offer_lines,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +240,8 @@ class CallAgent:
         self.source: CallAudioSource | None = None
         self.connected_media: pj.AudioMedia | None = None
         self.video: H264Receiver | None = None
+        self.video_target: tuple[str, int] | None = None  # where the far end takes our video
+        self.video_sender: H264Sender | None = None
 
     # --- life --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -335,8 +345,8 @@ class CallAgent:
             self._set_status(FAILED, f"Cannot call {self.spec.callee_uri()}: {error.reason}")
 
     def _shutdown(self) -> None:
-        if self.source is not None and self.source.feeder is not None:
-            self.source.feeder.stop()
+        if self.source is not None:
+            self._stop_feeder()
         if self.call is not None and self.call.isActive():
             try:
                 self.call.hangup(pj.CallOpParam(True))
@@ -422,6 +432,7 @@ class CallAgent:
             if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
                 continue
             has_video = self.video is not None and answered_h264(self.remote_sdp)
+            self.video_target = video_destination(self.remote_sdp) if has_video else None
             if self.publisher is None and self.spec.publish_urls:
                 # Published once the far end's audio flows: a call that is never answered makes no stream.
                 video_wait = VIDEO_WAIT if has_video else 0.0
@@ -477,6 +488,10 @@ class CallAgent:
             feeder = PcmFeeder(command["source"], CLOCK_RATE, self._on_inject_end, loop=command.get("loop", False))
             feeder.start()
             self.source.feeder = feeder
+            if command.get("video") and self.video is not None and self.video_target is not None:
+                receiver, target = self.video, self.video_target
+                self.video_sender = H264Sender(command["source"], lambda rtp: receiver.send(rtp, target))
+                self.video_sender.start()
         elif name == "inject_stop":
             self._stop_feeder()
 
@@ -484,6 +499,9 @@ class CallAgent:
         feeder, self.source.feeder = self.source.feeder, None
         if feeder is not None:
             feeder.stop()
+        sender, self.video_sender = self.video_sender, None
+        if sender is not None:
+            sender.stop()
 
     def _on_inject_end(self, error: str | None) -> None:
         self.events.emit("inject_end", error=error)

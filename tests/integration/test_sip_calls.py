@@ -5,6 +5,7 @@ push to nginx-rtmp; a UDP socket standing in for the phone's RTP port decodes wh
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -233,8 +234,23 @@ def test_a_phone_speaking_g711_a_law_is_heard_in_the_stream(sip_platform, sipp, 
     wait_status(sip_platform, "call-alaw", "FINISHED")
 
 
+def far_end_video(port: int, folder: Path) -> subprocess.Popen:
+    """ffprobe as the far end's video receiver: H.264 RTP on ``port`` (it binds it), described by an SDP."""
+    sdp = folder / f"far-end-video-{port}.sdp"
+    sdp.write_text(
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=far end\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=video {port} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n"
+    )
+    return subprocess.Popen(
+        ["ffprobe", "-v", "error", "-protocol_whitelist", "file,udp,rtp", "-analyzeduration", "5000000",
+         "-show_streams", "-of", "json", str(sdp)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def test_a_video_phones_h264_and_voice_become_the_stream(sip_platform, sipp, capture, tone, tmp_path):
-    phone = sipp("answer_video.xml", rtp_port=capture.port, pcap=tone)
+    video_rtp_port = free_port()
+    phone = sipp("answer_video.xml", rtp_port=capture.port, pcap=tone, video_rtp_port=video_rtp_port)
     body = call_body(phone, "call-video", toStream="sipvideo", hasVideo=True)
     assert wcs(sip_platform, "startup", body).status_code == 200
     assert wait_status(sip_platform, "call-video", "ESTABLISHED")["codec"] == "PCMU/8000, H264/90000"
@@ -253,6 +269,22 @@ def test_a_video_phones_h264_and_voice_become_the_stream(sip_platform, sipp, cap
         assert abs(dominant_frequency(decoded(url), 8000) - TONE_HZ) < 20
     finally:
         camera.stop()
+
+    # A live stream injected into the call: its video reaches the phone as H.264 at its size.
+    pattern = publish(sip_platform, "pattern", seconds=60, size="352x288")
+    receiver = far_end_video(video_rtp_port, tmp_path)
+    try:
+        wait_for(lambda: "pattern" in live_names(sip_platform), 30)
+        response = wcs(sip_platform, "inject_stream/startup", {"callId": "call-video", "streamName": "pattern"})
+        assert response.status_code == 200
+        out, err = receiver.communicate(timeout=60)
+        [received] = json.loads(out)["streams"]
+        assert (received["codec_name"], received["width"], received["height"]) == ("h264", 352, 288), err
+        assert received["profile"] in ("Constrained Baseline", "Baseline")  # what the offer names
+        assert wcs(sip_platform, "inject_stream/terminate", {"callId": "call-video"}).status_code == 200
+    finally:
+        receiver.kill()
+        pattern.kill()
     assert wcs(sip_platform, "terminate", {"callId": "call-video"}).status_code == 200
     wait_status(sip_platform, "call-video", "FINISHED")
 
