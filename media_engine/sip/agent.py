@@ -376,8 +376,9 @@ class CallAgent:
         if len(media) < 2:
             logger.warning("no second media line in PJSIP's SDP to carry video: the call is audio only")
             return
+        # Where PJSIP says its audio is (its c= line): our video socket listens on the same host.
         address = self.spec.public_address or next(
-            (line.split()[-1] for line in lines[media[0] :] if line.startswith("c=")), "127.0.0.1"
+            (line.split()[-1] for line in lines if line.startswith("c=")), self.spec.bind_host or "0.0.0.0"
         )
         lines[media[1] :] = video_offer_lines(address, self.video.port)
         sdp.wholeSdp = "\r\n".join(lines) + "\r\n"
