@@ -94,7 +94,7 @@ class CallJob:
                 logger.warning("%s: stream %s ended before it could be injected", self.call, arguments["source"])
                 return None
             source = stream.node.rtmp_url(self.call.application.name, stream.name)
-            return {"cmd": "inject", "source": source}
+            return {"cmd": "inject", "source": source, "video": True}  # its video too, if the call has video
         return {"cmd": "inject", "source": arguments["source"]}
 
 
@@ -110,6 +110,7 @@ def call_spec(call: Call, publish_urls: list[str]) -> CallSpec:
         register=call.sip_register_required,
         visible_name=call.visible_name,
         has_audio=call.has_audio,
+        has_video=call.has_video,
         publish_urls=publish_urls,
         bind_host=settings.SIP_BIND_HOST,
         public_address=settings.SIP_PUBLIC_ADDRESS,

@@ -1,6 +1,10 @@
 """One SIP call in a process of its own: PJSIP (pjsua2) registers when asked, places the call,
 reports its states, and bridges its audio: what the far end says is published as AAC over RTMP,
-and sounds or live streams are played into the call.
+and sounds or live streams are played into the call. PJSIP's build has no video: when the call
+asks for it (``has_video``), the agent offers H.264 in an ``m=video`` line of its own (written
+into PJSIP's SDP offer, in place of a second audio line PJSIP provisions for it), receives the
+far end's video itself (`video.H264Receiver`), published beside the audio, and sends an injected
+live stream's video (`video.H264Sender`).
 
 Run as ``python -m media_engine.sip.agent``. The first line on stdin is the call's `CallSpec`
 as JSON; later lines are commands (``hangup``, ``dtmf``, ``inject``, ``inject_stop``). Events go
@@ -22,7 +26,15 @@ from dataclasses import dataclass, field
 
 import pjsua2 as pj
 
-from media_engine.sip.audio import AacPublisher, PcmFeeder
+from media_engine.sip.audio import CallPublisher, PcmFeeder
+from media_engine.sip.video import (
+    H264_CODEC,
+    H264Receiver,
+    H264Sender,
+    answered_h264,
+    video_destination,
+    video_offer_lines,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +43,10 @@ FRAME_MS = 20
 STATS_INTERVAL = 2.0
 REGISTRATION_TIMEOUT = 20.0
 LINGER_AFTER_END = 0.5  # lets the last BYE/200 OK leave before the endpoint is destroyed
+VIDEO_WAIT = 5.0  # seconds the publisher waits for the far end's first picture before going audio only
+# The audio codecs a video call offers: pjsua2 hands `onCallSdpCreated` an empty SDP when the offer
+# (two media lines with every codec PJSIP has) does not fit its buffer, so the offer is kept short.
+VIDEO_CALL_AUDIO_CODECS = ("PCMU/", "PCMA/", "G722/")
 
 # What WCS calls a call's status.
 PENDING, TRYING, RINGING, SESSION_PROGRESS = "PENDING", "TRYING", "RINGING", "SESSION_PROGRESS"
@@ -65,7 +81,7 @@ def unsupported_codecs_reason(far_end: list[str], ours: list[str], sip_reason: s
     offered = f"the far end offers {', '.join(far_end)}" if far_end else "the far end accepts none of our codecs"
     return (
         f"{said}Unsupported codecs: {offered}; StreamHub's SIP agent has {', '.join(ours)} "
-        "(its PJSIP build has no Opus and no video)"
+        "(its PJSIP build has no Opus, and H.264 video is carried only beside audio PJSIP has)"
     )
 
 
@@ -81,6 +97,7 @@ class CallSpec:
     register: bool = False
     visible_name: str = ""
     has_audio: bool = True
+    has_video: bool = False
     publish_urls: list[str] = field(default_factory=list)
     bind_host: str = ""
     public_address: str = ""
@@ -118,7 +135,7 @@ class Events:
 class CallAudioSink(pj.AudioMediaPort):
     """Receives the far end's audio from the conference bridge and hands it to the publisher."""
 
-    def __init__(self, publisher: AacPublisher | None) -> None:
+    def __init__(self, publisher: CallPublisher | None) -> None:
         super().__init__()
         self.publisher = publisher
         self.silence = bytes(CLOCK_RATE // 1000 * FRAME_MS * 2)
@@ -174,14 +191,23 @@ class Call(pj.Call):
         self.agent = agent
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 - pjsua2's name
+        # The answer's SDP is read here too: the call state changes (CONNECTING) before the media
+        # state does, while the transaction's own callback comes after both.
+        self._keep_remote_sdp(prm.e)
         self.agent.on_call_state(self.getInfo())
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802 - pjsua2's name
         self.agent.on_media_state(self)
 
+    def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:  # noqa: N802 - pjsua2's name
+        self.agent.on_sdp_created(prm.sdp)
+
     def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:  # noqa: N802 - pjsua2's name
+        self._keep_remote_sdp(prm.e)
+
+    def _keep_remote_sdp(self, event: pj.SipEvent) -> None:
         try:
-            message = prm.e.body.tsxState.src.rdata.wholeMsg  # a message received, if this event is one
+            message = event.body.tsxState.src.rdata.wholeMsg  # a message received, if this event is one
         except (AttributeError, pj.Error):
             return
         if message and "\nm=" in message.replace("\r", ""):
@@ -209,10 +235,13 @@ class CallAgent:
         self.endpoint = pj.Endpoint()
         self.account: Account | None = None
         self.call: Call | None = None
-        self.publisher: AacPublisher | None = None
+        self.publisher: CallPublisher | None = None
         self.sink: CallAudioSink | None = None
         self.source: CallAudioSource | None = None
         self.connected_media: pj.AudioMedia | None = None
+        self.video: H264Receiver | None = None
+        self.video_target: tuple[str, int] | None = None  # where the far end takes our video
+        self.video_sender: H264Sender | None = None
 
     # --- life --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -259,6 +288,10 @@ class CallAgent:
         self.endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
         self.endpoint.libStart()
         self.endpoint.audDevManager().setNullDev()  # no sound card: the null device clocks the bridge
+        if self.spec.has_video:
+            for codec in self.endpoint.codecEnum2():
+                if not codec.codecId.startswith(VIDEO_CALL_AUDIO_CODECS):
+                    self.endpoint.codecSetPriority(codec.codecId, 0)
 
     def _create_account(self) -> None:
         spec = self.spec
@@ -299,6 +332,12 @@ class CallAgent:
         parameters = pj.CallOpParam(True)
         parameters.opt.audioCount = 1
         parameters.opt.videoCount = 0
+        if self.spec.has_video:
+            # A second media line PJSIP provisions (as audio: it has no video), rewritten into our
+            # m=video by on_sdp_created; PJSIP leaves it alone once negotiated.
+            self.video = H264Receiver(self.spec.bind_host, self._on_video_picture)
+            self.video.start()
+            parameters.opt.audioCount = 2
         self._set_status(TRYING)
         try:
             self.call.makeCall(self.spec.callee_uri(), parameters)
@@ -306,8 +345,8 @@ class CallAgent:
             self._set_status(FAILED, f"Cannot call {self.spec.callee_uri()}: {error.reason}")
 
     def _shutdown(self) -> None:
-        if self.source is not None and self.source.feeder is not None:
-            self.source.feeder.stop()
+        if self.source is not None:
+            self._stop_feeder()
         if self.call is not None and self.call.isActive():
             try:
                 self.call.hangup(pj.CallOpParam(True))
@@ -316,6 +355,8 @@ class CallAgent:
         deadline = time.monotonic() + LINGER_AFTER_END
         while time.monotonic() < deadline:
             self.endpoint.libHandleEvents(FRAME_MS)
+        if self.video is not None:
+            self.video.stop()
         if self.publisher is not None:
             self.publisher.stop()
         # pjsua2 objects go before the library, in this order, or it crashes on the way out.
@@ -326,6 +367,27 @@ class CallAgent:
         self.endpoint.libDestroy()
 
     # --- PJSIP callbacks ---------------------------------------------------------------------
+    def on_sdp_created(self, sdp: pj.SdpSession) -> None:
+        """Our offer (or answer) is about to be sent: its second media line becomes our m=video."""
+        if self.video is None:
+            return
+        lines = sdp.wholeSdp.replace("\r", "").rstrip("\n").split("\n")
+        media = [index for index, line in enumerate(lines) if line.startswith("m=")]
+        if len(media) < 2:
+            logger.warning("no second media line in PJSIP's SDP to carry video: the call is audio only")
+            return
+        # Where PJSIP says its audio is (its c= line): our video socket listens on the same host.
+        address = self.spec.public_address or next(
+            (line.split()[-1] for line in lines if line.startswith("c=")), self.spec.bind_host or "0.0.0.0"
+        )
+        lines[media[1] :] = video_offer_lines(address, self.video.port)
+        sdp.wholeSdp = "\r\n".join(lines) + "\r\n"
+
+    def _on_video_picture(self, picture, seconds: float) -> None:
+        publisher = self.publisher
+        if publisher is not None:
+            publisher.put_video(picture, seconds)
+
     def on_registration(self, code: int, reason: str) -> None:
         if self.registered is not None:
             return  # a refresh (or the un-REGISTER at the end)
@@ -362,16 +424,20 @@ class CallAgent:
             codecs = self.endpoint.codecEnum2()
         except pj.Error:
             return []
-        return [codec.codecId.removesuffix("/1") for codec in codecs if codec.priority > 0]
+        audio = [codec.codecId.removesuffix("/1") for codec in codecs if codec.priority > 0]
+        return audio + [H264_CODEC] if self.spec.has_video else audio
 
     def on_media_state(self, call: Call) -> None:
         info = call.getInfo()
         for index, media in enumerate(info.media):
             if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
                 continue
+            has_video = self.video is not None and answered_h264(self.remote_sdp)
+            self.video_target = video_destination(self.remote_sdp) if has_video else None
             if self.publisher is None and self.spec.publish_urls:
                 # Published once the far end's audio flows: a call that is never answered makes no stream.
-                self.publisher = AacPublisher(self.spec.publish_urls, CLOCK_RATE, self._on_output_error)
+                video_wait = VIDEO_WAIT if has_video else 0.0
+                self.publisher = CallPublisher(self.spec.publish_urls, CLOCK_RATE, self._on_output_error, video_wait)
                 self.publisher.start()
                 self.sink.publisher = self.publisher
             audio = call.getAudioMedia(index)
@@ -379,7 +445,8 @@ class CallAgent:
             self.source.startTransmit(audio)
             self.connected_media = audio
             stream = call.getStreamInfo(index)
-            self.events.emit("media", codec=f"{stream.codecName}/{stream.codecClockRate}")
+            codec = f"{stream.codecName}/{stream.codecClockRate}"
+            self.events.emit("media", codec=f"{codec}, {H264_CODEC}" if has_video else codec)
 
     # --- commands ----------------------------------------------------------------------------
     def _hangup_requested(self) -> bool:
@@ -422,6 +489,10 @@ class CallAgent:
             feeder = PcmFeeder(command["source"], CLOCK_RATE, self._on_inject_end, loop=command.get("loop", False))
             feeder.start()
             self.source.feeder = feeder
+            if command.get("video") and self.video is not None and self.video_target is not None:
+                receiver, target = self.video, self.video_target
+                self.video_sender = H264Sender(command["source"], lambda rtp: receiver.send(rtp, target))
+                self.video_sender.start()
         elif name == "inject_stop":
             self._stop_feeder()
 
@@ -429,6 +500,9 @@ class CallAgent:
         feeder, self.source.feeder = self.source.feeder, None
         if feeder is not None:
             feeder.stop()
+        sender, self.video_sender = self.video_sender, None
+        if sender is not None:
+            sender.stop()
 
     def _on_inject_end(self, error: str | None) -> None:
         self.events.emit("inject_end", error=error)
@@ -446,7 +520,8 @@ class CallAgent:
     def _report_stats(self) -> None:
         sent = self.publisher.sent_bytes if self.publisher is not None else 0
         frames = self.sink.frames if self.sink is not None else 0
-        self.events.emit("stats", published_bytes=sent, received_frames=frames)
+        pictures = self.video.pictures if self.video is not None else 0
+        self.events.emit("stats", published_bytes=sent, received_frames=frames, received_pictures=pictures)
 
 
 def read_commands(commands: queue.Queue, stdin=sys.stdin) -> None:

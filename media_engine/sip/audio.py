@@ -1,5 +1,6 @@
-"""The call's audio outside SIP: PCM from the call encoded to AAC and published over RTMP
-(`AacPublisher`), and files or live streams decoded to PCM for the call (`PcmFeeder`).
+"""The call's media outside SIP: PCM from the call encoded to AAC, and the far end's decoded video
+(if any) encoded to H.264, published over RTMP (`CallPublisher`); and files or live streams
+decoded to PCM for the call (`PcmFeeder`).
 
 PCM here is signed 16-bit mono at the SIP agent's conference clock rate, in 20 ms frames.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -20,17 +22,30 @@ logger = logging.getLogger(__name__)
 AAC_RATE = 48000
 AAC_BITRATE = 64000
 PUBLISH_OPEN_TIMEOUT = 10.0  # seconds for an RTMP target to accept the publish
+VIDEO_RATE = 25  # the H.264 encoder's nominal frame rate (pictures keep the far end's timing)
+VIDEO_GOP = 50  # a keyframe every 2 s at that rate: HLS segments can cut there
+MILLISECONDS = Fraction(1, 1000)
 
 
-class RtmpAudioOutput:
-    """One RTMP target (FLV) with its own AAC encoder."""
+class RtmpOutput:
+    """One RTMP target (FLV) with its own AAC encoder, and an H.264 encoder when the call has video
+    (``video_size``, the far end's picture size: later pictures of another size are scaled to it)."""
 
-    def __init__(self, url: str, clock_rate: int) -> None:
+    def __init__(self, url: str, clock_rate: int, video_size: tuple[int, int] | None = None) -> None:
         self.url = url
         self.container = av.open(url, "w", format="flv", timeout=PUBLISH_OPEN_TIMEOUT)
         self.stream = self.container.add_stream("aac", rate=AAC_RATE)
         self.stream.layout = "mono"
         self.stream.bit_rate = AAC_BITRATE
+        self.video = None
+        if video_size is not None:
+            self.video = self.container.add_stream("libx264", rate=VIDEO_RATE)
+            self.video.width, self.video.height = video_size
+            self.video.pix_fmt = "yuv420p"
+            self.video.codec_context.time_base = MILLISECONDS
+            self.video.codec_context.gop_size = VIDEO_GOP
+            self.video.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        self.last_video_pts = -1
         self.resampler = av.AudioResampler(format="fltp", layout="mono", rate=AAC_RATE)
         self.clock_rate = clock_rate
         self.samples = 0
@@ -44,44 +59,78 @@ class RtmpAudioOutput:
         frame.time_base = Fraction(1, self.clock_rate)
         self.samples += samples.shape[1]
         for resampled in self.resampler.resample(frame):
-            for packet in self.stream.encode(resampled):
-                self.sent_bytes += packet.size
-                self.container.mux(packet)
+            self._mux(self.stream.encode(resampled))
+
+    def write_video(self, picture: av.VideoFrame, seconds: float) -> None:
+        """A picture of the far end's video at ``seconds`` on the audio's timeline."""
+        pts = int(seconds * 1000)
+        if self.video is None or pts <= self.last_video_pts:
+            return  # before the first, or not after the last one: an encoder needs rising times
+        self.last_video_pts = pts
+        picture = picture.reformat(width=self.video.width, height=self.video.height, format="yuv420p")
+        picture.pts = pts
+        picture.time_base = MILLISECONDS
+        self._mux(self.video.encode(picture))
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            self.sent_bytes += packet.size
+            self.container.mux(packet)
 
     def close(self) -> None:
         try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
+            for stream in filter(None, (self.stream, self.video)):
+                for packet in stream.encode(None):
+                    self.container.mux(packet)
         except (av.FFmpegError, ValueError) as error:
             logger.debug("flushing %s: %s", self.url, error)
         finally:
             self.container.close()
 
 
-class AacPublisher:
-    """A thread that takes PCM frames (`put`, from the SIP media clock, never blocking it) and
-    writes them to every RTMP target. A target that fails is dropped and reported through
-    ``on_error(url, message)``; the others go on."""
+class CallPublisher:
+    """A thread that takes PCM frames (`put`, from the SIP media clock, never blocking it) and,
+    when the call has video, decoded pictures (`put_video`), and writes them to every RTMP target.
+    With ``video_wait`` (seconds) video is expected: the targets open once the first picture
+    came (its size is the video track's) or, when none came by then, with audio only. A target
+    that fails is dropped and reported through ``on_error(url, message)``; the others go on."""
 
-    def __init__(self, urls: list[str], clock_rate: int, on_error: Callable[[str, str], None]) -> None:
+    def __init__(
+        self, urls: list[str], clock_rate: int, on_error: Callable[[str, str], None], video_wait: float = 0.0
+    ) -> None:
         self.urls = urls
         self.clock_rate = clock_rate
         self.on_error = on_error
-        self.frames: queue.Queue[bytes | None] = queue.Queue(maxsize=500)  # 10 s of 20 ms frames
-        self.outputs: list[RtmpAudioOutput] = []
-        self.thread = threading.Thread(target=self._run, name="aac-publisher", daemon=True)
+        self.video_wait = video_wait
+        # ("audio", pcm) or ("video", picture, seconds); None ends. 10 s of 20 ms audio frames.
+        self.items: queue.Queue[tuple | None] = queue.Queue(maxsize=500)
+        self.samples_put = 0
+        self.video_offset: float | None = None
+        self.outputs: list[RtmpOutput] = []
+        self.thread = threading.Thread(target=self._run, name="call-publisher", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
     def put(self, pcm: bytes) -> None:
+        self.samples_put += len(pcm) // 2
+        self._put(("audio", pcm))
+
+    def put_video(self, picture: av.VideoFrame, seconds: float) -> None:
+        """A picture at ``seconds`` of the video's own clock (RTP time since its first picture)."""
+        if self.video_offset is None:
+            # The first picture is now: its place on the audio's timeline is the audio sent so far.
+            self.video_offset = self.samples_put / self.clock_rate - seconds
+        self._put(("video", picture, self.video_offset + seconds))
+
+    def _put(self, item: tuple) -> None:
         try:
-            self.frames.put_nowait(pcm)
+            self.items.put_nowait(item)
         except queue.Full:
-            logger.warning("publisher is behind: a frame of call audio dropped")
+            logger.warning("publisher is behind: %s of the call dropped", item[0])
 
     def stop(self) -> None:
-        self.frames.put(None)
+        self.items.put(None)
         self.thread.join(timeout=10)
 
     @property
@@ -89,18 +138,50 @@ class AacPublisher:
         return sum(output.sent_bytes for output in self.outputs)
 
     def _run(self) -> None:
+        early, video_size = self._wait_for_video() if self.video_wait else ([], None)
         for url in self.urls:
             try:
-                self.outputs.append(RtmpAudioOutput(url, self.clock_rate))
+                self.outputs.append(RtmpOutput(url, self.clock_rate, video_size))
             except (av.FFmpegError, OSError) as error:
                 self.on_error(url, f"cannot publish: {error}")
-        while (pcm := self.frames.get()) is not None:
-            for output in list(self.outputs):
-                try:
-                    output.write(pcm)
-                except Exception as error:  # noqa: BLE001 - one broken target must not stop the others
-                    self.outputs.remove(output)
-                    self.on_error(output.url, f"publish failed: {error}")
+        for item in early:
+            self._write(item)
+        if early and early[-1] is None:
+            return self._close()
+        while (item := self.items.get()) is not None:
+            self._write(item)
+        self._close()
+
+    def _wait_for_video(self) -> tuple[list, tuple[int, int] | None]:
+        """What came before the first picture (or the end, or the wait's end), and its size."""
+        early: list = []
+        deadline = time.monotonic() + self.video_wait
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                item = self.items.get(timeout=left)
+            except queue.Empty:
+                break
+            early.append(item)
+            if item is None:
+                break
+            if item[0] == "video":
+                return early, (item[1].width, item[1].height)
+        return early, None
+
+    def _write(self, item: tuple | None) -> None:
+        if item is None:
+            return
+        for output in list(self.outputs):
+            try:
+                if item[0] == "audio":
+                    output.write(item[1])
+                else:
+                    output.write_video(item[1], item[2])
+            except Exception as error:  # noqa: BLE001 - one broken target must not stop the others
+                self.outputs.remove(output)
+                self.on_error(output.url, f"publish failed: {error}")
+
+    def _close(self) -> None:
         for output in self.outputs:
             output.close()
 

@@ -1,10 +1,12 @@
 """WCS /call/* with the real stack: a Celery worker's SIP agent (PJSIP) calls sipp, Debian's SIP
-tester, playing the far end (answering and sending a tone from a pcap, rejecting with 486,
-challenging with digest auth). ffprobe and ffmpeg judge the call's audio as a stream and as a
+tester, playing the far end (answering and sending a tone from a pcap, and H.264 video from
+another, rejecting with 486, challenging with digest auth). ffprobe and ffmpeg judge the call's audio as a stream and as a
 push to nginx-rtmp; a UDP socket standing in for the phone's RTP port decodes what the call sends."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import socket
 import subprocess
@@ -17,7 +19,7 @@ import requests
 from tests.integration.conftest import LiveStreamHub, free_port, wait_for
 from tests.integration.test_engine import codecs, ffprobe, live_names, publish
 from tests.tools.audio import levels, make_wav
-from tests.tools.rtp import PCMA, RtpCapture, dominant_frequency, level_db, tone_pcap
+from tests.tools.rtp import PCMA, PcapPlayer, RtpCapture, dominant_frequency, h264_pcap, level_db, tone_pcap
 
 pytestmark = pytest.mark.services
 SCENARIOS = Path(__file__).with_name("sipp")
@@ -220,12 +222,71 @@ def test_a_call_pushes_the_far_ends_audio_to_rtmp_url_and_clashes_are_refused(
 def test_a_phone_speaking_g711_a_law_is_heard_in_the_stream(sip_platform, sipp, capture, tmp_path):
     alaw_tone = tone_pcap(tmp_path / "alaw.pcap", 600, 30, payload_type=PCMA)
     phone = sipp("answer.xml", rtp_port=capture.port, pcap=alaw_tone, pt="8", codec="PCMA")
-    assert wcs(sip_platform, "startup", call_body(phone, "call-alaw", toStream="alaw")).status_code == 200
+    # Video asked for, a phone answering audio only: the call goes on without it.
+    body = call_body(phone, "call-alaw", toStream="alaw", hasVideo=True)
+    assert wcs(sip_platform, "startup", body).status_code == 200
     assert wait_status(sip_platform, "call-alaw", "ESTABLISHED")["codec"] == "PCMA/8000"
+    [invite] = phone.received("INVITE")
+    assert "m=video" in invite and "H264/90000" in invite
     wait_for(lambda: "alaw" in live_names(sip_platform), 30, lambda: sip_platform.log("engine")[-3000:])
     assert abs(dominant_frequency(decoded(f"{sip_platform.rtmp}/app/alaw"), 8000) - 600) < 20
     assert wcs(sip_platform, "terminate", {"callId": "call-alaw"}).status_code == 200
     wait_status(sip_platform, "call-alaw", "FINISHED")
+
+
+def far_end_video(port: int, folder: Path) -> subprocess.Popen:
+    """ffprobe as the far end's video receiver: H.264 RTP on ``port`` (it binds it), described by an SDP."""
+    sdp = folder / f"far-end-video-{port}.sdp"
+    sdp.write_text(
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=far end\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=video {port} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n"
+    )
+    return subprocess.Popen(
+        ["ffprobe", "-v", "error", "-protocol_whitelist", "file,udp,rtp", "-analyzeduration", "5000000",
+         "-show_streams", "-of", "json", str(sdp)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_a_video_phones_h264_and_voice_become_the_stream(sip_platform, sipp, capture, tone, tmp_path):
+    video_rtp_port = free_port()
+    phone = sipp("answer_video.xml", rtp_port=capture.port, pcap=tone, video_rtp_port=video_rtp_port)
+    body = call_body(phone, "call-video", toStream="sipvideo", hasVideo=True)
+    assert wcs(sip_platform, "startup", body).status_code == 200
+    assert wait_status(sip_platform, "call-video", "ESTABLISHED")["codec"] == "PCMU/8000, H264/90000"
+    [invite] = phone.received("INVITE")
+    video_port = int(re.search(r"^m=video (\d+) RTP/AVP 96", invite, re.MULTILINE).group(1))
+    camera = PcapPlayer(h264_pcap(tmp_path / "video.pcap", 320, 240, 40), "127.0.0.1", video_port)
+    try:
+        wait_for(lambda: "sipvideo" in live_names(sip_platform), 30, lambda: sip_platform.log("engine")[-3000:])
+        url = f"{sip_platform.rtmp}/app/sipvideo"
+        for played in (url, f"{sip_platform.media}/app/sipvideo/ts:playlist.m3u8"):
+            tracks = wait_for(lambda played=played: len(found := codecs(ffprobe(played))) == 2 and found, 30)
+            assert tracks["audio"]["codec_name"] == "aac" and tracks["video"]["codec_name"] == "h264", tracks
+            assert (tracks["video"]["width"], tracks["video"]["height"]) == (320, 240)
+        mean, peak = levels(url, seconds=3)
+        assert -13 < mean < -6 and -9 < peak <= 0, (mean, peak)  # the far end's tone, as in the audio-only call
+        assert abs(dominant_frequency(decoded(url), 8000) - TONE_HZ) < 20
+    finally:
+        camera.stop()
+
+    # A live stream injected into the call: its video reaches the phone as H.264 at its size.
+    pattern = publish(sip_platform, "pattern", seconds=60, size="352x288")
+    receiver = far_end_video(video_rtp_port, tmp_path)
+    try:
+        wait_for(lambda: "pattern" in live_names(sip_platform), 30)
+        response = wcs(sip_platform, "inject_stream/startup", {"callId": "call-video", "streamName": "pattern"})
+        assert response.status_code == 200
+        out, err = receiver.communicate(timeout=60)
+        [received] = json.loads(out)["streams"]
+        assert (received["codec_name"], received["width"], received["height"]) == ("h264", 352, 288), err
+        assert received["profile"] in ("Constrained Baseline", "Baseline")  # what the offer names
+        assert wcs(sip_platform, "inject_stream/terminate", {"callId": "call-video"}).status_code == 200
+    finally:
+        receiver.kill()
+        pattern.kill()
+    assert wcs(sip_platform, "terminate", {"callId": "call-video"}).status_code == 200
+    wait_status(sip_platform, "call-video", "FINISHED")
 
 
 def test_a_rejected_call_ends_failed_with_the_far_ends_reason(sip_platform, sipp):

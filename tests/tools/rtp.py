@@ -1,5 +1,7 @@
 """RTP test helpers: a tone as a pcap of G.711 µ-law RTP packets (what sipp's play_pcap_audio
-sends), and a UDP socket that captures the RTP a SIP call sends (audio and RFC 4733 events)."""
+sends), a moving picture as a pcap of H.264 RTP packets and a player sending a pcap's RTP with
+its timing (as sipp does), and a UDP socket that captures the RTP a SIP call sends (audio and
+RFC 4733 events)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,15 @@ import socket
 import struct
 import subprocess
 import threading
+import time
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
+from aiortc.codecs.h264 import H264Encoder
 
-PCMU, PCMA, TELEPHONE_EVENT = 0, 8, 101
+PCMU, PCMA, TELEPHONE_EVENT, H264 = 0, 8, 101, 96
 SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz
 
 
@@ -40,15 +46,85 @@ def tone_pcap(path: Path, frequency: int, seconds: float, payload_type: int = PC
          "-af", "volume=4", "-ac", "1", "-f", g711, "-"],
         capture_output=True, check=True, timeout=30,
     ).stdout  # fmt: skip
-    records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    packets = []
     for index in range(len(encoded) // SAMPLES_PER_PACKET):
         payload = encoded[index * SAMPLES_PER_PACKET : (index + 1) * SAMPLES_PER_PACKET]
         rtp = struct.pack("!BBHII", 0x80, payload_type, index & 0xFFFF, index * SAMPLES_PER_PACKET, 0x5EED) + payload
+        packets.append((index * 20000, rtp))
+    return _write_pcap(path, packets)
+
+
+def h264_pcap(path: Path, width: int, height: int, seconds: float, fps: int = 15) -> Path:
+    """A pcap of H.264 RTP (payload type 96, RFC 6184 packetization as aiortc does it) of a
+    ``width``x``height`` picture with a bar moving across it: Constrained Baseline, a keyframe
+    (with SPS/PPS) every second."""
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+    encoder.time_base = Fraction(1, fps)
+    encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
+                       "x264-params": f"keyint={fps}:repeat-headers=1"}  # fmt: skip
+    packetizer = H264Encoder()
+    packets, sequence = [], 0
+    for index in range(int(seconds * fps) + 1):
+        picture = np.full((height, width, 3), 40, dtype=np.uint8)
+        bar = index * 8 % width
+        picture[:, bar : bar + 16] = (250, 200, 0)
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+        frame.pts = index if index < seconds * fps else None  # the last round flushes the encoder
+        for packet in encoder.encode(frame if frame.pts is not None else None):
+            payloads, timestamp = packetizer.pack(packet)
+            for number, payload in enumerate(payloads):
+                marker = 0x80 if number == len(payloads) - 1 else 0
+                header = struct.pack("!BBHII", 0x80, marker | H264, sequence & 0xFFFF, timestamp & 0xFFFFFFFF, 0x71DE0)
+                packets.append((int(packet.pts) * 1_000_000 // fps, header + payload))
+                sequence += 1
+    return _write_pcap(path, packets)
+
+
+def _write_pcap(path: Path, packets: list[tuple[int, bytes]]) -> Path:
+    """A pcap of RTP ``packets`` ((microseconds, RTP bytes), in order) as Ethernet/IPv4/UDP frames."""
+    records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for micros, rtp in packets:
         frame = _frame(rtp, 6000, 6002)
-        micros = index * 20000
         records.append(struct.pack("<IIII", micros // 1_000_000, micros % 1_000_000, len(frame), len(frame)) + frame)
     path.write_bytes(b"".join(records))
     return path
+
+
+class PcapPlayer:
+    """Sends the RTP of a pcap written by this module to ``host:port`` with its timing, on a thread
+    of its own, until it ends or `stop`."""
+
+    def __init__(self, path: Path, host: str, port: int) -> None:
+        self.packets = list(_read_pcap(path))
+        self.target = (host, port)
+        self.stopped = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            started = time.monotonic()
+            for micros, rtp in self.packets:
+                if self.stopped.wait(max(0.0, started + micros / 1e6 - time.monotonic())):
+                    return
+                sender.sendto(rtp, self.target)
+                self.sent += 1
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=2)
+
+
+def _read_pcap(path: Path):
+    """(microseconds, RTP bytes) of each packet of a pcap `_write_pcap` wrote."""
+    data = path.read_bytes()[24:]
+    header_bytes = 14 + 20 + 8  # Ethernet, IPv4 without options, UDP
+    while data:
+        seconds, micros, length, _ = struct.unpack("<IIII", data[:16])
+        yield seconds * 1_000_000 + micros, data[16 + header_bytes : 16 + length]
+        data = data[16 + length :]
 
 
 def mulaw_to_pcm(data: bytes) -> np.ndarray:

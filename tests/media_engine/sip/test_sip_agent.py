@@ -1,5 +1,5 @@
 """The SIP agent's pieces without a network: where a call goes (URIs), PCM from files in 20 ms
-frames for the call, and the agent's command/event lines."""
+frames for the call, the agent's command/event lines, and the SDP of its video."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from media_engine.sip.agent import CLOCK_RATE, CallSpec, Events, read_commands, sdp_codecs, unsupported_codecs_reason
 from media_engine.sip.audio import PcmFeeder
+from media_engine.sip.video import answered_h264, video_destination, video_offer_lines
 from tests.tools.audio import make_wav
 from tests.tools.rtp import dominant_frequency, level_db
 
@@ -78,3 +79,24 @@ def test_the_far_ends_codecs_are_read_from_its_sdp():
     reason = unsupported_codecs_reason(["opus/48000/2"], ["PCMU/8000", "PCMA/8000"], "488 Not Acceptable Here")
     assert reason.startswith("488 Not Acceptable Here: Unsupported codecs: the far end offers opus/48000/2;")
     assert "PCMU/8000, PCMA/8000" in reason and "no Opus" in reason
+
+
+def test_the_far_ends_video_answer_is_read_from_its_sdp():
+    answer = (
+        "v=0\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        "m=video 4002 RTP/AVP 97\r\nc=IN IP4 192.0.2.7\r\na=rtpmap:97 H264/90000\r\n"
+    )
+    assert answered_h264(answer) and video_destination(answer) == ("192.0.2.7", 4002)
+    session_address = answer.replace("c=IN IP4 192.0.2.7\r\n", "")
+    assert video_destination(session_address) == ("192.0.2.1", 4002)
+    rejected = answer.replace("m=video 4002", "m=video 0")
+    assert not answered_h264(rejected) and video_destination(rejected) is None
+    vp8 = answer.replace("H264/90000", "VP8/90000")
+    assert not answered_h264(vp8)
+    assert not answered_h264("v=0\r\nm=audio 4000 RTP/AVP 0\r\n")
+
+
+def test_a_video_offer_names_h264_at_the_receivers_port():
+    lines = video_offer_lines("198.51.100.4", 40002)
+    assert lines[:2] == ["m=video 40002 RTP/AVP 96", "c=IN IP4 198.51.100.4"]
+    assert "a=rtpmap:96 H264/90000" in lines and "a=sendrecv" in lines
