@@ -262,7 +262,7 @@ def test_an_edge_with_two_workers_pulls_a_stream_once(cluster):
 
         wait_for(sibling_has_players, 60, cluster.logs)
         with ThreadPoolExecutor(4) as pool:  # HLS and LL-HLS requests land on both workers too
-            urls = [f"{edge.media}/multi/{path}" for path in ("llhls.m3u8", "ts:playlist.m3u8") for _ in range(3)]
+            urls = [f"{edge.media}/multi/{path}" for path in ("llhls.m3u8", "ts:playlist.m3u8") for _ in range(2)]
             assert all(set(probe) == {"video", "audio"} for probe in pool.map(ffprobe, urls))
         assert all(viewer.poll() is None for viewer in viewers)
         assert rtmp_pulls(cluster, "multi") == 1, cluster.ome_stats("multi")["connections"]
