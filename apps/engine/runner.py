@@ -294,8 +294,7 @@ class EngineRunner:
             if sibling_prefix is not None and info.origin.startswith(sibling_prefix):
                 continue
             if siblings is not None:
-                # Each sibling's mirror is one RTMP player here: replaced by the players it serves.
-                added = sum(sum(audience.connections.values()) - 1 for audience in siblings.audiences.of(info.key))
+                added = siblings.audiences.viewers_added(info.key)
                 info = dataclasses.replace(info, viewers=max(0, info.viewers + added))
             pulls.append(info)
         return mirror_states(pulls)
