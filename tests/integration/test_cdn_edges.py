@@ -74,6 +74,17 @@ class Cluster:
     def nodes(self) -> dict[str, dict]:
         return {node["id"]: node for node in self.wcs("cdn/show_nodes").json()}
 
+    def routes(self, name: str) -> list[str]:
+        """``/cdn/stream/show_routes`` of ``name``: its holding node, then the edges pulling it."""
+        return self.wcs("cdn/stream/show_routes", {"streamName": name}).json()["route"]
+
+    def pulled_routes(self, name: str) -> list[str]:
+        """The routes of ``name`` once an edge's pull shows (edges write them on their heartbeat)."""
+        return wait_for(lambda: (routes := self.routes(name))[1:] and routes, 15)
+
+    def live_names(self) -> list[str]:
+        return self.hub.api("GET", "/v1/vhosts/default/apps/app/streams").json()["response"]
+
     def ome_stats(self, name: str) -> dict:
         return self.hub.api("GET", f"/v1/stats/current/vhosts/default/apps/app/streams/{name}").json()["response"]
 
@@ -230,9 +241,7 @@ def test_edges_play_a_stream_of_the_origin_with_one_pull_each(cluster):
         stop(*viewers)
         # The pulls end LINGER s after the last viewer (HLS viewers count until their window ends).
         wait_for(lambda: rtmp_pulls(cluster, "cam") == 0, LINGER + 25, cluster.logs)
-        wait_for(
-            lambda: cluster.wcs("cdn/stream/show_routes", {"streamName": "cam"}).json()["route"] == ["origin-1"], 10
-        )
+        wait_for(lambda: cluster.routes("cam") == ["origin-1"], 10)
         assert publisher.poll() is None, "the origin keeps its stream"
     finally:
         stop(*viewers, publisher)
@@ -248,10 +257,7 @@ def test_an_edge_with_two_workers_pulls_a_stream_once(cluster):
         live_on_origin(cluster, "multi", publisher)
         probe = probe_until(f"{edge.media}/multi/llhls.m3u8", 60, cluster.logs)
         assert probe["video"]["height"] == 360
-        routes = wait_for(
-            lambda: (r := cluster.wcs("cdn/stream/show_routes", {"streamName": "multi"}).json()["route"])[1:] and r,
-            15,
-        )
+        routes = cluster.pulled_routes("multi")
         puller = routes[1]
         sibling = {"edge-m.0": "edge-m.1", "edge-m.1": "edge-m.0"}[puller]
 
@@ -266,7 +272,7 @@ def test_an_edge_with_two_workers_pulls_a_stream_once(cluster):
             assert all(set(probe) == {"video", "audio"} for probe in pool.map(ffprobe, urls))
         assert all(viewer.poll() is None for viewer in viewers)
         assert rtmp_pulls(cluster, "multi") == 1, cluster.ome_stats("multi")["connections"]
-        assert cluster.wcs("cdn/stream/show_routes", {"streamName": "multi"}).json()["route"] == ["origin-1", puller]
+        assert cluster.routes("multi") == ["origin-1", puller]
         # The route counts the players of both workers (the sibling's through its mirror).
         wait_for(lambda: cluster.ome_stats("multi")["edges"][0]["viewers"] >= len(viewers), 15)
         stop(*viewers)
@@ -321,19 +327,11 @@ def test_a_cdn_profile_rendition_plays_from_an_edge_at_its_height(cluster):
         probe = probe_until(f"{cluster.edges[1].rtmp}/show-240p", 60, cluster.logs)
         assert probe["video"]["height"] == 240
         # One transcode for both edges, published on the transcoder node, pulled by both edges.
-        live = cluster.hub.api("GET", "/v1/vhosts/default/apps/app/streams").json()["response"]
-        assert sorted(live).count("show-240p") == 1
-        routes = wait_for(
-            lambda: (r := cluster.wcs("cdn/stream/show_routes", {"streamName": "show-240p"}).json()["route"])[1:] and r,
-            15,
-        )
+        assert cluster.live_names().count("show-240p") == 1
+        routes = cluster.pulled_routes("show-240p")
         assert routes[0] == "transcoder-1", routes
         # Nobody watches any more: the edges' pulls end, then the transcode (STREAMHUB_EDGE_TRANSCODE_IDLE).
-        wait_for(
-            lambda: "show-240p" not in cluster.hub.api("GET", "/v1/vhosts/default/apps/app/streams").json()["response"],
-            90,
-            cluster.logs,
-        )
+        wait_for(lambda: "show-240p" not in cluster.live_names(), 90, cluster.logs)
         assert publisher.poll() is None
     finally:
         stop(publisher)
@@ -353,18 +351,11 @@ def test_without_a_transcoder_the_edge_makes_the_rendition(cluster):
         assert probe["video"]["height"] == 180
         probe = probe_until(f"{cluster.edges[1].rtmp}/talk-180p", 60, cluster.logs)
         assert probe["video"]["height"] == 180
-        routes = wait_for(
-            lambda: (r := cluster.wcs("cdn/stream/show_routes", {"streamName": "talk-180p"}).json()["route"])[1:] and r,
-            15,
-        )
+        routes = cluster.pulled_routes("talk-180p")
         assert routes == ["edge-a", "edge-b"], "held by the edge that asked, pulled by the other edge"
         assert cluster.ome_stats("talk")["connections"].get("rtmp") == 1, "the origin: the transcode's input only"
-        assert cluster.wcs("cdn/stream/show_routes", {"streamName": "talk"}).json()["route"] == ["origin-1"]
-        wait_for(
-            lambda: "talk-180p" not in cluster.hub.api("GET", "/v1/vhosts/default/apps/app/streams").json()["response"],
-            90,
-            cluster.logs,
-        )
+        assert cluster.routes("talk") == ["origin-1"]
+        wait_for(lambda: "talk-180p" not in cluster.live_names(), 90, cluster.logs)
         assert publisher.poll() is None
     finally:
         stop(publisher)
@@ -380,7 +371,7 @@ def test_an_edge_out_of_routing_gets_no_new_routes(cluster):
         assert requests.get(f"{edge.media}/quiet/llhls.m3u8", timeout=10).status_code == 404
         other = cluster.edges[0]
         assert set(probe_until(f"{other.media}/quiet/llhls.m3u8", 60)) == {"video", "audio"}
-        routes = cluster.wcs("cdn/stream/show_routes", {"streamName": "quiet"}).json()["route"]
+        routes = cluster.routes("quiet")
         assert edge.node_id not in routes
     finally:
         cluster.wcs("cdn/enforce_state", {"state": "NEW_STREAMS_ALLOWED", "nodeId": edge.node_id})
