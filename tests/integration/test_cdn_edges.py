@@ -2,8 +2,8 @@
 processes (own ports, STREAMHUB_NODE_ROLE each), a third edge run as two worker processes, one API
 server, one Celery worker, one database and one Redis. ffmpeg publishes to the origin; ffprobe plays
 RTMP, HLS and LL-HLS from both edges, aiortc plays WHEP from an edge; each edge pulls a stream once
-whatever its viewers (counted on the origin) and stops `STREAMHUB_EDGE_LINGER` s after the last one,
-the two-worker edge too with viewers on both workers; a CDN profile's rendition is probed at its
+whatever its viewers (counted on the origin), the two-worker edge too with viewers on both workers,
+and stops `STREAMHUB_EDGE_LINGER` s after the last one; a CDN profile's rendition is probed at its
 height, made on the transcoder node, or on the edge once no transcoder is alive; an edge out of
 routing gets no new routes; edges refuse publishers; unknown streams are 404 at once; killing the
 origin ends the stream on the edges."""
