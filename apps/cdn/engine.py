@@ -22,17 +22,24 @@ TRANSCODE_POLL = 0.25
 
 class EdgeLocator:
     """``locate`` of an edge node: the holder of a stream of the cluster (its origin, or the node a
-    CDN profile's transcode publishes to), None at once for a stream no node holds."""
+    CDN profile's transcode publishes to), None at once for a stream no node holds. An edge run as
+    several worker processes asks ``siblings`` first (`DatabaseControlPlane.locate`): the worker that
+    pulls the stream for the edge, when it is not this one, is where this one mirrors it from."""
 
-    def __init__(self, node_id: str, transcode_wait: float, source_type=Holder) -> None:
+    def __init__(self, node_id: str, transcode_wait: float, source_type=Holder, siblings=None) -> None:
         self.node_id = node_id
         self.transcode_wait = transcode_wait
         self.source_type = source_type  # media_engine.relay.mirror.RemoteSource (same fields as Holder)
+        self.siblings = siblings  # media_engine.relay.mirror.Locate over the sibling workers, or None
 
     def _source(self, holder: Holder):
         return self.source_type(url=holder.url, origin=holder.origin, http_base=holder.http_base)
 
     async def __call__(self, key: StreamKey):
+        if self.siblings is not None:
+            sibling = await self.siblings(key)
+            if sibling is not None:
+                return sibling
         args = (self.node_id, key.vhost, key.app, key.name)
         holder = await sync_to_async(services.locate)(*args)
         if holder is not None:
@@ -44,13 +51,16 @@ class EdgeLocator:
             return None
         if not started:
             return None
-        # The rendition goes live once the worker has decoded and encoded its first frames.
+        # The rendition goes live once the worker has decoded and encoded its first frames: on
+        # another node (pulled from there), or published here (no pull: the mirrors take the local stream).
         deadline = time.monotonic() + self.transcode_wait
         while time.monotonic() < deadline:
             await asyncio.sleep(TRANSCODE_POLL)
             holder = await sync_to_async(services.locate)(*args)
             if holder is not None:
                 return self._source(holder)
+            if await sync_to_async(services.live_on)(*args):
+                return None
         logger.warning("edge %s: the rendition %s did not start within %g s", self.node_id, key, self.transcode_wait)
         return None
 

@@ -158,15 +158,17 @@ def holder_of(stream: Stream) -> Holder:
 
 
 def holding_stream(edge_id: str, vhost: str, app: str, name: str) -> Stream | None:
-    """The live row of ``vhost/app/name`` on a node an edge may pull from: alive, an origin or a
-    transcoder, allowing routing (WCS /cdn/enforce_state), not the edge itself."""
+    """The live row of ``vhost/app/name`` on a node an edge may pull from: alive, allowing routing
+    (WCS /cdn/enforce_state), not the edge itself. An origin or a transcoder, or another edge: an
+    edge's own pulls (mirrors) have no rows, so a live row on an edge is a CDN profile's rendition
+    that its transcode publishes there (`rendition_node`)."""
     stream = (
         Stream.objects.live()
         .select_related("node", "application__virtual_host")
         .filter(application__virtual_host__name=vhost, application__name=app, name=name)
         .exclude(node__node_id=edge_id)
         .exclude(node__isnull=True)
-        .filter(node__role__in=[NodeRole.ORIGIN, NodeRole.TRANSCODER])
+        .filter(node__role__in=[NodeRole.ORIGIN, NodeRole.TRANSCODER, NodeRole.EDGE])
         .first()
     )
     if stream is None or not stream.node.allows_routing:
@@ -199,12 +201,22 @@ def profile_of(name: str) -> tuple[str, CdnProfile] | None:
     return None
 
 
-def transcoder_node(edge_id: str) -> EngineNode | None:
+def rendition_node(edge_id: str) -> EngineNode | None:
     """The node a CDN profile's rendition is published to: an alive transcoder allowing new streams
-    (the least loaded), else None (the rendition goes to the origin of its input)."""
+    (the least loaded), else the edge ``edge_id`` that asked for it (its engine takes the transcode's
+    output and other edges pull it from there, so the origin only gives the transcode its input)."""
     nodes = EngineNode.objects.filter(role=NodeRole.TRANSCODER, processing_state=ProcessingState.NEW_STREAMS_ALLOWED)
     alive = [node for node in nodes.order_by("load_streams", "node_id") if node.is_alive]
-    return alive[0] if alive else None
+    return alive[0] if alive else EngineNode.objects.filter(node_id=edge_id).first()
+
+
+def live_on(node_id: str, vhost: str, app: str, name: str) -> bool:
+    """Whether the node ``node_id`` holds ``vhost/app/name`` as a published stream (its live row)."""
+    return (
+        Stream.objects.live()
+        .filter(application__virtual_host__name=vhost, application__name=app, name=name, node__node_id=node_id)
+        .exists()
+    )
 
 
 def profile_encoder(profile: CdnProfile) -> dict:
@@ -232,8 +244,8 @@ def profile_encoder(profile: CdnProfile) -> dict:
 
 def start_profile_transcode(edge_id: str, vhost: str, app: str, name: str) -> bool:
     """For a viewer of ``{stream}-{profile}`` on an edge: make sure one WCS transcoder produces that
-    rendition (on a transcoder node, else the input's origin) for all edges. False if ``name`` is
-    no profile of a stream the cluster holds."""
+    rendition (published on a transcoder node, else on this edge: `rendition_node`) for all edges.
+    False if ``name`` is no profile of a stream the cluster holds."""
     from apps.transcoding.models import WcsTranscoder
     from apps.transcoding.transcoders import wcs_transcoder_task
 
@@ -248,7 +260,7 @@ def start_profile_transcode(edge_id: str, vhost: str, app: str, name: str) -> bo
         return False
     encoder = profile_encoder(profile)
     uri = f"{CDN_TRANSCODER_URI}{vhost}/{app}/{name}"[:255]
-    output = transcoder_node(edge_id)
+    output = rendition_node(edge_id)
     with transaction.atomic():
         # Locked: viewers on several edges may ask at once; one job serves them all.
         if WcsTranscoder.objects.select_for_update().filter(uri=uri, state__in=ACTIVE_STATES).exists():

@@ -5,6 +5,7 @@ RTMP connect and HLS request asks) and stream start/end as rows and events.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from collections.abc import Sequence
 
@@ -109,6 +110,17 @@ def snapshot_of(
     )
 
 
+def mirroring_worker(key: StreamKey, workers: Sequence[str]) -> str:
+    """The worker (node id) of an edge that pulls ``key`` for its siblings: the highest rank of
+    ``key`` and the worker (rendezvous hashing: the same on every worker that sees the same alive
+    workers, and a worker that dies or comes back moves only its own share of the keys)."""
+
+    def rank(worker: str) -> bytes:
+        return hashlib.sha256("\x00".join((worker, *key)).encode()).digest()
+
+    return max(workers, key=rank)
+
+
 class DatabaseControlPlane:
     def __init__(self, node: EngineNode, clock=time.monotonic, *, siblings_of: str | None = None) -> None:
         """``siblings_of``: this node is worker process ``<siblings_of>.<i>`` of `runengine --processes`;
@@ -209,8 +221,23 @@ class DatabaseControlPlane:
         node = stream.node if stream is not None else None
         return node if node is not None and node.is_alive and self._is_sibling(node) else None
 
+    def _mirroring_sibling(self, key: StreamKey) -> EngineNode | None:
+        """On an edge run as several workers: the sibling that pulls ``key`` from the cluster for all
+        of them (None: this worker). Each alive worker ranks the keys the same way (rendezvous
+        hashing, `mirroring_worker`), so one pull per edge needs no lock and no row: the others mirror
+        or proxy from the chosen one, which pulls on its first viewer, here or on a sibling."""
+        if self.siblings_of is None or settings.ENGINE_NODE_ROLE != NodeRole.EDGE:
+            return None
+        siblings = [
+            node
+            for node in EngineNode.objects.filter(node_id__startswith=f"{self.siblings_of}.").exclude(pk=self.node.pk)
+            if node.is_alive and self._is_sibling(node)
+        ]
+        chosen = mirroring_worker(key, [self.node.node_id, *(node.node_id for node in siblings)])
+        return next((node for node in siblings if node.node_id == chosen), None)
+
     def _holder(self, key: StreamKey) -> RemoteSource | None:
-        node = self._holding_sibling(key)
+        node = self._holding_sibling(key) or self._mirroring_sibling(key)
         if node is None:
             return None
         return RemoteSource(
@@ -220,7 +247,9 @@ class DatabaseControlPlane:
         )
 
     async def locate(self, key: StreamKey) -> RemoteSource | None:
-        """Where the sibling worker holding ``key`` is reached (`relay.mirror.Locate`); None: no sibling has it."""
+        """Where the sibling worker holding ``key`` is reached (`relay.mirror.Locate`): the one it is
+        published to, or on an edge the one that pulls it from the cluster; None: this worker, or no
+        sibling has it."""
         return await sync_to_async(self._holder)(key)
 
     def _worker_base(self, tag: str) -> str | None:

@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -50,6 +51,9 @@ from media_engine.node import HlsSettings, NodeAddresses, NodeLimits
 from media_engine.rtmp.chunks import RtmpLimits
 from media_engine.webrtc.ice import policy_from_settings
 from media_engine.webrtc.service import WebRtcSettings
+
+if TYPE_CHECKING:
+    from media_engine.relay.mirror import Locate
 
 logger = logging.getLogger(__name__)
 
@@ -151,9 +155,10 @@ def record_worker_ports(node: EngineNode, engine: MediaEngineNode) -> None:
     node.save(update_fields=["rtmp_port", "media_http_port", "public_rtmp_port", "public_media_http_port"])
 
 
-def edge_options(node_id: str) -> dict:
+def edge_options(node_id: str, siblings: Locate | None = None) -> dict:
     """An edge plays the cluster's streams by pulling them from their origins on the first viewer
-    (README "Origin-edge cluster"); other roles hold only what is published to them."""
+    (README "Origin-edge cluster"); other roles hold only what is published to them. ``siblings``:
+    the edge runs as several workers, one pulls each stream for all (`DatabaseControlPlane.locate`)."""
     if settings.ENGINE_NODE_ROLE != NodeRole.EDGE:
         return {}
     try:
@@ -161,7 +166,7 @@ def edge_options(node_id: str) -> dict:
     except ImportError:  # a build without mirrors: the edge refuses publishers and plays nothing
         logger.error("edge node without media_engine.relay.mirror: it cannot pull streams from origins")
         return {}
-    locate = EdgeLocator(node_id, settings.ENGINE_EDGE_TRANSCODE_WAIT, source_type=RemoteSource)
+    locate = EdgeLocator(node_id, settings.ENGINE_EDGE_TRANSCODE_WAIT, source_type=RemoteSource, siblings=siblings)
     return {"locate": locate, "mirror_linger": settings.ENGINE_EDGE_LINGER}
 
 
@@ -190,7 +195,7 @@ class EngineRunner:
     async def run(self) -> None:
         node = await sync_to_async(register_node)(self.node_id, self.addresses.rtmp_port, self.addresses.http_port)
         self.control = DatabaseControlPlane(node, siblings_of=self.siblings_of)
-        options = edge_options(self.node_id)
+        options = edge_options(self.node_id, self.control.locate if self.siblings_of is not None else None)
         siblings = None
         if self.siblings_of is not None:
             tag = self.node_id.removeprefix(f"{self.siblings_of}.")
@@ -265,9 +270,7 @@ class EngineRunner:
             last = now
             streams = self.engine.live_streams()  # mirrors of an edge included
             load = (len(streams), sum(stream.counters.total_connections for stream in streams))
-            # An edge's pulls are its CDN routes (mirrors between sibling worker processes are not).
-            remote = self.engine.remote if settings.ENGINE_NODE_ROLE == NodeRole.EDGE else None
-            mirrors = mirror_states(remote.mirrors()) if remote is not None else None
+            mirrors = self._routes()
             check_stale = now - last_stale_check >= stale_check_interval
             try:
                 await sync_to_async(heartbeat)(node, snapshots, load, mirrors, stored, check_stale)
@@ -278,6 +281,23 @@ class EngineRunner:
             if check_stale:
                 last_stale_check = now
             stored = {snapshot.stream_id: snapshot for snapshot in snapshots}
+
+    def _routes(self) -> list[MirrorState] | None:
+        """An edge's pulls from other nodes (its CDN routes), with the players its sibling workers
+        serve through their mirrors of them; mirrors of a sibling's stream are no route. None: not an edge."""
+        if settings.ENGINE_NODE_ROLE != NodeRole.EDGE or self.engine.remote is None:
+            return None
+        siblings = self.engine.siblings
+        sibling_prefix = f"{self.siblings_of}." if self.siblings_of is not None else None
+        pulls = []
+        for info in self.engine.remote.mirrors():
+            if sibling_prefix is not None and info.origin.startswith(sibling_prefix):
+                continue
+            if siblings is not None:
+                added = siblings.audiences.viewers_added(info.key)
+                info = dataclasses.replace(info, viewers=max(0, info.viewers + added))
+            pulls.append(info)
+        return mirror_states(pulls)
 
     def _with_siblings_audience(self, stream, snapshot):
         """``snapshot`` with the players that sibling workers serve through their mirrors of ``stream``."""

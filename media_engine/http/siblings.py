@@ -258,6 +258,11 @@ class AudienceBook:
             self._reports.pop(key, None)
         return list(reports.values())
 
+    def viewers_added(self, key: StreamKey) -> int:
+        """What the siblings' players of ``key`` add to our viewer count: each mirror's pull (one RTMP
+        connection here) replaced by the players it serves."""
+        return sum(sum(audience.connections.values()) - 1 for audience in self.of(key))
+
     def merged(self, key: StreamKey, connections: dict[str, int], bytes_out: int) -> tuple[dict[str, int], int]:
         """Our own ``connections`` and ``bytes_out`` of ``key`` plus the siblings' players. Each
         mirror's pull is one RTMP connection here: it is replaced by the players it serves."""

@@ -6,7 +6,9 @@
 callers share the mirror. It ends ``linger`` seconds after its last reader leaves (RTMP players,
 WHEP fan-outs, HLS/LL-HLS packagers: `LiveStream.reader_count`), and at once when the origin ends
 the stream or the connection. Registry listeners that did not ask for mirrors (the control plane)
-never hear of them, and a publish of the key here is refused while the mirror exists.
+never hear of them, and a publish of the key here is refused while the mirror exists. A stream
+published here while `locate` looks (an edge's CDN rendition, whose transcode the edge's `locate`
+started with this node as its output) is given instead of a mirror.
 """
 
 from __future__ import annotations
@@ -134,11 +136,14 @@ class RemoteStreams:
                 source = await self.locate(key)
         except TimeoutError:
             logger.warning("mirror %s: locating the stream took more than %.1f s", key, self.connect_timeout)
-            return None
+            return self.registry.get(key)
         except Exception:
             logger.exception("mirror %s: locating the stream failed", key)
             return None
         if source is None or self._closed:
+            published = self.registry.get(key)
+            if published is not None and not self._closed:
+                return published  # published here meanwhile (an edge's CDN rendition that `locate` started)
             logger.info("mirror %s: no node holds the stream", key)
             return None
         try:

@@ -10,13 +10,14 @@ import time
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from apps.cdn import services
 from apps.cdn.models import CdnProfile, StreamRoute
 from apps.cdn.services import MirrorState
 from apps.engine.choices import NodeRole, ProcessingState
-from apps.engine.control_plane import application_config
+from apps.engine.control_plane import DatabaseControlPlane, application_config
 from apps.engine.models import EngineNode
 from apps.engine.runner import heartbeat
 from apps.hosting.models import Application
@@ -24,6 +25,7 @@ from apps.streams.models import Stream
 from apps.transcoding.models import WcsTranscoder
 from media_engine import internal_auth
 from media_engine.admission import PUBLISH, AdmissionRequest, admit
+from media_engine.registry import StreamKey
 from tests.conftest import OME_AUTH
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +63,7 @@ def test_an_edge_finds_the_origin_holding_a_stream():
     assert services.locate("edge-1", "default", "other-app", "cam") is None
 
 
-def test_an_edge_never_pulls_from_a_dead_node_an_edge_or_a_node_out_of_routing():
+def test_an_edge_never_pulls_from_a_dead_node_or_a_node_out_of_routing():
     origin = node("origin-1", alive=False)
     edge = node("edge-1", NodeRole.EDGE)
     live("cam", origin)
@@ -77,8 +79,17 @@ def test_an_edge_never_pulls_from_a_dead_node_an_edge_or_a_node_out_of_routing()
     edge.processing_state = ProcessingState.GROUP_CONNECTION_ALLOWED
     edge.save()
     assert services.locate("edge-1", "default", "app", "cam") is None, "the edge is out of routing"
-    live("relayed", node("edge-2", NodeRole.EDGE))
-    assert services.locate("edge-3", "default", "app", "relayed") is None
+
+
+def test_an_edge_pulls_a_rendition_published_on_another_edge_but_never_from_itself():
+    # An edge's pulls have no rows: a live row on an edge is a CDN rendition published there.
+    edge = node("edge-2", NodeRole.EDGE, port=3000)
+    live("cam-240p", edge)
+    node("edge-3", NodeRole.EDGE)
+    assert services.locate("edge-3", "default", "app", "cam-240p").origin == "edge-2"
+    assert services.locate("edge-2", "default", "app", "cam-240p") is None
+    assert services.live_on("edge-2", "default", "app", "cam-240p")
+    assert not services.live_on("edge-3", "default", "app", "cam-240p")
 
 
 def test_edges_take_no_new_pulled_streams():
@@ -191,14 +202,14 @@ def test_a_profile_rendition_is_one_wcs_transcoder_on_a_transcoder_node(django_c
     assert not services.start_profile_transcode("edge-1", "default", "app", "cam-1080p"), "no such profile"
 
 
-def test_without_a_transcoder_the_rendition_is_published_on_the_origin():
+def test_without_an_alive_transcoder_the_rendition_is_published_on_the_edge_that_asked():
     node("origin-1")
     live("cam", EngineNode.objects.get())
-    node("edge-1", NodeRole.EDGE)
+    edge = node("edge-1", NodeRole.EDGE)
     node("transcoder-1", NodeRole.TRANSCODER, alive=False)
     CdnProfile.objects.create(name="240p", video={"height": 240})
     assert services.start_profile_transcode("edge-1", "default", "app", "cam-240p")
-    assert WcsTranscoder.objects.get().output_node is None
+    assert WcsTranscoder.objects.get().output_node == edge
 
 
 def test_a_vp8_profile_cannot_reach_an_edge_over_rtmp():
@@ -227,3 +238,24 @@ def test_a_profile_transcode_stops_once_no_edge_pulls_its_rendition():
     heartbeat(edge, [], (0, 0), [])  # the edge's pull ended: its heartbeat stops the transcode
     job.refresh_from_db()
     assert job.stop_requested
+
+
+def test_the_workers_of_an_edge_agree_on_the_one_that_pulls_each_stream(settings):
+    settings.ENGINE_NODE_ROLE = NodeRole.EDGE
+    workers = [node(f"edge-m.{i}", NodeRole.EDGE, port=4000 + 10 * i) for i in range(3)]
+    node("edge-m.3", NodeRole.EDGE, alive=False)  # a dead worker never pulls for the others
+    node("edge-mx.0", NodeRole.EDGE)  # another edge whose id starts alike: no sibling
+    planes = [DatabaseControlPlane(worker, siblings_of="edge-m") for worker in workers]
+    chosen = set()
+    for index in range(30):
+        key = StreamKey("default", "app", f"cam{index}")
+        answers = [async_to_sync(plane.locate)(key) for plane in planes]
+        pulling = [worker.node_id for worker, answer in zip(workers, answers, strict=True) if answer is None]
+        assert len(pulling) == 1, (key, answers)  # exactly one worker pulls it from the cluster itself
+        assert {answer.origin for answer in answers if answer is not None} == set(pulling)
+        url = next(answer.url for answer in answers if answer is not None)
+        assert url.startswith(f"rtmp://127.0.0.1:{4000 + 10 * int(pulling[0][-1])}/app/cam{index}?")
+        chosen.add(pulling[0])
+    assert chosen == {"edge-m.0", "edge-m.1", "edge-m.2"}, "the streams spread over the workers"
+    settings.ENGINE_NODE_ROLE = NodeRole.ORIGIN
+    assert async_to_sync(planes[0].locate)(StreamKey("default", "app", "cam0")) is None, "origins: published only"

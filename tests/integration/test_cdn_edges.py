@@ -1,10 +1,12 @@
-"""An origin-edge cluster on one machine: one origin and two edges as separate `runengine` processes
-(own ports, STREAMHUB_NODE_ROLE each), one API server, one Celery worker, one database and one Redis.
-ffmpeg publishes to the origin; ffprobe plays RTMP, HLS and LL-HLS from both edges, aiortc plays WHEP
-from an edge; each edge pulls a stream once whatever its viewers (counted on the origin) and stops
-`STREAMHUB_EDGE_LINGER` s after the last one; a CDN profile's rendition is probed at its height; an
-edge out of routing gets no new routes; edges refuse publishers; unknown streams are 404 at once;
-killing the origin ends the stream on the edges."""
+"""An origin-edge cluster on one machine: one origin, two edges and a transcoder as separate `runengine`
+processes (own ports, STREAMHUB_NODE_ROLE each), a third edge run as two worker processes, one API
+server, one Celery worker, one database and one Redis. ffmpeg publishes to the origin; ffprobe plays
+RTMP, HLS and LL-HLS from both edges, aiortc plays WHEP from an edge; each edge pulls a stream once
+whatever its viewers (counted on the origin), the two-worker edge too with viewers on both workers,
+and stops `STREAMHUB_EDGE_LINGER` s after the last one; a CDN profile's rendition is probed at its
+height, made on the transcoder node, or on the edge once no transcoder is alive; an edge out of
+routing gets no new routes; edges refuse publishers; unknown streams are 404 at once; killing the
+origin ends the stream on the edges."""
 
 from __future__ import annotations
 
@@ -27,9 +29,10 @@ LINGER = 3.0
 
 
 class Engine:
-    def __init__(self, node_id: str, role: str) -> None:
+    def __init__(self, node_id: str, role: str, processes: int = 1) -> None:
         self.node_id = node_id
         self.role = role
+        self.processes = processes  # several: worker rows "<node_id>.<i>" behind the same ports
         self.rtmp_port = free_port()
         self.media_port = free_port()
         self.rtmp = f"rtmp://127.0.0.1:{self.rtmp_port}/app"
@@ -47,7 +50,7 @@ def start_engine(hub: LiveStreamHub, engine: Engine) -> None:
         "STREAMHUB_HLS_IDLE_TIMEOUT": "5",
         "STREAMHUB_HLS_VIEWER_WINDOW": "3",
         "STREAMHUB_EDGE_TRANSCODE_IDLE": "5",
-        "STREAMHUB_ENGINE_PROCESSES": "1",  # one process per node (runengine --processes 1)
+        "STREAMHUB_ENGINE_PROCESSES": str(engine.processes),
     }
     command = [sys.executable, "manage.py", "runengine", "--rtmp-host", "127.0.0.1", "--rtmp-port",
                str(engine.rtmp_port), "--http-host", "127.0.0.1", "--http-port", str(engine.media_port)]  # fmt: skip
@@ -63,6 +66,7 @@ class Cluster:
         self.origin = Engine("origin-1", "origin")
         self.edges = [Engine("edge-a", "edge"), Engine("edge-b", "edge")]
         self.transcoder = Engine("transcoder-1", "transcoder")
+        self.multi_edge = Engine("edge-m", "edge", processes=2)  # rows edge-m.0 and edge-m.1
 
     def wcs(self, method: str, body: dict | None = None) -> requests.Response:
         return requests.post(f"{self.hub.url}{API}/{method}", json=body or {}, timeout=10)
@@ -70,11 +74,23 @@ class Cluster:
     def nodes(self) -> dict[str, dict]:
         return {node["id"]: node for node in self.wcs("cdn/show_nodes").json()}
 
+    def routes(self, name: str) -> list[str]:
+        """``/cdn/stream/show_routes`` of ``name``: its holding node, then the edges pulling it."""
+        return self.wcs("cdn/stream/show_routes", {"streamName": name}).json()["route"]
+
+    def pulled_routes(self, name: str) -> list[str]:
+        """The routes of ``name`` once an edge's pull shows (edges write them on their heartbeat)."""
+        return wait_for(lambda: (routes := self.routes(name))[1:] and routes, 15)
+
+    def live_names(self) -> list[str]:
+        return self.hub.api("GET", "/v1/vhosts/default/apps/app/streams").json()["response"]
+
     def ome_stats(self, name: str) -> dict:
         return self.hub.api("GET", f"/v1/stats/current/vhosts/default/apps/app/streams/{name}").json()["response"]
 
     def logs(self) -> str:
-        return "\n".join(f"--- {name}\n{self.hub.log(name)[-3000:]}" for name in ("origin-1", "edge-a", "edge-b"))
+        names = ("origin-1", "edge-a", "edge-b", "edge-m")
+        return "\n".join(f"--- {name}\n{self.hub.log(name)[-3000:]}" for name in names)
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +99,9 @@ def cluster(tmp_path_factory, redis_url):
     hub.env["STREAMHUB_ENGINE_HEARTBEAT"] = "0.5"
     hub.start(worker=True)
     cluster = Cluster(hub)
-    for engine in [cluster.origin, *cluster.edges, cluster.transcoder]:
+    for engine in [cluster.origin, *cluster.edges, cluster.transcoder, cluster.multi_edge]:
         start_engine(hub, engine)
-    wait_for(lambda: len([n for n in cluster.nodes().values() if n["globalState"] == "ACTIVE"]) == 4, 60, cluster.logs)
+    wait_for(lambda: len([n for n in cluster.nodes().values() if n["globalState"] == "ACTIVE"]) == 6, 60, cluster.logs)
     # One-second segments and short LL-HLS parts keep the test short (every node reads the app).
     patch = {"publishers": {"hls": {"segmentDuration": 1, "segmentCount": 5}, "llhls": {"chunkDuration": 0.5}}}
     assert hub.api("PATCH", "/v1/vhosts/default/apps/app", json=patch).status_code == 200
@@ -161,6 +177,7 @@ def test_nodes_show_their_role_and_edges_refuse_publishers(cluster):
     nodes = cluster.nodes()
     assert {node_id: node["role"] for node_id, node in nodes.items()} == {
         "origin-1": "ORIGIN", "edge-a": "EDGE", "edge-b": "EDGE", "transcoder-1": "TRANSCODER",
+        "edge-m.0": "EDGE", "edge-m.1": "EDGE",
     }  # fmt: skip
     assert all("streams" in node and "viewers" in node for node in nodes.values())
     refused = publish(f"{cluster.edges[0].rtmp}/refused", seconds=5)
@@ -224,10 +241,45 @@ def test_edges_play_a_stream_of_the_origin_with_one_pull_each(cluster):
         stop(*viewers)
         # The pulls end LINGER s after the last viewer (HLS viewers count until their window ends).
         wait_for(lambda: rtmp_pulls(cluster, "cam") == 0, LINGER + 25, cluster.logs)
-        wait_for(
-            lambda: cluster.wcs("cdn/stream/show_routes", {"streamName": "cam"}).json()["route"] == ["origin-1"], 10
-        )
+        wait_for(lambda: cluster.routes("cam") == ["origin-1"], 10)
         assert publisher.poll() is None, "the origin keeps its stream"
+    finally:
+        stop(*viewers, publisher)
+
+
+def test_an_edge_with_two_workers_pulls_a_stream_once(cluster):
+    """Viewers land on both worker processes of edge-m (the kernel spreads the connections): the
+    worker that pulls the stream serves it, its sibling mirrors (RTMP) or proxies (HLS) from it."""
+    edge = cluster.multi_edge
+    publisher = publish(f"{cluster.origin.rtmp}/multi")
+    viewers: list[subprocess.Popen] = []
+    try:
+        live_on_origin(cluster, "multi", publisher)
+        probe = probe_until(f"{edge.media}/multi/llhls.m3u8", 60, cluster.logs)
+        assert probe["video"]["height"] == 360
+        routes = cluster.pulled_routes("multi")
+        puller = routes[1]
+        sibling = {"edge-m.0": "edge-m.1", "edge-m.1": "edge-m.0"}[puller]
+
+        def sibling_has_players() -> bool:
+            nodes = cluster.nodes()
+            if nodes[sibling]["viewers"] > 0:
+                return True
+            if nodes[puller]["viewers"] >= len(viewers) and len(viewers) < 24:  # all landed on the puller
+                viewers.extend(player(f"{edge.rtmp}/multi") for _ in range(4))
+            return False
+
+        wait_for(sibling_has_players, 60, cluster.logs)
+        with ThreadPoolExecutor(4) as pool:  # HLS and LL-HLS requests land on both workers too
+            urls = [f"{edge.media}/multi/{path}" for path in ("llhls.m3u8", "ts:playlist.m3u8") for _ in range(2)]
+            assert all(set(probe) == {"video", "audio"} for probe in pool.map(ffprobe, urls))
+        assert all(viewer.poll() is None for viewer in viewers)
+        assert rtmp_pulls(cluster, "multi") == 1, cluster.ome_stats("multi")["connections"]
+        assert cluster.routes("multi") == ["origin-1", puller]
+        # The route counts the players of both workers (the sibling's through its mirror).
+        wait_for(lambda: cluster.ome_stats("multi")["edges"][0]["viewers"] >= len(viewers), 15)
+        # (The pulls end after the last viewer as on the other edges: the sibling's mirror, then the
+        # puller's; not waited for here, the LL-HLS packagers' idle time would make it long.)
     finally:
         stop(*viewers, publisher)
 
@@ -278,19 +330,35 @@ def test_a_cdn_profile_rendition_plays_from_an_edge_at_its_height(cluster):
         probe = probe_until(f"{cluster.edges[1].rtmp}/show-240p", 60, cluster.logs)
         assert probe["video"]["height"] == 240
         # One transcode for both edges, published on the transcoder node, pulled by both edges.
-        live = cluster.hub.api("GET", "/v1/vhosts/default/apps/app/streams").json()["response"]
-        assert sorted(live).count("show-240p") == 1
-        routes = wait_for(
-            lambda: (r := cluster.wcs("cdn/stream/show_routes", {"streamName": "show-240p"}).json()["route"])[1:] and r,
-            15,
-        )
+        assert cluster.live_names().count("show-240p") == 1
+        routes = cluster.pulled_routes("show-240p")
         assert routes[0] == "transcoder-1", routes
         # Nobody watches any more: the edges' pulls end, then the transcode (STREAMHUB_EDGE_TRANSCODE_IDLE).
-        wait_for(
-            lambda: "show-240p" not in cluster.hub.api("GET", "/v1/vhosts/default/apps/app/streams").json()["response"],
-            90,
-            cluster.logs,
-        )
+        wait_for(lambda: "show-240p" not in cluster.live_names(), 90, cluster.logs)
+        assert publisher.poll() is None
+    finally:
+        stop(publisher)
+
+
+def test_without_a_transcoder_the_edge_makes_the_rendition(cluster):
+    """No transcoder node alive: the rendition is published on the edge that asked for it (the
+    origin gives the transcode its input once, and holds and relays nothing of the rendition)."""
+    profile = {"video": {"codec": "h264", "height": 180, "bitrate": 300, "gop": 25}, "audio": {"codec": "aac"}}
+    assert cluster.wcs("cdn/profile/add", {"name": "-180p", "profile": profile}).status_code == 200
+    cluster.hub.kill("transcoder-1")
+    publisher = publish(f"{cluster.origin.rtmp}/talk")
+    try:
+        wait_for(lambda: cluster.nodes()["transcoder-1"]["globalState"] == "PASSIVE", 60)
+        live_on_origin(cluster, "talk", publisher)
+        probe = probe_until(f"{cluster.edges[0].media}/talk-180p/ts:playlist.m3u8", 120, cluster.logs)
+        assert probe["video"]["height"] == 180
+        probe = probe_until(f"{cluster.edges[1].rtmp}/talk-180p", 60, cluster.logs)
+        assert probe["video"]["height"] == 180
+        routes = cluster.pulled_routes("talk-180p")
+        assert routes == ["edge-a", "edge-b"], "held by the edge that asked, pulled by the other edge"
+        assert cluster.ome_stats("talk")["connections"].get("rtmp") == 1, "the origin: the transcode's input only"
+        assert cluster.routes("talk") == ["origin-1"]
+        wait_for(lambda: "talk-180p" not in cluster.live_names(), 90, cluster.logs)
         assert publisher.poll() is None
     finally:
         stop(publisher)
@@ -306,7 +374,7 @@ def test_an_edge_out_of_routing_gets_no_new_routes(cluster):
         assert requests.get(f"{edge.media}/quiet/llhls.m3u8", timeout=10).status_code == 404
         other = cluster.edges[0]
         assert set(probe_until(f"{other.media}/quiet/llhls.m3u8", 60)) == {"video", "audio"}
-        routes = cluster.wcs("cdn/stream/show_routes", {"streamName": "quiet"}).json()["route"]
+        routes = cluster.routes("quiet")
         assert edge.node_id not in routes
     finally:
         cluster.wcs("cdn/enforce_state", {"state": "NEW_STREAMS_ALLOWED", "nodeId": edge.node_id})

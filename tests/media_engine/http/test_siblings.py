@@ -109,5 +109,7 @@ def test_the_holder_counts_the_players_of_siblings_mirrors_instead_of_their_pull
     book.report(KEY, "w1", {"rtmp": 3}, 1000)
     # Here: 2 players of our own and the mirror pull of w1.
     assert book.merged(KEY, {"rtmp": 3, "hls": 1}, 500) == ({"rtmp": 5, "hls": 1}, 1500)
+    assert book.viewers_added(KEY) == 2  # (an edge's route: its mirror's viewers, w1's players in)
     now[0] = 106.0  # w1 stopped reporting (its mirror ended, or it died)
     assert book.merged(KEY, {"rtmp": 2}, 500) == ({"rtmp": 2}, 500)
+    assert book.viewers_added(KEY) == 0

@@ -181,6 +181,32 @@ def test_the_end_of_the_publish_on_a_ends_the_mirror_and_its_players():
     asyncio.run(main())
 
 
+def test_a_stream_published_here_while_locate_looks_is_played_instead_of_a_mirror():
+    """As on an edge whose `locate` started a CDN rendition's transcode with the edge as its output."""
+
+    async def main() -> None:
+        async with cluster() as nodes:
+
+            async def locate_until_published_here(key: StreamKey) -> None:
+                await wait_until(lambda: nodes.b.registry.get(key) is not None, 40)
+                return None  # no other node holds it
+
+            nodes.b.remote.locate = locate_until_published_here
+            nodes.b.remote.connect_timeout = 60.0  # the publisher may take a while on a loaded machine
+            looking = asyncio.ensure_future(nodes.b.remote.ensure(KEY))
+            publisher = ffmpeg_publish(nodes.b_url(), 30)
+            try:
+                stream = await asyncio.wait_for(looking, 60)
+                assert stream is not None and stream is nodes.b.registry.get(KEY)
+                assert stream.origin is None, "the published stream, not a mirror"
+                assert nodes.b.remote.mirrors() == [] and nodes.a_connections == 0
+            finally:
+                publisher.kill()
+                publisher.wait()
+
+    asyncio.run(main())
+
+
 async def _refusal_time(url: str) -> float:
     started = time.monotonic()
     try:
