@@ -25,11 +25,11 @@ import aiohttp
 import pytest
 import requests
 
+from scripts.media_front import nginx_main_config, render_cache_tier
 from tests.integration.conftest import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.services
 
-CACHE_CONF = ROOT / "deploy" / "nginx" / "streamhub-media-cache.conf"
 PLAYERS = 200
 PARTS = 10
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(part_0_(\d+)_(\d+)_video_[0-9a-f]+_llhls\.m4s)"')
@@ -59,22 +59,9 @@ asyncio.run(main())
 
 def render_cache_conf(folder: Path, listen_port: int, engines: list[int]) -> Path:
     """The shipped configuration for these ports and a cache under ``folder``, inside a main nginx.conf."""
-    text = CACHE_CONF.read_text()
-    text = text.replace("/var/cache/nginx/streamhub", str(folder / "cache"))
-    text = text.replace("    listen 8080;", f"    listen 127.0.0.1:{listen_port};")
-    servers = "".join(f"    server 127.0.0.1:{port} max_fails=0;\n" for port in engines)
-    text = text.replace("    server 127.0.0.1:3333 max_fails=0;\n", servers)
-    assert str(folder / "cache") in text and f"127.0.0.1:{listen_port}" in text and servers in text
+    text = render_cache_tier(f"127.0.0.1:{listen_port}", [f"127.0.0.1:{port}" for port in engines], folder / "cache")
     (folder / "streamhub-media-cache.conf").write_text(text)
-    user = "user root;\n" if os.geteuid() == 0 else ""  # the cache folder is under a private temp folder
-    main = folder / "nginx.conf"
-    main.write_text(
-        f"{user}daemon off; worker_processes 1; pid {folder}/nginx.pid; error_log {folder}/error.log warn;\n"
-        "events { worker_connections 4096; }\n"
-        f"http {{ access_log off; client_body_temp_path {folder}/body; proxy_temp_path {folder}/proxy;\n"
-        f"  include {folder}/streamhub-media-cache.conf; }}\n"
-    )
-    return main
+    return nginx_main_config(folder, f"include {folder}/streamhub-media-cache.conf;", workers="1")
 
 
 @pytest.fixture
