@@ -85,9 +85,11 @@ class FrontViewerLog:
                 return []
         data = self._file.read(MAX_READ)
         if len(data) < MAX_READ and self._rotated():
-            data += self._file.read(MAX_READ)  # the end of the old file, then the new one from its start
+            data += self._file.read(MAX_READ)  # the end of the old file (written since), then the new one
             self._file.close()
             self._open(at_end=False)
+            if self._file is not None:
+                data += self._file.read(MAX_READ)
         data = self._rest + data
         lines = data.split(b"\n")
         self._rest = lines.pop()
