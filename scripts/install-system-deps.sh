@@ -11,12 +11,13 @@ needed=(
   "redis-server:redis-server"
   "redis-cli:redis-tools"
   "__libsrt__:libsrt1.5-gnutls"
+  # `make run` puts nginx in front of the media port (scripts/media_front.py; nginx-light serves as well).
+  "nginx:nginx"
 )
 python3 -c 'import ensurepip, venv' 2>/dev/null || needed+=("__python_venv__:python3-venv")
 if [ "$purpose" = "test" ] || [ "$purpose" = "bench" ]; then
   needed+=(
     "chromium:chromium"
-    "nginx:nginx"
     "__nginx_rtmp__:libnginx-mod-rtmp"
     "gst-launch-1.0:gstreamer1.0-tools"
     "__gst_rtsp_server__:gir1.2-gst-rtsp-server-1.0"
