@@ -54,6 +54,7 @@ for pair in "${needed[@]}"; do
     __gst_x264__) gst-inspect-1.0 x264enc >/dev/null 2>&1 && continue ;;
     __gst_libav__) gst-inspect-1.0 avenc_aac >/dev/null 2>&1 && continue ;;
     __python3_gi__) /usr/bin/python3 -c "import gi" >/dev/null 2>&1 && continue ;;
+    nginx) { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 && continue ;;
     *) command -v "$command" >/dev/null 2>&1 && continue ;;
   esac
   missing+=("$package")

@@ -72,9 +72,14 @@ def nginx_main_config(folder: Path, http: str, *, workers: str = "auto", head: s
     return config
 
 
+def nginx_program() -> str | None:
+    """Debian's nginx (in /usr/sbin, which a user's PATH may not have)."""
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+
+
 def nginx_command(config: Path) -> list[str]:
     folder = config.parent
-    return ["nginx", "-e", str(folder / "error.log"), "-c", str(config), "-p", str(folder)]
+    return [nginx_program() or "nginx", "-e", str(folder / "error.log"), "-c", str(config), "-p", str(folder)]
 
 
 @dataclass
@@ -96,7 +101,7 @@ class MediaFront:
 
     def prepare(self) -> str | None:
         """Write the configuration (with an empty cache); None if ``nginx -t`` takes it, else why not."""
-        if not shutil.which("nginx"):
+        if nginx_program() is None:
             return "nginx is not installed (scripts/install-system-deps.sh run installs it)"
         shutil.rmtree(self.folder / "cache", ignore_errors=True)  # nothing of another run is served
         self.folder.mkdir(parents=True, exist_ok=True)
