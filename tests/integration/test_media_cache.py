@@ -166,10 +166,12 @@ def test_200_llhls_players_through_the_nginx_cache_cost_the_engine_a_few_request
         print(f"{PLAYERS} players x {PARTS} parts in {elapsed:.1f} s: {len(distinct)} distinct parts, engine requests "
               f"{upstream} (plain playlists: {PLAYERS})")  # fmt: skip
         # The engine: one plain playlist per player (not cached: the live edge now), then a few requests per part
-        # for blocking reloads and parts, not one per player.
+        # for blocking reloads and parts, not one per player: the lock holder's, and those of players whose wait on
+        # the lock (proxy_cache_lock_timeout, 250 ms) ended before the part came (about one per part on a quiet
+        # machine; more when a loaded machine makes parts late).
         per_part_playlists = (upstream["llhls_chunklist"] - PLAYERS) / len(distinct)
         per_part_files = upstream["llhls_file"] / len(distinct)
-        assert per_part_playlists <= 4 and per_part_files <= 4, upstream
+        assert per_part_playlists <= 8 and per_part_files <= 8, upstream
 
         # A complete segment through the cache: valid for ffprobe, and a cache hit the second time.
         playlist = requests.get(f"{base}/{chunklist}", timeout=10).text
