@@ -8,7 +8,7 @@ needs to know of it.
 - The viewers nginx answers from its cache never reach the engine, so nginx writes those answers to a
   buffered access log (``streamhub_viewers`` format: address, host, path, status, body bytes, User-Agent,
   tab-separated) that `FrontViewerLog` tails once a second; the media server counts them as if it had
-  answered them (`MediaHttpServer.account_cached_answer`): viewer sessions and bytes sent. Identical lines
+  answered them (`MediaHttpServer.account_cached_answers`): viewer sessions and bytes sent. Identical lines
   (one client fetching the same file again) are counted once each but parsed once.
 
 This module knows no Django: the runner hands it the token and the log's path.
@@ -164,8 +164,6 @@ class WebServerFront:
 
     async def account(self, lines: list[bytes]) -> None:
         """Count ``lines`` of the viewer log as answers of this server (identical lines parsed once)."""
-        for line, times in Counter(lines).items():
-            answer = CachedAnswer.parse(line)
-            if answer is not None:
-                await self._server.account_cached_answer(answer, times)
-                self.cached_answers += times
+        answers = [(answer, times) for line, times in Counter(lines).items() if (answer := CachedAnswer.parse(line))]
+        await self._server.account_cached_answers(answers)
+        self.cached_answers += sum(times for _, times in answers)

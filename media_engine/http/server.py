@@ -30,7 +30,7 @@ last request) for the engine's stats reports.
 
 Behind a web-server front (`make run`'s nginx, `media_engine.http.front`), the client is the one the front
 vouches for, and the answers it gives from its cache are counted from its viewer log
-(`account_cached_answer`) as if they had been given here.
+(`account_cached_answers`) as if they had been given here.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -498,34 +498,37 @@ class MediaHttpServer:
             user_agent = request.headers.get("User-Agent", "")
             self.viewers.seen(stream, request.remote or "", protocol, _peer_port(request), user_agent)
 
-    async def account_cached_answer(self, answer: CachedAnswer, times: int = 1) -> None:
-        """Count ``times`` answers a web-server front gave from its cache (`media_engine.http.front`) as if
-        this server had given them: bytes sent and the viewer's session, for the streams this process
-        packages (a sibling worker's, or a name that is not live, are another's or nobody's)."""
-        parts = answer.path.split("/")
-        if len(parts) != 4:
-            return
-        _, app, name, file = parts
-        protocol = _protocol_of(file)
-        if protocol is None:
-            return
-        try:
-            check_stream_name(name)
-        except InvalidStreamName:
-            return
-        config = await self.control.resolve_application(answer.host, app)
-        if config is None:
-            return
-        key = StreamKey(config.vhost, config.app, name)
-        packager = self.packager if protocol == "hls" else self.llhls
-        segmenter = packager.get(key) if packager is not None else None
-        stream = segmenter.stream if segmenter is not None else None
-        if stream is None:
-            return
-        packager.watch(key)  # its players keep the packaging going, even when the cache answers them all
-        stream.counters.sent(answer.nbytes * times)
-        if answer.status == 200 and not stream.ended:
-            self.viewers.seen(stream, answer.address, protocol, 0, answer.user_agent)
+    async def account_cached_answers(self, answers: Iterable[tuple[CachedAnswer, int]]) -> None:
+        """Count the answers a web-server front gave from its cache (`media_engine.http.front`; each answer with
+        how many times it was given) as if this server had given them: bytes sent and the viewer's session,
+        for the streams this process packages (a sibling worker's, or a name that is not live, are another's
+        or nobody's). Applications are resolved once per batch."""
+        configs: dict[tuple[str, str], ApplicationConfig | None] = {}
+        for answer, times in answers:
+            parts = answer.path.split("/")
+            protocol = _protocol_of(parts[3]) if len(parts) == 4 else None
+            if protocol is None:
+                continue
+            _, app, name, _ = parts
+            try:
+                check_stream_name(name)
+            except InvalidStreamName:
+                continue
+            if (answer.host, app) not in configs:
+                configs[answer.host, app] = await self.control.resolve_application(answer.host, app)
+            config = configs[answer.host, app]
+            packager = self.packager if protocol == "hls" else self.llhls
+            if config is None or packager is None:
+                continue
+            key = StreamKey(config.vhost, config.app, name)
+            segmenter = packager.get(key)
+            stream = segmenter.stream if segmenter is not None else None
+            if stream is None:
+                continue
+            packager.watch(key)  # its players keep the packaging going, even when the cache answers them all
+            stream.counters.sent(answer.nbytes * times)
+            if answer.status == 200 and not stream.ended:
+                self.viewers.seen(stream, answer.address, protocol, 0, answer.user_agent)
 
     # --- LL-HLS --------------------------------------------------------------------------------
 
