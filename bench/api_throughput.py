@@ -59,6 +59,7 @@ def start_supervised(hub: LiveStreamHub) -> None:
             "STREAMHUB_RTMP_PORT": str(hub.rtmp_port),
             "STREAMHUB_MEDIA_HTTP_HOST": "127.0.0.1",
             "STREAMHUB_MEDIA_HTTP_PORT": str(hub.media_port),
+            "STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT": str(free_port()),  # the engine's, behind `make run`'s nginx
             # The floor's URL map: StreamHub's plus /bench/bare (bench/api_floor).
             "DJANGO_SETTINGS_MODULE": "bench.api_floor.settings",
         }

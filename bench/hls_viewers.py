@@ -1,6 +1,8 @@
-"""HTTP viewers of one live stream: StreamHub's engine direct, the engine behind the nginx cache tier
-(deploy/nginx/streamhub-media-cache.conf), and, as the reference in the same run, nginx serving nginx-rtmp's HLS
-of the same stream (one ffmpeg publishes to both, 640x360@30 H.264 + AAC, GOP 1 s).
+"""HTTP viewers of one live stream: StreamHub's engine direct, the engine behind `make run`'s nginx front (the
+cache tier's configuration, deploy/nginx/streamhub-media-cache.conf, rendered exactly as scripts/media_front.py
+renders it for `make run`: the front's token, the viewer log that the engine reads), and, as the reference in the
+same run, nginx serving nginx-rtmp's HLS of the same stream (one ffmpeg publishes to both, 640x360@30 H.264 + AAC,
+GOP 1 s).
 
 1. wrk (Debian) with ``--connections`` clients for ``--duration`` s on one URL at a time: the HLS playlist, the
    newest HLS segment, an LL-HLS part and an LL-HLS blocking reload (``_HLS_msn``/``_HLS_part`` of a part that
@@ -11,6 +13,7 @@ of the same stream (one ffmpeg publishes to both, 640x360@30 H.264 + AAC, GOP 1 
    the cache saved it.
 
     .venv/bin/python bench/hls_viewers.py [--duration 5] [--connections 200] [--blocked 1000] [--parts 10]
+        [--lock-timeouts 200ms,300ms]  (blocked clients through the front with other proxy_cache_lock_timeouts too)
 
 The engine runs the platform's defaults (LL-HLS parts 0.2 s, segments 6 s; HLS segments 4 s as applications get
 them) with its on-demand packaging, in its own process, as `manage.py runengine` runs the node.
@@ -24,6 +27,7 @@ import json
 import multiprocessing
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -34,7 +38,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE_CONF = ROOT / "deploy" / "nginx" / "streamhub-media-cache.conf"
+sys.path.insert(0, str(ROOT))
+
+from scripts.media_front import nginx_command, nginx_main_config, render_cache_tier  # noqa: E402
+
 HLS_SEGMENT = 4.0
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(part_0_(\d+)_(\d+)_video_[0-9a-f]+_llhls\.m4s)"')
 PART = re.compile(r'#EXT-X-PART:DURATION=[0-9.]+,URI="(part_0_(\d+)_(\d+)_[^"]+)"')
@@ -45,8 +52,10 @@ ENGINE = """
 import asyncio, sys, time
 sys.path.insert(0, {root!r})
 from aiohttp import web
+from pathlib import Path
 from media_engine.control import ApplicationConfig, StaticControlPlane
 from media_engine.hls import llhls
+from media_engine.http.front import WebServerFront
 from media_engine.node import EngineNode, NodeAddresses
 
 completed = {{}}
@@ -72,6 +81,8 @@ async def main():
         return web.json_response(completed)
     node.http.add_route("GET", "/_counts", counts)
     node.http.add_route("GET", "/_parts", parts)
+    front = WebServerFront({token!r}, Path({log!r}))  # as `make run`'s engine behind its nginx
+    front.install(node.http)
     await node.start()
     print("ready", node.rtmp.port, node.http.port, flush=True)
     await asyncio.Event().wait()
@@ -105,39 +116,37 @@ def wait_until(condition, timeout: float, what: str):
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def start_nginx(folder: Path, config_text: str, head: str = "") -> subprocess.Popen:
-    config = folder / "nginx.conf"
-    user = "user root;\n" if os.geteuid() == 0 else ""  # the cache folder is in a private temp folder
-    config.write_text(
-        f"{head}{user}daemon off; worker_processes 1; pid {folder}/nginx.pid; error_log {folder}/error.log warn;\n"
-        "events { worker_connections 8192; }\n" + config_text
-    )
-    return subprocess.Popen(["nginx", "-c", str(config), "-p", str(folder)], stderr=subprocess.DEVNULL)
+def start_nginx(config: Path) -> subprocess.Popen:
+    return subprocess.Popen(nginx_command(config), stderr=subprocess.DEVNULL)
 
 
-def cache_tier_config(folder: Path, port: int, engine_port: int) -> str:
-    text = CACHE_CONF.read_text()
-    text = text.replace("/var/cache/nginx/streamhub", str(folder / "cache"))
-    text = text.replace("    listen 8080;", f"    listen 127.0.0.1:{port};")
-    text = text.replace("server 127.0.0.1:3333 ", f"server 127.0.0.1:{engine_port} ")
+def front_config(folder: Path, port: int, engine_port: int, token: str, lock_timeout: str | None = None) -> Path:
+    """`make run`'s front (one worker process, like the reference), with another lock timeout if asked."""
+    text = render_cache_tier(
+        f"127.0.0.1:{port}", [f"127.0.0.1:{engine_port}"], folder / "cache", front_token=token,
+        viewer_log=folder / "viewers.log",
+    )  # fmt: skip
+    if lock_timeout is not None:
+        text, found = re.subn(r"proxy_cache_lock_timeout \S+;", f"proxy_cache_lock_timeout {lock_timeout};", text)
+        assert found == 1
     (folder / "cache.conf").write_text(text)
-    return (
-        f"http {{ access_log off; client_body_temp_path {folder}/body; proxy_temp_path {folder}/proxy;\n"
-        f"  include {folder}/cache.conf; }}\n"
-    )
+    return nginx_main_config(folder, f"include {folder}/cache.conf;", workers="1")
 
 
-def nginx_rtmp_config(folder: Path, rtmp_port: int, http_port: int) -> str:
+def nginx_rtmp_config(folder: Path, rtmp_port: int, http_port: int) -> Path:
     hls = folder / "hls"
     hls.mkdir()
     hls.chmod(0o777)
-    return f"""
+    return nginx_main_config(
+        folder,
+        f"""server {{ listen 127.0.0.1:{http_port};
+    location /app/ {{ alias {hls}/; add_header Cache-Control "max-age=1"; }} }}""",
+        workers="1",
+        head=f"""load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 rtmp {{ server {{ listen 127.0.0.1:{rtmp_port}; chunk_size 4096;
   application app {{ live on; hls on; hls_path {hls}; hls_fragment {HLS_SEGMENT:g}s; hls_playlist_length 20s; }} }} }}
-http {{ access_log off; client_body_temp_path {folder}/body;
-  server {{ listen 127.0.0.1:{http_port};
-    location /app/ {{ alias {hls}/; add_header Cache-Control "max-age=1"; }} }} }}
-"""
+""",
+    )
 
 
 # --- wrk -------------------------------------------------------------------------------------------------------
@@ -222,14 +231,14 @@ def blocked_run(base: str, chunklist: str, engine: str, clients: int, parts: int
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds of each wrk run")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of each wrk run (0: no wrk)")
     parser.add_argument("--connections", type=int, default=200, help="wrk connections")
     parser.add_argument("--blocked", type=int, default=1000, help="LL-HLS clients blocked on the next part")
     parser.add_argument("--parts", type=int, default=10, help="parts each blocked client waits for")
+    parser.add_argument("--lock-timeouts", default="", help="more proxy_cache_lock_timeout values to try (comma)")
     args = parser.parse_args()
     for tool in ("wrk", "nginx", "ffmpeg"):
         assert shutil.which(tool), f"{tool} is missing (Debian package {tool})"
-    sys.path.insert(0, str(ROOT))
     from media_engine.control import ApplicationConfig
 
     part_duration = ApplicationConfig("default", "app").llhls_part_duration
@@ -237,20 +246,24 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="hls-viewers-"))
     folder.chmod(0o755)
     processes: list[subprocess.Popen] = []
-    engine = subprocess.Popen(
-        [sys.executable, "-c", ENGINE.format(root=str(ROOT), hls=HLS_SEGMENT)],
-        stdout=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+    token = secrets.token_urlsafe(24)
+    script = ENGINE.format(root=str(ROOT), hls=HLS_SEGMENT, token=token, log=str(folder / "cache" / "viewers.log"))
+    engine = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _, engine_rtmp, engine_http = engine.stdout.readline().split()
         cache_port, rtmp_port, rtmp_http = free_port(), free_port(), free_port()
-        for name in ("cache", "rtmp"):
+        timeouts = [value for value in args.lock_timeouts.split(",") if value]
+        for name in ("cache", "rtmp", *(f"cache-{value}" for value in timeouts)):
             (folder / name).mkdir()
             (folder / name).chmod(0o755)
-        processes.append(start_nginx(folder / "cache", cache_tier_config(folder / "cache", cache_port, engine_http)))
-        rtmp_config = nginx_rtmp_config(folder / "rtmp", rtmp_port, rtmp_http)
-        module = "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n"
-        processes.append(start_nginx(folder / "rtmp", rtmp_config, head=module))
+        processes.append(start_nginx(front_config(folder / "cache", cache_port, int(engine_http), token)))
+        variants = []
+        for value in timeouts:
+            port = free_port()
+            config = front_config(folder / f"cache-{value}", port, int(engine_http), token, value)
+            processes.append(start_nginx(config))
+            variants.append((f"front, lock timeout {value}", f"http://127.0.0.1:{port}/app/viewers"))
+        processes.append(start_nginx(nginx_rtmp_config(folder / "rtmp", rtmp_port, rtmp_http)))
         time.sleep(1)
         targets = "|".join(
             f"[f=flv:onfail=ignore]rtmp://127.0.0.1:{port}/app/viewers" for port in (engine_rtmp, rtmp_port)
@@ -281,22 +294,25 @@ def main() -> int:
             rows.append(f"| {what:<22} | {server:<28} | {rate:>9,.0f} | {megabytes:>8.1f} | {p99:>8.1f} |{note}")
             print(rows[-1], flush=True)
 
-        print(f"wrk -t2 -c{args.connections} -d{args.duration:g}s on one URL at a time, {os.cpu_count()} cores:")
-        header = "| what                   | server                       |     req/s |     MB/s |  p99 ms |"
-        print(header + "\n|---|---|---:|---:|---:|", flush=True)
-        for name, base in (("engine direct", direct), ("engine + nginx cache tier", cached)):
-            measure("HLS playlist", name, f"{base}/ts:playlist.m3u8")
-        measure("HLS playlist", "nginx (nginx-rtmp's HLS)", f"{reference}.m3u8")
-        for name, base in (("engine direct", direct), ("engine + nginx cache tier", cached)):
-            measure("newest HLS segment", name, f"{base}/{newest(get(f'{direct}/ts:playlist.m3u8'))}")
-        reference_segment = newest(get(f"{reference}.m3u8"))
-        measure("newest HLS segment", "nginx (nginx-rtmp's HLS)", f"{reference.rsplit('/', 1)[0]}/{reference_segment}")
-        for name, base in (("engine direct", direct), ("engine + nginx cache tier", cached)):
-            part, msn, index = PART.findall(get(f"{direct}/{chunklist}").decode())[-1]
-            measure("LL-HLS part", name, f"{base}/{part}")
-        for name, base in (("engine direct", direct), ("engine + nginx cache tier", cached)):
-            part, msn, index = PART.findall(get(f"{direct}/{chunklist}").decode())[-1]
-            measure("LL-HLS blocking reload", name, f"{base}/{chunklist}?_HLS_msn={msn}&_HLS_part={index}")
+        if args.duration > 0:  # (0: the blocked clients only)
+            print(f"wrk -t2 -c{args.connections} -d{args.duration:g}s on one URL at a time, {os.cpu_count()} cores:")
+            header = "| what                   | server                       |     req/s |     MB/s |  p99 ms |"
+            print(header + "\n|---|---|---:|---:|---:|", flush=True)
+            for name, base in (("engine direct", direct), ("make run's nginx front", cached)):
+                measure("HLS playlist", name, f"{base}/ts:playlist.m3u8")
+            measure("HLS playlist", "nginx (nginx-rtmp's HLS)", f"{reference}.m3u8")
+            for name, base in (("engine direct", direct), ("make run's nginx front", cached)):
+                measure("newest HLS segment", name, f"{base}/{newest(get(f'{direct}/ts:playlist.m3u8'))}")
+            reference_segment = newest(get(f"{reference}.m3u8"))
+            measure(
+                "newest HLS segment", "nginx (nginx-rtmp's HLS)", f"{reference.rsplit('/', 1)[0]}/{reference_segment}"
+            )
+            for name, base in (("engine direct", direct), ("make run's nginx front", cached)):
+                part, msn, index = PART.findall(get(f"{direct}/{chunklist}").decode())[-1]
+                measure("LL-HLS part", name, f"{base}/{part}")
+            for name, base in (("engine direct", direct), ("make run's nginx front", cached)):
+                part, msn, index = PART.findall(get(f"{direct}/{chunklist}").decode())[-1]
+                measure("LL-HLS blocking reload", name, f"{base}/{chunklist}?_HLS_msn={msn}&_HLS_part={index}")
 
         print(
             f"\n{args.blocked} LL-HLS clients blocked on the next part ({args.parts} parts each, part target "
@@ -305,7 +321,7 @@ def main() -> int:
         )
         print("| path | answers | p50 ms | p99 ms | max ms | parts | engine blocking reloads per part | within bound |")
         print("|---|---:|---:|---:|---:|---:|---:|---|")
-        for name, base in (("engine direct", direct), ("engine + nginx cache tier", cached)):
+        for name, base in (("engine direct", direct), ("make run's nginx front", cached), *variants):
             result = blocked_run(base, chunklist, engine_base, args.blocked, args.parts)
             within = result["p99"] <= part_duration * 1000 + 100 and not result["failed"]
             print(

@@ -11,12 +11,13 @@ needed=(
   "redis-server:redis-server"
   "redis-cli:redis-tools"
   "__libsrt__:libsrt1.5-gnutls"
+  # `make run` puts nginx in front of the media port (scripts/media_front.py; nginx-light serves as well).
+  "nginx:nginx"
 )
 python3 -c 'import ensurepip, venv' 2>/dev/null || needed+=("__python_venv__:python3-venv")
 if [ "$purpose" = "test" ] || [ "$purpose" = "bench" ]; then
   needed+=(
     "chromium:chromium"
-    "nginx:nginx"
     "__nginx_rtmp__:libnginx-mod-rtmp"
     "gst-launch-1.0:gstreamer1.0-tools"
     "__gst_rtsp_server__:gir1.2-gst-rtsp-server-1.0"
@@ -53,6 +54,7 @@ for pair in "${needed[@]}"; do
     __gst_x264__) gst-inspect-1.0 x264enc >/dev/null 2>&1 && continue ;;
     __gst_libav__) gst-inspect-1.0 avenc_aac >/dev/null 2>&1 && continue ;;
     __python3_gi__) /usr/bin/python3 -c "import gi" >/dev/null 2>&1 && continue ;;
+    nginx) { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 && continue ;;
     *) command -v "$command" >/dev/null 2>&1 && continue ;;
   esac
   missing+=("$package")

@@ -1,7 +1,8 @@
 """Run the whole platform in the foreground and keep it running: Redis (if none answers), the API
 servers (Daphne, STREAMHUB_API_PROCESSES of them, one per CPU by default, all on the one API port)
-and their HTTPS proxy (ports open while a vhost has a certificate), the media engine node, three
-Celery workers and Celery beat.
+and their HTTPS proxy (ports open while a vhost has a certificate), the media engine node, nginx in
+front of the engine's media HTTP port (scripts/media_front.py; STREAMHUB_MEDIA_HTTP_FRONT=off: none),
+three Celery workers and Celery beat.
 
 Each API process gets listening sockets of its own on the API port (and on the TLS proxy's loopback
 port), made here with SO_REUSEPORT and handed over as systemd would (`daphne -e systemd:...`): the
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 sys.path.insert(0, str(ROOT))
 
+from scripts.media_front import MediaFront, media_front  # noqa: E402
 from streamhub.dev_secrets import development_secrets_in_use, is_loopback  # noqa: E402
 
 # Restart pauses: the first after a crash, the ceiling while a child keeps crashing, and how long
@@ -104,8 +106,11 @@ def api_listen() -> tuple[tuple[str, int], ...]:
     return tuple(addresses)
 
 
-def commands() -> list[tuple[str, list[str]]]:
-    var_dir = Path(os.environ.get("STREAMHUB_VAR_DIR", str(ROOT / "var")))
+def var_dir() -> Path:
+    return Path(os.environ.get("STREAMHUB_VAR_DIR", str(ROOT / "var")))
+
+
+def commands(front: MediaFront | None = None) -> list[tuple[str, list[str]]]:
     celery = [PYTHON, "-m", "celery", "-A", "streamhub"]
     worker = [*celery, "worker", "--loglevel", "INFO"]
     https = os.environ.get("STREAMHUB_API_TLS_PORTS", "8082,8444").strip()
@@ -114,7 +119,9 @@ def commands() -> list[tuple[str, list[str]]]:
     return [
         *((f"api-{index}", api) for index in range(1, api_processes() + 1)),
         *([("tls-proxy", [PYTHON, "manage.py", "runtlsproxy"])] if https else []),
-        ("engine", [PYTHON, "manage.py", "runengine"]),
+        ("engine", [PYTHON, "manage.py", "runengine", *(front.engine_arguments() if front else [])]),
+        # nginx on the media port, in front of the engine (which then listens on a loopback port).
+        *([("media-front", front.command())] if front else []),
         # Media jobs (record, push...) block on I/O for hours: a thread pool of their own queue;
         # short control tasks get their own worker, so they never wait behind media.
         ("media-worker", [*worker, *"-Q media --pool threads --concurrency 32 --hostname media@%h".split()]),
@@ -124,7 +131,7 @@ def commands() -> list[tuple[str, list[str]]]:
         ("control-worker", [*worker, *"-Q control --concurrency 2 --hostname control@%h".split()]),
         # Beat (resuming jobs whose worker died, deadlines...) is a child of its own, so that it is
         # restarted on its own and a control worker's restart never leaves a second beat behind.
-        ("beat", [*celery, "beat", "--loglevel", "INFO", "-s", str(var_dir / "celerybeat-schedule")]),
+        ("beat", [*celery, "beat", "--loglevel", "INFO", "-s", str(var_dir() / "celerybeat-schedule")]),
     ]
 
 
@@ -198,6 +205,7 @@ class Child:
     command: list[str]
     # Addresses the child serves on sockets made here at each start (its last argument stays last).
     listen: tuple[tuple[str, int], ...] = ()
+    env: dict[str, str] | None = None  # set in its environment beside the supervisor's
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     crashes: int = 0  # deaths in a row, each soon after its start
@@ -224,7 +232,8 @@ class Child:
             # preexec_fn is safe here: the supervisor runs no threads.
             # close_fds=False: the sockets moved to 3, 4 ... in prepare() must stay open; every other
             # descriptor of this process is close-on-exec (PEP 446), the sockets' originals too.
-            self.process = subprocess.Popen(command, preexec_fn=prepare, close_fds=not filenos)
+            env = {**os.environ, **self.env} if self.env else None
+            self.process = subprocess.Popen(command, preexec_fn=prepare, close_fds=not filenos, env=env)
         except OSError as error:
             self.process = None
             delay = self.schedule_restart(self.started_at)
@@ -306,9 +315,26 @@ def start_redis(host: str, port: int) -> Child | None:
     return redis
 
 
-def supervise(children: list[Child], stop_requests: list[int]) -> None:
-    """Restart dead children (with backoff) until a stop is requested."""
+def start_front() -> MediaFront | None:
+    """The media port's nginx front, ready to start (None, said why, when off: the engine takes the port)."""
+    front = media_front(var_dir())
+    if front is None:
+        say("STREAMHUB_MEDIA_HTTP_FRONT=off: the engine serves the media port itself.")
+        return None
+    problem = front.prepare()
+    if problem is not None:
+        say(f"No nginx front on the media port ({problem}): the engine serves it itself.", error=True)
+        return None
+    say(f"nginx fronts the media port {front.listen}; the engine listens on 127.0.0.1:{front.upstream_port}.")
+    return front
+
+
+def supervise(children: list[Child], stop_requests: list[int], front: MediaFront | None = None) -> None:
+    """Restart dead children (with backoff) until a stop is requested; rotate the front's viewer log."""
+    nginx = next((child for child in children if child.name == "media-front"), None)
     while not stop_requests:
+        if front is not None and nginx.running:
+            front.rotate_log(nginx.process.pid)
         now = time.monotonic()
         for child in children:
             if child.restart_at is not None:
@@ -350,9 +376,12 @@ def main() -> int:
     check_api_ports_free()
     redis_url = urlparse(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     redis = start_redis(redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
+    front = start_front()
     children = ([redis] if redis else []) + [
-        Child(name, command, api_listen() if name.startswith("api-") else ()) for name, command in commands()
+        Child(name, command, api_listen() if name.startswith("api-") else ()) for name, command in commands(front)
     ]
+    if front is not None:
+        next(child for child in children if child.name == "engine").env = front.engine_environment()
 
     stop_requests: list[int] = []
 
@@ -367,7 +396,7 @@ def main() -> int:
     api_port = os.environ.get("STREAMHUB_API_PORT", "8081")
     say(f"StreamHub is up: API and admin on http://127.0.0.1:{api_port}/  (Ctrl-C stops everything)")
     try:
-        supervise(children, stop_requests)
+        supervise(children, stop_requests, front)
         say(f"{signal.Signals(stop_requests[0]).name}: stopping every process (again to kill them at once)")
     finally:
         stop_all(children, stop_requests)

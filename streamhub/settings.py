@@ -235,6 +235,11 @@ ENGINE_HTTP_PORT = env.int("STREAMHUB_MEDIA_HTTP_PORT", default=3333)
 ENGINE_PROCESSES = env.str("STREAMHUB_ENGINE_PROCESSES", default="auto")
 ENGINE_PRIVATE_RTMP_PORT = env.int("STREAMHUB_ENGINE_PRIVATE_RTMP_PORT", default=0)
 ENGINE_PRIVATE_HTTP_PORT = env.int("STREAMHUB_ENGINE_PRIVATE_HTTP_PORT", default=0)
+# Set by `make run` for its engine when nginx fronts the media port (scripts/media_front.py; README "HTTP
+# viewers through nginx"): the secret nginx sends with the viewer's address (X-Real-IP, believed only with it)
+# and the log of the answers nginx gave from its cache (read to count those viewers). Empty: no front.
+ENGINE_HTTP_FRONT_TOKEN = env.str("STREAMHUB_MEDIA_FRONT_TOKEN", default="")
+ENGINE_HTTP_FRONT_LOG = env.str("STREAMHUB_MEDIA_FRONT_LOG", default="")
 # HTTPS of the media port (OME's TLSPort): open while a vhost has a certificate; 0 turns it off.
 ENGINE_HTTPS_PORT = env.int("STREAMHUB_MEDIA_HTTPS_PORT", default=3334)
 # HTTPS of the API (`manage.py runtlsproxy`, started by `make run`): OME's TLSPort and WCS's REST port,

@@ -43,6 +43,7 @@ from media_engine.commands import (
     StopStream,
     parse_command,
 )
+from media_engine.http.front import WebServerFront
 from media_engine.http.limits import HttpLimits
 from media_engine.http.siblings import SiblingProxy, report_audiences
 from media_engine.jobs.thumbnail import ThumbnailStore
@@ -151,8 +152,22 @@ def record_worker_ports(node: EngineNode, engine: MediaEngineNode) -> None:
     node.rtmp_port = engine.rtmp.private_port
     node.media_http_port = engine.http.private_port
     node.public_rtmp_port = engine.rtmp.port
-    node.public_media_http_port = engine.http.port
+    node.public_media_http_port = public_media_http_port(engine.http.port)
     node.save(update_fields=["rtmp_port", "media_http_port", "public_rtmp_port", "public_media_http_port"])
+
+
+def web_server_front() -> WebServerFront | None:
+    """The engine's side of `make run`'s nginx in front of the media port, when the supervisor started one."""
+    if not settings.ENGINE_HTTP_FRONT_TOKEN:
+        return None
+    log = Path(settings.ENGINE_HTTP_FRONT_LOG) if settings.ENGINE_HTTP_FRONT_LOG else None
+    return WebServerFront(settings.ENGINE_HTTP_FRONT_TOKEN, log)
+
+
+def public_media_http_port(listening: int) -> int:
+    """The media HTTP port players use: the front's (the documented media port) when nginx fronts the engine,
+    which then listens on a loopback upstream port; else the one the engine listens on."""
+    return settings.ENGINE_HTTP_PORT if settings.ENGINE_HTTP_FRONT_TOKEN else listening
 
 
 def edge_options(node_id: str, siblings: Locate | None = None) -> dict:
@@ -193,7 +208,8 @@ class EngineRunner:
         self._background: set[asyncio.Task] = set()  # certificate reloads under way
 
     async def run(self) -> None:
-        node = await sync_to_async(register_node)(self.node_id, self.addresses.rtmp_port, self.addresses.http_port)
+        http_port = public_media_http_port(self.addresses.http_port)  # (a worker's private one comes once it listens)
+        node = await sync_to_async(register_node)(self.node_id, self.addresses.rtmp_port, http_port)
         self.control = DatabaseControlPlane(node, siblings_of=self.siblings_of)
         options = edge_options(self.node_id, self.control.locate if self.siblings_of is not None else None)
         siblings = None
@@ -219,6 +235,9 @@ class EngineRunner:
             ),
         )
         self.relays = RelayCommands(self.engine.webrtc)  # WCS /pull/* WebRTC relays run here
+        front = web_server_front()
+        if front is not None:
+            front.install(self.engine.http)
         await self.engine.start()
         if self.siblings_of is not None:
             await sync_to_async(record_worker_ports)(node, self.engine)

@@ -27,6 +27,10 @@ segments within the last ``viewer_window`` seconds (`VIEWER_WINDOW` by default):
 long (or when its stream is gone). LL-HLS viewers are counted the same way, as ``"llhls"``.
 `ViewerTracker.sessions` lists a stream's current viewers (address, port, User-Agent, first and
 last request) for the engine's stats reports.
+
+Behind a web-server front (`make run`'s nginx, `media_engine.http.front`), the client is the one the front
+vouches for, and the answers it gives from its cache are counted from its viewer log
+(`account_cached_answers`) as if they had been given here.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -60,6 +64,7 @@ from media_engine.hls.llhls import (
     parse_blocking_request,
 )
 from media_engine.hls.segmenter import HlsPackager, HlsSegmenter
+from media_engine.http.front import CachedAnswer
 from media_engine.http.limits import GuardedProtocolFactory, HttpLimits
 from media_engine.http.siblings import client_port
 from media_engine.internal_auth import JOB_QUERY_KEY
@@ -87,9 +92,11 @@ CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
 # second (a fraction of a segment); the LL-HLS media playlist changes with every part, so its plain form is
 # revalidated every time, while a blocking reload (``_HLS_msn``/``_HLS_part``) is the same answer for the same
 # URL (any playlist holding that part will do) and is cached briefly, so that a cache lets many players waiting
-# for one part cost one request. 404s are cached for a second; other errors and playlists carrying a viewer's
-# session token (access control) are not cached by shared caches.
+# for one part cost one request. 404s are cached for a second; other errors, and every answer to a request that
+# passed an admission check (access control: a shared cache must never give it to a client admission would
+# refuse), are not cached by shared caches.
 CACHE_IMMUTABLE = "public, max-age=31536000, immutable"
+CACHE_PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
 CACHE_PLAYLIST = "public, max-age=1"
 CACHE_LIVE_PLAYLIST = "no-cache"
 CACHE_BLOCKING_RELOAD = "public, max-age=2"
@@ -106,6 +113,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVER_KEY: web.AppKey[MediaHttpServer] = web.AppKey("media_server")
 # Where an admitted HLS/LL-HLS request keeps its viewer's session token (None: no access control).
 ACCESS_TOKEN_KEY = "streamhub_access_session"
+# Set on an HLS/LL-HLS request that admission checked (its answer is for that client only).
+ADMISSION_CHECKED_KEY = "streamhub_admission_checked"
 # Query parameters of LL-HLS blocking reloads: not part of what a viewer was admitted with.
 _RELOAD_PARAMETERS = {SESSION_QUERY_KEY, "_HLS_msn", "_HLS_part", "_HLS_skip"}
 
@@ -232,6 +241,16 @@ def _peer_port(request: web.Request) -> int:
         return vouched
     peer = request.transport.get_extra_info("peername") if request.transport is not None else None
     return int(peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else 0
+
+
+def _protocol_of(file: str) -> str | None:
+    """ "hls" or "llhls" for the file of a stream's HLS/LL-HLS route, None for anything else."""
+    chunklist = file.startswith("chunklist_") and file.endswith(".m3u8")
+    if file.endswith(".m4s") or file == MASTER_PLAYLIST_NAME or chunklist:
+        return "llhls"
+    if file.endswith(".ts") or file in ("ts:playlist.m3u8", "playlist.m3u8"):
+        return "hls"
+    return None
 
 
 def _request_host(request: web.Request) -> str:
@@ -399,6 +418,7 @@ class MediaHttpServer:
         request[ACCESS_TOKEN_KEY] = None
         if not target.config.access.checks(PLAY, protocol, target.key.name):
             return
+        request[ADMISSION_CHECKED_KEY] = True
         if JOB_QUERY_KEY in request.query:
             # A media job (HLS dump) sends its job token with every request (a cheap HMAC check, never
             # a webhook): its playlists stay as they are, without a session on their URIs.
@@ -423,11 +443,10 @@ class MediaHttpServer:
         return add_session_to_playlist(playlist, token) if token else playlist
 
     @staticmethod
-    def _playlist_cache(request: web.Request, shared: str) -> str:
-        """``shared``, or `CACHE_PRIVATE` for a playlist carrying the viewer's session token (or a job's)."""
-        if request.get(ACCESS_TOKEN_KEY) or JOB_QUERY_KEY in request.query:
-            return CACHE_PRIVATE
-        return shared
+    def _cache_control(request: web.Request, shared: str, private: str = CACHE_PRIVATE) -> str:
+        """``shared``, or ``private`` for the answer to a request admission checked (a playlist then carries
+        the viewer's session token, or a job's; a segment or part was given to that client only)."""
+        return private if request.get(ADMISSION_CHECKED_KEY) else shared
 
     def count_sent(self, request: web.Request, stream: LiveStream, nbytes: int) -> None:
         """Account an answer of ``nbytes`` body bytes to ``stream`` (nothing for HEAD)."""
@@ -455,7 +474,7 @@ class MediaHttpServer:
             raise web.HTTPNotFound(text="stream not found\n")
         playlist = self._with_session(request, playlist)
         self._account(request, segmenter, len(playlist))
-        cache = self._playlist_cache(request, CACHE_PLAYLIST)
+        cache = self._cache_control(request, CACHE_PLAYLIST)
         return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": cache})
 
     async def handle_segment(self, request: web.Request) -> web.StreamResponse:
@@ -465,7 +484,8 @@ class MediaHttpServer:
         if segmenter is None or not data:
             raise web.HTTPNotFound(text="segment not found\n")
         self._account(request, segmenter, len(data))
-        return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": CACHE_IMMUTABLE})
+        cache = self._cache_control(request, CACHE_IMMUTABLE, CACHE_PRIVATE_IMMUTABLE)
+        return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": cache})
 
     def _account(
         self, request: web.Request, segmenter: HlsSegmenter | LlHlsSegmenter, nbytes: int, protocol: str = "hls"
@@ -477,6 +497,38 @@ class MediaHttpServer:
         if not stream.ended:
             user_agent = request.headers.get("User-Agent", "")
             self.viewers.seen(stream, request.remote or "", protocol, _peer_port(request), user_agent)
+
+    async def account_cached_answers(self, answers: Iterable[tuple[CachedAnswer, int]]) -> None:
+        """Count the answers a web-server front gave from its cache (`media_engine.http.front`; each answer with
+        how many times it was given) as if this server had given them: bytes sent and the viewer's session,
+        for the streams this process packages (a sibling worker's, or a name that is not live, are another's
+        or nobody's). Applications are resolved once per batch."""
+        configs: dict[tuple[str, str], ApplicationConfig | None] = {}
+        for answer, times in answers:
+            parts = answer.path.split("/")
+            protocol = _protocol_of(parts[3]) if len(parts) == 4 else None
+            if protocol is None:
+                continue
+            _, app, name, _ = parts
+            try:
+                check_stream_name(name)
+            except InvalidStreamName:
+                continue
+            if (answer.host, app) not in configs:
+                configs[answer.host, app] = await self.control.resolve_application(answer.host, app)
+            config = configs[answer.host, app]
+            packager = self.packager if protocol == "hls" else self.llhls
+            if config is None or packager is None:
+                continue
+            key = StreamKey(config.vhost, config.app, name)
+            segmenter = packager.get(key)
+            stream = segmenter.stream if segmenter is not None else None
+            if stream is None:
+                continue
+            packager.watch(key)  # its players keep the packaging going, even when the cache answers them all
+            stream.counters.sent(answer.nbytes * times)
+            if answer.status == 200 and not stream.ended:
+                self.viewers.seen(stream, answer.address, protocol, 0, answer.user_agent)
 
     # --- LL-HLS --------------------------------------------------------------------------------
 
@@ -499,7 +551,7 @@ class MediaHttpServer:
             raise web.HTTPNotFound(text="stream not found\n")
         playlist = self._with_session(request, playlist)
         self._account(request, segmenter, len(playlist), "llhls")
-        cache = self._playlist_cache(request, CACHE_PLAYLIST)
+        cache = self._cache_control(request, CACHE_PLAYLIST)
         return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": cache})
 
     async def handle_llhls_chunklist(self, request: web.Request) -> web.StreamResponse:
@@ -523,7 +575,7 @@ class MediaHttpServer:
         assert playlist is not None
         playlist = self._with_session(request, playlist)
         self._account(request, segmenter, len(playlist), "llhls")
-        cache = self._playlist_cache(request, CACHE_LIVE_PLAYLIST if blocking is None else CACHE_BLOCKING_RELOAD)
+        cache = self._cache_control(request, CACHE_LIVE_PLAYLIST if blocking is None else CACHE_BLOCKING_RELOAD)
         return web.Response(body=playlist, content_type=PLAYLIST_TYPE, headers={"Cache-Control": cache})
 
     async def handle_llhls_file(self, request: web.Request) -> web.StreamResponse:
@@ -535,7 +587,8 @@ class MediaHttpServer:
         if segmenter is None or data is None:
             raise web.HTTPNotFound(text="file not found\n")
         self._account(request, segmenter, len(data), "llhls")
-        return web.Response(body=data, content_type=FMP4_TYPE, headers={"Cache-Control": CACHE_IMMUTABLE})
+        cache = self._cache_control(request, CACHE_IMMUTABLE, CACHE_PRIVATE_IMMUTABLE)
+        return web.Response(body=data, content_type=FMP4_TYPE, headers={"Cache-Control": cache})
 
     # --- lifecycle -----------------------------------------------------------------------------
 

@@ -99,8 +99,16 @@ def verify_client(secret: str, value: str, method: str, path: str, now: float | 
 
 
 def client_port(request: web.Request) -> int | None:
-    """The client's port a sibling vouched for (None: the request came straight from the client)."""
+    """The client's port a sibling (or the web-server front) vouched for (None: the request came straight
+    from the client)."""
     return request.get(_PORT_KEY)
+
+
+def as_client(request: web.Request, address: str, port: int) -> web.Request:
+    """``request`` as made by ``address:port``, which a trusted party (a sibling, the front) vouched for."""
+    forwarded = request.clone(remote=address)
+    forwarded[_PORT_KEY] = port
+    return forwarded
 
 
 _PORT_KEY = "streamhub_sibling_client_port"
@@ -165,9 +173,7 @@ class SiblingProxy:
             if client is None:
                 logger.info("media HTTP: unsigned or stale %s from %s ignored", CLIENT_HEADER, request.remote)
                 return await handler(request)
-            forwarded = request.clone(remote=client[0])
-            forwarded[_PORT_KEY] = client[1]
-            return await handler(forwarded)  # never proxied twice
+            return await handler(as_client(request, *client))  # never proxied twice
         route = request.match_info.route.name
         base = target = None
         if route in SESSION_ROUTES:

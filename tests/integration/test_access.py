@@ -166,7 +166,9 @@ def test_a_signed_publish_plays_over_signed_hls(platform):
         answer = requests.get(signed_playlist, timeout=15)
         segment = next(line for line in answer.text.splitlines() if line and not line.startswith("#"))
         assert "session=" in segment
-        assert requests.get(f"{platform.media}/signed/cam/{segment}", timeout=10).status_code == 200
+        admitted = requests.get(f"{platform.media}/signed/cam/{segment}", timeout=10)
+        # (for that viewer only: a shared cache, as `make run`'s nginx, must never give it to another client)
+        assert admitted.status_code == 200 and admitted.headers["Cache-Control"].startswith("private,")
         assert requests.get(f"{platform.media}/signed/cam/{segment.split('?')[0]}", timeout=10).status_code == 403
         # A real player follows the session through the playlist to the segments.
         assert codecs(ffprobe(signed_playlist))["video"]["codec_name"] == "h264"

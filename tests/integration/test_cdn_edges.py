@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urljoin
 
 import aiohttp
 import pytest
@@ -284,7 +285,9 @@ def test_an_edge_with_two_workers_pulls_a_stream_once(cluster):
         stop(*viewers, publisher)
 
 
-async def whep_frame(url: str) -> tuple[int, int]:
+async def whep_frame(url: str, *, end_session: bool = False) -> tuple[int, int]:
+    """The size of the first video frame a WHEP session of ``url`` receives (``end_session``: then DELETE the
+    session at its Location, which must answer 200)."""
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
     pc = RTCPeerConnection()
@@ -300,12 +303,18 @@ async def whep_frame(url: str) -> tuple[int, int]:
             ) as answer:
                 assert answer.status == 201, await answer.text()
                 sdp = await answer.text()
+                location = answer.headers["Location"]
         await pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
         while True:
             track = await asyncio.wait_for(tracks.get(), 20)
             if track.kind == "video":
                 frame = await asyncio.wait_for(track.recv(), 20)
-                return frame.width, frame.height
+                break
+        if end_session:
+            async with aiohttp.ClientSession() as http:
+                async with http.delete(urljoin(url, location)) as ended:
+                    assert ended.status == 200, (location, ended.status, await ended.text())
+        return frame.width, frame.height
     finally:
         await pc.close()
 

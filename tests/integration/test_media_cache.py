@@ -25,11 +25,11 @@ import aiohttp
 import pytest
 import requests
 
+from scripts.media_front import nginx_main_config, render_cache_tier
 from tests.integration.conftest import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.services
 
-CACHE_CONF = ROOT / "deploy" / "nginx" / "streamhub-media-cache.conf"
 PLAYERS = 200
 PARTS = 10
 HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(part_0_(\d+)_(\d+)_video_[0-9a-f]+_llhls\.m4s)"')
@@ -59,22 +59,9 @@ asyncio.run(main())
 
 def render_cache_conf(folder: Path, listen_port: int, engines: list[int]) -> Path:
     """The shipped configuration for these ports and a cache under ``folder``, inside a main nginx.conf."""
-    text = CACHE_CONF.read_text()
-    text = text.replace("/var/cache/nginx/streamhub", str(folder / "cache"))
-    text = text.replace("    listen 8080;", f"    listen 127.0.0.1:{listen_port};")
-    servers = "".join(f"    server 127.0.0.1:{port} max_fails=0;\n" for port in engines)
-    text = text.replace("    server 127.0.0.1:3333 max_fails=0;\n", servers)
-    assert str(folder / "cache") in text and f"127.0.0.1:{listen_port}" in text and servers in text
+    text = render_cache_tier(f"127.0.0.1:{listen_port}", [f"127.0.0.1:{port}" for port in engines], folder / "cache")
     (folder / "streamhub-media-cache.conf").write_text(text)
-    user = "user root;\n" if os.geteuid() == 0 else ""  # the cache folder is under a private temp folder
-    main = folder / "nginx.conf"
-    main.write_text(
-        f"{user}daemon off; worker_processes 1; pid {folder}/nginx.pid; error_log {folder}/error.log warn;\n"
-        "events { worker_connections 4096; }\n"
-        f"http {{ access_log off; client_body_temp_path {folder}/body; proxy_temp_path {folder}/proxy;\n"
-        f"  include {folder}/streamhub-media-cache.conf; }}\n"
-    )
-    return main
+    return nginx_main_config(folder, f"include {folder}/streamhub-media-cache.conf;", workers="1")
 
 
 @pytest.fixture
@@ -179,10 +166,12 @@ def test_200_llhls_players_through_the_nginx_cache_cost_the_engine_a_few_request
         print(f"{PLAYERS} players x {PARTS} parts in {elapsed:.1f} s: {len(distinct)} distinct parts, engine requests "
               f"{upstream} (plain playlists: {PLAYERS})")  # fmt: skip
         # The engine: one plain playlist per player (not cached: the live edge now), then a few requests per part
-        # for blocking reloads and parts, not one per player.
+        # for blocking reloads and parts, not one per player: the lock holder's, and those of players whose wait on
+        # the lock (proxy_cache_lock_timeout, 250 ms) ended before the part came (about one per part on a quiet
+        # machine; more when a loaded machine makes parts late).
         per_part_playlists = (upstream["llhls_chunklist"] - PLAYERS) / len(distinct)
         per_part_files = upstream["llhls_file"] / len(distinct)
-        assert per_part_playlists <= 4 and per_part_files <= 4, upstream
+        assert per_part_playlists <= 8 and per_part_files <= 8, upstream
 
         # A complete segment through the cache: valid for ffprobe, and a cache hit the second time.
         playlist = requests.get(f"{base}/{chunklist}", timeout=10).text

@@ -2,12 +2,15 @@
 own: every kind of child killed with SIGKILL comes back, the API answers while the engine restarts, a
 running record resumes after its worker's death, a crash loop backs off, and SIGTERM stops everything.
 Two API processes share the API port: REST calls and WebSocket events work on both, and the API
-goes on answering while one of them is killed.
+goes on answering while one of them is killed. nginx fronts the media port (as `make run` starts it):
+HLS, LL-HLS (blocking reloads, preload-hinted parts) and WHEP play through it, and viewers answered
+from its cache count with their own addresses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import re
@@ -17,15 +20,19 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 import requests
 
 from tests.conftest import OME_AUTH
-from tests.integration.conftest import LiveStreamHub, _answers, wait_for
-from tests.integration.test_engine import publish, wait_live
+from tests.integration.conftest import LiveStreamHub, _answers, free_port, wait_for
+from tests.integration.test_cdn_edges import whep_frame
+from tests.integration.test_engine import codecs, ffprobe, publish, wait_live
 from tests.integration.test_recording import record_state
+from tests.integration.test_wcs import wcs
 
 # Longer than the suite's 300 s: the module's platform (nine processes, two API servers) starts in its
 # first test's setup, and takes minutes to import Django on a loaded machine.
@@ -48,6 +55,7 @@ class SupervisedStreamHub(LiveStreamHub):
                 "STREAMHUB_MEDIA_HTTP_HOST": "127.0.0.1",
                 "STREAMHUB_MEDIA_HTTP_PORT": str(self.media_port),
                 "STREAMHUB_API_PROCESSES": "2",
+                "STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT": str(free_port()),  # the engine's, behind nginx
             }
         )
 
@@ -56,7 +64,7 @@ class SupervisedStreamHub(LiveStreamHub):
         # Generous: every child (two API processes among them) imports Django at once on a busy machine.
         wait_for(lambda: _answers(f"{self.url}/admin/login/"), 300, lambda: self.log("supervisor")[-3000:])
         if wait_for_engine:
-            wait_for(lambda: _answers(f"{self.media}/"), 120, lambda: self.log("supervisor")[-3000:])
+            wait_for(lambda: engine_answers(self), 120, lambda: self.log("supervisor")[-3000:])
         for name in ("media-worker", "transcode-worker", "control-worker", "beat"):
             wait_for(lambda name=name: self.ready_count(name) >= 1, 90, lambda: self.log("supervisor")[-3000:])
 
@@ -96,6 +104,14 @@ def supervised(tmp_path_factory, redis_url):
         raise
     yield platform
     platform.stop()
+
+
+def engine_answers(platform) -> bool:
+    """The engine answers on the media port (its WebRTC page, through nginx: not nginx's 502 while it starts)."""
+    try:
+        return requests.get(f"{platform.media}/", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def api_answers(platform) -> bool:
@@ -246,9 +262,7 @@ def test_the_api_answers_while_a_killed_engine_restarts(supervised):
     old = supervised.kill_child("engine")
     answers = []
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (
-        supervised.pids("engine")[-1] != old and _answers(f"{supervised.media}/")
-    ):
+    while time.monotonic() < deadline and not (supervised.pids("engine")[-1] != old and engine_answers(supervised)):
         answers.append(api_answers(supervised))
         time.sleep(0.2)
     assert supervised.pids("engine")[-1] != old, supervised.log("supervisor")[-3000:]
@@ -290,6 +304,94 @@ def test_a_record_resumes_after_its_media_worker_is_killed(supervised):
     assert max(int(path.stem) for path in files) > before["sequence"] + 1
 
 
+HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"')
+NEXT_PART = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_\d+_(\d+)_(\d+)_')
+
+
+def probe_tracks(url: str) -> dict:
+    """ffprobe ``url`` until it shows video and audio (a probe on a loaded machine may end before a track)."""
+    probes: list[dict] = []
+
+    def attempt() -> dict | None:
+        probes.append(codecs(ffprobe(url)))
+        return probes[-1] if {"video", "audio"} <= set(probes[-1]) else None
+
+    return wait_for(attempt, 60, lambda: str(probes[-2:]))
+
+
+def get_from(address: str, url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    """GET ``url`` from the local ``address`` (127.0.0.x: a viewer that is not nginx's loopback address)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=20, source_address=(address, 0))
+    try:
+        connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
+        answer = connection.getresponse()
+        return answer.status, dict(answer.getheaders()), answer.read()
+    finally:
+        connection.close()
+
+
+def test_nginx_fronts_the_media_port_hls_llhls_whep_and_viewers_answered_from_its_cache(supervised):
+    log = supervised.log("supervisor")
+    assert "nginx fronts the media port" in log and supervised.pids("media-front"), log[-3000:]
+    base = f"{supervised.media}/app/fronted"
+    publisher = publish(supervised, "fronted", seconds=120)
+    try:
+        wait_live(supervised, "fronted", publisher)
+        for playlist in ("ts:playlist.m3u8", "llhls.m3u8"):
+            streams = probe_tracks(f"{base}/{playlist}")
+            assert streams["video"]["codec_name"] == "h264" and streams["audio"]["codec_name"] == "aac"
+
+        # Viewers answered from nginx's cache count, with their own addresses (never nginx's): one fetch
+        # fills the cache, three viewers on other loopback addresses get the segment from it.
+        playlist = requests.get(f"{base}/ts:playlist.m3u8", timeout=10).text
+        segment = f"{base}/{[line for line in playlist.splitlines() if line.endswith('.ts')][-1]}"
+        assert requests.get(segment, timeout=10).status_code == 200
+        for number in (2, 3, 4):
+            status, headers, body = get_from(f"127.0.0.{number}", segment, **{"User-Agent": f"cached-viewer/{number}"})
+            assert (status, headers["X-Cache-Status"]) == (200, "HIT") and body[0] == 0x47  # (TS sync byte)
+        # A viewer's claim to be someone else is not believed (nginx sets the headers the engine trusts).
+        spoofed = {"User-Agent": "spoofing-viewer/1", "X-Real-IP": "10.9.9.9", "X-StreamHub-Front": "guess"}
+        assert get_from("127.0.0.5", f"{base}/ts:playlist.m3u8", **spoofed)[0] == 200
+
+        def viewers() -> dict[str, str]:
+            answer = wcs(supervised, "hls/subscribers", {"hlsId": "fronted"})
+            return {v["userAgent"]: v["ip"] for v in answer.json()} if answer.status_code == 200 else {}
+
+        expected = {f"cached-viewer/{n}": f"127.0.0.{n}" for n in (2, 3, 4)} | {"spoofing-viewer/1": "127.0.0.5"}
+        wait_for(lambda: expected.items() <= viewers().items(), 20, lambda: str(viewers()))
+        # A request with credentials in its query never comes from (nor goes into) the cache.
+        credentials = requests.get(f"{segment}?session=someone-elses", timeout=10)
+        assert credentials.headers["X-Cache-Status"] == "BYPASS"
+
+        # LL-HLS: a blocking reload for the next part and the preload-hinted part itself, at the same time, through
+        # nginx; both answered once the part is complete (a part is 0.2 s: well within the timeout).
+        master = requests.get(f"{base}/llhls.m3u8", timeout=10).text
+        chunklist = next(line for line in master.splitlines() if line.startswith("chunklist_"))
+        playlist = requests.get(f"{base}/{chunklist}", timeout=10).text
+        hinted = HINT.search(playlist)[1]
+        msn, part = NEXT_PART.search(playlist).groups()
+        with ThreadPoolExecutor(2) as pool:
+            reload = pool.submit(requests.get, f"{base}/{chunklist}?_HLS_msn={msn}&_HLS_part={part}", timeout=10)
+            hint = pool.submit(requests.get, f"{base}/{hinted}", timeout=10)
+            reload, hint = reload.result(), hint.result()
+        assert reload.status_code == 200 and f'URI="{hinted}"' in reload.text.split("#EXT-X-PRELOAD-HINT")[0]
+        assert hint.status_code == 200 and hint.content[4:8] in (b"moof", b"emsg"), hint.status_code
+        again = requests.get(f"{base}/{chunklist}?_HLS_msn={msn}&_HLS_part={part}", timeout=10)
+        assert again.status_code == 200 and again.headers["X-Cache-Status"] == "HIT"
+
+        # WHEP through nginx (POST offer, 201 with the session's Location), frames; then the session's DELETE.
+        assert asyncio.run(whep_frame(f"{base}?direction=whep", end_session=True)) == (640, 360)
+        # CORS preflight and errors keep their answers.
+        preflight = requests.options(f"{base}?direction=whep", timeout=10)
+        assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == "*"
+        assert requests.get(f"{supervised.media}/app/nothing/ts:playlist.m3u8", timeout=10).status_code == 404
+        assert requests.get(f"{supervised.media}/app/.hidden/llhls.m3u8", timeout=10).status_code == 400
+    finally:
+        publisher.kill()
+        publisher.wait()
+
+
 def test_sigterm_stops_every_process_of_the_platform(supervised):
     """Last in this module: it ends the platform."""
     groups = {
@@ -326,7 +428,7 @@ def test_a_crash_looping_engine_backs_off_longer_each_time(tmp_path, redis_url):
         squatter.close()
     try:
         # Once the port is free the next start succeeds.
-        wait_for(lambda: _answers(f"{platform.media}/"), 60, lambda: platform.log("supervisor")[-3000:])
+        wait_for(lambda: engine_answers(platform), 60, lambda: platform.log("supervisor")[-3000:])
         publisher = publish(platform, "recovered", seconds=20)
         try:
             wait_live(platform, "recovered", publisher)
