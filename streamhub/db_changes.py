@@ -11,6 +11,8 @@ no version, and every call computes.
 
 from __future__ import annotations
 
+import itertools
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -22,20 +24,33 @@ from django.db import connection
 T = TypeVar("T")
 
 _lock = threading.Lock()  # one watching connection per database file, shared by the request threads
-_watchers: dict[str, sqlite3.Connection] = {}
+# path -> (the file's inode, the watcher's serial number, its connection): a new watcher's data_version
+# starts over, its serial number tells its versions from those of the one before.
+_watchers: dict[str, tuple[int, int, sqlite3.Connection]] = {}
+_serials = itertools.count()
 
 
-def database_version() -> tuple[str, int] | None:
+def database_version() -> tuple[str, int, int] | None:
     """A value that differs from every earlier one once a change has been committed to the database
     (None: this database or this moment cannot tell; see the module's docstring)."""
     if connection.vendor != "sqlite" or connection.in_atomic_block or connection.is_in_memory_db():
         return None
     name = str(connection.settings_dict["NAME"])
     with _lock:
-        watcher = _watchers.get(name)
-        if watcher is None:
-            watcher = _watchers[name] = sqlite3.connect(name, check_same_thread=False, isolation_level=None)
-        return name, watcher.execute("PRAGMA data_version").fetchone()[0]
+        try:
+            inode = os.stat(name).st_ino  # a file put in the database's place gets a watcher of its own
+            known = _watchers.get(name)
+            if known is None or known[0] != inode:
+                if known is not None:
+                    known[2].close()
+                watcher = sqlite3.connect(name, check_same_thread=False, isolation_level=None)
+                known = _watchers[name] = (inode, next(_serials), watcher)
+            return name, known[1], known[2].execute("PRAGMA data_version").fetchone()[0]
+        except (OSError, sqlite3.Error):  # a locked or missing file: compute, as without a version
+            broken = _watchers.pop(name, None)
+            if broken is not None:
+                broken[2].close()
+            return None
 
 
 def cached_until_database_changes(compute: Callable[[], T]) -> Callable[[], T]:
