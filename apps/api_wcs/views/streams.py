@@ -161,8 +161,8 @@ def stream_by_name(name: str) -> Stream:
 
 @cached_until_database_changes
 def presented_live_streams() -> list[dict]:
-    """``present(live_streams())``, computed again only once the database has changed: find_all is a
-    hot path (issue #19) that the engine's heartbeats change every few seconds at most."""
+    """``present(live_streams())``, computed again only once the database has changed (any commit: an
+    engine's heartbeat every few seconds...): find_all is a hot path (issue #19). Shared: read-only."""
     return present(live_streams())
 
 
