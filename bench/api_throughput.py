@@ -5,7 +5,9 @@ The platform is started as `make run` starts it: scripts/run_platform.py (its AP
 CPU unless STREAMHUB_API_PROCESSES says otherwise, engine, workers, beat) on free ports.
 
 Prints requests per second and latency percentiles at ``--connections`` concurrent clients for
-``GET /bench/bare`` (the floor), ``GET /v1/vhosts`` (OME) and ``POST /rest-api/stream/find_all`` (WCS).
+``GET /bench/bare`` (the floor), ``GET /v1/vhosts`` (OME) and ``POST /rest-api/stream/find_all`` (WCS),
+and the CPU time the API processes spent per request (user + system, from /proc): unlike requests per
+second, it hardly depends on what else the machine runs, so runs on a shared machine compare.
 The streams are ffmpeg publishers copying a short clip in a loop (no encoding: the CPU is the API's).
 
     .venv/bin/python bench/api_throughput.py [--connections 50] [--seconds 10] [--streams 10]
@@ -97,7 +99,19 @@ http {{
     return process, url
 
 
-def wrk(url: str, connections: int, seconds: int, *extra: str) -> dict[str, str]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes ``pids`` so far (/proc/PID/stat, fields 14 and 15)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, connections: int, seconds: int, *extra: str, pids: list[int] | None = None) -> dict[str, str]:
+    """wrk's figures; with ``pids``, also the CPU milliseconds those processes spent per request."""
+    pids = pids or []
+    cpu_before = cpu_seconds(pids)
     result = subprocess.run(
         ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", *extra, url],
         capture_output=True, text=True, check=True,
@@ -108,6 +122,10 @@ def wrk(url: str, connections: int, seconds: int, *extra: str) -> dict[str, str]
         figures[percentile] = re.search(rf"^\s+{percentile}\s+(\S+)", out, re.M).group(1)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     figures["non-2xx"] = errors.group(1) if errors else "0"
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    cpu = cpu_seconds(pids) - cpu_before
+    figures["cpu"] = f"{1000 * cpu / requests:.2f}" if pids and requests else "-"
+    figures["load"] = f"{os.getloadavg()[0]:.1f}"
     return figures
 
 
@@ -133,20 +151,28 @@ def main() -> None:
         time.sleep(2)
         load_average = os.getloadavg()[0]  # the machine's load from others, before wrk's
         load = (args.connections, args.seconds)
+        # The API processes now serving (the last start of each).
+        api = dict(re.findall(r"started (api-\d+) \(pid (\d+)\)", hub.log("supervisor")))
+        pids = [int(pid) for pid in api.values()]
         nginx, nginx_url = start_nginx(folder)
         rows = [
             ("nginx: the same JSON (reference)", wrk(nginx_url, *load)),
-            ("GET /bench/bare (floor)", wrk(f"{hub.url}/bench/bare", *load)),
-            ("GET /v1/vhosts", wrk(f"{hub.url}/v1/vhosts", *load, "-H", f"Authorization: {OME_AUTH}")),
-            ("POST /rest-api/stream/find_all", wrk(f"{hub.url}/rest-api/stream/find_all", *load, "-s", str(post))),
+            ("GET /bench/bare (floor)", wrk(f"{hub.url}/bench/bare", *load, pids=pids)),
+            ("GET /v1/vhosts", wrk(f"{hub.url}/v1/vhosts", *load, "-H", f"Authorization: {OME_AUTH}", pids=pids)),
+            (
+                "POST /rest-api/stream/find_all",
+                wrk(f"{hub.url}/rest-api/stream/find_all", *load, "-s", str(post), pids=pids),
+            ),
         ]
-        api = re.findall(r"started (api-\d+) \(pid", hub.log("supervisor"))
         print(f"\n`make run` (scripts/run_platform.py: {len(set(api))} Daphne API processes on one port, DEBUG off), "
               f"{args.connections} connections, {args.seconds} s each, {args.streams} live streams on the engine, "
               f"{os.cpu_count()} CPUs, load average before: {load_average:.1f}")  # fmt: skip
-        print(f"{'request':34} {'req/s':>9} {'p50':>9} {'p99':>9} {'non-2xx':>8}")
+        columns = ("rps", "50%", "99%", "non-2xx", "cpu", "load")
+        widths = (9, 9, 9, 8, 15, 10)
+        heads = ("req/s", "p50", "p99", "non-2xx", "API CPU ms/req", "load after")
+        print(f"{'request':34}", *(f"{head:>{width}}" for head, width in zip(heads, widths, strict=True)))
         for name, figures in rows:
-            print(f"{name:34} {figures['rps']:>9} {figures['50%']:>9} {figures['99%']:>9} {figures['non-2xx']:>8}")
+            print(f"{name:34}", *(f"{figures[key]:>{width}}" for key, width in zip(columns, widths, strict=True)))
     finally:
         if nginx is not None:
             nginx.kill()

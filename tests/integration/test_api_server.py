@@ -97,3 +97,44 @@ def test_make_run_defaults_answer_unknown_urls_in_each_apis_format(live_streamhu
     # The admin's static files are still served (WhiteNoise) with DEBUG off.
     css = requests.get(f"{live_streamhub.url}/static/admin/css/base.css", timeout=10)
     assert css.status_code == 200 and "text/css" in css.headers["Content-Type"]
+
+
+def test_cached_lists_follow_every_commit(live_streamhub):
+    """GET /v1/vhosts and WCS /stream/find_all are computed once per database change (streamhub/db_changes.py):
+    a commit by another process (the engine, a worker: `manage.py shell` here) or by the API itself shows
+    in the next answer."""
+    vhosts = lambda: requests.get(f"{live_streamhub.url}/v1/vhosts", headers=AUTH, timeout=10).json()["response"]  # noqa: E731
+
+    def find_all() -> requests.Response:
+        return requests.post(f"{live_streamhub.url}/rest-api/stream/find_all", json={}, timeout=10)
+
+    def shell(code: str) -> None:
+        live_streamhub.manage("shell", "-c", code)
+
+    for _ in range(3):  # computed, then answered from the cache
+        assert vhosts() == ["default"]
+        assert find_all().status_code == 404
+    shell("from apps.hosting.models import VirtualHost; VirtualHost.objects.create(name='other')")
+    assert vhosts() == ["default", "other"]
+    created = requests.post(
+        f"{live_streamhub.url}/v1/vhosts",
+        json=[{"name": "third", "host": {"names": ["third.example"]}}],
+        headers=AUTH,
+        timeout=10,
+    )
+    assert created.status_code == 200, created.text
+    assert vhosts() == ["default", "other", "third"]
+
+    shell(
+        "from apps.hosting.models import Application; from apps.streams.models import Stream;"
+        "Stream.objects.create(application=Application.objects.get(virtual_host__name='default', name='app'),"
+        " name='cam', source_type='Rtmp', input_tracks=[{'kind': 'video', 'codec': 'H264', 'width': 640,"
+        " 'height': 360, 'bitrate': 800000}])"
+    )
+    for _ in range(3):
+        [stream] = find_all().json()
+        assert (stream["name"], stream["width"], stream["bitrate"]) == ("cam", 640, 800)
+    shell("from apps.streams.models import Stream; Stream.objects.filter(name='cam').update(input_tracks=[])")
+    assert find_all().json()[0]["width"] == 0
+    shell("from apps.streams.models import Stream; Stream.objects.filter(name='cam').update(state='ended')")
+    assert find_all().status_code == 404

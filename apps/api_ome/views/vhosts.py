@@ -11,7 +11,7 @@ from apps.api_ome.views.base import OmeAPIView
 from apps.engine.commands import send_certificate_reload
 from apps.hosting.models import CertificateReloadError, VirtualHost
 from apps.hosting.ome_config import VirtualHostConfigSerializer
-from apps.hosting.services import create_virtual_host
+from apps.hosting.services import create_virtual_host, virtual_host_names
 
 VHOST_TAG = ["OME v1: virtual hosts"]
 
@@ -24,7 +24,7 @@ class VirtualHostListView(OmeAPIView):
         responses={200: names_envelope("VhostNames", "virtual hosts"), 401: ERROR_ENVELOPE},
     )
     def get(self, request):
-        return ok(list(VirtualHost.objects.values_list("name", flat=True)))
+        return ok(list(virtual_host_names()))
 
     @extend_schema(
         tags=VHOST_TAG,

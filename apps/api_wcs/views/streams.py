@@ -18,6 +18,7 @@ from apps.security.parsers import PayloadField
 from apps.streams.models import Stream
 from apps.streams.services import request_stop, send_to_subscribers
 from apps.streams.tasks import SNAPSHOT_TIMEOUT, take_snapshot
+from streamhub.db_changes import cached_until_database_changes
 
 # WCS record files: stream-<mediaSessionId>-<start time>.mp4 (WCS adds a random suffix instead).
 RECORD_FILE = "${Stream}-${Id}-${StartTime:YYYYMMDDhhmmss}.mp4"
@@ -158,8 +159,15 @@ def stream_by_name(name: str) -> Stream:
 # -- handlers -------------------------------------------------------------------------------------
 
 
+@cached_until_database_changes
+def presented_live_streams() -> list[dict]:
+    """``present(live_streams())``, computed again only once the database has changed (any commit: an
+    engine's heartbeat every few seconds...): find_all is a hot path (issue #19). Shared: read-only."""
+    return present(live_streams())
+
+
 def find_all(data: dict) -> list[dict]:
-    return found(present(live_streams()), "Streams not found")
+    return found(list(presented_live_streams()), "Streams not found")
 
 
 def find(data: dict) -> list[dict]:
