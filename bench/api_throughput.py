@@ -35,6 +35,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from rtmp_hls import publishers as rtmp_publishers  # noqa: E402
 
 OME_AUTH = "Basic b21lLWFjY2Vzcy10b2tlbg=="  # the development token "ome-access-token"
+TEST_ONLY_SETTINGS = (
+    "STREAMHUB_ENGINE_HEARTBEAT",
+    "STREAMHUB_ENGINE_PROCESSES",
+    "STREAMHUB_JOB_LEASE",
+    "STREAMHUB_JOB_RECOVERY_INTERVAL",
+)
 POST_SCRIPT = 'wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"\n'
 
 
@@ -66,6 +72,9 @@ def start_supervised(hub: LiveStreamHub) -> None:
             "DJANGO_SETTINGS_MODULE": "bench.api_floor.settings",
         }
     )
+    # `make run`'s own engine heartbeat, worker processes and job leases, not the test platform's quicker ones.
+    for test_setting in TEST_ONLY_SETTINGS:
+        hub.env.pop(test_setting, None)
     hub._spawn("supervisor", [sys.executable, "scripts/run_platform.py"])
     log = lambda: hub.log("supervisor")[-3000:]  # noqa: E731
     wait_for(lambda: _answers(f"{hub.url}/bench/bare"), 300, log)
