@@ -5,6 +5,7 @@ stream's counters), ends streams of silent nodes, and carries out API commands f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import socket
@@ -23,6 +24,7 @@ from apps.cdn.engine import EdgeLocator, mirror_states
 from apps.cdn.models import StreamRoute
 from apps.cdn.services import MirrorState
 from apps.engine.choices import NodeRole
+from apps.engine.claims import release_all
 from apps.engine.control_plane import DatabaseControlPlane, snapshot_of
 from apps.engine.models import EngineNode, internal_job_secret
 from apps.engine.signals import node_heartbeat
@@ -76,6 +78,7 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
         },
     )
     StreamRoute.objects.filter(edge=node).delete()  # an edge that restarts pulls nothing yet
+    release_all(node)  # nor holds a publish claim (a worker restarted under the same id)
     # Streams this node had before a crash or restart are not live any more.
     for stream in Stream.objects.live().filter(node=node).select_related("application__virtual_host", "node"):
         stream.end()
@@ -232,6 +235,8 @@ class EngineRunner:
                 task.cancel()
             await asyncio.gather(stop_requested, *tasks, return_exceptions=True)
             await self.engine.stop()
+            with contextlib.suppress(Exception):  # (the database may be the reason it stops)
+                await sync_to_async(release_all)(node)  # other nodes may take its keys at once
         for task in tasks:
             if task in done:
                 raise RuntimeError(f"the engine node's {task.get_name()} loop ended") from task.exception()
