@@ -97,8 +97,10 @@ def heartbeat(
 ) -> None:
     """``load``: the streams the node holds (published or pulled from an origin) and their viewers;
     ``mirrors``: an edge's pulls (its CDN routes). The node's time and its streams' counters (only
-    what changed since ``stored``, see `record_counters`) go in one transaction; the streams of silent
-    nodes are ended when asked (it need not run every heartbeat)."""
+    what changed since ``stored``, see `record_counters`) go in one transaction; the chores of the
+    cluster that any node may do (ending the streams of silent nodes, dropping dead routes, stopping
+    unwatched CDN transcodes) run when asked: every worker of every node need not do them every
+    heartbeat, and they cost an idle worker more than its own heartbeat."""
     # One commit for the node and its counters.
     with transaction.atomic():
         EngineNode.objects.filter(pk=node.pk).update(
@@ -109,8 +111,9 @@ def heartbeat(
         stream_services.end_streams_of_stale_nodes()
     if mirrors is not None:
         cdn_services.sync_routes(node, mirrors)
-    cdn_services.clean_routes()
-    cdn_services.stop_unwatched_profile_transcodes(settings.ENGINE_EDGE_TRANSCODE_IDLE)
+    if check_stale_nodes:
+        cdn_services.clean_routes()
+        cdn_services.stop_unwatched_profile_transcodes(settings.ENGINE_EDGE_TRANSCODE_IDLE)
     node_heartbeat.send_robust(sender=EngineNode, node=node, snapshots=snapshots)
 
 
@@ -245,7 +248,8 @@ class EngineRunner:
         previous: dict[int, tuple[int, int]] = {}
         stored: dict[int, stream_services.CounterSnapshot] = {}  # what the database has, per stream
         last = last_stale_check = time.monotonic()
-        # Ending the streams of silent nodes is a join over every live stream: a few times per node
+        # Ending the streams of silent nodes is a join over every live stream (and the other chores of
+        # the cluster come with it, see `heartbeat`): a few times per node
         # timeout is enough (a node is silent only after ENGINE_NODE_TIMEOUT anyway).
         stale_check_interval = max(self.heartbeat_interval, settings.ENGINE_NODE_TIMEOUT / 3)
         while True:
