@@ -398,11 +398,20 @@ def publish(server: Server, streams: int, seconds: int, source: Path) -> list[su
 
 
 def profiler(pid: int, seconds: int, output: Path | None) -> subprocess.Popen | None:
-    """py-spy sampling the engine (as root) into collapsed stacks (`--format raw`), or None."""
+    """py-spy sampling the engine and its worker processes (as root) into collapsed stacks (`--format
+    raw`, each stack under its process), or None."""
     if output is None:
         return None
     output.parent.mkdir(parents=True, exist_ok=True)
-    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "50"]
+    command = [
+        str(Path(sys.executable).parent / "py-spy"),
+        "record",
+        "--format",
+        "raw",
+        "--rate",
+        "50",
+        "--subprocesses",
+    ]
     command += ["--pid", str(pid), "--duration", str(seconds), "--output", str(output)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -2,6 +2,10 @@
 
 `media_engine` never imports Django; `apps.engine` implements `ControlPlane` over the database,
 and tests use `StaticControlPlane`.
+
+A control plane shared by several nodes (or worker processes of one) also offers ``claim_publish``
+and ``release_publish`` (`PublishClaiming`): an RTMP publish claims its key before it opens the
+stream, so that of two publishes of one key at the same moment on two nodes only one passes.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from media_engine.admission import OPEN, AccessRules
-from media_engine.registry import LiveStream
+from media_engine.registry import LiveStream, StreamKey
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,15 @@ class ControlPlane(Protocol):
     async def stream_started(self, stream: LiveStream) -> None: ...
 
     async def stream_ended(self, stream: LiveStream) -> None: ...
+
+
+class PublishClaiming(Protocol):
+    async def claim_publish(self, key: StreamKey) -> bool:
+        """True: this node may open a publish of ``key`` (`release_publish` follows once, whatever
+        happens); False: another node holds or is taking it."""
+
+    def release_publish(self, key: StreamKey) -> None:
+        """The session that claimed ``key`` is done with it (returns at once)."""
 
 
 class StaticControlPlane:

@@ -14,6 +14,7 @@ from django.conf import settings
 
 from apps.access.services import access_rules
 from apps.engine.choices import NodeRole
+from apps.engine.claims import PublishClaims
 from apps.engine.models import EngineNode, internal_job_secret
 from apps.hosting.models import Application
 from apps.hosting.services import find_virtual_host
@@ -128,9 +129,8 @@ class DatabaseControlPlane:
         self.node = node
         self.clock = clock
         self.siblings_of = siblings_of
-        # Asked by RTMP publishes (media_engine.rtmp.session) only where siblings exist: a single node's
-        # publishes never wait for the database.
-        self.held_elsewhere = self._held_by_sibling if siblings_of is not None else None
+        # RTMP publishes (media_engine.rtmp.session) claim their key here before they open the stream.
+        self.claims = PublishClaims(node)
         self.stream_ids: dict[StreamKey, int] = {}
         self._cache: dict[tuple, tuple[float, ApplicationConfig | None]] = {}
 
@@ -262,6 +262,12 @@ class DatabaseControlPlane:
         """The private media HTTP base of sibling worker ``tag`` (WebRTC session ids name it)."""
         return await sync_to_async(self._worker_base)(tag)
 
-    async def _held_by_sibling(self, key: StreamKey) -> bool:
-        """True while a sibling worker holds ``key``: a publish of it here is refused as already live."""
-        return await sync_to_async(self._holding_sibling)(key) is not None
+    # --- publish claims (apps.engine.claims) -------------------------------------------------------
+
+    async def claim_publish(self, key: StreamKey) -> bool:
+        """False while another alive node (a sibling worker process too) holds or is taking a publish of
+        ``key``; True: this node may open it, and `release_publish` follows once the session is done."""
+        return await self.claims.claim(key)
+
+    def release_publish(self, key: StreamKey) -> None:
+        self.claims.release(key)

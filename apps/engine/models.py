@@ -1,4 +1,5 @@
-"""Engine nodes: which machines run the media engine, where they listen, and whether they are alive."""
+"""Engine nodes: which machines run the media engine, where they listen, and whether they are alive;
+and the publish claims that let one node (or worker process) at a time take a stream key."""
 
 from __future__ import annotations
 
@@ -133,6 +134,27 @@ class EngineNode(models.Model):
     @classmethod
     def stale(cls) -> models.QuerySet[EngineNode]:
         return cls.objects.filter(last_heartbeat__lt=timezone.now() - timedelta(seconds=settings.ENGINE_NODE_TIMEOUT))
+
+
+class PublishClaim(models.Model):
+    """A stream key an engine node is taking or holding a publish of: at most one node per key, so two
+    publishes of one key on two nodes (or two worker processes of a node) at the same moment cannot
+    both pass. Taken before the engine opens the stream (`apps.engine.control_plane.PublishClaims`),
+    released when the publisher leaves; a dead node's claim is taken over."""
+
+    vhost = models.CharField("virtual host", max_length=255)
+    app = models.CharField("application", max_length=255)
+    name = models.CharField("stream", max_length=255)
+    node = models.ForeignKey(EngineNode, on_delete=models.CASCADE, related_name="publish_claims")
+    claimed_at = models.DateTimeField("claimed", default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["vhost", "app", "name"], name="%(app_label)s_%(class)s_one_node_per_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vhost}/{self.app}/{self.name} on {self.node_id}"
 
 
 def internal_job_secret() -> str:

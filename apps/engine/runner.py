@@ -5,6 +5,7 @@ stream's counters), ends streams of silent nodes, and carries out API commands f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import socket
@@ -24,6 +25,7 @@ from apps.cdn.engine import EdgeLocator, mirror_states
 from apps.cdn.models import StreamRoute
 from apps.cdn.services import MirrorState
 from apps.engine.choices import NodeRole
+from apps.engine.claims import release_all
 from apps.engine.control_plane import DatabaseControlPlane, snapshot_of
 from apps.engine.models import EngineNode, internal_job_secret
 from apps.engine.signals import node_heartbeat
@@ -81,6 +83,7 @@ def register_node(node_id: str, rtmp_port: int, http_port: int) -> EngineNode:
         },
     )
     StreamRoute.objects.filter(edge=node).delete()  # an edge that restarts pulls nothing yet
+    release_all(node)  # nor holds a publish claim (a worker restarted under the same id)
     # Streams this node had before a crash or restart are not live any more.
     for stream in Stream.objects.live().filter(node=node).select_related("application__virtual_host", "node"):
         stream.end()
@@ -99,8 +102,10 @@ def heartbeat(
 ) -> None:
     """``load``: the streams the node holds (published or pulled from an origin) and their viewers;
     ``mirrors``: an edge's pulls (its CDN routes). The node's time and its streams' counters (only
-    what changed since ``stored``, see `record_counters`) go in one transaction; the streams of silent
-    nodes are ended when asked (it need not run every heartbeat)."""
+    what changed since ``stored``, see `record_counters`) go in one transaction; the chores of the
+    cluster that any node may do (ending the streams of silent nodes, dropping dead routes, stopping
+    unwatched CDN transcodes) run when asked: every worker of every node need not do them every
+    heartbeat, and they cost an idle worker more than its own heartbeat."""
     # One commit for the node and its counters.
     with transaction.atomic():
         EngineNode.objects.filter(pk=node.pk).update(
@@ -111,8 +116,9 @@ def heartbeat(
         stream_services.end_streams_of_stale_nodes()
     if mirrors is not None:
         cdn_services.sync_routes(node, mirrors)
-    cdn_services.clean_routes()
-    cdn_services.stop_unwatched_profile_transcodes(settings.ENGINE_EDGE_TRANSCODE_IDLE)
+    if check_stale_nodes:
+        cdn_services.clean_routes()
+        cdn_services.stop_unwatched_profile_transcodes(settings.ENGINE_EDGE_TRANSCODE_IDLE)
     node_heartbeat.send_robust(sender=EngineNode, node=node, snapshots=snapshots)
 
 
@@ -256,6 +262,8 @@ class EngineRunner:
                 task.cancel()
             await asyncio.gather(stop_requested, *tasks, return_exceptions=True)
             await self.engine.stop()
+            with contextlib.suppress(Exception):  # (the database may be the reason it stops)
+                await sync_to_async(release_all)(node)  # other nodes may take its keys at once
         for task in tasks:
             if task in done:
                 raise RuntimeError(f"the engine node's {task.get_name()} loop ended") from task.exception()
@@ -264,7 +272,8 @@ class EngineRunner:
         previous: dict[int, tuple[int, int]] = {}
         stored: dict[int, stream_services.CounterSnapshot] = {}  # what the database has, per stream
         last = last_stale_check = time.monotonic()
-        # Ending the streams of silent nodes is a join over every live stream: a few times per node
+        # Ending the streams of silent nodes is a join over every live stream (and the other chores of
+        # the cluster come with it, see `heartbeat`): a few times per node
         # timeout is enough (a node is silent only after ENGINE_NODE_TIMEOUT anyway).
         stale_check_interval = max(self.heartbeat_interval, settings.ENGINE_NODE_TIMEOUT / 3)
         while True:

@@ -11,9 +11,7 @@ from datetime import UTC, datetime
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Greatest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.engine.commands import send_stop
@@ -138,7 +136,8 @@ _TIMES = {"last_recv_time", "last_sent_time", "max_total_connection_time"}
 
 
 def _changed_fields(snapshot: CounterSnapshot, stored: CounterSnapshot | None) -> dict:
-    """Stream field -> value to write for what differs from ``stored`` (everything if None)."""
+    """Stream field -> value to write for what differs from ``stored`` (everything if None). The
+    ``max_throughput_*`` fields get the current throughput, which the statement compares with theirs."""
     fields = {}
     for name, field_name in _COUNTER_FIELDS.items():
         value = getattr(snapshot, name)
@@ -150,10 +149,27 @@ def _changed_fields(snapshot: CounterSnapshot, stored: CounterSnapshot | None) -
     # The maximum throughput can only change when the current one does: compared in the statement, so
     # that it stays right whoever else reported for the stream in between.
     if "last_throughput_in" in fields:
-        fields["max_throughput_in"] = Greatest(F("max_throughput_in"), Value(snapshot.throughput_in))
+        fields["max_throughput_in"] = snapshot.throughput_in
     if "last_throughput_out" in fields:
-        fields["max_throughput_out"] = Greatest(F("max_throughput_out"), Value(snapshot.throughput_out))
+        fields["max_throughput_out"] = snapshot.throughput_out
     return fields
+
+
+_MAXIMA = {"max_throughput_in", "max_throughput_out"}
+
+
+def _counters_statement(names: list[str]) -> str:
+    """One row's UPDATE of ``names``: each is set only if its flag parameter says it changed."""
+    quote = connection.ops.quote_name
+    greatest = "MAX" if connection.vendor == "sqlite" else "GREATEST"
+    sets = []
+    for name in names:
+        column = quote(Stream._meta.get_field(name).column)
+        value = f"{greatest}({column}, %s)" if name in _MAXIMA else "%s"
+        sets.append(f"{column} = CASE WHEN %s THEN {value} ELSE {column} END")
+    sets.append(f"{quote('updated_at')} = %s")
+    where = f"{quote('id')} = %s AND {quote('state')} <> %s"
+    return f"UPDATE {quote(Stream._meta.db_table)} SET {', '.join(sets)} WHERE {where}"
 
 
 def record_counters(snapshots: Sequence[CounterSnapshot], stored: Mapping[int, CounterSnapshot] | None = None) -> int:
@@ -162,9 +178,10 @@ def record_counters(snapshots: Sequence[CounterSnapshot], stored: Mapping[int, C
     ``snapshots``: the counters as the engine sees them now, one per stream (``stream_id``).
     ``stored``: for each stream, the snapshot this caller stored last (pass what was passed in
     before, once that call returned); a field equal to it is not written again. Without it every
-    field is written. Streams with nothing new are not touched; the others are updated in one
-    statement (a few with hundreds of streams), never read. Rows of ended streams keep what they
-    have (an ended row keeps its totals but has no audience: Stream.end() cleared it).
+    field is written. Streams with nothing new are not touched; the others are updated by one
+    statement run once per stream (`executemany`: no ORM expression per stream and field, which cost
+    a worker holding many streams more than their media), never read. Rows of ended streams keep
+    what they have (an ended row keeps its totals but has no audience: Stream.end() cleared it).
     """
     stored = stored or {}
     changes = {}
@@ -174,20 +191,21 @@ def record_counters(snapshots: Sequence[CounterSnapshot], stored: Mapping[int, C
             changes[snapshot.stream_id] = fields
     if not changes:
         return 0
-    now = timezone.now()
-    live = Stream.objects.exclude(state=StreamState.ENDED)
-    if len(changes) == 1:
-        [(stream_id, fields)] = changes.items()
-        return live.filter(pk=stream_id).update(**fields, updated_at=now)
-    # One bulk UPDATE for every field some stream changed; a stream whose field did not change keeps it.
     names = sorted({name for fields in changes.values() for name in fields})
+    model_fields = [Stream._meta.get_field(name) for name in names]
+    now = Stream._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
     rows = []
     for stream_id, fields in changes.items():
-        row = Stream(pk=stream_id, updated_at=now)
-        for name in names:
-            setattr(row, name, fields[name] if name in fields else F(name))
-        rows.append(row)
-    return live.bulk_update(rows, [*names, "updated_at"])
+        row: list = []
+        for name, model_field in zip(names, model_fields, strict=True):
+            if name in fields:
+                row += [True, model_field.get_db_prep_save(fields[name], connection)]
+            else:
+                row += [False, None]
+        rows.append([*row, now, stream_id, StreamState.ENDED.value])
+    with connection.cursor() as cursor:
+        cursor.executemany(_counters_statement(names), rows)
+        return max(cursor.rowcount, 0)
 
 
 def end_streams_of_stale_nodes() -> int:

@@ -148,6 +148,7 @@ class RtmpSession(asyncio.Protocol):
         self._demuxer = flv.FlvDemuxer()
         self.stream: LiveStream | None = None  # the stream this session publishes
         self._opened_stream: LiveStream | None = None  # published while handling the current read
+        self._claimed: StreamKey | None = None  # the key this session claimed (`_claim`) until it lets go
         self._publish_stream_id = 0
         self._batching: ReadBatching | None = None  # fewer, larger reads while publishing
         self._unwrap = TimestampUnwrapper()
@@ -188,6 +189,7 @@ class RtmpSession(asyncio.Protocol):
         self._chunks_in.close()  # frees its incomplete messages and its share of the node's budget
         self._stop_playing()
         self._unpublish()
+        self._release_claim()
         if self._command_task is not None:
             self._command_task.cancel()
         self._set_state(State.CLOSED)
@@ -564,8 +566,8 @@ class RtmpSession(asyncio.Protocol):
         if key is None or self.application is None:
             return False  # the command handler refuses it as it is
         direction = PUBLISH if values[0] == "publish" else PLAY
-        if direction == PUBLISH and getattr(self.control, "held_elsewhere", None) is not None:
-            return True  # a sibling worker process may hold the stream (asked in `_admit`)
+        if direction == PUBLISH and getattr(self.control, "claim_publish", None) is not None:
+            return True  # the key is claimed across nodes in `_admit`
         return self.application.access.checks(direction, "rtmp", key.name)
 
     def _needs_remote(self, values: list[Any]) -> bool:
@@ -594,19 +596,9 @@ class RtmpSession(asyncio.Protocol):
         raw_name = args[1]
         key = self._stream_key(args)
         assert key is not None
-        held_elsewhere = getattr(self.control, "held_elsewhere", None)
-        if publish and held_elsewhere is not None:
-            try:
-                held = await held_elsewhere(key)
-            except Exception:  # noqa: BLE001 - the database is down: this process's registry decides alone
-                logger.exception("rtmp %s: asking whether a sibling holds %s failed", self.remote_address, key)
-                held = False
-            if held:
-                logger.info("rtmp %s: %s is already being published by a sibling worker", self.remote_address, key)
-                self._send_status(stream_id, "error", "NetStream.Publish.BadName", f"{key.name} is already publishing.")
-                raise SessionClosed("stream already live")
-            if not self.application.access.checks(PUBLISH, "rtmp", key.name):
-                return values
+        if publish and not self.application.access.checks(PUBLISH, "rtmp", key.name):
+            await self._claim(stream_id, key)
+            return values
         peer = self._transport.get_extra_info("peername")
         address, port = (peer[0], int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else ("", 0)
         request = AdmissionRequest(
@@ -643,8 +635,38 @@ class RtmpSession(asyncio.Protocol):
             delay = max(0.0, decision.expires_at - time.time())
             self._access_expiry = self._loop.call_later(delay, self._on_access_expired)
         if target is not None:
-            return [*values[:3], target[1], *args[2:]]
+            values = [*values[:3], target[1], *args[2:]]
+        if publish:
+            final = self._stream_key(values[2:])
+            if final is not None:  # (a name the webhook gave that breaks the rule: `_on_publish` refuses it)
+                await self._claim(stream_id, final)
         return values
+
+    async def _claim(self, stream_id: int, key: StreamKey) -> None:
+        """Claim ``key`` across the nodes (and worker processes) of the control plane, so that of two
+        publishes of one key at the same moment on two of them only one passes: raise SessionClosed,
+        answering as to any publish of a live key, if another node holds or is taking it."""
+        claim = getattr(self.control, "claim_publish", None)
+        if claim is None:
+            return
+        self._release_claim()  # (a second publish on this connection)
+        try:
+            taken = await claim(key)
+        except Exception:  # noqa: BLE001 - the database is down: this node's registry decides alone
+            logger.exception("rtmp %s: claiming %s failed", self.remote_address, key)
+            return
+        if not taken:
+            logger.info("rtmp %s: %s is already being published on another node", self.remote_address, key)
+            self._send_status(stream_id, "error", "NetStream.Publish.BadName", f"{key.name} is already publishing.")
+            raise SessionClosed("stream already live")
+        self._claimed = key
+        if self._closing:  # the connection went while the claim was asked
+            self._release_claim()
+
+    def _release_claim(self) -> None:
+        if self._claimed is not None:
+            key, self._claimed = self._claimed, None
+            self.control.release_publish(key)  # type: ignore[attr-defined]
 
     def _on_access_expired(self) -> None:
         self._access_expiry = None
@@ -700,6 +722,7 @@ class RtmpSession(asyncio.Protocol):
             self._batching.close()
             self._batching = None
         self.registry.close(stream)
+        self._release_claim()
         if self.state is State.PUBLISHING:
             self._set_state(State.CONNECTED)
 

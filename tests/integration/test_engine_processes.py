@@ -225,6 +225,51 @@ def test_a_second_publish_of_a_live_name_is_refused_on_either_worker(workers_pla
     assert workers_platform.publishers["multi2"].poll() is None  # the first publisher goes on
 
 
+def test_two_publishes_of_one_key_at_the_same_moment_pass_once(workers_platform, clip):
+    """Pairs of ffmpeg publishers of one new key start together; the kernel gives a pair to both workers
+    about every other time. Exactly one of each pair is accepted (the other is refused as any publish of
+    a live key is), it stays the stream's one holder and plays; its claim goes with it."""
+    log_start = len(workers_platform.log("engine"))
+    across = 0
+    for wave in range(5):
+        names = [f"race{wave}x{index}" for index in range(6)]
+        pairs = {name: [publish_clip(workers_platform, clip, name) for _ in range(2)] for name in names}
+        try:
+            for name, pair in pairs.items():
+                ended = wait_for(
+                    lambda pair=pair: [p for p in pair if p.poll() is not None],
+                    60,
+                    lambda name=name: f"neither publish of {name} was refused",
+                )
+                assert len(ended) == 1, f"both publishes of {name} ended"
+                assert "already publishing" in ended[0].stderr.read().decode(errors="replace")
+            wait_for(lambda names=names: set(names) <= set(holders(workers_platform)), 60)
+            time.sleep(1)  # (a second accepted publish would take the row over now)
+            assert all(any(p.poll() is None for p in pair) for pair in pairs.values())  # the accepted ones go on
+            assert set(names) <= set(live_names(workers_platform))
+            streams = codecs(ffprobe(f"{workers_platform.rtmp}/app/{names[wave % len(names)]}"))
+            assert set(streams) == {"video", "audio"}
+        finally:
+            for pair in pairs.values():
+                for publisher in pair:
+                    publisher.kill()
+                    publisher.wait()
+        log = workers_platform.log("engine")[log_start:]
+        across = sum(1 for line in log.splitlines() if "race" in line and "published on another node" in line)
+        if across >= 2:
+            break
+    assert across >= 2, "no pair landed on both workers"  # (the race above was run between workers)
+    # The claims went with their publishers: a key is published again, on whichever worker.
+    claims = "SELECT count(*) FROM engine_publishclaim WHERE name LIKE 'race%'"
+    wait_for(lambda: query(workers_platform, claims) == [(0,)], 60, lambda: str(query(workers_platform, claims)))
+    again = publish_clip(workers_platform, clip, "race0x0")
+    try:
+        wait_for(lambda: "race0x0" in holders(workers_platform), 60, lambda: workers_platform.log("engine")[-2000:])
+    finally:
+        again.kill()
+        again.wait()
+
+
 def test_whep_plays_in_chromium_through_either_worker(workers_platform):
     from playwright.sync_api import sync_playwright
 
