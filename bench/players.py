@@ -111,10 +111,11 @@ asyncio.run(main())
 """
 
 WHEP_VIEWERS = """
-import asyncio, sys, threading
+import asyncio, socket, sys, threading
 sys.path.insert(0, {root!r})
 import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
 from media_engine.webrtc import ice, passthrough
 from media_engine.webrtc.ice import IcePolicy, use_policy
 
@@ -132,16 +133,24 @@ async def viewer(http, index):
     def on_track(track):
         passthrough.receive_encoded(track)
         async def read():
-            while True:
-                frame = await track.recv()
-                if track.kind == "video":
-                    frames[index] += 1
+            try:
+                while True:
+                    await track.recv()
+                    if track.kind == "video":
+                        frames[index] += 1
+            except MediaStreamError:  # the engine or this process closing
+                pass
         asyncio.ensure_future(read())
 
     with use_policy(POLICY):
         pc.addTransceiver("video", direction="recvonly")
         pc.addTransceiver("audio", direction="recvonly")
         await pc.setLocalDescription(await pc.createOffer())
+    # A receive buffer as large as the kernel allows (net.core.rmem_max): with a few hundred viewers in
+    # a few processes, the default one overflows whenever this process waits for a core.
+    for transceiver in pc.getTransceivers()[:1]:
+        for protocol in transceiver.receiver.transport.transport._connection._protocols:
+            protocol.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24)
     async with http.post({url!r}, data=pc.localDescription.sdp, headers={{"Content-Type": "application/sdp"}}) as r:
         assert r.status == 201, await r.text()
         answer = await r.text()
@@ -227,6 +236,13 @@ class Clients:
         for process in self.processes:
             process.kill()
             process.wait()
+
+
+def udp_receive_buffer_errors() -> int:
+    """Datagrams the kernel dropped because a receiving socket's buffer was full (machine-wide)."""
+    lines = Path("/proc/net/snmp").read_text().splitlines()
+    header, values = [line.split() for line in lines if line.startswith("Udp:")][:2]
+    return int(values[header.index("RcvbufErrors")])
 
 
 def measure(pids: list[int], window: float, clients: Clients | None) -> tuple[float, list[int]]:
@@ -367,14 +383,19 @@ def main() -> int:
                         time.sleep(SETTLE)
                         last = count == max(whep_counts)
                         spy = profiler(engine.pid, args.window, suffixed(args.profile, "whep")) if last else None
+                        dropped = udp_receive_buffer_errors()
                         busy, got = measure([engine.pid], args.window, clients)
+                        dropped = udp_receive_buffer_errors() - dropped
                         if spy is not None:
                             spy.wait()
-                        fps = [n / args.window for n in got]
-                        whep[count] = (busy, (busy - idle) / count, min(fps))
+                        fps = sorted(n / args.window for n in got)
+                        starved = sum(1 for f in fps if f < 25)
+                        whep[count] = (busy, (busy - idle) / count, fps[0])
                         print(
                             f"StreamHub: {count:4d} WHEP viewers: {busy:5.1f} % ({whep[count][1]:.3f} % per viewer; "
-                            f"slowest viewer {min(fps):.1f} video frames/s)",
+                            f"video frames/s: median viewer {fps[len(fps) // 2]:.1f}, slowest {fps[0]:.1f}, "
+                            f"{starved} below 25; {dropped} UDP datagrams dropped by full receive buffers on "
+                            f"this machine; load average {os.getloadavg()[0]:.1f})",
                             flush=True,
                         )
                     finally:
