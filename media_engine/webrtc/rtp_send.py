@@ -14,6 +14,7 @@ are answered from this history (with RTX when negotiated), and `stop()` ends the
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 
 from aiortc import clock
@@ -24,6 +25,8 @@ from aiortc.utils import random32
 from pylibsrtp import SRTP_MAX_TRAILER_LEN
 from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi, lib
+
+logger = logging.getLogger(__name__)
 
 RTP_HEADER = struct.Struct("!BBHII")
 SRTP_BUFFER = 1500  # pylibsrtp's own limit on a packet and its trailer
@@ -73,7 +76,16 @@ class FrameSender:
             self.abs_send_time_at = at - RTP_HEADER.size
 
     def send(self, frame: RTCEncodedFrame) -> bool:
-        """Send ``frame`` now; False if the viewer cannot keep up (its socket holds too much unsent)."""
+        """Send ``frame`` now; False if the viewer cannot keep up (its socket holds too much unsent).
+        A failure ends this sender only (the fanout goes on with the other viewers)."""
+        try:
+            return self._send(frame)
+        except (SrtpError, ValueError, OSError) as error:
+            logger.info("whep sender %08x: %s", self.sender._ssrc, error)
+            self.ended.set()
+            return True
+
+    def _send(self, frame: RTCEncodedFrame) -> bool:
         sender = self.sender
         if not sender._enabled or self.ended.is_set():
             return True
@@ -159,8 +171,9 @@ async def run_frame_sender(sender: RTCRtpSender, track, payload_type: int) -> No
     sender._frame_sender = frame_sender
     sender._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
     try:
-        track.attach_sender(frame_sender)
-        await frame_sender.ended.wait()
+        if track.readyState == "live":  # (a stream that ended before the connection did: nothing to send)
+            track.attach_sender(frame_sender)
+            await frame_sender.ended.wait()
     except asyncio.CancelledError:
         pass
     finally:
