@@ -187,15 +187,6 @@ def raise_priority() -> None:
         os.nice(PRIORITY)
 
 
-def sent_datagrams(pid: int) -> int:
-    """Write-class system calls of ``pid`` so far (``syscw`` in /proc/PID/io): for an engine with only
-    WHEP viewers, its sendto calls, one per RTP/RTCP datagram."""
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        if line.startswith("syscw:"):
-            return int(line.split()[1])
-    return 0
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
@@ -408,10 +399,9 @@ def main() -> int:
                         time.sleep(SETTLE)
                         last = count == max(whep_counts)
                         spy = profiler(engine.pid, args.window, suffixed(args.profile, "whep")) if last else None
-                        dropped, datagrams = udp_receive_buffer_errors(), sent_datagrams(engine.pid)
+                        dropped = udp_receive_buffer_errors()
                         busy, got = measure([engine.pid], args.window, clients)
                         dropped = udp_receive_buffer_errors() - dropped
-                        datagrams = (sent_datagrams(engine.pid) - datagrams) / args.window
                         if spy is not None:
                             spy.wait()
                         fps = sorted(n / args.window for n in got)
@@ -420,9 +410,7 @@ def main() -> int:
                         print(
                             f"StreamHub: {count:4d} WHEP viewers: {busy:5.1f} % ({whep[count][1]:.3f} % per viewer; "
                             f"video frames/s: median viewer {fps[len(fps) // 2]:.1f}, slowest {fps[0]:.1f}, "
-                            f"{starved} below 25; engine sent {datagrams:.0f} datagrams/s, "
-                            f"{10_000 * (busy - idle) / max(datagrams, 1):.1f} us CPU each beyond idle; "
-                            f"{dropped} UDP datagrams dropped by full receive buffers on this machine; "
+                            f"{starved} below 25; {dropped} UDP datagrams dropped by full receive buffers on this machine; "
                             f"load average {os.getloadavg()[0]:.1f})",
                             flush=True,
                         )

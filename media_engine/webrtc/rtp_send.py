@@ -43,7 +43,8 @@ class FrameSender:
         self.ended = asyncio.Event()
         self.sequence_number = random_sequence_number()
         self.timestamp_origin = random32()
-        self.history: list[bytes | None] = [None] * RTP_HISTORY_SIZE
+        # What each recent packet was made of, for NACKs: (sequence number, timestamp, marker, payload).
+        self.history: list[tuple[int, int, bool, bytes] | None] = [None] * RTP_HISTORY_SIZE
         self._header_bytes(payload_type)
         # SRTP in place in a buffer of our own: what pylibsrtp's `Session.protect` does, without its
         # per-call allocation and checks (the session is the DTLS transport's, bound in `send`).
@@ -51,6 +52,7 @@ class FrameSender:
         self._srtp_context = None
         self._srtp_data = ffi.new("char[]", SRTP_BUFFER)
         self._srtp_buffer = ffi.buffer(self._srtp_data)
+        self._srtp_view = memoryview(self._srtp_buffer)
         self._srtp_length = ffi.new("int *")
 
     def _header_bytes(self, payload_type: int) -> None:
@@ -109,30 +111,36 @@ class FrameSender:
         if dtls._tx_srtp is not self._srtp_session:
             self._srtp_session = dtls._tx_srtp
             self._srtp_context = self._srtp_session._srtp[0]
-        context, data, buffer, length = self._srtp_context, self._srtp_data, self._srtp_buffer, self._srtp_length
-        protect, limit = lib.srtp_protect, SRTP_BUFFER - SRTP_MAX_TRAILER_LEN
+        # Each packet is written into the SRTP buffer (header, extensions, payload), protected there in
+        # place and sent from it: no packet object and no copy of the payload but that one.
+        context, data, buffer, view, length = (
+            self._srtp_context, self._srtp_data, self._srtp_buffer, self._srtp_view, self._srtp_length
+        )  # fmt: skip
+        protect, pack_into, sendto, history = lib.srtp_protect, RTP_HEADER.pack_into, transport.sendto, self.history
         first, payload_type, ssrc = self.first_byte, self.payload_type, sender._ssrc
-        sendto, history, pack = transport.sendto, self.history, RTP_HEADER.pack
+        marked = payload_type | 0x80  # the marker bit: the frame's last packet
+        header_size = RTP_HEADER.size + len(extensions)
+        limit = SRTP_BUFFER - SRTP_MAX_TRAILER_LEN - header_size
         sequence_number = self.sequence_number
         payloads = frame.payloads
         last = len(payloads) - 1
         octets = wire_bytes = 0
         for i, payload in enumerate(payloads):
-            packet = pack(first, payload_type | 0x80 if i == last else payload_type, sequence_number, timestamp, ssrc)
-            packet += extensions + payload
-            history[sequence_number % RTP_HISTORY_SIZE] = packet
-            size = len(packet)
+            size = len(payload)
             if size > limit:
                 raise ValueError("RTP packet too long for SRTP")
-            buffer[0:size] = packet
-            length[0] = size
+            marker = i == last
+            pack_into(buffer, 0, first, marked if marker else payload_type, sequence_number, timestamp, ssrc)
+            buffer[RTP_HEADER.size : header_size] = extensions
+            buffer[header_size : header_size + size] = payload
+            history[sequence_number % RTP_HISTORY_SIZE] = (sequence_number, timestamp, marker, payload)
+            length[0] = header_size + size
             error = protect(context, data, length)
             if error:
                 raise SrtpError(f"srtp_protect failed: {error}")
-            size = length[0]
-            sendto(buffer[0:size], address)
-            wire_bytes += size
-            octets += len(payload)
+            sendto(view[: length[0]], address)
+            wire_bytes += length[0]
+            octets += size
             sequence_number = (sequence_number + 1) & 0xFFFF
         self.sequence_number = sequence_number
         count = len(payloads)
@@ -146,13 +154,19 @@ class FrameSender:
 
     async def retransmit(self, sequence_number: int) -> None:
         """Answer a NACK: the packet again, wrapped in RTX when the peer negotiated it."""
-        packet = self.history[sequence_number % RTP_HISTORY_SIZE]
-        if packet is None or int.from_bytes(packet[2:4], "big") != sequence_number:
+        sent = self.history[sequence_number % RTP_HISTORY_SIZE]
+        if sent is None or sent[0] != sequence_number:
             return
+        _, timestamp, marker, payload = sent
         sender = self.sender
+        extensions_map = sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
+        header = RTP_HEADER.pack(
+            self.first_byte, self.payload_type | 0x80 if marker else self.payload_type, sequence_number, timestamp,
+            sender._ssrc,
+        )  # fmt: skip
+        packet = header + self.extensions + payload
         rtx_payload_type = sender._RTCRtpSender__rtx_payload_type  # type: ignore[attr-defined]
         if rtx_payload_type is not None:
-            extensions_map = sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
             rtx = wrap_rtx(
                 RtpPacket.parse(packet, extensions_map),
                 payload_type=rtx_payload_type,
