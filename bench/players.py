@@ -410,7 +410,8 @@ def main() -> int:
                         print(
                             f"StreamHub: {count:4d} WHEP viewers: {busy:5.1f} % ({whep[count][1]:.3f} % per viewer; "
                             f"video frames/s: median viewer {fps[len(fps) // 2]:.1f}, slowest {fps[0]:.1f}, "
-                            f"{starved} below 25; {dropped} UDP datagrams dropped by full receive buffers on this machine; "
+                            f"{starved} below 25; {dropped} UDP datagrams dropped by full receive buffers "
+                            "on this machine; "
                             f"load average {os.getloadavg()[0]:.1f})",
                             flush=True,
                         )
