@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from asyncio.selector_events import _SelectorDatagramTransport
 
 from aiortc import clock
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -113,9 +114,10 @@ class FrameSender:
             self._srtp_context = self._srtp_session._srtp[0]
         # Each packet is written into the SRTP buffer (header, extensions, payload), protected there in
         # place and sent from it: no packet object and no copy of the payload but that one.
-        context, data, buffer, view, length = (
-            self._srtp_context, self._srtp_data, self._srtp_buffer, self._srtp_view, self._srtp_length
-        )  # fmt: skip
+        context, data, buffer, length = self._srtp_context, self._srtp_data, self._srtp_buffer, self._srtp_length
+        # Sent as a view of the buffer to asyncio's own UDP transport, which sends it (or copies it) at
+        # once; any other (a TURN relay's sends later, from a task) gets a copy.
+        out = self._srtp_view if isinstance(transport, _SelectorDatagramTransport) else buffer
         protect, pack_into, sendto, history = lib.srtp_protect, RTP_HEADER.pack_into, transport.sendto, self.history
         first, payload_type, ssrc = self.first_byte, self.payload_type, sender._ssrc
         marked = payload_type | 0x80  # the marker bit: the frame's last packet
@@ -138,7 +140,7 @@ class FrameSender:
             error = protect(context, data, length)
             if error:
                 raise SrtpError(f"srtp_protect failed: {error}")
-            sendto(view[: length[0]], address)
+            sendto(out[: length[0]], address)
             wire_bytes += length[0]
             octets += size
             sequence_number = (sequence_number + 1) & 0xFFFF
