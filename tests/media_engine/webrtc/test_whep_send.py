@@ -1,6 +1,7 @@
 """What a WHEP viewer's peer gets from the engine's own send path (`rtp_send.FrameSender`): the
 stream's frames with the header extensions it negotiated, sender reports with the counts sent, and
-the packets it reports lost (NACK) sent again in RTX. The viewer is aiortc in the test's process."""
+the packets it reports lost (NACK) sent again in RTX; when the stream ends the session closes. The
+viewer is aiortc in the test's process."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from media_engine.webrtc.ice import use_policy
 from tests.media_engine.webrtc.conftest import LOOPBACK_ICE, ffmpeg_publish, start_node, wait_until
 
 
-def test_a_whep_viewer_gets_frames_sender_reports_and_rtx_for_what_it_reports_lost():
+def test_a_whep_viewer_gets_frames_sender_reports_rtx_for_what_it_reports_lost_and_an_end():
     async def main() -> None:
         node = await start_node()
         publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{node.rtmp.port}/app/source")
@@ -93,6 +94,11 @@ def test_a_whep_viewer_gets_frames_sender_reports_and_rtx_for_what_it_reports_lo
             )
             assert rtx.payload[2:] == lost.payload and rtx.timestamp == lost.timestamp
             assert rtx.payload_type != media.payload_type
+
+            # The stream ends: the engine closes the session, its senders stop (peer connection closed).
+            assert len(node.webrtc.sessions) == 1
+            publisher.kill()
+            await wait_until(lambda: not node.webrtc.sessions, 30)
         finally:
             await pc.close()
             publisher.kill()
