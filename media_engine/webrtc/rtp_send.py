@@ -4,9 +4,12 @@ packet, done per frame and called by the fanout directly.
 aiortc sends each RTP packet through a task per sender and five awaited coroutines (sender, DTLS
 transport, ICE transport, aioice connection, STUN protocol), building an `RtpPacket` object and its
 header extensions per packet. For a `PacketTrack` (see `fanout.install`) `FrameSender` instead
-writes the RTP header with one `struct.pack` (the header extensions are made once per frame: mid
-and abs-send-time), protects it with the DTLS transport's SRTP session and hands it to the
-nominated ICE pair's datagram transport, synchronously, when the fanout offers the frame.
+writes each packet into a buffer of its own (the header with one `struct.pack_into`, the header
+extensions, mid and abs-send-time, made once per frame, then the shared payload), protects it there
+in place with libsrtp and the DTLS transport's SRTP session, and hands it to the nominated ICE pair's
+datagram transport, synchronously, when the fanout offers the frame. It reaches into private parts
+of aiortc 1.16 (name-mangled sender fields) and pylibsrtp 1.0 (`_binding`, `Session._srtp`): check
+them when either is upgraded (tests/media_engine/webrtc/test_whep_send.py does).
 aiortc still owns signalling, ICE, DTLS and RTCP: sender reports read the counters kept here, NACKs
 are answered from this history (with RTX when negotiated), and `stop()` ends the sender as before.
 """
