@@ -258,7 +258,8 @@ class Clients:
         for process in self.processes:
             line = process.stdout.readline()
             if not line.startswith("connected"):
-                raise SystemExit(f"clients did not connect: {line!r}")
+                self.close()
+                raise SystemExit(f"clients did not connect (see the client's traceback above): {line!r}")
 
     def mark(self) -> list[int]:
         values: list[int] = []
