@@ -1,8 +1,8 @@
 """One live stream's packets in the form WHEP viewers send them, made once for all its viewers:
 H.264 cut into RTP payloads (single NAL units, STAP-A, FU-A: aiortc's packetizer, parameter sets
 before each keyframe, never re-encoded) and AAC transcoded to Opus on a thread. Each viewer has a
-`PacketTrack` per kind that aiortc's sender reads: it takes the prepared payloads as they are (see
-`install`), so per viewer a frame costs only the RTP headers, SRTP and the send.
+`PacketTrack` per kind whose frames go out as they are (see `install` and `rtp_send`), so per viewer
+a frame costs only the RTP headers, SRTP and the sends.
 """
 
 from __future__ import annotations
@@ -20,73 +20,80 @@ from media_engine.codecs.h264 import parse_avc_config
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream
 from media_engine.webrtc.h264 import split_avcc
+from media_engine.webrtc.rtp_send import FrameSender, run_frame_sender
 from media_engine.webrtc.transcode import AacToOpus, TranscoderThread
 
 logger = logging.getLogger(__name__)
 
 VIDEO_CLOCK_PER_MS = 90  # RTP video clock: 90 kHz
-VIDEO_QUEUE = 120  # frames a viewer may lag before it skips to the next keyframe
-AUDIO_QUEUE = 100
 
 
 class PacketTrack(MediaStreamTrack):
-    """A track of prepared frames (`RTCEncodedFrame`: RTP payloads and timestamp) for one viewer.
-    Video starts at a keyframe, and a viewer that falls ``maxsize`` frames behind skips to the next
-    keyframe rather than slowing anyone."""
+    """A track of prepared frames (`RTCEncodedFrame`: RTP payloads and timestamp) for one viewer, sent
+    as they are offered by the `FrameSender` aiortc's sender runs for it (see `install`). Video starts
+    at a keyframe, and a viewer whose socket cannot take the stream skips to the next keyframe rather
+    than slowing anyone."""
 
-    def __init__(self, kind: str, maxsize: int) -> None:
+    def __init__(self, kind: str) -> None:
         super().__init__()
         self.kind = kind
-        self._queue: asyncio.Queue[RTCEncodedFrame | None] = asyncio.Queue(maxsize)
+        self._sender: FrameSender | None = None
         self._waiting_for_keyframe = kind == "video"
         self.packets_sent = 0
         self.bytes_sent = 0
 
-    def offer(self, packet: RTCEncodedFrame, keyframe: bool = False, size: int = 0) -> None:
-        if self.readyState != "live":
+    def attach_sender(self, sender: FrameSender) -> None:
+        self._sender = sender
+
+    def detach_sender(self, sender: FrameSender) -> None:
+        if self._sender is sender:
+            self._sender = None
+
+    def offer(self, frame: RTCEncodedFrame, keyframe: bool = False, size: int = 0) -> None:
+        sender = self._sender
+        if sender is None or self.readyState != "live":
             return
         if self._waiting_for_keyframe:
             if not keyframe:
                 return
             self._waiting_for_keyframe = False
-        try:
-            self._queue.put_nowait(packet)
+        if sender.send(frame):
             self.packets_sent += 1
             self.bytes_sent += size
-        except asyncio.QueueFull:
-            while not self._queue.empty():
-                self._queue.get_nowait()
+        else:
             self._waiting_for_keyframe = self.kind == "video"
 
     def finish(self) -> None:
-        """The stream ended: the sender stops after what is queued."""
-        try:
-            self._queue.put_nowait(None)
-        except asyncio.QueueFull:
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._queue.put_nowait(None)
+        """The stream ended: the sender stops."""
+        if self._sender is not None:
+            self._sender.ended.set()
+        else:
+            self.stop()
 
     async def recv(self) -> RTCEncodedFrame:  # type: ignore[override]
-        if self.readyState != "live":
-            raise MediaStreamError
-        packet = await self._queue.get()
-        if packet is None:
-            self.stop()
-            raise MediaStreamError
-        return packet
+        """Frames are pushed to the sender (`offer`), never pulled."""
+        raise MediaStreamError
 
 
-_aiortc_next_encoded_frame = RTCRtpSender._next_encoded_frame
+_aiortc_run_rtp = RTCRtpSender._run_rtp
+_aiortc_retransmit = RTCRtpSender._retransmit
 
 
-async def _next_encoded_frame(self: RTCRtpSender, codec) -> RTCEncodedFrame | None:
-    """aiortc's sender asks its track for the next frame to send: a `PacketTrack`'s is ready as it is."""
+async def _run_rtp(self: RTCRtpSender, codec) -> None:
+    """aiortc's sender loop, or for a `PacketTrack` the `FrameSender` its frames are pushed to."""
     track = self._RTCRtpSender__track  # type: ignore[attr-defined]
     if isinstance(track, PacketTrack):
-        frame = await track.recv()
-        return frame if self._enabled else None
-    return await _aiortc_next_encoded_frame(self, codec)
+        await run_frame_sender(self, track, codec.payloadType)
+    else:
+        await _aiortc_run_rtp(self, codec)
+
+
+async def _retransmit(self: RTCRtpSender, sequence_number: int) -> None:
+    frame_sender = getattr(self, "_frame_sender", None)
+    if frame_sender is not None:
+        await frame_sender.retransmit(sequence_number)
+    else:
+        await _aiortc_retransmit(self, sequence_number)
 
 
 _NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900 (NTP's epoch) to 1970
@@ -101,9 +108,10 @@ def current_ntp_time() -> int:
 
 
 def install() -> None:
-    """Make aiortc's senders take `PacketTrack` frames without packetizing them again, and read the
-    NTP clock cheaply (idempotent)."""
-    RTCRtpSender._next_encoded_frame = _next_encoded_frame  # type: ignore[method-assign]
+    """Make aiortc's senders of `PacketTrack`s send the frames offered, as they are, through a
+    `FrameSender` (RTCP stays aiortc's), and read the NTP clock cheaply (idempotent)."""
+    RTCRtpSender._run_rtp = _run_rtp  # type: ignore[method-assign]
+    RTCRtpSender._retransmit = _retransmit  # type: ignore[method-assign]
     aiortc.clock.current_ntp_time = current_ntp_time
 
 
@@ -111,8 +119,8 @@ class WhepViewer:
     """The tracks of one WHEP session."""
 
     def __init__(self, video: bool, audio: bool) -> None:
-        self.video = PacketTrack("video", VIDEO_QUEUE) if video else None
-        self.audio = PacketTrack("audio", AUDIO_QUEUE) if audio else None
+        self.video = PacketTrack("video") if video else None
+        self.audio = PacketTrack("audio") if audio else None
 
     def finish(self) -> None:
         for track in (self.video, self.audio):
