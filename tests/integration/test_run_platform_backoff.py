@@ -20,24 +20,25 @@ pytestmark = [pytest.mark.services, pytest.mark.timeout(900)]
 
 def test_a_crash_looping_engine_backs_off_longer_each_time(tmp_path, redis_url):
     platform = SupervisedStreamHub(tmp_path, redis_url)
-    # Something else holds the engine's RTMP port: the engine exits at every start.
-    squatter = socket.socket()
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    squatter.bind(("127.0.0.1", platform.rtmp_port))
-    squatter.listen()
+    # Whatever fails, the supervisor goes: left running, it restarts its children for the rest of the suite.
     try:
-        platform.start_supervisor(wait_for_engine=False)
-        log = lambda: platform.log("supervisor")  # noqa: E731
-        wait_for(lambda: "restarting it in 4 s, crash 3 in a row" in log(), 180, lambda: log()[-3000:])
-        delays = re.findall(r"engine exited with \d+: restarting it in (\d+) s", log())
-        assert delays[:3] == ["1", "2", "4"], delays
-        assert api_answers(platform)  # the others go on serving
-        starts = len(platform.pids("engine"))
-        time.sleep(3)
-        assert len(platform.pids("engine")) <= starts + 1  # a pause, not a busy loop
-    finally:
-        squatter.close()
-    try:
+        # Something else holds the engine's RTMP port: the engine exits at every start.
+        squatter = socket.socket()
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", platform.rtmp_port))
+        squatter.listen()
+        try:
+            platform.start_supervisor(wait_for_engine=False)
+            log = lambda: platform.log("supervisor")  # noqa: E731
+            wait_for(lambda: "restarting it in 4 s, crash 3 in a row" in log(), 180, lambda: log()[-3000:])
+            delays = re.findall(r"engine exited with \d+: restarting it in (\d+) s", log())
+            assert delays[:3] == ["1", "2", "4"], delays
+            assert api_answers(platform)  # the others go on serving
+            starts = len(platform.pids("engine"))
+            time.sleep(3)
+            assert len(platform.pids("engine")) <= starts + 1  # a pause, not a busy loop
+        finally:
+            squatter.close()
         # Once the port is free the next start succeeds.
         wait_for(lambda: _answers(f"{platform.media}/"), 60, lambda: platform.log("supervisor")[-3000:])
         publisher = publish(platform, "recovered", seconds=20)
