@@ -5,8 +5,10 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 # Three test processes (pytest-xdist): media tests mostly wait on real time, so two cores serve three.
-# `--dist loadfile` keeps a module (and its platform) in one process.
-PYTEST_ARGS ?= -n 3 --dist loadfile
+# `--dist loadfile` keeps a module (and its platform) in one process; `--no-loadscope-reorder` hands the
+# modules out in collection order, where tests/conftest.py puts the ones that start real processes first
+# (xdist's default order, by number of tests, left the long integration modules for last).
+PYTEST_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder
 
 .PHONY: run test test-postgres install-systemd lint format bench setup system-deps system-deps-test system-deps-bench venv migrate
 

@@ -24,6 +24,15 @@ OME_AUTH = "Basic b21lLWFjY2Vzcy10b2tlbg=="
 TEST_OUTBOUND_ALLOW = ["127.0.0.0/8", "::1"]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules that start real processes (marked ``services`` or ``browser``) first, the quick ones after:
+    `make test` hands whole modules to its workers in this order (``--no-loadscope-reorder``), so the long
+    ones start early and the short ones fill the workers' last minutes instead of one long module
+    starting last. A stable sort: pytest-django's order stays within each group."""
+    items.sort(key=lambda item: not (item.get_closest_marker("services") or item.get_closest_marker("browser")))
+
+
 @pytest.fixture(autouse=True)
 def _ome_token(settings):
     settings.OME_ACCESS_TOKEN = OME_TOKEN

@@ -241,6 +241,15 @@ def live_streamhub(tmp_path, redis_url):
 
 
 @pytest.fixture(scope="module")
+def shared_streamhub(tmp_path_factory, redis_url):
+    """The API server alone, shared by a module's tests (each starting its own cost seconds of CPU)."""
+    server = LiveStreamHub(tmp_path_factory.mktemp("streamhub"), redis_url)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def live_platform(tmp_path_factory, redis_url):
     """API server and engine node together, shared by a module's tests."""
     server = LiveStreamHub(tmp_path_factory.mktemp("platform"), redis_url)

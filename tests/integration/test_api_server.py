@@ -1,55 +1,61 @@
-"""The API server as users run it (Daphne on a real port): persistence across restarts, curl-style calls."""
+"""The API server as users run it (Daphne on a real port, one for the module): persistence across
+restarts, curl-style calls."""
 
 import json
 import subprocess
 
+import pytest
 import requests
 
 from tests.conftest import OME_AUTH
 
+pytestmark = pytest.mark.services
 AUTH = {"Authorization": OME_AUTH}
 
 
-def test_api_changes_survive_a_restart(live_streamhub):
+def test_api_changes_survive_a_restart(shared_streamhub):
     created = requests.post(
-        f"{live_streamhub.url}/v1/vhosts/default/apps",
+        f"{shared_streamhub.url}/v1/vhosts/default/apps",
         json=[{"name": "persisted", "type": "live"}],
         headers=AUTH,
         timeout=10,
     )
     assert created.status_code == 200
     patched = requests.patch(
-        f"{live_streamhub.url}/v1/vhosts/default/apps/persisted",
+        f"{shared_streamhub.url}/v1/vhosts/default/apps/persisted",
         json={"providers": {"webrtc": {"timeout": 30000}}},
         headers=AUTH,
         timeout=10,
     )
     assert patched.status_code == 200
 
-    live_streamhub.stop()
-    live_streamhub.start()
+    shared_streamhub.stop()
+    shared_streamhub.start()
 
-    response = requests.get(f"{live_streamhub.url}/v1/vhosts/default/apps/persisted", headers=AUTH, timeout=10)
+    response = requests.get(f"{shared_streamhub.url}/v1/vhosts/default/apps/persisted", headers=AUTH, timeout=10)
     assert response.status_code == 200
     assert response.json()["response"]["providers"]["webrtc"] == {"timeout": 30000}
 
 
-def test_a_second_django_process_sees_the_rows(live_streamhub):
+def test_a_second_django_process_sees_the_rows(shared_streamhub):
     requests.post(
-        f"{live_streamhub.url}/v1/vhosts",
+        f"{shared_streamhub.url}/v1/vhosts",
         json=[{"name": "second", "host": {"names": ["second.example"]}}],
         headers=AUTH,
         timeout=10,
     )
-    exported = json.loads(live_streamhub.manage("exportconfig").stdout)
+    exported = json.loads(shared_streamhub.manage("exportconfig").stdout)
     assert [vhost["name"] for vhost in exported["vhosts"]] == ["default", "second"]
+    # The module's server is shared: the next tests see the one vhost a fresh install has.
+    deleted = requests.delete(f"{shared_streamhub.url}/v1/vhosts/second", headers=AUTH, timeout=10)
+    assert deleted.status_code == 200
 
 
-def test_the_readme_curl_examples_work(live_streamhub):
-    token_header = live_streamhub.manage("apitoken").stdout.strip()
+def test_the_readme_curl_examples_work(shared_streamhub):
+    token_header = shared_streamhub.manage("apitoken").stdout.strip()
     assert token_header == OME_AUTH
     result = subprocess.run(
-        ["curl", "-s", "-H", f"Authorization: {token_header}", f"{live_streamhub.url}/v1/vhosts"],
+        ["curl", "-s", "-H", f"Authorization: {token_header}", f"{shared_streamhub.url}/v1/vhosts"],
         capture_output=True,
         text=True,
         timeout=10,
@@ -58,44 +64,44 @@ def test_the_readme_curl_examples_work(live_streamhub):
     result = subprocess.run(
         [
             "curl", "-s", "-X", "POST", "-H", f"Authorization: {token_header}",
-            f"{live_streamhub.url}/v1/vhosts/default/apps", "-d", '[{"name": "live", "type": "live"}]',
+            f"{shared_streamhub.url}/v1/vhosts/default/apps", "-d", '[{"name": "live", "type": "live"}]',
         ],
         capture_output=True, text=True, timeout=10,
     )  # fmt: skip
     assert json.loads(result.stdout)[0]["statusCode"] == 200
     result = subprocess.run(
-        ["curl", "-s", "-u", "ome-access-token:", f"{live_streamhub.url}/v1/vhosts/default"],
+        ["curl", "-s", "-u", "ome-access-token:", f"{shared_streamhub.url}/v1/vhosts/default"],
         capture_output=True, text=True, timeout=10,
     )  # fmt: skip
     assert json.loads(result.stdout)["response"]["name"] == "default"
 
 
-def test_swagger_ui_assets_are_served_locally(live_streamhub):
-    page = requests.get(f"{live_streamhub.url}/api/docs/", timeout=10)
+def test_swagger_ui_assets_are_served_locally(shared_streamhub):
+    page = requests.get(f"{shared_streamhub.url}/api/docs/", timeout=10)
     assert page.status_code == 200
     bundle = requests.get(
-        f"{live_streamhub.url}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js", timeout=10
+        f"{shared_streamhub.url}/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js", timeout=10
     )
     assert bundle.status_code == 200 and len(bundle.content) > 100_000
-    schema = requests.get(f"{live_streamhub.url}/api/schema/", timeout=10)
+    schema = requests.get(f"{shared_streamhub.url}/api/schema/", timeout=10)
     assert schema.status_code == 200 and b"/v1/vhosts/{vhost}/apps" in schema.content
 
 
-def test_make_run_defaults_answer_unknown_urls_in_each_apis_format(live_streamhub):
+def test_make_run_defaults_answer_unknown_urls_in_each_apis_format(shared_streamhub):
     """Daphne as `make run` starts it (no DEBUG switch set): no debug page, no route list."""
-    wcs = requests.post(f"{live_streamhub.url}/rest-api/no/such", json={}, timeout=10)
+    wcs = requests.post(f"{shared_streamhub.url}/rest-api/no/such", json={}, timeout=10)
     assert wcs.status_code == 404
     assert wcs.json()["message"] == "Not Found" and wcs.json()["path"] == "/rest-api/no/such"
-    wcs_v3 = requests.post(f"{live_streamhub.url}/rest-api/v3/no/such", json={}, timeout=10)
+    wcs_v3 = requests.post(f"{shared_streamhub.url}/rest-api/v3/no/such", json={}, timeout=10)
     assert (wcs_v3.status_code, wcs_v3.json()["status"]) == (404, 404)
-    ome = requests.get(f"{live_streamhub.url}/v1/no/such", headers=AUTH, timeout=10)
+    ome = requests.get(f"{shared_streamhub.url}/v1/no/such", headers=AUTH, timeout=10)
     assert (ome.status_code, ome.json()["statusCode"]) == (404, 404)
-    page = requests.get(f"{live_streamhub.url}/no/such", timeout=10)
+    page = requests.get(f"{shared_streamhub.url}/no/such", timeout=10)
     assert page.status_code == 404 and "rest-api" not in page.text
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert page.headers["X-Frame-Options"] == "DENY"
     # The admin's static files are still served (WhiteNoise) with DEBUG off.
-    css = requests.get(f"{live_streamhub.url}/static/admin/css/base.css", timeout=10)
+    css = requests.get(f"{shared_streamhub.url}/static/admin/css/base.css", timeout=10)
     assert css.status_code == 200 and "text/css" in css.headers["Content-Type"]
 
 

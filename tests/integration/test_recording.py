@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LiveStreamHub, wait_for
+from tests.integration.conftest import wait_for
 from tests.integration.test_engine import ffprobe, publish, wait_live
 
 pytestmark = pytest.mark.services
@@ -151,21 +151,15 @@ def test_variant_names_choose_the_recorded_tracks(live_platform):
     assert [stream["codec_type"] for stream in streams] == ["audio"]
 
 
-@pytest.fixture
-def platform(tmp_path, redis_url):
-    platform = LiveStreamHub(tmp_path, redis_url)
-    yield platform
-    platform.stop()
-
-
-def test_every_job_comes_back_after_a_restart_of_every_process(platform):
+def test_every_job_comes_back_after_a_restart_of_every_process(live_platform):
     """API server, engine and worker all stop (as an operator's restart does): the record that was
-    running and the one still reserved are both there afterwards, and both record the streams."""
-    platform.start(engine=True, worker=True)
+    running and the one still reserved ("held") are both there afterwards, and both record the streams.
+    Last in the module: it restarts the module's platform (rather than starting one of its own)."""
+    platform = live_platform
     publisher = publish(platform, "restart1", seconds=60)
     try:
         wait_live(platform, "restart1", publisher)
-        for record_id, stream in (("running", "restart1"), ("reserved", "restart2")):
+        for record_id, stream in (("running", "restart1"), ("held", "restart2")):
             body = {"id": record_id, "stream": {"name": stream}, "filePath": "restart/${Id}_${Sequence}.mp4"}
             assert platform.api("POST", f"{APP}:startRecord", json=body).status_code == 200
         wait_for(lambda: record_state(platform, "running")["recordTime"] >= 1000, 20, lambda: platform.log("worker"))
@@ -174,7 +168,7 @@ def test_every_job_comes_back_after_a_restart_of_every_process(platform):
         publisher.kill()
 
     platform.start(engine=True, worker=True)
-    assert {record_state(platform, record_id)["state"] for record_id in ("running", "reserved")} <= {
+    assert {record_state(platform, record_id)["state"] for record_id in ("running", "held")} <= {
         "ready", "recording"
     }  # fmt: skip
     publishers = [publish(platform, name, seconds=60) for name in ("restart1", "restart2")]
@@ -183,18 +177,18 @@ def test_every_job_comes_back_after_a_restart_of_every_process(platform):
             wait_live(platform, name, process)
 
         def both_recording() -> bool:
-            states = [record_state(platform, record_id) for record_id in ("running", "reserved")]
+            states = [record_state(platform, record_id) for record_id in ("running", "held")]
             return all(state["state"] == "recording" and state["recordTime"] >= 1000 for state in states)
 
         wait_for(both_recording, 30, lambda: platform.log("worker")[-4000:])
         assert record_state(platform, "running")["sequence"] >= 1  # a new file after the restart
-        for record_id in ("running", "reserved"):
+        for record_id in ("running", "held"):
             assert platform.api("POST", f"{APP}:stopRecord", json={"id": record_id}).status_code == 200
-        wait_for(lambda: all(record_state(platform, r)["state"] == "stopped" for r in ("running", "reserved")), 20)
+        wait_for(lambda: all(record_state(platform, r)["state"] == "stopped" for r in ("running", "held")), 20)
     finally:
         for process in publishers:
             process.kill()
     files = sorted((platform.folder / "media" / "restart").glob("*.mp4"))
     names = {path.name for path in files}
-    assert {"running_0.mp4", "running_1.mp4", "reserved_0.mp4"} <= names, names
+    assert {"running_0.mp4", "running_1.mp4", "held_0.mp4"} <= names, names
     assert all(duration(path) > 0.5 for path in files)

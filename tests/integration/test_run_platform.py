@@ -1,6 +1,7 @@
 """`make run`'s supervisor (scripts/run_platform.py), run as it is on free ports with a database of its
 own: every kind of child killed with SIGKILL comes back, the API answers while the engine restarts, a
-running record resumes after its worker's death, a crash loop backs off, and SIGTERM stops everything.
+running record resumes after its worker's death, and SIGTERM stops everything (a crash loop's backoff:
+test_run_platform_backoff.py, a module of its own so that another test process runs it alongside).
 Two API processes share the API port: REST calls and WebSocket events work on both, and the API
 goes on answering while one of them is killed. nginx fronts the media port (as `make run` starts it):
 HLS, LL-HLS (blocking reloads, preload-hinted parts) and WHEP play through it, and viewers answered
@@ -405,34 +406,3 @@ def test_sigterm_stops_every_process_of_the_platform(supervised):
             os.killpg(pid, 0)  # nothing of that child's process group is left (a prefork pool too)
     assert "[run_platform] stopped" in supervised.log("supervisor")
     assert not _answers(f"{supervised.url}/admin/login/")
-
-
-def test_a_crash_looping_engine_backs_off_longer_each_time(tmp_path, redis_url):
-    platform = SupervisedStreamHub(tmp_path, redis_url)
-    # Something else holds the engine's RTMP port: the engine exits at every start.
-    squatter = socket.socket()
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    squatter.bind(("127.0.0.1", platform.rtmp_port))
-    squatter.listen()
-    try:
-        platform.start_supervisor(wait_for_engine=False)
-        log = lambda: platform.log("supervisor")  # noqa: E731
-        wait_for(lambda: "restarting it in 4 s, crash 3 in a row" in log(), 180, lambda: log()[-3000:])
-        delays = re.findall(r"engine exited with \d+: restarting it in (\d+) s", log())
-        assert delays[:3] == ["1", "2", "4"], delays
-        assert api_answers(platform)  # the others go on serving
-        starts = len(platform.pids("engine"))
-        time.sleep(3)
-        assert len(platform.pids("engine")) <= starts + 1  # a pause, not a busy loop
-    finally:
-        squatter.close()
-    try:
-        # Once the port is free the next start succeeds.
-        wait_for(lambda: engine_answers(platform), 60, lambda: platform.log("supervisor")[-3000:])
-        publisher = publish(platform, "recovered", seconds=20)
-        try:
-            wait_live(platform, "recovered", publisher)
-        finally:
-            publisher.kill()
-    finally:
-        platform.stop()

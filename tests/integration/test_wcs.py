@@ -93,8 +93,8 @@ def test_vod_startup_plays_a_media_file_as_a_live_stream(live_platform):
     media.mkdir(exist_ok=True)
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=480x270:rate=25", "-f", "lavfi",
-         "-i", "sine", "-t", "6", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
-         str(media / "clip.mp4")],
+         "-i", "sine", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", str(media / "clip.mp4")],
         check=True,
     )  # fmt: skip
     body = {"uri": "vod-live://clip.mp4", "localStreamName": "vodclip", "loop": True}
@@ -102,7 +102,7 @@ def test_vod_startup_plays_a_media_file_as_a_live_stream(live_platform):
     wait_for(lambda: "vodclip" in live_names(live_platform), 20, lambda: live_platform.log("worker")[-3000:])
     video = codecs(ffprobe(f"{live_platform.media}/app/vodclip/ts:playlist.m3u8"))["video"]
     assert (video["width"], video["height"]) == (480, 270)
-    time.sleep(7)  # past the end of the 6 s file: the loop keeps the stream live
+    time.sleep(4)  # past the end of the 3 s file: the loop keeps the stream live
     assert "vodclip" in live_names(live_platform)
     [vod] = wcs(live_platform, "vod/find", {"localStreamName": "vodclip"}).json()
     assert vod["uri"] == "vod-live://clip.mp4" and vod["status"] == "PUBLISHING"
