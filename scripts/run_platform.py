@@ -114,8 +114,10 @@ def commands(front: MediaFront | None = None) -> list[tuple[str, list[str]]]:
     celery = [PYTHON, "-m", "celery", "-A", "streamhub"]
     worker = [*celery, "worker", "--loglevel", "INFO"]
     https = os.environ.get("STREAMHUB_API_TLS_PORTS", "8082,8444").strip()
-    # Daphne serves on the sockets of api_listen(), given at each start (Child.listen).
-    api = [PYTHON, "-m", "daphne", "streamhub.asgi:application"]
+    # Daphne (scripts/api_server.py) serves on the sockets of api_listen(), given at each start (Child.listen)
+    # bound but not listening: it listens once the application is loaded, so that a restarting API process
+    # takes no connection it cannot answer for seconds (the others answer them meanwhile).
+    api = [PYTHON, "scripts/api_server.py", "streamhub.asgi:application"]
     return [
         *((f"api-{index}", api) for index in range(1, api_processes() + 1)),
         *([("tls-proxy", [PYTHON, "manage.py", "runtlsproxy"])] if https else []),
@@ -135,20 +137,25 @@ def commands(front: MediaFront | None = None) -> list[tuple[str, list[str]]]:
     ]
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int, *, listen: bool = True) -> socket.socket:
     """A listening TCP socket on host:port that other processes' sockets share (SO_REUSEPORT): the
-    kernel spreads new connections over them."""
+    kernel spreads new connections over them. ``listen=False``: bound only, so the kernel gives it no
+    connection until its process calls listen() (`API_LISTEN_BACKLOG`) once it can serve them."""
     family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     listener = socket.socket(family, kind, protocol)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         listener.bind(address)
-        listener.listen(1024)  # Twisted's own default (50) drops connections under bursts of clients
+        if listen:
+            listener.listen(API_LISTEN_BACKLOG)
     except OSError:
         listener.close()
         raise
     return listener
+
+
+API_LISTEN_BACKLOG = 1024  # Twisted's own default (50) drops connections under bursts of clients
 
 
 def check_api_ports_free() -> None:
@@ -219,7 +226,7 @@ class Child:
         command = self.command
         try:
             for host, port in self.listen:
-                listeners.append(listening_socket(host, port))
+                listeners.append(listening_socket(host, port, listen=False))
             filenos = [sock.fileno() for sock in listeners]
             if listeners:
                 command = [*self.command[:-1], *adopt_arguments(listeners), self.command[-1]]
