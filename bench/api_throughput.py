@@ -34,6 +34,8 @@ from tests.integration.conftest import LiveStreamHub, _answers, free_port, redis
 sys.path.insert(0, str(ROOT / "bench"))
 from rtmp_hls import publishers as rtmp_publishers  # noqa: E402
 
+from tests.integration.test_run_platform import engine_answers  # noqa: E402
+
 OME_AUTH = "Basic b21lLWFjY2Vzcy10b2tlbg=="  # the development token "ome-access-token"
 TEST_ONLY_SETTINGS = (
     "STREAMHUB_ENGINE_HEARTBEAT",
@@ -78,7 +80,8 @@ def start_supervised(hub: LiveStreamHub) -> None:
     hub._spawn("supervisor", [sys.executable, "scripts/run_platform.py"])
     log = lambda: hub.log("supervisor")[-3000:]  # noqa: E731
     wait_for(lambda: _answers(f"{hub.url}/bench/bare"), 300, log)
-    wait_for(lambda: _answers(f"{hub.media}/"), 300, log)
+    # The engine's own page (through `make run`'s nginx, which answers 502 until the engine is up).
+    wait_for(lambda: engine_answers(hub), 300, log)
     processes = int(os.environ.get("STREAMHUB_API_PROCESSES") or os.cpu_count() or 1)
     # Every API process answers (each has its own socket): a few requests per process reach them all.
     wait_for(lambda: all(_answers(f"{hub.url}/bench/bare") for _ in range(4 * processes)), 60, log)
