@@ -40,6 +40,17 @@ def _ome_token(settings):
 
 
 @pytest.fixture(autouse=True)
+def _task_keeps_the_test_connection(monkeypatch):
+    """The runners and control tasks (media jobs, SIP calls, v3 calls, the history prune) close stale
+    connections as a Celery task starts (a worker's connection may have outlived the database's
+    patience); in these tests the "worker" runs inside the test's transaction, whose connection must
+    stay open (PostgreSQL closes a connection found inside a transaction; SQLite's test database does not)."""
+    monkeypatch.setattr("apps.jobs.runner.close_old_connections", lambda: None)
+    monkeypatch.setattr("apps.async_jobs.services.close_old_connections", lambda: None)
+    monkeypatch.setattr("apps.jobs.tasks.close_old_connections", lambda: None)
+
+
+@pytest.fixture(autouse=True)
 def _default_vhost_survives_flushes(request):
     """Transactional tests end with a flush, which takes the migrated default vhost and app with it.
     pytest-django runs them last, but pytest-xdist workers run files in the order they get them, so a
