@@ -68,6 +68,7 @@ from media_engine.http.front import CachedAnswer
 from media_engine.http.limits import GuardedProtocolFactory, HttpLimits
 from media_engine.http.siblings import client_port
 from media_engine.internal_auth import JOB_QUERY_KEY
+from media_engine.listeners import open_listeners
 from media_engine.names import InvalidStreamName, check_stream_name
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 from media_engine.tls import CertificateTable
@@ -600,26 +601,18 @@ class MediaHttpServer:
         # Our own listener instead of web.TCPSite: every connection passes the guard before aiohttp.
         self.connections = GuardedProtocolFactory(runner.server, self.limits)
         try:
-            self._listener = await asyncio.get_running_loop().create_server(
+            self._listener, self._private_listener = await open_listeners(
                 self.connections,
                 self.host,
                 self._requested_port,
-                reuse_address=True,
-                reuse_port=self.reuse_port or None,
-                backlog=1024,
+                reuse_port=self.reuse_port,
+                private_address=self._private_address,
             )
-            if self._private_address is not None:
-                host, port = self._private_address
-                self._private_listener = await asyncio.get_running_loop().create_server(
-                    self.connections, host, port, reuse_address=True, backlog=1024
-                )
-                self.private_port = self._private_listener.sockets[0].getsockname()[1]
         except BaseException:
-            if self._listener is not None:  # the private port could not be opened: the public one closes too
-                self._listener.close()
-                self._listener = None
             await runner.cleanup()
             raise
+        if self._private_listener is not None:
+            self.private_port = self._private_listener.sockets[0].getsockname()[1]
         self._runner = runner
         self.port = self._listener.sockets[0].getsockname()[1]
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_viewers(), name="hls viewers")

@@ -7,6 +7,7 @@ import enum
 import logging
 
 from media_engine.control import ControlPlane
+from media_engine.listeners import open_listeners
 from media_engine.registry import StreamRegistry
 from media_engine.rtmp.chunks import PendingBudget, RtmpLimits
 from media_engine.rtmp.session import RtmpSession
@@ -98,21 +99,15 @@ class RtmpServer:
 
     async def start(self) -> None:
         assert self.state is State.NEW, "an RtmpServer starts once"
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
+        self._server, self._private_server = await open_listeners(
             self._new_session,
             self.host,
             self._requested_port,
-            reuse_address=True,
-            reuse_port=self.reuse_port or None,
-            backlog=1024,
+            reuse_port=self.reuse_port,
+            private_address=self._private_address,
         )
-        if self._private_address is not None:
-            host, port = self._private_address
-            self._private_server = await loop.create_server(
-                self._new_session, host, port, reuse_address=True, backlog=1024
-            )
-            logger.info("RTMP private listener on %s:%s", host, self.private_port)
+        if self._private_server is not None:
+            logger.info("RTMP private listener on %s:%s", self._private_address[0], self.private_port)
         self._set_state(State.SERVING)
         logger.info("RTMP listening on %s:%s (at most %s connections)", self.host, self.port, self.max_sessions)
 
