@@ -148,11 +148,7 @@ class RtmpPlayer:
         self._send_command(CSID_STREAM, self._stream_id, "play", 0.0, None, self.name, -2000.0)
         self._send(self._chunks_out.user_control(UserControlEvent.SET_BUFFER_LENGTH, self._stream_id, BUFFER_LENGTH_MS))
         while True:
-            message = await self._next_message()
-            if message.type_id != MessageType.COMMAND_AMF0:
-                self._handle(message)
-                continue
-            values = amf0.decode_all(message.payload)
+            values = await self._next_command()
             if values and values[0] == "onStatus":
                 code = _status_code(values)
                 if code in ("NetStream.Play.Start", "NetStream.Play.Reset"):
@@ -169,17 +165,21 @@ class RtmpPlayer:
         txn = self._txn
         self._send_command(CSID_COMMAND, 0, name, txn, *args)
         while True:
-            message = await self._next_message()
-            if message.type_id != MessageType.COMMAND_AMF0:
-                self._handle(message)
-                continue
-            values = amf0.decode_all(message.payload)
+            values = await self._next_command()
             if len(values) >= 2 and values[0] in ("_result", "_error") and values[1] == txn:
                 return values
             if values and values[0] == "onStatus" and _status_code(values).endswith(("Rejected", "Failed")):
                 return values
 
     # -- reading ---------------------------------------------------------------------------
+
+    async def _next_command(self) -> list[Any]:
+        """The values of the next AMF0 command from the server; other messages are handled on the way."""
+        while True:
+            message = await self._next_message()
+            if message.type_id == MessageType.COMMAND_AMF0:
+                return amf0.decode_all(message.payload)
+            self._handle(message)
 
     async def _next_message(self) -> Message:
         while not self._pending:
