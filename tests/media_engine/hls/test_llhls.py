@@ -10,6 +10,7 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import m3u8
@@ -27,7 +28,7 @@ from media_engine.hls.llhls import (
 from media_engine.hls.segmenter import HlsPackager
 from media_engine.http.server import MediaHttpServer
 from media_engine.packets import MediaPacket, TrackKind
-from media_engine.registry import StreamKey, StreamRegistry
+from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 
 CLOCK_ORIGIN = 1_700_000_000.0
 KEY = StreamKey("default", "app", "stream")
@@ -392,19 +393,33 @@ async def ffprobe_url(url: str) -> dict:
     return {stream["codec_type"]: stream for stream in json.loads(stdout)["streams"]}
 
 
+class LlHlsServer(NamedTuple):
+    registry: StreamRegistry
+    hls: HlsPackager
+    llhls: LlHlsPackager
+    server: MediaHttpServer
+    base: str  # the stream's URL folder
+    stream: LiveStream
+
+
+async def start_llhls_server() -> LlHlsServer:
+    """A started media HTTP server packaging HLS and LL-HLS for `config()`, and the live stream ``KEY`` on it."""
+    registry = StreamRegistry()
+    control = StaticControlPlane([config()])
+    hls = HlsPackager.for_control_plane(registry, control)
+    llhls = LlHlsPackager.for_control_plane(registry, control)
+    llhls.attach()
+    server = MediaHttpServer(registry, control, hls, "127.0.0.1", 0, llhls=llhls)
+    await server.start()
+    stream = registry.open(KEY, "rtmp", "127.0.0.1")
+    return LlHlsServer(registry, hls, llhls, server, f"http://127.0.0.1:{server.port}/app/stream", stream)
+
+
 def test_llhls_over_http(av_packets: list[MediaPacket], tmp_path: Path) -> None:
     assert shutil.which("ffprobe"), "ffprobe (Debian's ffmpeg package) is required"
 
     async def main() -> None:
-        registry = StreamRegistry()
-        control = StaticControlPlane([config()])
-        hls = HlsPackager.for_control_plane(registry, control)
-        llhls = LlHlsPackager.for_control_plane(registry, control)
-        llhls.attach()
-        server = MediaHttpServer(registry, control, hls, "127.0.0.1", 0, llhls=llhls)
-        await server.start()
-        base = f"http://127.0.0.1:{server.port}/app/stream"
-        stream = registry.open(KEY, "rtmp", "127.0.0.1")
+        registry, hls, llhls, server, base, stream = await start_llhls_server()
         feeder = asyncio.create_task(push_packets(stream, av_packets, realtime=True, speed=3.0))
         try:
             async with aiohttp.ClientSession() as http:
@@ -535,15 +550,7 @@ def test_blocking_reload_and_preload_hint_over_http_answer_when_the_part_is_comp
     errors short-lived or not stored. The engine counts the requests by route."""
 
     async def main() -> None:
-        registry = StreamRegistry()
-        control = StaticControlPlane([config()])
-        hls = HlsPackager.for_control_plane(registry, control)
-        llhls = LlHlsPackager.for_control_plane(registry, control)
-        llhls.attach()
-        server = MediaHttpServer(registry, control, hls, "127.0.0.1", 0, llhls=llhls)
-        await server.start()
-        base = f"http://127.0.0.1:{server.port}/app/stream"
-        stream = registry.open(KEY, "rtmp", "127.0.0.1")
+        registry, hls, llhls, server, base, stream = await start_llhls_server()
         packets = iter(av_packets)
         loop = asyncio.get_running_loop()
         try:
