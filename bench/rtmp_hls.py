@@ -551,7 +551,7 @@ def main() -> int:
             print(line(result), flush=True)
             if len(result.ingest_processes) > 1:
                 for phase, figures in (("ingest", result.ingest_processes), ("watched", result.watched_processes)):
-                    shares = ", ".join(f"{label} {percent:.0f}%" for label, percent in sorted(figures.items()))
+                    shares = ", ".join(f"{label} {percent:.2f}%" for label, percent in sorted(figures.items()))
                     print(f"  {result.server} processes, {phase} (CPU % of one core): {shares}", flush=True)
         if len(pair) == 2 and pair[0].ingest_cpu_percent and pair[0].watched_cpu_percent:
             ingest = pair[1].ingest_cpu_percent / pair[0].ingest_cpu_percent

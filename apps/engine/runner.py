@@ -276,6 +276,10 @@ class EngineRunner:
         # the cluster come with it, see `heartbeat`): a few times per node
         # timeout is enough (a node is silent only after ENGINE_NODE_TIMEOUT anyway).
         stale_check_interval = max(self.heartbeat_interval, settings.ENGINE_NODE_TIMEOUT / 3)
+        # They are the cluster's, not a process's: of a node's worker processes, worker 0 does them (the
+        # parent restarts it when it dies), so a node costs the database one round of them however many
+        # cores it uses.
+        does_chores = self.siblings_of is None or self.node_id == f"{self.siblings_of}.0"
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             now = time.monotonic()
@@ -299,7 +303,7 @@ class EngineRunner:
             streams = self.engine.live_streams()  # mirrors of an edge included
             load = (len(streams), sum(stream.counters.total_connections for stream in streams))
             mirrors = self._routes()
-            check_stale = now - last_stale_check >= stale_check_interval
+            check_stale = does_chores and now - last_stale_check >= stale_check_interval
             try:
                 await sync_to_async(heartbeat)(node, snapshots, load, mirrors, stored, check_stale)
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the media
