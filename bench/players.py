@@ -6,7 +6,10 @@ candidates on 127.0.0.1) and nginx with Debian's RTMP module (``live on``, chunk
 worker). For each count of RTMP players, light players connect (the RTMP handshake, connect,
 createStream, play, then they read and drop the bytes: a few asyncio processes, no ffmpeg), and the
 server's CPU (user + system from /proc) is measured over a window. Per player = (with N - with none) / N.
-WHEP viewers are aiortc peer connections in other processes that take the frames without decoding.
+WHEP viewers are aiortc peer connections in other processes: a few per process take the frames (without
+decoding) and count them; the others, once connected, have their socket drained by a thread that counts
+datagrams, checked against their share of what the engine sent (aiortc's receive path in Python costs
+several times the engine's send path, so 200 full viewers would measure the bench, not the engine).
 Players that received less than half the stream's bitrate during the window are reported.
 
     .venv/bin/python bench/players.py [--rtmp 1,50,200,500] [--whep 1,50,200] [--window 10]
@@ -32,6 +35,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SETTLE = 4.0  # seconds between players connecting and the CPU window
 PLAYER_PROCESSES = 3
 WHEP_PROCESSES = 4
+# WHEP viewers per client process that go through aiortc's whole receive path and count video frames;
+# the others are drained at their socket once connected (see WHEP_VIEWERS) and count datagrams.
+WHEP_FULL_VIEWERS = 2
 
 ENGINE = """
 import asyncio, logging, sys
@@ -129,7 +135,7 @@ asyncio.run(main())
 """
 
 WHEP_VIEWERS = """
-import asyncio, socket, sys, threading
+import asyncio, os, select, socket, sys, threading
 sys.path.insert(0, {root!r})
 import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -139,7 +145,48 @@ from media_engine.webrtc.ice import IcePolicy, use_policy
 
 POLICY = IcePolicy(host_addresses=("127.0.0.1",))
 ice.install(); passthrough.install()
-frames = {{}}
+frames = {{}}  # full viewers: video frames received
+datagrams = {{}}  # drained viewers: datagrams received
+
+class Drain:
+    # Viewers past the first {full} of this process: once aiortc has done ICE and DTLS, their socket is
+    # read here (a thread, recvfrom_into in a loop, ~2 us a datagram) instead of by aiortc's receive path
+    # in Python (SRTP, RTP parsing, jitter buffer: several times the engine's cost per datagram), so a few
+    # processes can take what 200 viewers are sent. STUN (ICE consent checks) still goes to aioice.
+    def __init__(self, loop):
+        self.loop, self.epoll, self.owners = loop, select.epoll(), {{}}
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def add(self, index, pc):
+        datagrams[index] = 0
+        seen = set()
+        for transceiver in pc.getTransceivers():
+            for protocol in transceiver.receiver.transport.transport._connection._protocols:
+                fd = protocol.transport.get_extra_info("socket").fileno()
+                if fd in seen:
+                    continue  # (bundled: one socket for audio and video)
+                seen.add(fd)
+                protocol.transport.pause_reading()
+                sock = socket.socket(fileno=os.dup(fd))
+                sock.setblocking(False)
+                self.owners[sock.fileno()] = (index, sock, protocol)
+                self.epoll.register(sock.fileno(), select.EPOLLIN)
+
+    def run(self):
+        buffer = bytearray(4096)
+        while True:
+            for fd, _ in self.epoll.poll():
+                index, sock, protocol = self.owners[fd]
+                count = 0
+                while True:
+                    try:
+                        size, address = sock.recvfrom_into(buffer)
+                    except BlockingIOError:
+                        break
+                    count += 1
+                    if buffer[0] < 2:
+                        self.loop.call_soon_threadsafe(protocol.datagram_received, bytes(buffer[:size]), address)
+                datagrams[index] += count
 
 async def viewer(http, index):
     pc = RTCPeerConnection(POLICY.rtc_configuration())
@@ -179,16 +226,22 @@ async def viewer(http, index):
 
 async def main():
     loop = asyncio.get_running_loop()
+    drain = Drain(loop)
     async with aiohttp.ClientSession() as http:
         pcs = []
         for first in range(0, {count}, 10):  # ten at a time: ICE and DTLS handshakes are CPU work
             pcs += await asyncio.gather(*(viewer(http, i) for i in range(first, min(first + 10, {count}))))
+        for index, pc in enumerate(pcs):
+            if index >= {full}:
+                drain.add(index, pc)
         print("connected", flush=True)
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
             if not line:
                 return
-            print(" ".join(str(frames[i]) for i in range({count})), flush=True)
+            # "f<frames>" for a full viewer, "d<datagrams>" for a drained one
+            print(" ".join(f"d{{datagrams[i]}}" if i in datagrams else f"f{{frames[i]}}" for i in range({count})),
+                  flush=True)
 
 asyncio.run(main())
 """
@@ -261,13 +314,17 @@ class Clients:
                 self.close()
                 raise SystemExit(f"clients did not connect (see the client's traceback above): {line!r}")
 
-    def mark(self) -> list[int]:
-        values: list[int] = []
+    def mark(self) -> list[tuple[str, int]]:
+        """Each player's counter as (kind, value): kind "" for RTMP players' bytes, "f" for a WHEP
+        viewer's video frames, "d" for a drained WHEP viewer's datagrams."""
+        values: list[tuple[str, int]] = []
         for process in self.processes:
             process.stdin.write("mark\n")
             process.stdin.flush()
         for process in self.processes:
-            values += [int(v) for v in process.stdout.readline().split()]
+            for token in process.stdout.readline().split():
+                kind = token[0] if token[0].isalpha() else ""
+                values.append((kind, int(token[len(kind) :])))
         return values
 
     def close(self) -> None:
@@ -283,14 +340,14 @@ def udp_receive_buffer_errors() -> int:
     return int(values[header.index("RcvbufErrors")])
 
 
-def measure(pids: list[int], window: float, clients: Clients | None) -> tuple[float, list[int]]:
-    """CPU % of a core of ``pids`` over ``window`` s, and what each client got meanwhile."""
+def measure(pids: list[int], window: float, clients: Clients | None) -> tuple[float, list[tuple[str, int]]]:
+    """CPU % of a core of ``pids`` over ``window`` s, and what each client got meanwhile (see `Clients.mark`)."""
     before = clients.mark() if clients else []
     start_cpu, start = tree_cpu(pids), time.monotonic()
     time.sleep(window)
     busy = 100 * (tree_cpu(pids) - start_cpu) / (time.monotonic() - start)
     after = clients.mark() if clients else []
-    return busy, [b - a for a, b in zip(before, after, strict=True)]
+    return busy, [(kind, b - a) for (kind, a), (_, b) in zip(before, after, strict=True)]
 
 
 def publish(url: str, source: Path) -> subprocess.Popen:
@@ -348,7 +405,7 @@ def rtmp_rows(name: str, pids: list[int], port: int, counts: list[int], window: 
             busy, got = measure(pids, window, clients)
             if spy is not None:
                 spy.wait()
-            rate = [8 * b / window / 1e6 for b in got]
+            rate = [8 * b / window / 1e6 for _, b in got]
             starved = sum(1 for r in rate if r < 1.3)
             median = sorted(rate)[len(rate) // 2]
             rows[count] = (busy, (busy - idle) / count, min(rate), starved)
@@ -423,7 +480,7 @@ def main() -> int:
                     idle, _ = measure([engine.pid], args.window, None)
                 for count in whep_counts:
                     url = f"http://127.0.0.1:{http_port}/app/s?direction=whep"
-                    clients = Clients(WHEP_VIEWERS, count, min(WHEP_PROCESSES, count), url=url)
+                    clients = Clients(WHEP_VIEWERS, count, min(WHEP_PROCESSES, count), url=url, full=WHEP_FULL_VIEWERS)
                     try:
                         time.sleep(SETTLE)
                         last = count == max(whep_counts)
@@ -435,13 +492,24 @@ def main() -> int:
                         per_datagram = 1e4 * (busy - idle) / (datagrams / seconds)  # us of CPU beyond idle
                         if spy is not None:
                             spy.wait()
-                        fps = sorted(n / args.window for n in got)
+                        fps = sorted(n / args.window for kind, n in got if kind == "f")
                         starved = sum(1 for f in fps if f < 25)
+                        # A drained viewer's datagrams beside its share of what the engine sent meanwhile.
+                        share = datagrams / seconds * args.window / count
+                        drained = sorted(n / share for kind, n in got if kind == "d")
+                        short = sum(1 for part in drained if part < 0.95)
+                        received = (
+                            f"drained viewers ({len(drained)}): median got {100 * drained[len(drained) // 2]:.0f} % "
+                            f"of its datagrams, least {100 * drained[0]:.0f} %, {short} below 95 %; "
+                            if drained
+                            else ""
+                        )
                         whep[count] = (busy, (busy - idle) / count, per_datagram, datagrams / seconds / count)
                         print(
                             f"StreamHub: {count:4d} WHEP viewers: {busy:5.1f} % ({whep[count][1]:.3f} % per viewer; "
-                            f"video frames/s: median viewer {fps[len(fps) // 2]:.1f}, slowest {fps[0]:.1f}, "
-                            f"{starved} below 25; engine sent {datagrams / seconds:.0f} datagrams/s, "
+                            f"full viewers ({len(fps)}) video frames/s: median {fps[len(fps) // 2]:.1f}, "
+                            f"slowest {fps[0]:.1f}, {starved} below 25; {received}"
+                            f"engine sent {datagrams / seconds:.0f} datagrams/s, "
                             f"{per_datagram:.1f} us CPU each; {dropped} UDP datagrams dropped by full receive buffers "
                             "on this machine; "
                             f"load average {os.getloadavg()[0]:.1f})",
