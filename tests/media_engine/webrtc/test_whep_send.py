@@ -6,6 +6,7 @@ viewer is aiortc in the test's process."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -14,13 +15,15 @@ from aiortc.mediastreams import MediaStreamError
 from media_engine.registry import StreamKey
 from media_engine.webrtc import passthrough
 from media_engine.webrtc.ice import use_policy
+from media_engine.webrtc.rtp_send import BATCH_PACKETS
 from tests.media_engine.webrtc.conftest import LOOPBACK_ICE, ffmpeg_publish, start_node, wait_until
 
 
 def test_a_whep_viewer_gets_frames_sender_reports_rtx_for_what_it_reports_lost_and_an_end():
     async def main() -> None:
         node = await start_node()
-        publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{node.rtmp.port}/app/source")
+        # 1280x720: keyframes of more packets than one batch of the send path (BATCH_PACKETS).
+        publisher = ffmpeg_publish(f"rtmp://127.0.0.1:{node.rtmp.port}/app/source", size="1280x720")
         pc = RTCPeerConnection(LOOPBACK_ICE.rtc_configuration())
         try:
             await wait_until(lambda: node.registry.get(StreamKey("default", "app", "source")), 20)
@@ -72,6 +75,17 @@ def test_a_whep_viewer_gets_frames_sender_reports_rtx_for_what_it_reports_lost_a
             sequence = [p.sequence_number for p in stream]
             assert all((b - a) & 0xFFFF == 1 for a, b in zip(sequence, sequence[1:], strict=False))
             assert all(p.extensions.mid == audio.mid and p.marker for p in packets["audio"])
+            # Frames went out in segmented (GSO) sends, keyframes in several batches, and arrived whole
+            # (the consecutive sequence numbers above: every datagram, in order).
+            per_frame = Counter(p.timestamp for p in stream)
+            assert max(per_frame.values()) > BATCH_PACKETS
+            # ...each frame's packets together, the marker bit on its last one only
+            for before, after in zip(stream, stream[1:], strict=False):
+                assert before.marker == (after.timestamp != before.timestamp)
+            (session,) = node.webrtc.sessions.values()
+            senders = [s._frame_sender for s in session.pc.getSenders() if s.kind == "video"]
+            assert sum(sender.gso_sends for sender in senders) > 0
+            assert all(sender.gso for sender in senders)
 
             # Sender reports (aiortc's RTCP task) carry the counts the engine's send path keeps.
             async def reported_sent() -> int:
