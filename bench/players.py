@@ -57,6 +57,15 @@ def counted_sendto(self, data, addr=None):
     sent[0] += 1
     _sendto(self, data, addr)
 asyncio.selector_events._SelectorDatagramTransport.sendto = counted_sendto
+# The WHEP send path's segmented sends (UDP GSO, media_engine/webrtc/rtp_send.py) carry several datagrams.
+import socket
+_sendmsg = socket.socket.sendmsg
+def counted_sendmsg(self, buffers, ancdata=(), flags=0, address=None):
+    size = sum(len(b) for b in buffers)
+    segment = next((int.from_bytes(data, "little") for level, kind, data in ancdata if kind == 103), size)
+    sent[0] += -(-size // segment)
+    return _sendmsg(self, buffers, ancdata, flags, address)
+socket.socket.sendmsg = counted_sendmsg
 
 async def report_sent():
     while True:
