@@ -162,13 +162,22 @@ class WebRtcService:
     async def start_pull(
         self, relay_id: str, key: StreamKey, url: str, on_status: StatusListener | None = None
     ) -> WhepPull:
-        """Publish the stream at another node's WHEP ``url`` here as ``key``. Raises StreamAlreadyLive,
-        ValueError (bad URL), ConnectionError (the other node refused or cannot be reached)."""
-        stream = self.registry.open(key, "webrtc", urlsplit(url).hostname or "")
+        """Publish the stream at another node's WHEP ``url`` here as ``key``. Raises StreamAlreadyLive
+        (live here, or another node's claim), ValueError (bad URL), ConnectionError (the other node
+        refused or cannot be reached)."""
+        claim = await claim_publish(self.control, key, f"webrtc pull {relay_id}")
+        if claim is None:
+            raise StreamAlreadyLive(str(key))
         try:
-            relay = WhepPull(relay_id, url, self.registry, stream, self.settings.ice)
+            stream = self.registry.open(key, "webrtc", urlsplit(url).hostname or "")
+        except BaseException:
+            claim.release()
+            raise
+        try:
+            relay = WhepPull(relay_id, url, self.registry, stream, self.settings.ice, claim=claim)
         except BaseException:
             self.registry.close(stream)
+            claim.release()
             raise
         self._track_relay(relay, on_status)
         await relay.start()
