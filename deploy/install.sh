@@ -15,16 +15,10 @@ var=/var/lib/streamhub
 make -C "$root" venv
 
 id -u "$user" >/dev/null 2>&1 || useradd --system --home-dir "$var" --shell /usr/sbin/nologin "$user"
-install -d -o "$user" -g "$user" "$var" "$var/media"
+install -d -o "$user" -g "$user" "$var" "$var/media" "$var/media-front"
 install -d -m 750 -g "$user" "$conf"
-if [ ! -f "$conf/streamhub.env" ]; then
-  secret() { "$root/.venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))'; }
-  sed -e "s|@SECRET_KEY@|$(secret)|" -e "s|@OME_ACCESS_TOKEN@|$(secret)|" \
-    "$root/deploy/streamhub.env.example" >"$conf/streamhub.env"
-  chgrp "$user" "$conf/streamhub.env"
-  chmod 640 "$conf/streamhub.env"
-  echo "Wrote $conf/streamhub.env with fresh secrets (the OME token: OME_ACCESS_TOKEN there)."
-fi
+# The settings file, once, with fresh secrets (the media front's token too); later runs only add new settings.
+"$root/deploy/write-env.sh" "$conf/streamhub.env" "$user"
 
 # PostgreSQL: a role and a database named after the service user (peer authentication on the socket).
 if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
@@ -41,9 +35,16 @@ if [ -f "$units/streamhub-api.service" ]; then
   [ -d /run/systemd/system ] && systemctl disable --now streamhub-api.service >/dev/null 2>&1 || true
   rm -f "$units/streamhub-api.service"
 fi
+# Before 2026-12 the engine served the media port itself; now nginx does (streamhub-media-front) and the
+# engine moves to its loopback upstream port: a running engine of before is restarted to free the port.
+engine_moves=no
+if [ -f "$units/streamhub-engine.service" ] && ! grep -q -- '--http-port' "$units/streamhub-engine.service"; then
+  engine_moves=yes
+fi
 "$root/deploy/render-units.sh" "$units" "$user" "$conf" "${STREAMHUB_API_PROCESSES:-$(nproc)}"
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
+  [ "$engine_moves" = no ] || systemctl try-restart streamhub-engine.service
   systemctl enable --now redis-server >/dev/null 2>&1 || true
   systemctl enable --now streamhub.target
   systemctl start streamhub.target  # starts API instances added by a larger STREAMHUB_API_PROCESSES

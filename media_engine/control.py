@@ -4,17 +4,21 @@
 and tests use `StaticControlPlane`.
 
 A control plane shared by several nodes (or worker processes of one) also offers ``claim_publish``
-and ``release_publish`` (`PublishClaiming`): an RTMP publish claims its key before it opens the
-stream, so that of two publishes of one key at the same moment on two nodes only one passes.
+and ``release_publish`` (`PublishClaiming`): every publish (RTMP, WHIP, SRT) claims its key through
+`claim_publish` below before it opens the stream, so that of two publishes of one key at the same
+moment on two nodes only one passes.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from media_engine.admission import OPEN, AccessRules
 from media_engine.registry import LiveStream, StreamKey
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,40 @@ class PublishClaiming(Protocol):
 
     def release_publish(self, key: StreamKey) -> None:
         """The session that claimed ``key`` is done with it (returns at once)."""
+
+
+class HeldClaim:
+    """A publish's claim of its key: `release` it once the session is done with the key (once is
+    enough; later calls do nothing). A claim of a control plane without claims holds nothing."""
+
+    def __init__(self, control: PublishClaiming | None, key: StreamKey) -> None:
+        self._control = control
+        self.key = key
+
+    def release(self) -> None:
+        control, self._control = self._control, None
+        if control is not None:
+            control.release_publish(self.key)
+
+
+async def claim_publish(control: ControlPlane, key: StreamKey, who: str) -> HeldClaim | None:
+    """Claim ``key`` for a publish by ``who`` (``"rtmp 1.2.3.4:5678"``, for the log) across the nodes
+    and worker processes sharing ``control``, before the stream is opened: the claim to release when
+    the session ends, or None if another node holds or is taking the key (refuse the publish as one of
+    a live key). Without claims in the control plane, or when asking fails (the database is down),
+    the claim holds nothing and this node's registry decides alone."""
+    claim = getattr(control, "claim_publish", None)
+    if claim is None:
+        return HeldClaim(None, key)
+    try:
+        taken = await claim(key)
+    except Exception:  # noqa: BLE001 - the registry still refuses a key live on this node
+        logger.exception("%s: claiming %s failed", who, key)
+        return HeldClaim(None, key)
+    if not taken:
+        logger.info("%s: %s is already being published on another node", who, key)
+        return None
+    return HeldClaim(control, key)  # type: ignore[arg-type]
 
 
 class StaticControlPlane:

@@ -54,6 +54,7 @@ class NodeAddresses:
     srt_host: str = "0.0.0.0"
     srt_port: int | None = None  # None: no SRT ingest
     https_port: int | None = None  # None: no HTTPS; otherwise it listens while a vhost has a certificate
+    https_host: str | None = None  # None: http_host (behind a web server on loopback: the public address)
     # Worker processes of one machine share the public ports above (SO_REUSEPORT) and each also
     # listens on private ports (0: any free one) where siblings and other nodes reach it in particular.
     reuse_port: bool = False
@@ -136,6 +137,7 @@ class EngineNode:
             llhls=self.llhls,
             limits=limits.http,
             tls_port=addresses.https_port,
+            tls_host=addresses.https_host,
             certificates=self.certificates,
             viewer_window=hls.viewer_window,
             reuse_port=addresses.reuse_port,

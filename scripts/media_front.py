@@ -10,6 +10,12 @@ when nginx is not installed or its configuration does not pass ``nginx -t``).
 
 This module also renders the configuration for tests and benchmarks (`render_cache_tier`, `nginx_main_config`),
 so what they measure is what `make run` and the deploy folder ship. It knows no Django.
+
+Run as a program (`python scripts/media_front.py`, the systemd unit streamhub-media-front.service) it is the
+front of the systemd deployment: the same configuration, rendered at each start from the settings file's
+STREAMHUB_MEDIA_FRONT_TOKEN (made by deploy/install.sh, read by the engine too) and STREAMHUB_MEDIA_FRONT_LOG
+(the viewer log the engine reads; nginx's files go in its folder), nginx run in the foreground as its child,
+the viewer log rotated as `make run` rotates it; it ends with nginx (SIGTERM: nginx stops too).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,3 +161,48 @@ def media_front(var_dir: Path) -> MediaFront | None:
     upstream = int(os.environ.get("STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT", str(DEFAULT_UPSTREAM_PORT)))
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return MediaFront(var_dir / "media-front", listen, upstream)
+
+
+def serve(environ: dict[str, str] | os._Environ = os.environ) -> int:
+    """The systemd deployment's front (module docstring): nginx until it ends or SIGTERM/SIGINT; its exit status."""
+    token = environ.get("STREAMHUB_MEDIA_FRONT_TOKEN", "")
+    log = environ.get("STREAMHUB_MEDIA_FRONT_LOG", "")
+    if not token or not log:
+        print("STREAMHUB_MEDIA_FRONT_TOKEN and STREAMHUB_MEDIA_FRONT_LOG must be set (deploy/install.sh writes them "
+              "into the settings file): the engine believes nginx only with that token", file=sys.stderr)  # fmt: skip
+        return 2
+    host = environ.get("STREAMHUB_MEDIA_HTTP_HOST", "0.0.0.0")
+    port = int(environ.get("STREAMHUB_MEDIA_HTTP_PORT", "3333"))
+    upstream = int(environ.get("STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT", str(DEFAULT_UPSTREAM_PORT)))
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    front = MediaFront(Path(log).parent, listen, upstream, token=token)
+    if front.viewer_log != Path(log):
+        print(f"STREAMHUB_MEDIA_FRONT_LOG must name a file called {front.viewer_log.name}", file=sys.stderr)
+        return 2
+    problem = front.prepare()
+    if problem is not None:
+        print(f"No nginx front on the media port: {problem}", file=sys.stderr)
+        return 1
+    stops: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, _frame: stops.append(signum))
+    nginx = subprocess.Popen(front.command())
+    print(f"nginx fronts the media port {listen}; the engine listens on 127.0.0.1:{upstream}.", flush=True)
+    while not stops and nginx.poll() is None:
+        front.rotate_log(nginx.pid)
+        time.sleep(1)
+    if stops:
+        if nginx.poll() is None:
+            nginx.terminate()  # nginx's fast shutdown
+            try:
+                nginx.wait(15)
+            except subprocess.TimeoutExpired:
+                nginx.kill()
+                nginx.wait()
+        return 0
+    print(f"nginx ended (exit status {nginx.returncode}): see {front.folder / 'error.log'}", file=sys.stderr)
+    return nginx.returncode or 1
+
+
+if __name__ == "__main__":
+    sys.exit(serve())

@@ -176,6 +176,13 @@ def public_media_http_port(listening: int) -> int:
     return settings.ENGINE_HTTP_PORT if settings.ENGINE_HTTP_FRONT_TOKEN else listening
 
 
+def media_https_host(http_host: str) -> str:
+    """Where the media HTTPS port listens: beside the media HTTP port, or, when nginx fronts that port (the
+    engine's HTTP then on a loopback upstream port), on the media port's public address: HTTPS stays with the
+    engine and must stay reachable."""
+    return settings.ENGINE_HTTP_HOST if settings.ENGINE_HTTP_FRONT_TOKEN else http_host
+
+
 def edge_options(node_id: str, siblings: Locate | None = None) -> dict:
     """An edge plays the cluster's streams by pulling them from their origins on the first viewer
     (README "Origin-edge cluster"); other roles hold only what is published to them. ``siblings``:

@@ -307,9 +307,11 @@ class MediaHttpServer:
         certificates: CertificateTable | None = None,
         reuse_port: bool = False,
         private: tuple[str, int] | None = None,
+        tls_host: str | None = None,
     ) -> None:
         """``tls_port``: the HTTPS port (OME's TLSPort) serving the same routes with the vhosts'
-        ``certificates``; it listens only while some vhost has one (`update_tls_listener`).
+        ``certificates``; it listens only while some vhost has one (`update_tls_listener`), on
+        ``tls_host`` (None: ``host``; the public address when ``host`` is a web server's upstream).
         ``reuse_port``: share the public ports with sibling worker processes (SO_REUSEPORT);
         ``private``: a second plain listener (host, port; 0 = any) where siblings reach this process."""
         self.registry = registry
@@ -336,6 +338,7 @@ class MediaHttpServer:
         self._private_listener: asyncio.Server | None = None
         self.private_port: int | None = None
         self._requested_tls_port = tls_port
+        self.tls_host = tls_host or host
         self.tls_port: int | None = None  # while the HTTPS listener is open
         self.certificates = certificates
         self._tls_listener: asyncio.Server | None = None
@@ -634,7 +637,7 @@ class MediaHttpServer:
         if wanted and self._tls_listener is None:
             self._tls_listener = await asyncio.get_running_loop().create_server(
                 self.connections,
-                self.host,
+                self.tls_host,
                 self._requested_tls_port,
                 ssl=self.certificates.server_context(),
                 ssl_handshake_timeout=self.limits.header_timeout,
@@ -643,7 +646,7 @@ class MediaHttpServer:
                 backlog=1024,
             )
             self.tls_port = self._tls_listener.sockets[0].getsockname()[1]
-            logger.info("media HTTPS listening on %s:%s", self.host, self.tls_port)
+            logger.info("media HTTPS listening on %s:%s", self.tls_host, self.tls_port)
         elif not wanted and self._tls_listener is not None:
             await self._close_tls_listener()
             logger.info("media HTTPS closed: no vhost has a certificate")

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from media_engine.admission import PLAY, PUBLISH, AdmissionRequest, Decision, admit
-from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.control import ApplicationConfig, ControlPlane, HeldClaim, claim_publish
 from media_engine.names import STREAM_NAME_RULE, InvalidStreamName, is_valid_stream_name
 from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry
 from media_engine.rtmp import amf0, flv
@@ -148,7 +148,7 @@ class RtmpSession(asyncio.Protocol):
         self._demuxer = flv.FlvDemuxer()
         self.stream: LiveStream | None = None  # the stream this session publishes
         self._opened_stream: LiveStream | None = None  # published while handling the current read
-        self._claimed: StreamKey | None = None  # the key this session claimed (`_claim`) until it lets go
+        self._claimed: HeldClaim | None = None  # the key this session claimed (`_claim`) until it lets go
         self._publish_stream_id = 0
         self._batching: ReadBatching | None = None  # fewer, larger reads while publishing
         self._unwrap = TimestampUnwrapper()
@@ -646,27 +646,19 @@ class RtmpSession(asyncio.Protocol):
         """Claim ``key`` across the nodes (and worker processes) of the control plane, so that of two
         publishes of one key at the same moment on two of them only one passes: raise SessionClosed,
         answering as to any publish of a live key, if another node holds or is taking it."""
-        claim = getattr(self.control, "claim_publish", None)
-        if claim is None:
-            return
         self._release_claim()  # (a second publish on this connection)
-        try:
-            taken = await claim(key)
-        except Exception:  # noqa: BLE001 - the database is down: this node's registry decides alone
-            logger.exception("rtmp %s: claiming %s failed", self.remote_address, key)
-            return
-        if not taken:
-            logger.info("rtmp %s: %s is already being published on another node", self.remote_address, key)
+        claim = await claim_publish(self.control, key, f"rtmp {self.remote_address}")
+        if claim is None:
             self._send_status(stream_id, "error", "NetStream.Publish.BadName", f"{key.name} is already publishing.")
             raise SessionClosed("stream already live")
-        self._claimed = key
+        self._claimed = claim
         if self._closing:  # the connection went while the claim was asked
             self._release_claim()
 
     def _release_claim(self) -> None:
         if self._claimed is not None:
-            key, self._claimed = self._claimed, None
-            self.control.release_publish(key)  # type: ignore[attr-defined]
+            claim, self._claimed = self._claimed, None
+            claim.release()
 
     def _on_access_expired(self) -> None:
         self._access_expiry = None

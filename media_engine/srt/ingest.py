@@ -6,7 +6,9 @@ names the stream as OME does: ``vhost/app/stream``, or a URL-encoded ``srt://hos
 for a signed URL, checked against the streamid as sent). Each admitted connection gets a
 supervised Debian ``ffmpeg`` that remuxes its MPEG-TS to FLV on a pipe, without re-encoding; the
 FLV tags become `MediaPacket`s of the stream, as from an RTMP publisher. The stream ends when the
-caller disconnects, ffmpeg stops, the API deletes the stream or the admission's time is over.
+caller disconnects, ffmpeg stops, the API deletes the stream or the admission's time is over. Before
+the stream opens, its key is claimed across nodes (`claim_publish`) as for any publish, and released
+when it ends; a caller refused (as for a key live here) is disconnected.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from media_engine.admission import PUBLISH, AdmissionRequest, Decision, admit
-from media_engine.control import ApplicationConfig, ControlPlane
+from media_engine.control import ApplicationConfig, ControlPlane, HeldClaim, claim_publish
 from media_engine.names import InvalidStreamName, check_stream_name
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry
@@ -214,7 +216,12 @@ class SrtIngestServer:
     def _on_loop(self, coroutine, timeout: float = CONTROL_TIMEOUT):
         """Run a coroutine on the engine's loop from a connection thread, and wait for its result."""
         assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # (a claim asked meanwhile is released: `PublishClaims.claim`)
+            raise
 
 
 class SrtConnection:
@@ -229,6 +236,7 @@ class SrtConnection:
         self.client_port = port
         self.thread: threading.Thread | None = None
         self.stream: LiveStream | None = None
+        self.claim: HeldClaim | None = None  # the key's publish claim while the stream is open
         self.expires_at: float | None = None
         self._closed = threading.Event()
         self._process: subprocess.Popen | None = None
@@ -281,6 +289,9 @@ class SrtConnection:
         key = StreamKey(config.vhost, config.app, name)
         try:
             stream = self.server._on_loop(self._open_stream(key))
+        except (concurrent.futures.TimeoutError, RuntimeError) as error:
+            logger.warning("srt %s: %s not opened in time: %r", self.remote_address, key, error)
+            return None
         except StreamAlreadyLive:
             logger.info("srt %s: %s is already being published", self.remote_address, key)
             return None
@@ -319,8 +330,18 @@ class SrtConnection:
             return config, Decision(False, "the admission check failed")
 
     async def _open_stream(self, key: StreamKey) -> LiveStream:
-        stream = self.server.registry.open(key, "srt", self.remote_address)
+        """Claim ``key`` across nodes, then open it here (StreamAlreadyLive if either refuses)."""
+        check_stream_name(key.name)  # (a name an admission webhook gave: refused before any claim)
+        claim = await claim_publish(self.server.control, key, f"srt {self.remote_address}")
+        if claim is None:
+            raise StreamAlreadyLive(str(key))
+        try:
+            stream = self.server.registry.open(key, "srt", self.remote_address)
+        except BaseException:
+            claim.release()
+            raise
         stream.set_stop_handler(self.close)
+        self.stream, self.claim = stream, claim  # (here: `_end` closes them even if the caller gave up waiting)
         return stream
 
     # -- media ---------------------------------------------------------------------------------
@@ -400,11 +421,19 @@ class SrtConnection:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
-        stream = self.stream
+        stream, claim = self.stream, self.claim
         loop = self.server._loop
         if stream is not None and loop is not None and not loop.is_closed():
-            self.stream = None
-            loop.call_soon_threadsafe(self.server.registry.close, stream)
+            self.stream = self.claim = None
+            loop.call_soon_threadsafe(_close, self.server.registry, stream, claim)
+
+
+def _close(registry: StreamRegistry, stream: LiveStream, claim: HeldClaim | None) -> None:
+    try:
+        registry.close(stream)
+    finally:
+        if claim is not None:
+            claim.release()  # after the stream is closed here: a new publish may take the key
 
 
 def _push_all(stream: LiveStream, packets: list[MediaPacket]) -> None:

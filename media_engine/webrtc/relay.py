@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import aiohttp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 
+from media_engine.control import HeldClaim
 from media_engine.outbound import check_request_url, guarded_session
 from media_engine.registry import LiveStream, StreamRegistry
 from media_engine.webrtc.fanout import WhepFanout, WhepViewer
@@ -160,10 +161,12 @@ class WhepPull(WebRtcRelay):
         policy: IcePolicy,
         on_status: StatusListener | None = None,
         keyframe_interval: float = 0,
+        claim: HeldClaim | None = None,
     ) -> None:
         super().__init__(relay_id, url, policy, on_status)
         self.registry = registry
         self.stream = stream
+        self.claim = claim  # the key's publish claim, released when the relay ends
         self.ingest = WebRtcIngest(stream, {"audio", "video"}, keyframe_interval)
         stream.set_stop_handler(lambda: asyncio.get_running_loop().create_task(self.stop()))
 
@@ -186,8 +189,12 @@ class WhepPull(WebRtcRelay):
                 self.ingest.expected.discard(transceiver.kind)
 
     async def _release(self) -> None:
-        await self.ingest.close()
-        self.registry.close(self.stream)
+        try:
+            await self.ingest.close()
+            self.registry.close(self.stream)
+        finally:
+            if self.claim is not None:
+                self.claim.release()
 
 
 class WhipPush(WebRtcRelay):

@@ -4,7 +4,8 @@ Routes (added to `MediaHttpServer` by `WebRtcService.add_routes`):
 
 - ``POST /{app}/{stream}?direction=whip`` (body: SDP offer, ``application/sdp``): publish. ``201``
   with the SDP answer and ``Location: /{app}/{stream}/webrtc-session/{id}``; ``409`` if the stream
-  is already live, ``404`` for an unknown application.
+  is already live (here, or claimed by another node or worker process: `claim_publish`), ``404`` for
+  an unknown application.
 - ``POST /{app}/{stream}?direction=whep``: play a live stream (``404`` if it is not live here).
 - ``PATCH`` the Location (``application/trickle-ice-sdpfrag``): the client's further ICE candidates
   (``204``). ``DELETE`` the Location: end the session (``200``).
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from media_engine.admission import PLAY, PUBLISH
-from media_engine.control import ControlPlane
+from media_engine.control import ControlPlane, claim_publish
 from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry
 from media_engine.webrtc import ice, passthrough
 from media_engine.webrtc.fanout import WhepFanout
@@ -105,9 +106,19 @@ class WebRtcService:
 
     async def publish(self, key: StreamKey, offer_sdp: str, remote_address: str = "") -> WhipSession:
         """Answer a WHIP offer for ``key``, live once answered. Raises SessionError or ValueError (an
-        offer refused: nothing was opened) and StreamAlreadyLive."""
-        session = WhipSession(self.registry, key, self.settings.ice, self.settings.keyframe_interval, remote_address)
-        return await self._start(session, offer_sdp)
+        offer refused: nothing was opened) and StreamAlreadyLive (live here, or another node's claim:
+        refused before any work on the offer)."""
+        claim = await claim_publish(self.control, key, f"whip {remote_address}")
+        if claim is None:
+            raise StreamAlreadyLive(str(key))
+        try:
+            session = WhipSession(
+                self.registry, key, self.settings.ice, self.settings.keyframe_interval, remote_address, claim
+            )
+        except BaseException:
+            claim.release()
+            raise
+        return await self._start(session, offer_sdp)  # (a session that fails to start releases its claim)
 
     async def play(self, stream: LiveStream, offer_sdp: str) -> WhepSession:
         # A publisher that just connected may not have sent its codec configuration yet.
@@ -151,13 +162,22 @@ class WebRtcService:
     async def start_pull(
         self, relay_id: str, key: StreamKey, url: str, on_status: StatusListener | None = None
     ) -> WhepPull:
-        """Publish the stream at another node's WHEP ``url`` here as ``key``. Raises StreamAlreadyLive,
-        ValueError (bad URL), ConnectionError (the other node refused or cannot be reached)."""
-        stream = self.registry.open(key, "webrtc", urlsplit(url).hostname or "")
+        """Publish the stream at another node's WHEP ``url`` here as ``key``. Raises StreamAlreadyLive
+        (live here, or another node's claim), ValueError (bad URL), ConnectionError (the other node
+        refused or cannot be reached)."""
+        claim = await claim_publish(self.control, key, f"webrtc pull {relay_id}")
+        if claim is None:
+            raise StreamAlreadyLive(str(key))
         try:
-            relay = WhepPull(relay_id, url, self.registry, stream, self.settings.ice)
+            stream = self.registry.open(key, "webrtc", urlsplit(url).hostname or "")
+        except BaseException:
+            claim.release()
+            raise
+        try:
+            relay = WhepPull(relay_id, url, self.registry, stream, self.settings.ice, claim=claim)
         except BaseException:
             self.registry.close(stream)
+            claim.release()
             raise
         self._track_relay(relay, on_status)
         await relay.start()

@@ -18,6 +18,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDe
 from aiortc.exceptions import OperationError
 from aiortc.sdp import candidate_from_sdp
 
+from media_engine.control import HeldClaim
 from media_engine.registry import LiveStream, StreamKey, StreamRegistry
 from media_engine.webrtc.fanout import WhepFanout, WhepViewer
 from media_engine.webrtc.ice import IcePolicy, use_policy
@@ -165,6 +166,7 @@ class WhipSession(WebRtcSession):
 
     The stream is opened only once the offer has been answered: an offer refused (no usable codec,
     unparsable SDP) leaves no live stream behind, so no database row and no started/ended event.
+    ``claim`` (the key's publish claim, taken before the session) is released when the session ends.
     """
 
     direction = "whip"
@@ -176,10 +178,12 @@ class WhipSession(WebRtcSession):
         policy: IcePolicy,
         keyframe_interval: float = 2.0,
         remote_address: str = "",
+        claim: HeldClaim | None = None,
     ) -> None:
         super().__init__(policy)
         self.registry = registry
         self.key = key
+        self.claim = claim
         self.remote_address = remote_address
         self.stream: LiveStream | None = None
         self.ingest: WebRtcIngest | None = None
@@ -224,10 +228,14 @@ class WhipSession(WebRtcSession):
             _prefer(transceiver, capabilities, self.video_codecs if kind == "video" else ("OPUS",))
 
     async def _release(self) -> None:
-        if self.ingest is not None:
-            await self.ingest.close()
-        if self.stream is not None:
-            self.registry.close(self.stream)
+        try:
+            if self.ingest is not None:
+                await self.ingest.close()
+            if self.stream is not None:
+                self.registry.close(self.stream)
+        finally:
+            if self.claim is not None:
+                self.claim.release()  # after the stream is closed here: a new publish may take the key
 
 
 class WhepSession(WebRtcSession):

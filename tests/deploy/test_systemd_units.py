@@ -1,11 +1,14 @@
 """The systemd units of deploy/ (README "Run in production"): rendered for this checkout they pass
 `systemd-analyze verify` without a warning, cover every process `make run` starts (its API processes:
-instances of one template, as many as asked for), restart on failure and log to the journal."""
+instances of one template, as many as asked for; nginx in front of the media port, the engine behind it
+on loopback), restart on failure and log to the journal; the settings file gets its secrets (the media
+front's token, which nginx and the engine share) when written, and the front's settings when upgraded."""
 
 from __future__ import annotations
 
 import configparser
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -62,7 +65,7 @@ def test_every_process_of_make_run_has_a_unit_that_restarts_and_logs_to_the_jour
     long_running = {name: unit for name, unit in services.items() if unit["Service"].get("Type") == "simple"}
     assert set(long_running) == {
         "streamhub-api@.service", "streamhub-tls-proxy.service", "streamhub-engine.service",
-        "streamhub-beat.service", *WORKERS,
+        "streamhub-media-front.service", "streamhub-beat.service", *WORKERS,
     }  # fmt: skip
     for name, unit in long_running.items():
         assert unit["Service"]["Restart"] == "on-failure", name
@@ -73,6 +76,62 @@ def test_every_process_of_make_run_has_a_unit_that_restarts_and_logs_to_the_jour
     for name, queue in WORKERS.items():
         assert queue in services[name]["Service"]["ExecStart"]
     assert read(units / "streamhub.target")["Install"]["WantedBy"] == "multi-user.target"
+    assert "streamhub-media-front.service" in (units / "streamhub.target").read_text()
+
+
+def test_nginx_fronts_the_media_port_and_the_engine_listens_behind_it_on_loopback(units):
+    """As `make run` starts them (scripts/media_front.py): the engine's media HTTP on the loopback upstream
+    port, nginx (the same script, as a program) on the media port with the token both read from the settings."""
+    engine = read(units / "streamhub-engine.service")["Service"]["ExecStart"]
+    assert engine.endswith(
+        "manage.py runengine --http-host 127.0.0.1 --http-port ${STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT}"
+    )
+    front = read(units / "streamhub-media-front.service")["Service"]
+    assert front["ExecStart"] == f"{ROOT}/.venv/bin/python scripts/media_front.py"
+    assert front["KillMode"] == "mixed"  # SIGTERM to the script, which stops nginx
+    template = (ROOT / "deploy" / "streamhub.env.example").read_text()
+    assert "STREAMHUB_MEDIA_HTTP_PORT=3333\n" in template and "STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT=3340\n" in template
+    assert "STREAMHUB_MEDIA_FRONT_TOKEN=@MEDIA_FRONT_TOKEN@\n" in template
+    assert "STREAMHUB_MEDIA_FRONT_LOG=/var/lib/streamhub/media-front/viewers.log\n" in template
+
+
+def settings(path: Path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def write_env(path: Path) -> str:
+    result = subprocess.run(
+        [str(ROOT / "deploy" / "write-env.sh"), str(path), "root"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_settings_file_is_written_once_with_fresh_secrets_and_the_front_added_to_an_old_one(tmp_path):
+    env = tmp_path / "streamhub.env"
+    assert "fresh secrets" in write_env(env)
+    written = settings(env)
+    secrets = [written[name] for name in ("DJANGO_SECRET_KEY", "OME_ACCESS_TOKEN", "STREAMHUB_MEDIA_FRONT_TOKEN")]
+    assert len(set(secrets)) == 3 and all(len(secret) >= 48 and "@" not in secret for secret in secrets)
+    assert "@" not in env.read_text().replace("@...@", "")
+    assert stat.S_IMODE(env.stat().st_mode) == 0o640
+    before = env.read_text()
+    assert write_env(env) == "" and env.read_text() == before  # kept as it is
+    # A file written before the media front: its settings are added once, with a fresh token.
+    old = tmp_path / "old.env"
+    old.write_text(
+        "".join(f"{line}\n" for line in before.splitlines() if "MEDIA_FRONT" not in line and "UPSTREAM" not in line)
+    )
+    assert "media front" in write_env(old)
+    upgraded = settings(old)
+    assert upgraded["STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT"] == "3340"
+    assert (
+        len(upgraded["STREAMHUB_MEDIA_FRONT_TOKEN"]) >= 48
+        and upgraded["DJANGO_SECRET_KEY"] == written["DJANGO_SECRET_KEY"]
+    )
+    again = old.read_text()
+    assert write_env(old) == "" and old.read_text() == again
 
 
 def test_the_target_starts_the_asked_number_of_api_servers_sharing_the_port(units):

@@ -2,11 +2,13 @@
 ports. ffmpeg publishes ten streams (the kernel spreads them over both workers); whichever worker a
 player's connection lands on, HLS and LL-HLS show one set of segments and ffprobe reads them, RTMP
 plays, WHEP plays in Chromium, the APIs count the viewers, a record and a push of a stream of each
-worker work, and a killed worker loses its streams only and comes back.
+worker work, and a killed worker loses its streams only and comes back. Publishes of one key at once
+(RTMP, WHIP, SRT, mixed) on both workers pass once: each claims its key in the database first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -17,6 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 import requests
 
@@ -24,7 +27,9 @@ from tests.integration.conftest import LiveStreamHub, wait_for
 from tests.integration.test_engine import codecs, ffprobe, live_names
 from tests.integration.test_push import push_state
 from tests.integration.test_recording import duration, record_state
+from tests.integration.test_srt import publish_srt
 from tests.integration.test_wcs import wcs
+from tests.media_engine.webrtc.test_signalling import SDP, browser_like_offer
 
 # Ten publishers and two engine workers start on machines that run other suites too: room for the set-up.
 pytestmark = [pytest.mark.services, pytest.mark.timeout(900)]
@@ -268,6 +273,163 @@ def test_two_publishes_of_one_key_at_the_same_moment_pass_once(workers_platform,
     finally:
         again.kill()
         again.wait()
+
+
+def claims_of(platform, pattern: str) -> int:
+    return query(platform, f"SELECT count(*) FROM engine_publishclaim WHERE name LIKE '{pattern}'")[0][0]
+
+
+def refused_across(platform, log_start: int, protocol: str, names) -> set[str]:
+    """Which of ``names`` a ``protocol`` publish was refused for because the other worker claimed it."""
+    lines = [
+        line
+        for line in platform.log("engine")[log_start:].splitlines()
+        if f"{protocol} " in line and "published on another node" in line
+    ]
+    return {name for name in names if any(f"/app/{name} is" in line for line in lines)}
+
+
+async def whip_posts(
+    media: str, names: list[str], copies: int = 2, just_before=None
+) -> dict[str, list[tuple[int, str, str]]]:
+    """POST ``copies`` WHIP offers (aiortc, tracks without media) for each name, all at the same moment
+    (right after ``just_before()``, once the offers are made), each on a connection of its own (the
+    kernel gives each to either worker): name -> [(status, body, Location)]."""
+    offers = {name: [await browser_like_offer(direction="sendonly") for _ in range(copies)] for name in names}
+    if just_before is not None:
+        just_before()
+
+    async def post(http: aiohttp.ClientSession, name: str, offer: str) -> tuple[int, str, str]:
+        async with http.post(f"{media}/app/{name}?direction=whip", data=offer, headers=SDP) as response:
+            return response.status, await response.text(), response.headers.get("Location", "")
+
+    timeout = aiohttp.ClientTimeout(total=60)
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True), timeout=timeout) as http:
+            answers = await asyncio.gather(*(post(http, name, sdp) for name in names for _, sdp in offers[name]))
+    finally:
+        for pairs in offers.values():
+            for pc, _ in pairs:
+                await pc.close()
+    return {name: answers[index * copies : (index + 1) * copies] for index, name in enumerate(names)}
+
+
+def end_whip_sessions(platform, locations: list[str]) -> None:
+    for location in locations:  # (whichever worker takes the DELETE passes it to the session's own)
+        status = requests.delete(f"{platform.media}{location}", timeout=20).status_code
+        assert status in (200, 404), location  # (404: ended already, its ICE never connecting in 30 s)
+
+
+def test_two_whip_publishes_of_one_key_at_the_same_moment_pass_once(workers_platform):
+    """Pairs of WHIP offers of one new key sent together: exactly one is answered 201, the other 409 as
+    any WHIP publish of a live key is, whether the pair landed on one worker or on both; the key is
+    published again once the winner's session ends."""
+    log_start = len(workers_platform.log("engine"))
+    winners: list[str] = []
+    across: set[str] = set()
+    try:
+        for wave in range(5):
+            names = [f"whiprace{wave}x{index}" for index in range(6)]
+            answers = asyncio.run(whip_posts(workers_platform.media, names))
+            for name, pair in answers.items():
+                winners += [location for status, _, location in pair if status == 201]
+                assert sorted(status for status, _, _ in pair) == [201, 409], (name, pair)
+                assert [body for status, body, _ in pair if status == 409] == ["stream is already live\n"]
+            across |= refused_across(workers_platform, log_start, "whip", names)
+            if len(across) >= 2:
+                break
+        assert len(across) >= 2, "no pair landed on both workers"  # (the race above was run between workers)
+    finally:
+        end_whip_sessions(workers_platform, winners)
+    wait_for(lambda: claims_of(workers_platform, "whiprace%") == 0, 60, lambda: workers_platform.log("engine")[-2000:])
+    ((status, body, location),) = asyncio.run(whip_posts(workers_platform.media, ["whiprace0x0"], copies=1))[
+        "whiprace0x0"
+    ]
+    assert status == 201, body
+    end_whip_sessions(workers_platform, [location])
+
+
+def mixed_wave(platform, clip, names: list[str]) -> None:
+    """An RTMP publisher and a WHIP offer of each name, started together: exactly one of each pair wins."""
+    rtmp: dict[str, subprocess.Popen] = {}
+    answers: dict[str, list[tuple[int, str, str]]] = {}
+
+    def start_rtmp() -> None:
+        rtmp.update({name: publish_clip(platform, clip, name) for name in names})
+
+    try:
+        answers = asyncio.run(whip_posts(platform.media, names, copies=1, just_before=start_rtmp))
+        whip_won = {name for name in names if answers[name][0][0] == 201}
+        for name in names:
+            if name in whip_won:  # the RTMP publish is refused
+                publisher = rtmp[name]
+                wait_for(lambda publisher=publisher: publisher.poll() is not None, 60, lambda: "both passed")
+                assert "already publishing" in publisher.stderr.read().decode(errors="replace")
+            else:
+                assert answers[name][0][:2] == (409, "stream is already live\n"), name
+        rtmp_won = set(names) - whip_won
+        wait_for(lambda: rtmp_won <= set(holders(platform)), 60, lambda: platform.log("engine")[-2000:])
+        time.sleep(1)
+        assert {name for name in names if rtmp[name].poll() is None} == rtmp_won  # the RTMP winners go on
+    finally:
+        for publisher in rtmp.values():
+            publisher.kill()
+            publisher.wait()
+        end_whip_sessions(platform, [loc for pair in answers.values() for status, _, loc in pair if status == 201])
+
+
+def test_an_rtmp_and_a_whip_publish_of_one_key_at_the_same_moment_pass_once(workers_platform, clip):
+    """An ffmpeg RTMP publisher and a WHIP offer of one new key start together: either the WHIP offer is
+    answered 201 and the RTMP publish refused as already publishing, or the offer is answered 409 and
+    the RTMP publisher holds the stream; never both, whichever workers they landed on."""
+    log_start = len(workers_platform.log("engine"))
+    across: set[str] = set()
+    for wave in range(5):
+        names = [f"mixrace{wave}x{index}" for index in range(6)]
+        mixed_wave(workers_platform, clip, names)
+        across |= refused_across(workers_platform, log_start, "rtmp", names)
+        across |= refused_across(workers_platform, log_start, "whip", names)
+        if len(across) >= 2:
+            break
+    assert len(across) >= 2, "no pair landed on both workers"
+    wait_for(lambda: claims_of(workers_platform, "mixrace%") == 0, 60, lambda: workers_platform.log("engine")[-2000:])
+
+
+def test_two_srt_publishes_of_one_key_at_once_play_once_and_the_key_is_free_after(workers_platform):
+    """SRT ingest runs in worker 0: the second caller is hung up on, as for any SRT publish of a live key."""
+    pair = [publish_srt(workers_platform, "default/app/srtrace") for _ in range(2)]
+    try:
+        ended = wait_for(lambda: [p for p in pair if p.poll() is not None], 60, lambda: "neither was refused")
+        assert len(ended) == 1 and ended[0].returncode != 0
+        wait_for(lambda: "srtrace" in holders(workers_platform), 60, lambda: workers_platform.log("engine")[-2000:])
+        time.sleep(1)
+        assert [p.poll() for p in pair].count(None) == 1  # the winner goes on
+        assert set(codecs(ffprobe(f"{workers_platform.rtmp}/app/srtrace"))) == {"video", "audio"}
+    finally:
+        for publisher in pair:
+            publisher.kill()
+            publisher.wait()
+    wait_for(lambda: claims_of(workers_platform, "srtrace") == 0, 60, lambda: workers_platform.log("engine")[-2000:])
+    again = publish_srt(workers_platform, "default/app/srtrace")
+    try:
+        wait_for(lambda: "srtrace" in holders(workers_platform), 60, lambda: workers_platform.log("engine")[-2000:])
+    finally:
+        again.kill()
+        again.wait()
+
+
+def test_an_srt_publish_of_a_key_the_other_worker_holds_is_refused(workers_platform):
+    held = holders(workers_platform)
+    name = next(name for name in reversed(NAMES) if held[name].endswith(".1"))  # (SRT ingest runs in worker 0)
+    log_start = len(workers_platform.log("engine"))
+    publisher = publish_srt(workers_platform, f"default/app/{name}", seconds=20)
+    try:
+        publisher.wait(timeout=60)  # hung up on: ffmpeg cannot send
+    finally:
+        publisher.kill()
+    assert publisher.returncode != 0
+    assert refused_across(workers_platform, log_start, "srt", [name]) == {name}
+    assert holders(workers_platform)[name] == held[name] and workers_platform.publishers[name].poll() is None
 
 
 def test_whep_plays_in_chromium_through_either_worker(workers_platform):

@@ -1,14 +1,26 @@
 """`make run`'s nginx front (scripts/media_front.py): the shipped cache tier's configuration rendered for the
-front passes `nginx -t` with the front's token and viewer log; the front is off when asked or without nginx."""
+front passes `nginx -t` with the front's token and viewer log; the front is off when asked or without nginx; run
+as a program (the systemd unit), it serves as an unprivileged user with the settings' token until SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
+import requests
 
-from scripts.media_front import MediaFront, media_front
+from scripts.media_front import ROOT, MediaFront, media_front
+from tests.integration.conftest import free_port, wait_for
 
 
 def test_the_rendered_front_passes_nginx_t_with_its_token_and_viewer_log(tmp_path: Path):
@@ -32,3 +44,80 @@ def test_the_front_is_off_when_asked_or_without_nginx(tmp_path: Path, monkeypatc
     assert front.listen == "0.0.0.0:4333" and front.upstream_port == 3340
     monkeypatch.setattr("scripts.media_front.nginx_program", lambda: None)  # no nginx on this machine
     assert "nginx is not installed" in front.prepare()
+
+
+class HeaderRecorder(http.server.BaseHTTPRequestHandler):
+    """An upstream in place of the engine: answers 404 and keeps the headers nginx sent."""
+
+    seen: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        HeaderRecorder.seen.append(dict(self.headers.items()))
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_the_systemd_front_runs_nginx_with_the_settings_token_as_the_service_user_until_sigterm():
+    """`python scripts/media_front.py` as streamhub-media-front.service runs it: as an unprivileged user (nobody
+    here), from the settings file's variables; nginx hands requests to the upstream with the token and the
+    viewer's address, and stops with the script."""
+    if shutil.which("nginx", path="/usr/sbin:/sbin:" + os.environ.get("PATH", "")) is None:
+        pytest.fail("nginx is missing: `make test` installs it")
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HeaderRecorder)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    folder = Path(tempfile.mkdtemp(prefix="streamhub-front-"))  # (a user other than root can reach it)
+    folder.chmod(0o755)
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "STREAMHUB_MEDIA_HTTP_HOST": "127.0.0.1",
+        "STREAMHUB_MEDIA_HTTP_PORT": str(port),
+        "STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT": str(upstream.server_address[1]),
+        "STREAMHUB_MEDIA_FRONT_TOKEN": "front-token-from-the-settings",
+        "STREAMHUB_MEDIA_FRONT_LOG": str(folder / "media-front" / "viewers.log"),
+    }
+    as_user = []
+    if os.geteuid() == 0:  # as the unit's User=: an nginx without root
+        os.chown(folder, 65534, 65534)
+        as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    command = [*as_user, sys.executable, str(ROOT / "scripts" / "media_front.py")]
+    front = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: listening(port), 30, lambda: front.poll() and front.stderr.read())
+        response = requests.get(f"http://127.0.0.1:{port}/app/cam/ts:playlist.m3u8", timeout=10)
+        assert response.status_code == 404
+        headers = HeaderRecorder.seen[-1]
+        assert headers["X-StreamHub-Front"] == "front-token-from-the-settings"
+        assert headers["X-Real-IP"] == "127.0.0.1"
+        assert (folder / "media-front" / "nginx.conf").stat().st_uid == (65534 if as_user else os.geteuid())
+        front.send_signal(signal.SIGTERM)
+        assert front.wait(30) == 0
+        assert "nginx fronts the media port" in front.stdout.read()
+        assert not listening(port)  # nginx went with it
+    finally:
+        if front.poll() is None:
+            front.kill()
+        upstream.shutdown()
+        pid_file = folder / "media-front" / "nginx.pid"
+        if front.returncode != 0 and pid_file.exists() and pid_file.read_text().strip():
+            with contextlib.suppress(OSError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)  # (the nginx this test started, if it stayed)
+        shutil.rmtree(folder, ignore_errors=True)
+    # Without the token (a settings file of before the front), it refuses to start, saying why.
+    del env["STREAMHUB_MEDIA_FRONT_TOKEN"]
+    result = subprocess.run(
+        [sys.executable, "scripts/media_front.py"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "STREAMHUB_MEDIA_FRONT_TOKEN" in result.stderr

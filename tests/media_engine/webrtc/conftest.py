@@ -14,11 +14,12 @@ from media_engine.webrtc.service import WebRtcSettings
 LOOPBACK_ICE = IcePolicy(host_addresses=("127.0.0.1",))
 
 
-async def start_node(policy: IcePolicy = LOOPBACK_ICE) -> EngineNode:
-    config = ApplicationConfig("default", "app", hls_segment_duration=1.0, hls_segment_count=5)
-    node = EngineNode(
-        StaticControlPlane([config]), NodeAddresses("127.0.0.1", 0, "127.0.0.1", 0), WebRtcSettings(ice=policy)
-    )
+APPLICATION = ApplicationConfig("default", "app", hls_segment_duration=1.0, hls_segment_count=5)
+
+
+async def start_node(policy: IcePolicy = LOOPBACK_ICE, control: StaticControlPlane | None = None) -> EngineNode:
+    control = control or StaticControlPlane([APPLICATION])
+    node = EngineNode(control, NodeAddresses("127.0.0.1", 0, "127.0.0.1", 0), WebRtcSettings(ice=policy))
     await node.start()
     return node
 

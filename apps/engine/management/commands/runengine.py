@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.engine import workers
-from apps.engine.runner import EngineRunner
+from apps.engine.runner import EngineRunner, media_https_host
 from media_engine import log_limits
 from media_engine.node import NodeAddresses
 
@@ -33,6 +33,11 @@ class Command(BaseCommand):
             "--https-port", type=int, default=settings.ENGINE_HTTPS_PORT, help="0: no HTTPS (opens with a certificate)."
         )
         parser.add_argument(
+            "--https-host",
+            default=None,
+            help="The HTTPS port's address (default: the media HTTP host, or STREAMHUB_MEDIA_HTTP_HOST behind nginx).",
+        )
+        parser.add_argument(
             "--processes",
             default=settings.ENGINE_PROCESSES,
             help="Worker processes behind the same ports: 'auto' (one per CPU) or a number; 1: a single process.",
@@ -50,10 +55,12 @@ class Command(BaseCommand):
         srt_host,
         srt_port,
         https_port,
+        https_host,
         processes,
         worker,
         **options,
     ):
+        https_host = https_host or media_https_host(http_host)
         try:
             count = workers.process_count(processes)
         except ValueError as error:
@@ -68,7 +75,9 @@ class Command(BaseCommand):
             options = [
                 *("--node-id", node_id, "--rtmp-port", str(rtmp_port), "--http-port", str(http_port)),
                 *("--rtmp-host", rtmp_host, "--http-host", http_host, "--srt-host", srt_host),
-                *("--srt-port", str(srt_port), "--https-port", str(https_port), "--processes", str(count)),
+                *("--srt-port", str(srt_port), "--https-port", str(https_port), "--https-host", https_host),
+                "--processes",
+                str(count),
             ]
             raise SystemExit(workers.supervise([[*base, *options, "--worker", str(i)] for i in range(count)]))
         siblings_of = None
@@ -89,6 +98,7 @@ class Command(BaseCommand):
             srt_host=srt_host,
             srt_port=srt_port or None,
             https_port=https_port or None,
+            https_host=https_host,
             reuse_port=worker is not None,
             private_host=settings.ENGINE_NODE_ADDRESS if worker is not None else None,
             private_rtmp_port=private_port(settings.ENGINE_PRIVATE_RTMP_PORT) if worker is not None else 0,
