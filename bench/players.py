@@ -231,18 +231,18 @@ async def viewer(http, index):
     with use_policy(POLICY):
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
     await asyncio.wait_for(connected.wait(), 120)
+    if index >= {full}:  # at once: a few hundred of aiortc's receive paths would swamp this process
+        drain.add(index, pc)
     return pc
 
 async def main():
+    global drain
     loop = asyncio.get_running_loop()
     drain = Drain(loop)
     async with aiohttp.ClientSession() as http:
         pcs = []
         for first in range(0, {count}, 10):  # ten at a time: ICE and DTLS handshakes are CPU work
             pcs += await asyncio.gather(*(viewer(http, i) for i in range(first, min(first + 10, {count}))))
-        for index, pc in enumerate(pcs):
-            if index >= {full}:
-                drain.add(index, pc)
         print("connected", flush=True)
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -518,7 +518,8 @@ def main() -> int:
                             f"StreamHub: {count:4d} WHEP viewers: {busy:5.1f} % ({whep[count][1]:.3f} % per viewer; "
                             f"full viewers ({len(fps)}) video frames/s: median {fps[len(fps) // 2]:.1f}, "
                             f"slowest {fps[0]:.1f}, {starved} below 25; {received}"
-                            f"engine sent {datagrams / seconds:.0f} datagrams/s, "
+                            f"engine sent {datagrams / seconds:.0f} datagrams/s "
+                            f"({datagrams / seconds / count:.0f} per viewer: the whole stream is the 1-viewer row's), "
                             f"{per_datagram:.1f} us CPU each; {dropped} UDP datagrams dropped by full receive buffers "
                             "on this machine; "
                             f"load average {os.getloadavg()[0]:.1f})",
