@@ -287,6 +287,10 @@ class EngineRunner:
         # parent restarts it when it dies), so a node costs the database one round of them however many
         # cores it uses.
         does_chores = self.siblings_of is None or self.node_id == f"{self.siblings_of}.0"
+        # A node (or worker) with no stream has nothing to count: it writes only to stay alive, a few
+        # times per node timeout, once it has said it holds nothing.
+        liveness_interval = max(self.heartbeat_interval, settings.ENGINE_NODE_TIMEOUT / 3)
+        last_write, wrote_idle = 0.0, False
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             now = time.monotonic()
@@ -311,12 +315,17 @@ class EngineRunner:
             load = (len(streams), sum(stream.counters.total_connections for stream in streams))
             mirrors = self._routes()
             check_stale = does_chores and now - last_stale_check >= stale_check_interval
+            idle = not snapshots and load == (0, 0) and mirrors is None and not check_stale
+            if idle and wrote_idle and now - last_write < liveness_interval:
+                continue
             try:
                 await sync_to_async(heartbeat)(node, snapshots, load, mirrors, stored, check_stale)
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the media
                 logger.exception("heartbeat failed")
                 stored = {}  # not known what was stored: write everything next time
+                wrote_idle = False
                 continue
+            last_write, wrote_idle = now, idle
             if check_stale:
                 last_stale_check = now
             stored = {snapshot.stream_id: snapshot for snapshot in snapshots}
