@@ -4,7 +4,9 @@ and sounds or live streams are played into the call. PJSIP's build has no video:
 asks for it (``has_video``), the agent offers H.264 in an ``m=video`` line of its own (written
 into PJSIP's SDP offer, in place of a second audio line PJSIP provisions for it), receives the
 far end's video itself (`video.H264Receiver`), published beside the audio, and sends an injected
-live stream's video (`video.H264Sender`).
+live stream's video (`video.H264Sender`). A re-INVITE of the far end that adds or removes the
+video is followed: the publisher publishes again with the tracks the call now has, and the
+injected video starts or stops.
 
 Run as ``python -m media_engine.sip.agent``. The first line on stdin is the call's `CallSpec`
 as JSON; later lines are commands (``hangup``, ``dtmf``, ``inject``, ``inject_stop``). Events go
@@ -242,6 +244,7 @@ class CallAgent:
         self.video: H264Receiver | None = None
         self.video_target: tuple[str, int] | None = None  # where the far end takes our video
         self.video_sender: H264Sender | None = None
+        self.video_source: str | None = None  # the injected stream whose video goes into the call
 
     # --- life --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -428,6 +431,7 @@ class CallAgent:
         return audio + [H264_CODEC] if self.spec.has_video else audio
 
     def on_media_state(self, call: Call) -> None:
+        """The call's media came up, or changed (a re-INVITE added or removed video, moved a port)."""
         info = call.getInfo()
         for index, media in enumerate(info.media):
             if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
@@ -436,10 +440,14 @@ class CallAgent:
             self.video_target = video_destination(self.remote_sdp) if has_video else None
             if self.publisher is None and self.spec.publish_urls:
                 # Published once the far end's audio flows: a call that is never answered makes no stream.
-                video_wait = VIDEO_WAIT if has_video else 0.0
-                self.publisher = CallPublisher(self.spec.publish_urls, CLOCK_RATE, self._on_output_error, video_wait)
+                self.publisher = CallPublisher(
+                    self.spec.publish_urls, CLOCK_RATE, self._on_output_error, has_video, VIDEO_WAIT
+                )
                 self.publisher.start()
                 self.sink.publisher = self.publisher
+            elif self.publisher is not None:
+                self.publisher.set_video(has_video)
+            self._follow_video_injection()
             audio = call.getAudioMedia(index)
             audio.startTransmit(self.sink)
             self.source.startTransmit(audio)
@@ -489,17 +497,34 @@ class CallAgent:
             feeder = PcmFeeder(command["source"], CLOCK_RATE, self._on_inject_end, loop=command.get("loop", False))
             feeder.start()
             self.source.feeder = feeder
-            if command.get("video") and self.video is not None and self.video_target is not None:
-                receiver, target = self.video, self.video_target
-                self.video_sender = H264Sender(command["source"], lambda rtp: receiver.send(rtp, target))
-                self.video_sender.start()
+            self.video_source = command["source"] if command.get("video") else None
+            self._follow_video_injection()
         elif name == "inject_stop":
             self._stop_feeder()
+
+    def _follow_video_injection(self) -> None:
+        """Sends the injected stream's video while the call has video (a re-INVITE may add or remove it)."""
+        sending = self.video_sender is not None
+        if sending and (self.video_target is None or self.video_source is None):
+            self._stop_video_sender()
+        elif not sending and self.video_target is not None and self.video_source is not None:
+            receiver = self.video
+
+            def send(rtp: bytes) -> None:
+                if (target := self.video_target) is not None:  # where the far end takes video now
+                    receiver.send(rtp, target)
+
+            self.video_sender = H264Sender(self.video_source, send)
+            self.video_sender.start()
 
     def _stop_feeder(self) -> None:
         feeder, self.source.feeder = self.source.feeder, None
         if feeder is not None:
             feeder.stop()
+        self.video_source = None
+        self._stop_video_sender()
+
+    def _stop_video_sender(self) -> None:
         sender, self.video_sender = self.video_sender, None
         if sender is not None:
             sender.stop()
