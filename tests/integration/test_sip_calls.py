@@ -6,8 +6,10 @@ push to nginx-rtmp; a UDP socket standing in for the phone's RTP port decodes wh
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -20,7 +22,17 @@ import requests
 from tests.integration.conftest import LiveStreamHub, free_port, wait_for
 from tests.integration.test_engine import codecs, ffprobe, live_names, publish
 from tests.tools.audio import levels, make_wav
-from tests.tools.rtp import PCMA, PcapPlayer, RtpCapture, dominant_frequency, h264_pcap, level_db, tone_pcap
+from tests.tools.rtp import (
+    PCMA,
+    PcapPlayer,
+    RtpCapture,
+    dominant_frequency,
+    h264_pcap,
+    level_db,
+    opus_decoded,
+    opus_pcap,
+    tone_pcap,
+)
 
 pytestmark = pytest.mark.services
 SCENARIOS = Path(__file__).with_name("sipp")
@@ -426,6 +438,83 @@ def test_a_far_end_speaking_only_opus_and_h264_ends_failed_with_the_codecs_named
     assert wcs(sip_platform, "startup", call_body(picky, "call-488")).status_code == 200
     call = wait_status(sip_platform, "call-488", "FAILED")
     assert call["sipMessage"].startswith("488 Not Acceptable Here: Unsupported codecs: the far end accepts none"), call
+
+
+def restart_worker(platform, **env: str | None) -> None:
+    """The platform's worker stopped (SIGTERM: Celery's warm shutdown) and started again with ``env``
+    (None: unset)."""
+    worker = platform.processes["worker"]
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        platform.kill("worker")
+    for name, value in env.items():
+        if value is None:
+            platform.env.pop(name, None)
+        else:
+            platform.env[name] = value
+    platform.start_worker()
+
+
+@pytest.fixture
+def opus_offered(sip_platform):
+    """Calls offer an Opus line of the agent's own (STREAMHUB_SIP_OFFER_OPUS) during the test."""
+    restart_worker(sip_platform, STREAMHUB_SIP_OFFER_OPUS="true")
+    yield
+    restart_worker(sip_platform, STREAMHUB_SIP_OFFER_OPUS=None)
+
+
+def test_a_far_end_taking_our_opus_line_is_heard_and_hears_us_in_opus(
+    sip_platform, opus_offered, sipp, capture, tmp_path
+):
+    media_root = Path(sip_platform.env["STREAMHUB_MEDIA_ROOT"])
+    media_root.mkdir(parents=True, exist_ok=True)
+    make_wav(media_root / "opus-beep.wav", 440, 6, volume=1.0)
+    opus_capture = RtpCapture()  # the phone's Opus receiver
+    phone = sipp("answer_opus.xml", rtp_port=capture.port, opus_rtp_port=opus_capture.port)
+    player = None
+    try:
+        assert wcs(sip_platform, "startup", call_body(phone, "call-opus-line", toStream="opusline")).status_code == 200
+        assert wait_status(sip_platform, "call-opus-line", "ESTABLISHED")["codec"] == "opus/48000/2"
+        [invite] = phone.received("INVITE")
+        assert re.search(r"^m=audio \d+ RTP/AVP 0 8 9", invite, re.MULTILINE), invite  # PJSIP's line first
+        opus_port = int(re.search(r"^m=audio (\d+) RTP/AVP 111\r?$", invite, re.MULTILINE).group(1))
+        assert "a=rtpmap:111 opus/48000/2" in invite
+        player = PcapPlayer(opus_pcap(tmp_path / "opus.pcap", TONE_HZ, 40), "127.0.0.1", opus_port)
+
+        # The stream is the phone's Opus (its tone), not PJSIP's G.711 line (where the phone sends nothing).
+        wait_for(lambda: "opusline" in live_names(sip_platform), 30, lambda: sip_platform.log("engine")[-3000:])
+        url = f"{sip_platform.rtmp}/app/opusline"
+        assert codecs(ffprobe(url))["audio"]["codec_name"] == "aac"
+        mean, peak = levels(url, seconds=3)
+        assert -13 < mean < -6 and -9 < peak <= 0, (mean, peak)
+        assert abs(dominant_frequency(decoded(url), 8000) - TONE_HZ) < 20
+
+        # What is played into the call reaches the phone as Opus; PJSIP's line carries silence.
+        before, g711_before = len(opus_capture.opus), len(capture.audio)
+        assert (
+            wcs(sip_platform, "inject_sound", {"callId": "call-opus-line", "fileName": "opus-beep.wav"}).status_code
+            == 200
+        )
+        wait_for(lambda: len(opus_capture.opus) - before >= 50 * 4, 20)  # 4 s of 20 ms packets
+        sound = opus_decoded(opus_capture.opus[before:])[8000 : 8000 * 3]  # its steady middle, at 8 kHz
+        assert level_db(sound) > -30 and abs(dominant_frequency(sound, 8000) - 440) < 15
+        g711 = capture.pcm()[g711_before:]
+        assert len(g711) >= 8000 * 3 and level_db(g711) < -60, len(g711)
+    finally:
+        if player is not None:
+            player.stop()
+        opus_capture.close()
+    assert wcs(sip_platform, "terminate", {"callId": "call-opus-line"}).status_code == 200
+    wait_status(sip_platform, "call-opus-line", "FINISHED")
+
+    # A phone that takes only PJSIP's line (its answer has no second line) gets a G.711 call as before.
+    plain = sipp("answer_listen.xml", rtp_port=capture.port)
+    assert wcs(sip_platform, "startup", call_body(plain, "call-no-opus")).status_code == 200
+    assert wait_status(sip_platform, "call-no-opus", "ESTABLISHED")["codec"] == "PCMU/8000"
+    assert wcs(sip_platform, "terminate", {"callId": "call-no-opus"}).status_code == 200
+    wait_status(sip_platform, "call-no-opus", "FINISHED")
 
 
 def test_dtmf_and_injected_sound_reach_the_far_end(sip_platform, sipp, capture):
