@@ -19,6 +19,7 @@ controller died) hangs the call up.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -63,6 +64,35 @@ NOT_ACCEPTABLE = {415, 488, 606}
 # RTP payload types with a static codec (RFC 3551), for SDP without rtpmap lines.
 STATIC_PAYLOADS = {"0": "PCMU/8000", "3": "GSM/8000", "8": "PCMA/8000", "9": "G722/8000", "18": "G729/8000",
                    "26": "JPEG/90000", "34": "H263/90000"}  # fmt: skip
+
+
+def _swig_byte_vector_bytes(vector: pj.ByteVector) -> bytes:
+    return bytes(vector)  # SWIG's iterator: a Python call per byte (2 ms for a 20 ms frame)
+
+
+def _stored_byte_vector_bytes(vector: pj.ByteVector) -> bytes:
+    # The std::vector behind the proxy starts with pointers to its first byte and past its last
+    # (libstdc++'s layout): its bytes are read in one copy.
+    begin, end = ctypes.cast(int(vector.this), ctypes.POINTER(ctypes.c_void_p * 2)).contents
+    return ctypes.string_at(begin, end - begin) if begin and end else b""
+
+
+def _byte_vector_reader():
+    """How the bytes of a pjsua2 ``ByteVector`` (a frame's samples) are read: straight from the
+    vector's storage when a check shows that layout, else through SWIG's iterator."""
+    sample = bytes(range(256)) * 3
+    try:
+        if _stored_byte_vector_bytes(pj.ByteVector(sample)) == sample and not _stored_byte_vector_bytes(
+            pj.ByteVector()
+        ):
+            return _stored_byte_vector_bytes
+    except (TypeError, ValueError, OSError):  # pragma: no cover - another C++ library
+        pass
+    logger.warning("pjsua2's ByteVector is not laid out as expected: frames are read byte by byte")
+    return _swig_byte_vector_bytes
+
+
+byte_vector_bytes = _byte_vector_reader()
 
 
 def sdp_codecs(sdp: str) -> list[str]:
@@ -145,6 +175,7 @@ class CallAudioSink(pj.AudioMediaPort):
     def __init__(self, publisher: CallPublisher | None) -> None:
         super().__init__()
         self.publisher = publisher
+        self.opus: OpusLine | None = None  # set while the call's audio comes as Opus: its frames instead
         self.silence = bytes(CLOCK_RATE // 1000 * FRAME_MS * 2)
         self.frames = 0
 
@@ -152,9 +183,15 @@ class CallAudioSink(pj.AudioMediaPort):
         self.frames += 1
         if self.publisher is None:
             return
+        opus = self.opus
+        if opus is not None:
+            pcm = opus.next_frame()  # at the bridge's pace, as PJSIP's own audio
+        elif frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
+            pcm = byte_vector_bytes(frame.buf)
+        else:
+            pcm = None
         # The bridge sends no samples while nobody talks: keep the timeline with silence.
-        pcm = bytes(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size else self.silence
-        self.publisher.put(pcm)
+        self.publisher.put(pcm or self.silence)
 
 
 class CallAudioSource(pj.AudioMediaPort):
@@ -354,7 +391,6 @@ class CallAgent:
         # while its own audio line is up.
         if self.spec.offer_opus:
             self.opus = OpusLine(self.spec.bind_host, CLOCK_RATE)
-            self.opus.on_pcm = self._on_opus_pcm
             self.opus.start()
             parameters.opt.audioCount += 1
         if self.spec.has_video:
@@ -414,11 +450,6 @@ class CallAgent:
             ours += video_offer_lines(address, self.video.port)
         lines[media[1] :] = ours
         sdp.wholeSdp = "\r\n".join(lines) + "\r\n"
-
-    def _on_opus_pcm(self, pcm: bytes) -> None:
-        publisher = self.publisher
-        if publisher is not None and self.opus_active:
-            publisher.put(pcm)
 
     def _on_video_picture(self, picture, seconds: float) -> None:
         publisher = self.publisher
@@ -480,7 +511,7 @@ class CallAgent:
                     self.spec.publish_urls, CLOCK_RATE, self._on_output_error, has_video, VIDEO_WAIT
                 )
                 self.publisher.start()
-                self.sink.publisher = None if self.opus_active else self.publisher
+                self.sink.publisher = self.publisher
             elif self.publisher is not None:
                 self.publisher.set_video(has_video)
             self._follow_video_injection()
@@ -547,7 +578,7 @@ class CallAgent:
             destination, payload_type = answered or (None, 0)
             self.opus.set_destination(destination, payload_type)
         if self.sink is not None:
-            self.sink.publisher = None if self.opus_active else self.publisher
+            self.sink.opus = self.opus if self.opus_active else None
         if self.source is not None:
             self.source.opus = self.opus if self.opus_active else None
 

@@ -1,8 +1,10 @@
 """The call's Opus audio, outside PJSIP (whose build has no Opus): the ``m=audio`` line of Opus the
 agent writes into its SDP offer beside PJSIP's own audio line (`opus_offer_lines`), whether and where
 the far end's answer took it (`answered_opus`), and `OpusLine`, the RTP socket that line names: it
-decodes the far end's Opus (PyAV's libopus) to the agent's PCM, filling lost packets' time with
-silence, and encodes the PCM played into the call to Opus RTP sent from that socket (symmetric RTP).
+decodes the far end's Opus (PyAV's libopus) to the agent's PCM, which the SIP media clock takes
+frame by frame (a short buffer: lost or late packets and silences the far end does not send
+become silence, the timeline keeps the clock's pace), and encodes the PCM played into the call to
+Opus RTP sent from that socket (symmetric RTP).
 
 PJSIP still runs its own audio line (G.711 or G.722): it hangs up a call in which no stream of its
 own came up. So Opus is used only with a far end that takes both audio lines of the offer; one that
@@ -19,7 +21,7 @@ import queue
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections import deque
 
 import av
 import numpy as np
@@ -32,7 +34,7 @@ OPUS_RATE = 48000
 OPUS_CODEC = f"opus/{OPUS_RATE}/2"  # RFC 7587: always named with two channels
 OPUS_FRAME = OPUS_RATE // 50  # 20 ms
 OPUS_BITRATE = 32000
-MAX_GAP = OPUS_RATE * 2  # a jump of the far end's RTP clock beyond this is a new timeline, not a loss
+BUFFERED_FRAMES = 10  # 200 ms of the far end's audio waiting for the media clock; older frames are dropped
 RECEIVE_TIMEOUT = 0.2
 
 
@@ -77,9 +79,10 @@ def answered_opus(sdp: str, index: int) -> tuple[tuple[str, int], int] | None:
 
 
 class OpusLine:
-    """A UDP socket for the call's Opus RTP: a thread decodes what arrives and hands it out as
-    20 ms PCM frames (``on_pcm``) once `start` was called; `send_pcm` encodes PCM and sends it to
-    the far end (`set_destination`). Packets out of order are dropped, not reordered."""
+    """A UDP socket for the call's Opus RTP: once started, a thread decodes what arrives into
+    20 ms PCM frames that `next_frame` hands out; `send_pcm` encodes PCM and sends it to the far
+    end (`set_destination`). Packets older than the last one of their RTP stream are dropped, not
+    reordered."""
 
     def __init__(self, bind_host: str, clock_rate: int) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -88,7 +91,7 @@ class OpusLine:
         self.port = self.socket.getsockname()[1]
         self.clock_rate = clock_rate
         self.frame_bytes = clock_rate // 50 * 2
-        self.on_pcm: Callable[[bytes], None] = lambda pcm: None
+        self.received: deque[bytes] = deque(maxlen=BUFFERED_FRAMES)
         self.destination: tuple[str, int] | None = None
         self.payload_type = OPUS_PAYLOAD
         self.received_packets = 0
@@ -116,6 +119,13 @@ class OpusLine:
         """Where our Opus goes (None: nowhere), with the payload type the far end's answer gave it."""
         self.destination, self.payload_type = destination, payload_type
 
+    def next_frame(self) -> bytes | None:
+        """The far end's next 20 ms of PCM, or None when none came in time (the caller plays silence)."""
+        try:
+            return self.received.popleft()
+        except IndexError:
+            return None
+
     def send_pcm(self, pcm: bytes) -> None:
         """20 ms of PCM for the far end; never blocks (the SIP media clock calls it)."""
         if self.destination is not None:
@@ -129,7 +139,7 @@ class OpusLine:
         decoder = av.CodecContext.create("libopus", "r")
         decoder.sample_rate, decoder.layout = OPUS_RATE, "stereo"
         resampler = av.AudioResampler(format="s16", layout="mono", rate=self.clock_rate)
-        pending, next_timestamp = b"", None
+        pending, last_timestamp, ssrc = b"", None, None
         while not self.stopped.is_set():
             try:
                 data = self.socket.recv(4096)
@@ -144,23 +154,21 @@ class OpusLine:
             if packet.payload_type != self.payload_type or not packet.payload:
                 continue
             self.received_packets += 1
-            if next_timestamp is not None:
-                ahead = (packet.timestamp - next_timestamp) & 0xFFFFFFFF
-                if ahead >= 0x80000000:
-                    continue  # late: its time has been played already
-                if 0 < ahead <= MAX_GAP:  # lost packets: their time as silence
-                    pending += bytes(ahead * self.clock_rate // OPUS_RATE * 2)
+            if packet.ssrc != ssrc:  # the far end's (first or next) RTP stream: a clock of its own
+                ssrc, last_timestamp = packet.ssrc, None
+            if last_timestamp is not None and (packet.timestamp - last_timestamp) & 0xFFFFFFFF >= 0x80000000:
+                continue  # older than the last one: its time has been played already
+            last_timestamp = packet.timestamp
             try:
                 frames = decoder.decode(av.Packet(packet.payload))
             except av.FFmpegError as error:
                 logger.debug("an Opus packet did not decode: %s", error)
                 continue
             for frame in frames:
-                next_timestamp = (packet.timestamp + frame.samples) & 0xFFFFFFFF
                 for resampled in resampler.resample(frame):
                     pending += resampled.to_ndarray().tobytes()
             while len(pending) >= self.frame_bytes:
-                self.on_pcm(pending[: self.frame_bytes])
+                self.received.append(pending[: self.frame_bytes])
                 pending = pending[self.frame_bytes :]
 
     # --- PCM -> Opus for the far end -------------------------------------------------------
