@@ -184,7 +184,3 @@ def test_a_frames_samples_are_read_from_pjsua2s_byte_vector_in_one_copy():
     assert byte_vector_bytes(frame.buf) == samples and byte_vector_bytes(pj.ByteVector()) == b""
     # This build's layout is the expected one: not SWIG's byte-by-byte iteration (2 ms a frame).
     assert byte_vector_bytes is agent._stored_byte_vector_bytes
-    started = time.perf_counter()
-    for _ in range(1000):
-        byte_vector_bytes(frame.buf)
-    assert time.perf_counter() - started < 0.5  # SWIG's iterator takes seconds for as many
