@@ -416,6 +416,10 @@ API_HOST = env.str("STREAMHUB_API_HOST", default="0.0.0.0")
 SIP_BIND_HOST = env.str("STREAMHUB_SIP_BIND_HOST", default="")
 SIP_PUBLIC_ADDRESS = env.str("STREAMHUB_SIP_PUBLIC_ADDRESS", default="")
 SIP_CALL_HISTORY_SECONDS = env.float("STREAMHUB_SIP_CALL_HISTORY", default=300.0)
+# Calls offer Opus in an audio line of the agent's own beside PJSIP's (which has no Opus), used when
+# the far end takes both lines. Off by default: a far end that would take only one of them may take
+# the Opus one, and PJSIP hangs up a call without an audio line of its own (media_engine/sip/opus.py).
+SIP_OFFER_OPUS = env.bool("STREAMHUB_SIP_OFFER_OPUS", default=False)
 # Each call's PJSIP log (VAR_DIR/sip/call-<id>.log): PJSIP's level (0-6; 4 and up show every SIP
 # message), and the size at which it is rotated once (call-<id>.log.1), so a call keeps at most
 # about twice that. Removed with the call's row (STREAMHUB_JOB_HISTORY_DAYS).

@@ -111,6 +111,7 @@ def call_spec(call: Call, publish_urls: list[str]) -> CallSpec:
         visible_name=call.visible_name,
         has_audio=call.has_audio,
         has_video=call.has_video,
+        offer_opus=settings.SIP_OFFER_OPUS,
         publish_urls=publish_urls,
         bind_host=settings.SIP_BIND_HOST,
         public_address=settings.SIP_PUBLIC_ADDRESS,

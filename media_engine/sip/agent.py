@@ -4,7 +4,11 @@ and sounds or live streams are played into the call. PJSIP's build has no video:
 asks for it (``has_video``), the agent offers H.264 in an ``m=video`` line of its own (written
 into PJSIP's SDP offer, in place of a second audio line PJSIP provisions for it), receives the
 far end's video itself (`video.H264Receiver`), published beside the audio, and sends an injected
-live stream's video (`video.H264Sender`).
+live stream's video (`video.H264Sender`). A re-INVITE of the far end that adds or removes the
+video is followed: the publisher publishes again with the tracks the call now has, and the
+injected video starts or stops. Nor has it Opus: with ``offer_opus`` the agent offers it in an
+``m=audio`` line of its own beside PJSIP's (`opus.OpusLine`), the call's audio while the far end
+takes that line.
 
 Run as ``python -m media_engine.sip.agent``. The first line on stdin is the call's `CallSpec`
 as JSON; later lines are commands (``hangup``, ``dtmf``, ``inject``, ``inject_stop``). Events go
@@ -15,6 +19,7 @@ controller died) hangs the call up.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field
 import pjsua2 as pj
 
 from media_engine.sip.audio import CallPublisher, PcmFeeder
+from media_engine.sip.opus import OPUS_CODEC, OpusLine, answered_opus, opus_offer_lines
 from media_engine.sip.video import (
     H264_CODEC,
     H264Receiver,
@@ -44,9 +50,10 @@ STATS_INTERVAL = 2.0
 REGISTRATION_TIMEOUT = 20.0
 LINGER_AFTER_END = 0.5  # lets the last BYE/200 OK leave before the endpoint is destroyed
 VIDEO_WAIT = 5.0  # seconds the publisher waits for the far end's first picture before going audio only
-# The audio codecs a video call offers: pjsua2 hands `onCallSdpCreated` an empty SDP when the offer
-# (two media lines with every codec PJSIP has) does not fit its buffer, so the offer is kept short.
-VIDEO_CALL_AUDIO_CODECS = ("PCMU/", "PCMA/", "G722/")
+# PJSIP's audio codecs in a call with lines of our own (Opus, video): pjsua2 hands `onCallSdpCreated`
+# an empty SDP when the offer (PJSIP's media lines, each with every codec it has) does not fit its
+# buffer, so the offer is kept short.
+OWN_LINES_AUDIO_CODECS = ("PCMU/", "PCMA/", "G722/")
 
 # What WCS calls a call's status.
 PENDING, TRYING, RINGING, SESSION_PROGRESS = "PENDING", "TRYING", "RINGING", "SESSION_PROGRESS"
@@ -57,6 +64,35 @@ NOT_ACCEPTABLE = {415, 488, 606}
 # RTP payload types with a static codec (RFC 3551), for SDP without rtpmap lines.
 STATIC_PAYLOADS = {"0": "PCMU/8000", "3": "GSM/8000", "8": "PCMA/8000", "9": "G722/8000", "18": "G729/8000",
                    "26": "JPEG/90000", "34": "H263/90000"}  # fmt: skip
+
+
+def _swig_byte_vector_bytes(vector: pj.ByteVector) -> bytes:
+    return bytes(vector)  # SWIG's iterator: a Python call per byte (2 ms for a 20 ms frame)
+
+
+def _stored_byte_vector_bytes(vector: pj.ByteVector) -> bytes:
+    # The std::vector behind the proxy starts with pointers to its first byte and past its last
+    # (libstdc++'s layout): its bytes are read in one copy.
+    begin, end = ctypes.cast(int(vector.this), ctypes.POINTER(ctypes.c_void_p * 2)).contents
+    return ctypes.string_at(begin, end - begin) if begin and end else b""
+
+
+def _byte_vector_reader():
+    """How the bytes of a pjsua2 ``ByteVector`` (a frame's samples) are read: straight from the
+    vector's storage when a check shows that layout, else through SWIG's iterator."""
+    sample = bytes(range(256)) * 3
+    try:
+        if _stored_byte_vector_bytes(pj.ByteVector(sample)) == sample and not _stored_byte_vector_bytes(
+            pj.ByteVector()
+        ):
+            return _stored_byte_vector_bytes
+    except (TypeError, ValueError, OSError):  # pragma: no cover - another C++ library
+        pass
+    logger.warning("pjsua2's ByteVector is not laid out as expected: frames are read byte by byte")
+    return _swig_byte_vector_bytes
+
+
+byte_vector_bytes = _byte_vector_reader()
 
 
 def sdp_codecs(sdp: str) -> list[str]:
@@ -81,7 +117,7 @@ def unsupported_codecs_reason(far_end: list[str], ours: list[str], sip_reason: s
     offered = f"the far end offers {', '.join(far_end)}" if far_end else "the far end accepts none of our codecs"
     return (
         f"{said}Unsupported codecs: {offered}; StreamHub's SIP agent has {', '.join(ours)} "
-        "(its PJSIP build has no Opus, and H.264 video is carried only beside audio PJSIP has)"
+        "(its PJSIP build has no Opus: Opus and H.264 video are carried only beside audio PJSIP has)"
     )
 
 
@@ -98,6 +134,7 @@ class CallSpec:
     visible_name: str = ""
     has_audio: bool = True
     has_video: bool = False
+    offer_opus: bool = False  # an Opus line of our own beside PJSIP's audio line (see `opus`)
     publish_urls: list[str] = field(default_factory=list)
     bind_host: str = ""
     public_address: str = ""
@@ -138,6 +175,7 @@ class CallAudioSink(pj.AudioMediaPort):
     def __init__(self, publisher: CallPublisher | None) -> None:
         super().__init__()
         self.publisher = publisher
+        self.opus: OpusLine | None = None  # set while the call's audio comes as Opus: its frames instead
         self.silence = bytes(CLOCK_RATE // 1000 * FRAME_MS * 2)
         self.frames = 0
 
@@ -145,9 +183,15 @@ class CallAudioSink(pj.AudioMediaPort):
         self.frames += 1
         if self.publisher is None:
             return
+        opus = self.opus
+        if opus is not None:
+            pcm = opus.next_frame()  # at the bridge's pace, as PJSIP's own audio
+        elif frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
+            pcm = byte_vector_bytes(frame.buf)
+        else:
+            pcm = None
         # The bridge sends no samples while nobody talks: keep the timeline with silence.
-        pcm = bytes(frame.buf) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size else self.silence
-        self.publisher.put(pcm)
+        self.publisher.put(pcm or self.silence)
 
 
 class CallAudioSource(pj.AudioMediaPort):
@@ -156,6 +200,7 @@ class CallAudioSource(pj.AudioMediaPort):
     def __init__(self) -> None:
         super().__init__()
         self.feeder: PcmFeeder | None = None
+        self.opus: OpusLine | None = None  # set while the call's audio goes as Opus
         self.silence = bytes(CLOCK_RATE // 1000 * FRAME_MS * 2)
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2's name
@@ -164,6 +209,11 @@ class CallAudioSource(pj.AudioMediaPort):
         # Silence rather than no frame: the call keeps sending RTP (and with it DTMF events)
         # whether or not anything is being played into it.
         pcm = pcm or self.silence
+        opus = self.opus
+        if opus is not None:
+            # The far end takes our audio as Opus: PJSIP's own line carries silence (and DTMF events).
+            opus.send_pcm(pcm)
+            pcm = self.silence
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         frame.buf = pj.ByteVector(pcm)
         frame.size = len(pcm)
@@ -242,6 +292,9 @@ class CallAgent:
         self.video: H264Receiver | None = None
         self.video_target: tuple[str, int] | None = None  # where the far end takes our video
         self.video_sender: H264Sender | None = None
+        self.video_source: str | None = None  # the injected stream whose video goes into the call
+        self.opus: OpusLine | None = None
+        self.opus_active = False  # the far end took our Opus line: the call's audio is that line's
 
     # --- life --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -288,9 +341,9 @@ class CallAgent:
         self.endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
         self.endpoint.libStart()
         self.endpoint.audDevManager().setNullDev()  # no sound card: the null device clocks the bridge
-        if self.spec.has_video:
+        if self.spec.has_video or self.spec.offer_opus:
             for codec in self.endpoint.codecEnum2():
-                if not codec.codecId.startswith(VIDEO_CALL_AUDIO_CODECS):
+                if not codec.codecId.startswith(OWN_LINES_AUDIO_CODECS):
                     self.endpoint.codecSetPriority(codec.codecId, 0)
 
     def _create_account(self) -> None:
@@ -332,12 +385,18 @@ class CallAgent:
         parameters = pj.CallOpParam(True)
         parameters.opt.audioCount = 1
         parameters.opt.videoCount = 0
+        # Lines of our own: more media lines PJSIP provisions (as audio), rewritten by on_sdp_created
+        # into our Opus m=audio and our m=video, in that order after PJSIP's audio line. PJSIP's
+        # stream for such a line fails (no codec of its own) and is left alone; the call goes on
+        # while its own audio line is up.
+        if self.spec.offer_opus:
+            self.opus = OpusLine(self.spec.bind_host, CLOCK_RATE)
+            self.opus.start()
+            parameters.opt.audioCount += 1
         if self.spec.has_video:
-            # A second media line PJSIP provisions (as audio: it has no video), rewritten into our
-            # m=video by on_sdp_created; PJSIP leaves it alone once negotiated.
             self.video = H264Receiver(self.spec.bind_host, self._on_video_picture)
             self.video.start()
-            parameters.opt.audioCount = 2
+            parameters.opt.audioCount += 1
         self._set_status(TRYING)
         try:
             self.call.makeCall(self.spec.callee_uri(), parameters)
@@ -357,6 +416,8 @@ class CallAgent:
             self.endpoint.libHandleEvents(FRAME_MS)
         if self.video is not None:
             self.video.stop()
+        if self.opus is not None:
+            self.opus.stop()
         if self.publisher is not None:
             self.publisher.stop()
         # pjsua2 objects go before the library, in this order, or it crashes on the way out.
@@ -368,19 +429,26 @@ class CallAgent:
 
     # --- PJSIP callbacks ---------------------------------------------------------------------
     def on_sdp_created(self, sdp: pj.SdpSession) -> None:
-        """Our offer (or answer) is about to be sent: its second media line becomes our m=video."""
-        if self.video is None:
+        """Our offer (or answer) is about to be sent: the media lines after PJSIP's audio line
+        become our own (Opus m=audio, m=video)."""
+        own = [line for line in (self.opus, self.video) if line is not None]
+        if not own:
             return
         lines = sdp.wholeSdp.replace("\r", "").rstrip("\n").split("\n")
         media = [index for index, line in enumerate(lines) if line.startswith("m=")]
-        if len(media) < 2:
-            logger.warning("no second media line in PJSIP's SDP to carry video: the call is audio only")
+        if len(media) < 1 + len(own):
+            logger.warning("PJSIP's SDP has %d media lines, not %d: no line of our own", len(media), 1 + len(own))
             return
-        # Where PJSIP says its audio is (its c= line): our video socket listens on the same host.
+        # Where PJSIP says its audio is (its c= line): our sockets listen on the same host.
         address = self.spec.public_address or next(
             (line.split()[-1] for line in lines if line.startswith("c=")), self.spec.bind_host or "0.0.0.0"
         )
-        lines[media[1] :] = video_offer_lines(address, self.video.port)
+        ours: list[str] = []
+        if self.opus is not None:
+            ours += opus_offer_lines(address, self.opus.port)
+        if self.video is not None:
+            ours += video_offer_lines(address, self.video.port)
+        lines[media[1] :] = ours
         sdp.wholeSdp = "\r\n".join(lines) + "\r\n"
 
     def _on_video_picture(self, picture, seconds: float) -> None:
@@ -425,28 +493,36 @@ class CallAgent:
         except pj.Error:
             return []
         audio = [codec.codecId.removesuffix("/1") for codec in codecs if codec.priority > 0]
+        audio = [OPUS_CODEC, *audio] if self.spec.offer_opus else audio
         return audio + [H264_CODEC] if self.spec.has_video else audio
 
     def on_media_state(self, call: Call) -> None:
+        """The call's media came up, or changed (a re-INVITE added or removed video, moved a port)."""
         info = call.getInfo()
         for index, media in enumerate(info.media):
             if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
                 continue
             has_video = self.video is not None and answered_h264(self.remote_sdp)
             self.video_target = video_destination(self.remote_sdp) if has_video else None
+            self._follow_opus()
             if self.publisher is None and self.spec.publish_urls:
                 # Published once the far end's audio flows: a call that is never answered makes no stream.
-                video_wait = VIDEO_WAIT if has_video else 0.0
-                self.publisher = CallPublisher(self.spec.publish_urls, CLOCK_RATE, self._on_output_error, video_wait)
+                self.publisher = CallPublisher(
+                    self.spec.publish_urls, CLOCK_RATE, self._on_output_error, has_video, VIDEO_WAIT
+                )
                 self.publisher.start()
                 self.sink.publisher = self.publisher
+            elif self.publisher is not None:
+                self.publisher.set_video(has_video)
+            self._follow_video_injection()
             audio = call.getAudioMedia(index)
             audio.startTransmit(self.sink)
             self.source.startTransmit(audio)
             self.connected_media = audio
             stream = call.getStreamInfo(index)
-            codec = f"{stream.codecName}/{stream.codecClockRate}"
+            codec = OPUS_CODEC if self.opus_active else f"{stream.codecName}/{stream.codecClockRate}"
             self.events.emit("media", codec=f"{codec}, {H264_CODEC}" if has_video else codec)
+            break  # PJSIP's one audio line (the lines of our own are never active in PJSIP)
 
     # --- commands ----------------------------------------------------------------------------
     def _hangup_requested(self) -> bool:
@@ -489,17 +565,46 @@ class CallAgent:
             feeder = PcmFeeder(command["source"], CLOCK_RATE, self._on_inject_end, loop=command.get("loop", False))
             feeder.start()
             self.source.feeder = feeder
-            if command.get("video") and self.video is not None and self.video_target is not None:
-                receiver, target = self.video, self.video_target
-                self.video_sender = H264Sender(command["source"], lambda rtp: receiver.send(rtp, target))
-                self.video_sender.start()
+            self.video_source = command["source"] if command.get("video") else None
+            self._follow_video_injection()
         elif name == "inject_stop":
             self._stop_feeder()
+
+    def _follow_opus(self) -> None:
+        """The call's audio is our Opus line's while the far end's answer takes it, PJSIP's otherwise."""
+        answered = answered_opus(self.remote_sdp, 1) if self.opus is not None else None
+        self.opus_active = answered is not None
+        if self.opus is not None:
+            destination, payload_type = answered or (None, 0)
+            self.opus.set_destination(destination, payload_type)
+        if self.sink is not None:
+            self.sink.opus = self.opus if self.opus_active else None
+        if self.source is not None:
+            self.source.opus = self.opus if self.opus_active else None
+
+    def _follow_video_injection(self) -> None:
+        """Sends the injected stream's video while the call has video (a re-INVITE may add or remove it)."""
+        sending = self.video_sender is not None
+        if sending and (self.video_target is None or self.video_source is None):
+            self._stop_video_sender()
+        elif not sending and self.video_target is not None and self.video_source is not None:
+            receiver = self.video
+
+            def send(rtp: bytes) -> None:
+                if (target := self.video_target) is not None:  # where the far end takes video now
+                    receiver.send(rtp, target)
+
+            self.video_sender = H264Sender(self.video_source, send)
+            self.video_sender.start()
 
     def _stop_feeder(self) -> None:
         feeder, self.source.feeder = self.source.feeder, None
         if feeder is not None:
             feeder.stop()
+        self.video_source = None
+        self._stop_video_sender()
+
+    def _stop_video_sender(self) -> None:
         sender, self.video_sender = self.video_sender, None
         if sender is not None:
             sender.stop()

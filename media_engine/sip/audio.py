@@ -25,6 +25,7 @@ PUBLISH_OPEN_TIMEOUT = 10.0  # seconds for an RTMP target to accept the publish
 VIDEO_RATE = 25  # the H.264 encoder's nominal frame rate (pictures keep the far end's timing)
 VIDEO_GOP = 50  # a keyframe every 2 s at that rate: HLS segments can cut there
 MILLISECONDS = Fraction(1, 1000)
+VIDEO_CLOCK_JUMP = 3.0  # seconds between the video's and the audio's time beyond which video is placed anew
 
 
 class RtmpOutput:
@@ -45,6 +46,7 @@ class RtmpOutput:
             self.video.codec_context.time_base = MILLISECONDS
             self.video.codec_context.gop_size = VIDEO_GOP
             self.video.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        self.video_origin: float | None = None  # the video clock's time at the audio's 0
         self.last_video_pts = -1
         self.resampler = av.AudioResampler(format="fltp", layout="mono", rate=AAC_RATE)
         self.clock_rate = clock_rate
@@ -62,10 +64,17 @@ class RtmpOutput:
             self._mux(self.stream.encode(resampled))
 
     def write_video(self, picture: av.VideoFrame, seconds: float) -> None:
-        """A picture of the far end's video at ``seconds`` on the audio's timeline."""
-        pts = int(seconds * 1000)
-        if self.video is None or pts <= self.last_video_pts:
-            return  # before the first, or not after the last one: an encoder needs rising times
+        """A picture of the far end's video at ``seconds`` of the video's own clock. The first one
+        is placed at the audio written so far; so is one whose clock jumped (the far end's video
+        came back with a new RTP clock) more than `VIDEO_CLOCK_JUMP` away from the audio."""
+        if self.video is None:
+            return
+        audio_seconds = self.samples / self.clock_rate
+        if self.video_origin is None or abs(seconds - self.video_origin - audio_seconds) > VIDEO_CLOCK_JUMP:
+            self.video_origin = seconds - audio_seconds
+        pts = int((seconds - self.video_origin) * 1000)
+        if pts <= self.last_video_pts:
+            return  # not after the last one: an encoder needs rising times
         self.last_video_pts = pts
         picture = picture.reformat(width=self.video.width, height=self.video.height, format="yuv420p")
         picture.pts = pts
@@ -91,37 +100,46 @@ class RtmpOutput:
 class CallPublisher:
     """A thread that takes PCM frames (`put`, from the SIP media clock, never blocking it) and,
     when the call has video, decoded pictures (`put_video`), and writes them to every RTMP target.
-    With ``video_wait`` (seconds) video is expected: the targets open once the first picture
-    came (its size is the video track's) or, when none came by then, with audio only. A target
+    With ``video`` the call has video: the targets open once the first picture came (its size is
+    the video track's) or, when none came within ``video_wait`` seconds, with audio only. When a
+    re-INVITE adds or removes the call's video (`set_video`), the targets are closed and opened
+    again with the tracks the call now has (players see the stream published anew). A target
     that fails is dropped and reported through ``on_error(url, message)``; the others go on."""
 
     def __init__(
-        self, urls: list[str], clock_rate: int, on_error: Callable[[str, str], None], video_wait: float = 0.0
+        self,
+        urls: list[str],
+        clock_rate: int,
+        on_error: Callable[[str, str], None],
+        video: bool = False,
+        video_wait: float = 5.0,
     ) -> None:
         self.urls = urls
         self.clock_rate = clock_rate
         self.on_error = on_error
+        self.video = video
         self.video_wait = video_wait
-        # ("audio", pcm) or ("video", picture, seconds); None ends. 10 s of 20 ms audio frames.
+        # ("audio", pcm), ("video", picture, seconds) or ("tracks", has_video); None ends. 10 s of 20 ms audio frames.
         self.items: queue.Queue[tuple | None] = queue.Queue(maxsize=500)
-        self.samples_put = 0
-        self.video_offset: float | None = None
         self.outputs: list[RtmpOutput] = []
+        self.closed_bytes = 0  # sent by targets closed for a change of tracks
         self.thread = threading.Thread(target=self._run, name="call-publisher", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
     def put(self, pcm: bytes) -> None:
-        self.samples_put += len(pcm) // 2
         self._put(("audio", pcm))
 
     def put_video(self, picture: av.VideoFrame, seconds: float) -> None:
         """A picture at ``seconds`` of the video's own clock (RTP time since its first picture)."""
-        if self.video_offset is None:
-            # The first picture is now: its place on the audio's timeline is the audio sent so far.
-            self.video_offset = self.samples_put / self.clock_rate - seconds
-        self._put(("video", picture, self.video_offset + seconds))
+        self._put(("video", picture, seconds))
+
+    def set_video(self, video: bool) -> None:
+        """The call has video now (or no longer): the targets are published again with it (without it)."""
+        if video != self.video:
+            self.video = video
+            self.items.put(("tracks", video))  # blocking: a change of tracks is never dropped
 
     def _put(self, item: tuple) -> None:
         try:
@@ -135,25 +153,35 @@ class CallPublisher:
 
     @property
     def sent_bytes(self) -> int:
-        return sum(output.sent_bytes for output in self.outputs)
+        return self.closed_bytes + sum(output.sent_bytes for output in self.outputs)
 
     def _run(self) -> None:
-        early, video_size = self._wait_for_video() if self.video_wait else ([], None)
-        for url in self.urls:
-            try:
-                self.outputs.append(RtmpOutput(url, self.clock_rate, video_size))
-            except (av.FFmpegError, OSError) as error:
-                self.on_error(url, f"cannot publish: {error}")
+        video = self.video
+        while True:
+            early, video_size = self._wait_for_video() if video else ([], None)
+            for url in self.urls:
+                try:
+                    self.outputs.append(RtmpOutput(url, self.clock_rate, video_size))
+                except (av.FFmpegError, OSError) as error:
+                    self.on_error(url, f"cannot publish: {error}")
+            last = self._publish(early)
+            self._close()
+            if last is None:
+                return
+            video = last[1]  # a change of tracks: published again with them
+
+    def _publish(self, early: list) -> tuple | None:
+        """Writes ``early``, then what comes, until the end (None) or a change of tracks (its item)."""
         for item in early:
+            if item is None or item[0] == "tracks":
+                return item
             self._write(item)
-        if early and early[-1] is None:
-            return self._close()
-        while (item := self.items.get()) is not None:
+        while (item := self.items.get()) is not None and item[0] != "tracks":
             self._write(item)
-        self._close()
+        return item
 
     def _wait_for_video(self) -> tuple[list, tuple[int, int] | None]:
-        """What came before the first picture (or the end, or the wait's end), and its size."""
+        """What came before the first picture (or the end, a change of tracks, or the wait's end), and its size."""
         early: list = []
         deadline = time.monotonic() + self.video_wait
         while (left := deadline - time.monotonic()) > 0:
@@ -162,15 +190,13 @@ class CallPublisher:
             except queue.Empty:
                 break
             early.append(item)
-            if item is None:
+            if item is None or item[0] == "tracks":
                 break
             if item[0] == "video":
                 return early, (item[1].width, item[1].height)
         return early, None
 
-    def _write(self, item: tuple | None) -> None:
-        if item is None:
-            return
+    def _write(self, item: tuple) -> None:
         for output in list(self.outputs):
             try:
                 if item[0] == "audio":
@@ -184,6 +210,8 @@ class CallPublisher:
     def _close(self) -> None:
         for output in self.outputs:
             output.close()
+            self.closed_bytes += output.sent_bytes
+        self.outputs = []
 
 
 class PcmFeeder:

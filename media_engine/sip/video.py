@@ -2,7 +2,8 @@
 writes into its SDP offer (`video_offer_lines`), whether and where the far end's answer took it
 (`answered_h264`, `video_destination`); `H264Receiver`, the RTP socket that line names: it
 reassembles the far end's H.264 (RFC 6184: single NAL units, STAP-A, FU-A) into access units,
-decodes them and hands the pictures out with their RTP time in seconds; and `H264Sender`, which
+decodes them and hands the pictures out with their RTP time in seconds (one clock across the
+far end's RTP streams, should a re-INVITE start another); and `H264Sender`, which
 plays a live stream's video into the call from that socket (symmetric RTP), re-encoded to the
 Constrained Baseline H.264 the offer names by aiortc's encoder and packetizer.
 """
@@ -28,6 +29,7 @@ H264_CODEC = f"H264/{H264_CLOCK_RATE}"
 # Constrained Baseline level 3.1, non-interleaved mode: what SIP video phones commonly offer.
 H264_FMTP = "profile-level-id=42e01f;packetization-mode=1"
 RECEIVE_BUFFER = 2 * 1024 * 1024  # a keyframe arrives as a burst of packets
+NEXT_PICTURE = 0.04  # seconds from the last picture of one RTP stream to the first of the next
 KEYFRAME_INTERVAL = 2.0  # seconds between the keyframes sent: a far end that lost one recovers
 
 
@@ -93,6 +95,7 @@ class H264Receiver:
         self.decoder = av.CodecContext.create("h264", "r")
         self.packets = 0
         self.pictures = 0
+        self.clock_base = 0.0  # seconds at the current RTP stream's first timestamp
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="h264-receiver", daemon=True)
 
@@ -106,7 +109,7 @@ class H264Receiver:
         self.socket.close()
 
     def _run(self) -> None:
-        access_unit, timestamp, first_timestamp = b"", None, None
+        access_unit, timestamp, first_timestamp, ssrc = b"", None, None, None
         while not self.stopped.is_set():
             try:
                 data = self.socket.recv(65536)
@@ -123,6 +126,12 @@ class H264Receiver:
                 logger.debug("ignored an RTP packet that is not H.264: %s", error)
                 continue
             self.packets += 1
+            if packet.ssrc != ssrc:
+                # Another RTP stream (the far end's video started again after a re-INVITE): its
+                # clock goes on from where the last one was, so the pictures' times keep rising.
+                if timestamp is not None and first_timestamp is not None:
+                    self.clock_base = self._seconds(timestamp, first_timestamp) + NEXT_PICTURE
+                access_unit, timestamp, first_timestamp, ssrc = b"", None, None, packet.ssrc
             if timestamp is not None and packet.timestamp != timestamp and access_unit:
                 # A new picture began without the marker bit of the last one (its last packet was lost).
                 self._decode(access_unit, timestamp, first_timestamp)
@@ -142,8 +151,11 @@ class H264Receiver:
         except OSError as error:
             logger.debug("sending video to %s: %s", destination, error)
 
+    def _seconds(self, timestamp: int, first_timestamp: int) -> float:
+        return self.clock_base + ((timestamp - first_timestamp) & 0xFFFFFFFF) / H264_CLOCK_RATE
+
     def _decode(self, access_unit: bytes, timestamp: int, first_timestamp: int) -> None:
-        seconds = ((timestamp - first_timestamp) & 0xFFFFFFFF) / H264_CLOCK_RATE
+        seconds = self._seconds(timestamp, first_timestamp)
         try:
             pictures = self.decoder.decode(av.Packet(access_unit))
         except av.FFmpegError as error:

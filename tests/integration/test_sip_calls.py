@@ -1,15 +1,18 @@
 """WCS /call/* with the real stack: a Celery worker's SIP agent (PJSIP) calls sipp, Debian's SIP
 tester, playing the far end (answering and sending a tone from a pcap, and H.264 video from
-another, rejecting with 486, challenging with digest auth). ffprobe and ffmpeg judge the call's audio as a stream and as a
+another, re-INVITEing to add or remove video, rejecting with 486, challenging with digest auth). ffprobe and ffmpeg judge the call's audio as a stream and as a
 push to nginx-rtmp; a UDP socket standing in for the phone's RTP port decodes what the call sends."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,17 @@ import requests
 from tests.integration.conftest import LiveStreamHub, free_port, wait_for
 from tests.integration.test_engine import codecs, ffprobe, live_names, publish
 from tests.tools.audio import levels, make_wav
-from tests.tools.rtp import PCMA, PcapPlayer, RtpCapture, dominant_frequency, h264_pcap, level_db, tone_pcap
+from tests.tools.rtp import (
+    PCMA,
+    PcapPlayer,
+    RtpCapture,
+    dominant_frequency,
+    h264_pcap,
+    level_db,
+    opus_decoded,
+    opus_pcap,
+    tone_pcap,
+)
 
 pytestmark = pytest.mark.services
 SCENARIOS = Path(__file__).with_name("sipp")
@@ -289,6 +302,116 @@ def test_a_video_phones_h264_and_voice_become_the_stream(sip_platform, sipp, cap
     wait_status(sip_platform, "call-video", "FINISHED")
 
 
+def tracks(url: str) -> dict:
+    """The tracks ffprobe finds at ``url`` by type; none while nothing is published there."""
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-rw_timeout", "5000000", "-show_streams", "-of", "json", url],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return codecs(json.loads(result.stdout)) if result.returncode == 0 else {}
+
+
+def reinvite_answer(phone: Sipp) -> str:
+    """Our answer to the phone's re-INVITE (its CSeq is 1), as sipp received it."""
+    return next(
+        (block for block in phone.messages().split("----------")
+         if "message received" in block and "SIP/2.0 200 OK" in block and "CSeq: 1 INVITE" in block),
+        "",
+    )  # fmt: skip
+
+
+def test_a_re_invite_adding_video_publishes_the_stream_again_with_it(sip_platform, sipp, capture, tone, tmp_path):
+    phone = sipp("reinvite_video.xml", rtp_port=capture.port, pcap=tone, video1=0, video2=free_port())
+    body = call_body(phone, "call-add-video", toStream="addvideo", hasVideo=True)
+    assert wcs(sip_platform, "startup", body).status_code == 200
+    assert wait_status(sip_platform, "call-add-video", "ESTABLISHED")["codec"] == "PCMU/8000"
+    url = f"{sip_platform.rtmp}/app/addvideo"
+    wait_for(lambda: "addvideo" in live_names(sip_platform), 30, lambda: sip_platform.log("engine")[-3000:])
+    assert set(wait_for(lambda: tracks(url), 30)) == {"audio"}
+
+    # The phone turns its camera on: a re-INVITE with video, which the call takes at its video port.
+    assert wcs(sip_platform, "send_dtmf", {"callId": "call-add-video", "dtmf": "1", "type": "INFO"}).status_code == 200
+    answer = wait_for(lambda: reinvite_answer(phone), 15, phone.messages)
+    video_port = int(re.search(r"^m=video (\d+) RTP/AVP 96", answer, re.MULTILINE).group(1))
+    assert video_port != 0
+    wait_for(lambda: find_call(sip_platform, "call-add-video")["codec"] == "PCMU/8000, H264/90000", 15)
+    camera = PcapPlayer(h264_pcap(tmp_path / "video.pcap", 320, 240, 40), "127.0.0.1", video_port)
+    try:
+        found = wait_for(
+            lambda: len(found := tracks(url)) == 2 and found, 40, lambda: sip_platform.log("worker")[-3000:]
+        )
+        assert found["audio"]["codec_name"] == "aac" and found["video"]["codec_name"] == "h264", found
+        assert (found["video"]["width"], found["video"]["height"]) == (320, 240)
+        assert abs(dominant_frequency(decoded(url), 8000) - TONE_HZ) < 20  # the voice goes on
+    finally:
+        camera.stop()
+    assert wcs(sip_platform, "terminate", {"callId": "call-add-video"}).status_code == 200
+    wait_status(sip_platform, "call-add-video", "FINISHED")
+
+
+def test_a_re_invite_removing_video_stops_it_both_ways(sip_platform, sipp, capture, tone, tmp_path):
+    far_end_video = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # where the phone takes our video
+    far_end_video.bind(("127.0.0.1", 0))
+    far_end_video.settimeout(0.5)
+    phone = sipp("reinvite_video.xml", rtp_port=capture.port, pcap=tone, video1=far_end_video.getsockname()[1],
+                 video2=0)  # fmt: skip
+    body = call_body(phone, "call-drop-video", toStream="dropvideo", hasVideo=True)
+    assert wcs(sip_platform, "startup", body).status_code == 200
+    assert wait_status(sip_platform, "call-drop-video", "ESTABLISHED")["codec"] == "PCMU/8000, H264/90000"
+    [invite] = phone.received("INVITE")
+    video_port = int(re.search(r"^m=video (\d+) RTP/AVP 96", invite, re.MULTILINE).group(1))
+    camera = PcapPlayer(h264_pcap(tmp_path / "video.pcap", 320, 240, 40), "127.0.0.1", video_port)
+    pattern = publish(sip_platform, "dropped", seconds=60, size="352x288")
+    url = f"{sip_platform.rtmp}/app/dropvideo"
+    try:
+        wait_for(lambda: len(tracks(url)) == 2, 40, lambda: sip_platform.log("worker")[-3000:])
+        wait_for(lambda: "dropped" in live_names(sip_platform), 30)
+        response = wcs(sip_platform, "inject_stream/startup", {"callId": "call-drop-video", "streamName": "dropped"})
+        assert response.status_code == 200
+        wait_for(lambda: _received(far_end_video), 30)  # the injected stream's video reaches the phone
+
+        # The phone turns its camera off: a re-INVITE without video (port 0), answered without it.
+        camera.stop()
+        assert (
+            wcs(sip_platform, "send_dtmf", {"callId": "call-drop-video", "dtmf": "1", "type": "INFO"}).status_code
+            == 200
+        )
+        answer = wait_for(lambda: reinvite_answer(phone), 15, phone.messages)
+        assert re.search(r"^m=video 0 ", answer, re.MULTILINE), answer
+        wait_for(lambda: find_call(sip_platform, "call-drop-video")["codec"] == "PCMU/8000", 15)
+        # No more video into the call (what was on the way drains first), while its audio goes on.
+        assert _falls_silent(far_end_video, 2.0, 20)
+        found = wait_for(lambda: set(found := tracks(url)) == {"audio"} and found, 40,
+                         lambda: sip_platform.log("worker")[-3000:])  # fmt: skip
+        assert found["audio"]["codec_name"] == "aac"
+        assert abs(dominant_frequency(decoded(url), 8000) - TONE_HZ) < 20
+    finally:
+        camera.stop()
+        pattern.kill()
+        far_end_video.close()
+    assert wcs(sip_platform, "terminate", {"callId": "call-drop-video"}).status_code == 200
+    wait_status(sip_platform, "call-drop-video", "FINISHED")
+
+
+def _received(receiver: socket.socket) -> bool:
+    """Whether a datagram arrives at ``receiver`` within its timeout."""
+    try:
+        return bool(receiver.recv(65536))
+    except TimeoutError:
+        return False
+
+
+def _falls_silent(receiver: socket.socket, quiet: float, timeout: float) -> bool:
+    """Whether, within ``timeout`` seconds, nothing arrives at ``receiver`` for ``quiet`` seconds
+    (what arrived before is read and dropped)."""
+    deadline = time.monotonic() + timeout
+    receiver.settimeout(quiet)
+    while time.monotonic() < deadline:
+        if not _received(receiver):
+            return True
+    return False
+
+
 def test_a_rejected_call_ends_failed_with_the_far_ends_reason(sip_platform, sipp):
     phone = sipp("reject.xml")
     assert wcs(sip_platform, "startup", call_body(phone, "call-busy", toStream="busy")).status_code == 200
@@ -315,6 +438,83 @@ def test_a_far_end_speaking_only_opus_and_h264_ends_failed_with_the_codecs_named
     assert wcs(sip_platform, "startup", call_body(picky, "call-488")).status_code == 200
     call = wait_status(sip_platform, "call-488", "FAILED")
     assert call["sipMessage"].startswith("488 Not Acceptable Here: Unsupported codecs: the far end accepts none"), call
+
+
+def restart_worker(platform, **env: str | None) -> None:
+    """The platform's worker stopped (SIGTERM: Celery's warm shutdown) and started again with ``env``
+    (None: unset)."""
+    worker = platform.processes["worker"]
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        platform.kill("worker")
+    for name, value in env.items():
+        if value is None:
+            platform.env.pop(name, None)
+        else:
+            platform.env[name] = value
+    platform.start_worker()
+
+
+@pytest.fixture
+def opus_offered(sip_platform):
+    """Calls offer an Opus line of the agent's own (STREAMHUB_SIP_OFFER_OPUS) during the test."""
+    restart_worker(sip_platform, STREAMHUB_SIP_OFFER_OPUS="true")
+    yield
+    restart_worker(sip_platform, STREAMHUB_SIP_OFFER_OPUS=None)
+
+
+def test_a_far_end_taking_our_opus_line_is_heard_and_hears_us_in_opus(
+    sip_platform, opus_offered, sipp, capture, tmp_path
+):
+    media_root = Path(sip_platform.env["STREAMHUB_MEDIA_ROOT"])
+    media_root.mkdir(parents=True, exist_ok=True)
+    make_wav(media_root / "opus-beep.wav", 440, 6, volume=1.0)
+    opus_capture = RtpCapture()  # the phone's Opus receiver
+    phone = sipp("answer_opus.xml", rtp_port=capture.port, opus_rtp_port=opus_capture.port)
+    player = None
+    try:
+        assert wcs(sip_platform, "startup", call_body(phone, "call-opus-line", toStream="opusline")).status_code == 200
+        assert wait_status(sip_platform, "call-opus-line", "ESTABLISHED")["codec"] == "opus/48000/2"
+        [invite] = phone.received("INVITE")
+        assert re.search(r"^m=audio \d+ RTP/AVP 0 8 9", invite, re.MULTILINE), invite  # PJSIP's line first
+        opus_port = int(re.search(r"^m=audio (\d+) RTP/AVP 111\r?$", invite, re.MULTILINE).group(1))
+        assert "a=rtpmap:111 opus/48000/2" in invite
+        player = PcapPlayer(opus_pcap(tmp_path / "opus.pcap", TONE_HZ, 40), "127.0.0.1", opus_port)
+
+        # The stream is the phone's Opus (its tone), not PJSIP's G.711 line (where the phone sends nothing).
+        wait_for(lambda: "opusline" in live_names(sip_platform), 30, lambda: sip_platform.log("engine")[-3000:])
+        url = f"{sip_platform.rtmp}/app/opusline"
+        assert codecs(ffprobe(url))["audio"]["codec_name"] == "aac"
+        mean, peak = levels(url, seconds=3)
+        assert -13 < mean < -6 and -9 < peak <= 0, (mean, peak)
+        assert abs(dominant_frequency(decoded(url), 8000) - TONE_HZ) < 20
+
+        # What is played into the call reaches the phone as Opus; PJSIP's line carries silence.
+        before, g711_before = len(opus_capture.opus), len(capture.audio)
+        assert (
+            wcs(sip_platform, "inject_sound", {"callId": "call-opus-line", "fileName": "opus-beep.wav"}).status_code
+            == 200
+        )
+        wait_for(lambda: len(opus_capture.opus) - before >= 50 * 4, 20)  # 4 s of 20 ms packets
+        sound = opus_decoded(opus_capture.opus[before:])[8000 : 8000 * 3]  # its steady middle, at 8 kHz
+        assert level_db(sound) > -30 and abs(dominant_frequency(sound, 8000) - 440) < 15
+        g711 = capture.pcm()[g711_before:]
+        assert len(g711) >= 8000 * 3 and level_db(g711) < -60, len(g711)
+    finally:
+        if player is not None:
+            player.stop()
+        opus_capture.close()
+    assert wcs(sip_platform, "terminate", {"callId": "call-opus-line"}).status_code == 200
+    wait_status(sip_platform, "call-opus-line", "FINISHED")
+
+    # A phone that takes only PJSIP's line (its answer has no second line) gets a G.711 call as before.
+    plain = sipp("answer_listen.xml", rtp_port=capture.port)
+    assert wcs(sip_platform, "startup", call_body(plain, "call-no-opus")).status_code == 200
+    assert wait_status(sip_platform, "call-no-opus", "ESTABLISHED")["codec"] == "PCMU/8000"
+    assert wcs(sip_platform, "terminate", {"callId": "call-no-opus"}).status_code == 200
+    wait_status(sip_platform, "call-no-opus", "FINISHED")
 
 
 def test_dtmf_and_injected_sound_reach_the_far_end(sip_platform, sipp, capture):

@@ -1,7 +1,7 @@
 """RTP test helpers: a tone as a pcap of G.711 µ-law RTP packets (what sipp's play_pcap_audio
-sends), a moving picture as a pcap of H.264 RTP packets and a player sending a pcap's RTP with
-its timing (as sipp does), and a UDP socket that captures the RTP a SIP call sends (audio and
-RFC 4733 events)."""
+sends) or of Opus RTP (and Opus packets decoded back), a moving picture as a pcap of H.264 RTP
+packets and a player sending a pcap's RTP with its timing (as sipp does), and a UDP socket that
+captures the RTP a SIP call sends (audio and RFC 4733 events)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import av
 import numpy as np
 from aiortc.codecs.h264 import H264Encoder
 
-PCMU, PCMA, TELEPHONE_EVENT, H264 = 0, 8, 101, 96
+PCMU, PCMA, TELEPHONE_EVENT, H264, OPUS = 0, 8, 101, 96, 111
+OPUS_FRAME = 960  # 20 ms at 48 kHz
 SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz
 
 
@@ -54,19 +55,66 @@ def tone_pcap(path: Path, frequency: int, seconds: float, payload_type: int = PC
     return _write_pcap(path, packets)
 
 
-def h264_pcap(path: Path, width: int, height: int, seconds: float, fps: int = 15) -> Path:
+def opus_pcap(path: Path, frequency: int, seconds: float) -> Path:
+    """A pcap of Opus RTP (payload type `OPUS`, 48 kHz clock, 20 ms a packet) of a sine tone at half
+    of full scale, encoded by libopus."""
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format, encoder.bit_rate = 48000, "mono", "s16", 64000
+    samples = int(seconds * 48000) // OPUS_FRAME * OPUS_FRAME
+    tone = (np.sin(2 * np.pi * frequency * np.arange(samples) / 48000) * 16384).astype(np.int16)
+    packets, sequence = [], 0
+    for start in [*range(0, samples, OPUS_FRAME), None]:  # None flushes the encoder
+        frame = None
+        if start is not None:
+            frame = av.AudioFrame.from_ndarray(tone[start : start + OPUS_FRAME].reshape(1, -1), format="s16",
+                                               layout="mono")  # fmt: skip
+            frame.sample_rate, frame.pts = 48000, start
+        for packet in encoder.encode(frame):
+            timestamp = sequence * OPUS_FRAME
+            rtp = struct.pack("!BBHII", 0x80, OPUS, sequence & 0xFFFF, timestamp, 0x0F05) + bytes(packet)
+            packets.append((sequence * 20000, rtp))
+            sequence += 1
+    return _write_pcap(path, packets)
+
+
+def opus_decoded(payloads: list[bytes], rate: int = 8000) -> np.ndarray:
+    """Opus packets (RTP payloads, in order) decoded by libopus to mono PCM at ``rate``."""
+    decoder = av.CodecContext.create("libopus", "r")
+    decoder.sample_rate, decoder.layout = 48000, "stereo"
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    pcm = []
+    for payload in payloads:
+        for frame in decoder.decode(av.Packet(payload)):
+            pcm += [resampled.to_ndarray().reshape(-1) for resampled in resampler.resample(frame)]
+    return np.concatenate(pcm) if pcm else np.zeros(0, dtype=np.int16)
+
+
+def h264_pcap(path: Path, width: int, height: int, seconds: float, fps: int = 15, textured: bool = False) -> Path:
     """A pcap of H.264 RTP (payload type 96, RFC 6184 packetization as aiortc does it) of a
     ``width``x``height`` picture with a bar moving across it: Constrained Baseline, a keyframe
-    (with SPS/PPS) every second."""
+    (with SPS/PPS) every second. ``textured``: the bar moves over a detailed background that pans,
+    encoded at about 0.1 bit per pixel (a camera's picture costs a decoder and an encoder more
+    than a flat one)."""
     encoder = av.CodecContext.create("libx264", "w")
     encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
     encoder.time_base = Fraction(1, fps)
+    background = None
+    if textured:
+        encoder.bit_rate = width * height * fps // 10
+        blobs = np.random.default_rng(7).integers(0, 256, (height // 4, width // 2, 3), dtype=np.uint8)
+        wide = av.VideoFrame.from_ndarray(blobs, format="rgb24").reformat(width=width * 2, height=height)
+        fine = np.random.default_rng(8).integers(0, 48, (height, width * 2, 3), dtype=np.uint8)
+        background = (wide.to_ndarray() // 4 * 3 + fine).astype(np.uint8)
     encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
                        "x264-params": f"keyint={fps}:repeat-headers=1"}  # fmt: skip
     packetizer = H264Encoder()
     packets, sequence = [], 0
     for index in range(int(seconds * fps) + 1):
-        picture = np.full((height, width, 3), 40, dtype=np.uint8)
+        if background is None:
+            picture = np.full((height, width, 3), 40, dtype=np.uint8)
+        else:
+            pan = index * 4 % width
+            picture = background[:, pan : pan + width].copy()
         bar = index * 8 % width
         picture[:, bar : bar + 16] = (250, 200, 0)
         frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
@@ -147,7 +195,8 @@ def level_db(samples: np.ndarray) -> float:
 
 
 class RtpCapture:
-    """A UDP port that plays the far end's RTP receiver: keeps µ-law audio and telephone events."""
+    """A UDP port that plays the far end's RTP receiver: keeps µ-law audio, Opus packets and
+    telephone events."""
 
     def __init__(self) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -156,6 +205,7 @@ class RtpCapture:
         self.port = self.socket.getsockname()[1]
         self.audio = bytearray()
         self.events: list[tuple[int, bool]] = []  # (event code, end bit)
+        self.opus: list[bytes] = []  # the payloads of Opus packets (payload type `OPUS`)
         self.payload_types: set[int] = set()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -174,6 +224,8 @@ class RtpCapture:
             body = packet[12 + 4 * (packet[0] & 0x0F) :]
             if payload_type == PCMU:
                 self.audio += body
+            elif payload_type == OPUS:
+                self.opus.append(body)
             elif payload_type == TELEPHONE_EVENT and len(body) >= 4:
                 self.events.append((body[0], bool(body[1] & 0x80)))
 

@@ -1,20 +1,34 @@
-"""The SIP agent's pieces without a network: where a call goes (URIs), PCM from files in 20 ms
-frames for the call, the agent's command/event lines, and the SDP of its video."""
+"""The SIP agent's pieces without a network (or on loopback): where a call goes (URIs), PCM from
+files in 20 ms frames for the call, the agent's command/event lines, the SDP of its video and Opus
+lines, and its Opus line's encoding and decoding."""
 
 from __future__ import annotations
 
 import io
 import json
 import queue
+import socket
 import threading
+import time
 
 import numpy as np
+import pjsua2 as pj
 
-from media_engine.sip.agent import CLOCK_RATE, CallSpec, Events, read_commands, sdp_codecs, unsupported_codecs_reason
+from media_engine.sip import agent
+from media_engine.sip.agent import (
+    CLOCK_RATE,
+    CallSpec,
+    Events,
+    byte_vector_bytes,
+    read_commands,
+    sdp_codecs,
+    unsupported_codecs_reason,
+)
 from media_engine.sip.audio import PcmFeeder
+from media_engine.sip.opus import BUFFERED_FRAMES, OpusLine, answered_opus, opus_offer_lines
 from media_engine.sip.video import answered_h264, video_destination, video_offer_lines
 from tests.tools.audio import make_wav
-from tests.tools.rtp import dominant_frequency, level_db
+from tests.tools.rtp import _read_pcap, dominant_frequency, level_db, opus_pcap
 
 
 def test_the_callee_is_called_at_the_server_or_through_the_outbound_proxy():
@@ -100,3 +114,73 @@ def test_a_video_offer_names_h264_at_the_receivers_port():
     lines = video_offer_lines("198.51.100.4", 40002)
     assert lines[:2] == ["m=video 40002 RTP/AVP 96", "c=IN IP4 198.51.100.4"]
     assert "a=rtpmap:96 H264/90000" in lines and "a=sendrecv" in lines
+
+
+def test_the_far_ends_answer_to_our_opus_line_is_read_from_its_sdp():
+    lines = opus_offer_lines("198.51.100.4", 40004)
+    assert lines[:3] == ["m=audio 40004 RTP/AVP 111", "c=IN IP4 198.51.100.4", "a=rtpmap:111 opus/48000/2"]
+    answer = (
+        "v=0\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        "m=audio 4004 RTP/AVP 107\r\na=rtpmap:107 OPUS/48000/2\r\nm=video 0 RTP/AVP 96\r\n"
+    )
+    assert answered_opus(answer, 1) == (("192.0.2.1", 4004), 107)  # its payload type, the session's host
+    assert answered_opus(answer.replace("m=audio 4004", "m=audio 0"), 1) is None  # refused
+    assert answered_opus(answer.replace("OPUS/48000/2", "PCMA/8000"), 1) is None
+    assert answered_opus(answer, 0) is None and answered_opus(answer, 3) is None  # PJSIP's line; none
+
+
+def test_an_opus_line_encodes_what_it_is_given_and_decodes_what_it_receives():
+    sender, receiver = OpusLine("127.0.0.1", CLOCK_RATE), OpusLine("127.0.0.1", CLOCK_RATE)
+    sender.set_destination(("127.0.0.1", receiver.port), 111)
+    sender.start()
+    receiver.start()
+    frames: list[bytes] = []
+    try:
+        tone = (np.sin(2 * np.pi * 440 * np.arange(CLOCK_RATE * 2) / CLOCK_RATE) * 16000).astype(np.int16).tobytes()
+        frame_bytes = CLOCK_RATE // 50 * 2
+        for start in range(0, len(tone), frame_bytes):  # at the media clock's pace, taking what came
+            sender.send_pcm(tone[start : start + frame_bytes])
+            time.sleep(0.02)
+            while (frame := receiver.next_frame()) is not None:
+                frames.append(frame)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            if (frame := receiver.next_frame()) is not None:
+                frames.append(frame)
+            time.sleep(0.01)
+    finally:
+        sender.stop()
+        receiver.stop()
+    assert {len(frame) for frame in frames} == {frame_bytes} and 95 <= len(frames) <= 100, len(frames)
+    samples = np.frombuffer(b"".join(frames), dtype=np.int16)[CLOCK_RATE // 2 :]
+    assert abs(dominant_frequency(samples, CLOCK_RATE) - 440) < 5 and level_db(samples) > -15
+
+
+def test_an_opus_line_keeps_its_newest_frames_and_drops_packets_older_than_the_last(tmp_path):
+    receiver = OpusLine("127.0.0.1", CLOCK_RATE)
+    receiver.start()
+    packets = [rtp for _, rtp in _read_pcap(opus_pcap(tmp_path / "tone.pcap", 1000, 1.0))]
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as phone:
+            for rtp in [*packets[:30], packets[5]]:  # a burst nobody takes yet, then a late packet
+                phone.sendto(rtp, ("127.0.0.1", receiver.port))
+            deadline = time.monotonic() + 5
+            while receiver.received_packets < 31 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.1)
+        frames = list(iter(receiver.next_frame, None))
+    finally:
+        receiver.stop()
+    assert receiver.received_packets == 31
+    assert len(frames) == BUFFERED_FRAMES  # the newest 200 ms: the late packet added none
+    samples = np.frombuffer(b"".join(frames), dtype=np.int16)
+    assert abs(dominant_frequency(samples, CLOCK_RATE) - 1000) < 10 and level_db(samples) > -15
+
+
+def test_a_frames_samples_are_read_from_pjsua2s_byte_vector_in_one_copy():
+    samples = np.arange(320, dtype=np.int16).tobytes()  # 20 ms at 8 kHz
+    frame = pj.MediaFrame()
+    frame.buf = pj.ByteVector(samples)
+    assert byte_vector_bytes(frame.buf) == samples and byte_vector_bytes(pj.ByteVector()) == b""
+    # This build's layout is the expected one: not SWIG's byte-by-byte iteration (2 ms a frame).
+    assert byte_vector_bytes is agent._stored_byte_vector_bytes
