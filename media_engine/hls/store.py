@@ -83,6 +83,7 @@ class FolderFiles:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self._names: set[str] = set()  # what is complete and readable
+        self._broken: set[str] = set()  # files being appended to that a write failed for
         self._released = False
         self._warned = False
 
@@ -124,8 +125,8 @@ class FolderFiles:
         self._names.add(name)
 
     def append(self, name: str, data: bytes) -> None:
-        if self._released:
-            return
+        if self._released or name in self._broken:
+            return  # (a piece is missing: the rest must not make a truncated file again)
         try:
             fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
@@ -133,11 +134,14 @@ class FolderFiles:
             finally:
                 os.close(fd)
         except OSError as error:
+            self._broken.add(name)
             self._failed(name, error)
 
     def seal(self, name: str) -> None:
         # (an append that failed removed the file: the segment is missing rather than truncated)
-        if not self._released and os.path.exists(self._path(name)):
+        if name in self._broken:
+            self._broken.discard(name)
+        elif not self._released and os.path.exists(self._path(name)):
             self._names.add(name)
 
     def get(self, name: str) -> bytes | None:
