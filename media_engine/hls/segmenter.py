@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from media_engine.control import ApplicationConfig
 from media_engine.hls.mpegts import AacConfig, AvcConfig, TsMuxer
@@ -62,6 +63,10 @@ class Segment:
     def data(self) -> bytes:
         """The segment's bytes (b"" once it has left the retained window)."""
         return self.files.get(self.name) or b""
+
+    def open(self) -> BinaryIO | None:
+        """The segment opened for reading (None once it has left the retained window)."""
+        return self.files.open(self.name)
 
 
 class HlsSegmenter:

@@ -2,19 +2,21 @@
 
 A live stream's HLS and LL-HLS windows hold tens of megabytes (a 60 s LL-HLS window of a 2.6 Mb/s
 stream is about 20 MB). `FolderFiles` writes them as files in a folder of their own (on a tmpfs such
-as /dev/shm they cost RAM but not the engine's heap, and no disk I/O) and reads them back for each
-request; `MemoryFiles` keeps them in a dict (tests, tools). A segmenter owns one `Files` and
-`release()`s it when its stream's packaging ends.
+as /dev/shm they cost RAM but not the engine's heap, and no disk I/O), and `open`s them for each
+request (the media HTTP server sends them with sendfile, never through the heap); `MemoryFiles` keeps
+them in a dict (tests, tools). A segmenter owns one `Files` and `release()`s it when its stream's
+packaging ends.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ class Files(Protocol):
         """The appended file is complete: readable from now on."""
 
     def get(self, name: str) -> bytes | None: ...
+
+    def open(self, name: str) -> BinaryIO | None:
+        """A complete file opened for reading (readable to its end even if deleted meanwhile), or None."""
 
     def delete(self, name: str) -> None: ...
 
@@ -63,6 +68,10 @@ class MemoryFiles:
 
     def get(self, name: str) -> bytes | None:
         return self._data.get(name)
+
+    def open(self, name: str) -> BinaryIO | None:
+        data = self._data.get(name)
+        return io.BytesIO(data) if data is not None else None
 
     def delete(self, name: str) -> None:
         self._data.pop(name, None)
@@ -150,6 +159,14 @@ class FolderFiles:
         try:
             with open(self._path(name), "rb", buffering=0) as file:
                 return file.read()
+        except FileNotFoundError:  # released meanwhile
+            return None
+
+    def open(self, name: str) -> BinaryIO | None:
+        if name not in self._names:
+            return None
+        try:
+            return open(self._path(name), "rb", buffering=0)  # (the caller closes it)
         except FileNotFoundError:  # released meanwhile
             return None
 
