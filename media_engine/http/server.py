@@ -14,6 +14,9 @@ through `ControlPlane.resolve_application`):
 - ``OPTIONS`` anything (without an OPTIONS route of its own): CORS preflight. Every answer carries
   ``Access-Control-Allow-Origin: *``.
 
+Segments and parts are sent from the packagers' files with sendfile (`media_engine.http.sendfile`), never
+read into memory.
+
 Connections pass `media_engine.http.limits` first (header, keep-alive and send timeouts, a connection
 cap answered 503), and a ``{stream}`` the stream name rule refuses is answered 400 on every route.
 
