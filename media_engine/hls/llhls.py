@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import BinaryIO
 
 from media_engine.control import ApplicationConfig
 from media_engine.hls.fmp4 import (
@@ -334,6 +335,10 @@ class LlHlsSegmenter:
         """A retained init segment, segment or part by file name."""
         return self._files.get(name)
 
+    def open_file(self, name: str) -> BinaryIO | None:
+        """`file`, opened for reading (to be sent without reading it into memory)."""
+        return self._files.open(name)
+
     def release(self) -> None:
         """Nobody will read this segmenter's output any more: free its files."""
         self._segments.clear()
@@ -377,17 +382,18 @@ class LlHlsSegmenter:
                 return self.has(msn, part)
         return True
 
-    async def wait_for_file(self, name: str, timeout: float) -> bytes | None:
-        """A part that is not finished yet (e.g. the preload hint's), once it is; None if it won't be."""
+    async def wait_for_file(self, name: str, timeout: float) -> BinaryIO | None:
+        """A part that is not finished yet (e.g. the preload hint's), opened once it is (`open_file`);
+        None if it won't be."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            data = self._files.get(name)
-            if data is not None or not self._may_come(name):
-                return data
+            opened = self._files.open(name)
+            if opened is not None or not self._may_come(name):
+                return opened
             remaining = deadline - loop.time()
             if remaining <= 0 or not await self._wait_change(remaining):
-                return self._files.get(name)
+                return self._files.open(name)
 
     def _may_come(self, name: str) -> bool:
         """Whether ``name`` is a part of this session at or just after the one being built."""

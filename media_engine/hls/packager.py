@@ -324,31 +324,9 @@ class StreamPackager(abc.ABC, Generic[S]):
             # What arrived during the lookup, then every packet inline: no queue hand-off and no
             # task switch per packet (the segmenter never blocks). No await between the two steps,
             # so no packet is lost or reordered.
-            ended = False
-            backlog = subscription.drain()
-            replay = Replay()
-            if session.history_mark and self.history is not None:
-                seconds = segmenter.window * self.segment_duration(config)
-                replay = self.history.replay(stream, seconds, session.history_mark)
-            # Started on demand, the first packets (history, cached GOP) are older than now: the
-            # segmenter dates its output (LL-HLS program date time) accordingly.
-            dts = [packet.dts for packet in backlog if packet is not None and not packet.config]
-            first = replay.first_dts if replay else dts[0] if dts else 0
-            segmenter.backlog_ms = max(0, dts[-1] - first) if dts else 0
-            # The configuration records the subscription starts with, the window's worth of history
-            # (one piece at a time), then the GOP the subscription carries and what came since.
-            configs = 0
-            while configs < len(backlog) and backlog[configs] is not None and backlog[configs].config:
-                segmenter.feed(backlog[configs])
-                configs += 1
-            for packets in replay:
-                for packet in packets:
-                    segmenter.feed(packet)
-            for packet in backlog[configs:]:
-                if packet is None:
-                    ended = True
-                    break
-                segmenter.feed(packet)
+            # (in a function of its own: the packets it replays are freed when it returns, not held by
+            # this coroutine's frame for as long as the stream is packaged)
+            ended = self._catch_up(session, segmenter, config)
             subscription.close()
             if not ended and not stream.ended:
                 stream.add_sink(segmenter.feed)
@@ -366,6 +344,38 @@ class StreamPackager(abc.ABC, Generic[S]):
             if linger is None:  # long enough for players that are a whole window behind
                 linger = max(DEFAULT_LINGER, 2 * segmenter.window * self.segment_duration(config))
             session.drop_handle = asyncio.get_running_loop().call_later(linger, self._drop, session)
+
+    def _catch_up(self, session: _Session[S], segmenter: S, config: ApplicationConfig) -> bool:
+        """Feed ``segmenter`` what came before it existed: the subscription's backlog, preceded on demand by
+        the stream's history. True if the stream ended meanwhile."""
+        stream = session.stream
+        subscription = session.subscription
+        ended = False
+        backlog = subscription.drain()
+        replay = Replay()
+        if session.history_mark and self.history is not None:
+            seconds = segmenter.window * self.segment_duration(config)
+            replay = self.history.replay(stream, seconds, session.history_mark)
+        # Started on demand, the first packets (history, cached GOP) are older than now: the
+        # segmenter dates its output (LL-HLS program date time) accordingly.
+        dts = [packet.dts for packet in backlog if packet is not None and not packet.config]
+        first = replay.first_dts if replay else dts[0] if dts else 0
+        segmenter.backlog_ms = max(0, dts[-1] - first) if dts else 0
+        # The configuration records the subscription starts with, the window's worth of history
+        # (one piece at a time), then the GOP the subscription carries and what came since.
+        configs = 0
+        while configs < len(backlog) and backlog[configs] is not None and backlog[configs].config:
+            segmenter.feed(backlog[configs])
+            configs += 1
+        for packets in replay:
+            for packet in packets:
+                segmenter.feed(packet)
+        for packet in backlog[configs:]:
+            if packet is None:
+                ended = True
+                break
+            segmenter.feed(packet)
+        return ended
 
     def _drop(self, session: _Session[S]) -> None:
         if session.idle_handle is not None:

@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from media_engine.control import ApplicationConfig
 from media_engine.hls.mpegts import AacConfig, AvcConfig, TsMuxer
@@ -41,6 +42,9 @@ MAX_SEGMENT_FACTOR = 4
 MAX_SEGMENT_MIN_MS = 20_000
 # Timed metadata waiting for the first packet is bounded (a stream that never starts).
 MAX_PENDING_EVENTS = 64
+# The segment being built goes to its file in pieces of about this size as it grows, instead of
+# whole at its end: the heap never holds a segment (1.3 MB for 4 s at 2.6 Mb/s).
+SEGMENT_SPILL_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,10 @@ class Segment:
     def data(self) -> bytes:
         """The segment's bytes (b"" once it has left the retained window)."""
         return self.files.get(self.name) or b""
+
+    def open(self) -> BinaryIO | None:
+        """The segment opened for reading (None once it has left the retained window)."""
+        return self.files.open(self.name)
 
 
 class HlsSegmenter:
@@ -99,6 +107,8 @@ class HlsSegmenter:
         self._seg_start_ms = 0
         self._seg_keyframe = False
         self._seg_packets = 0
+        self._seg_name = ""
+        self._seg_bytes = 0  # written to the segment's file so far
         self._end_ms = 0  # estimated end (dts + frame duration) of what was written
         self._last_video_dts: int | None = None
         self._last_audio_dts: int | None = None
@@ -291,6 +301,16 @@ class HlsSegmenter:
         if end > self._end_ms:
             self._end_ms = end
         self._seg_packets += 1
+        if muxer.pending_size >= SEGMENT_SPILL_BYTES:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Append what the muxer holds to the file of the segment being built."""
+        assert self._muxer is not None
+        data = self._muxer.take()
+        if data:
+            self.files.append(self._seg_name, data)
+            self._seg_bytes += len(data)
 
     def _write_events(self, muxer: TsMuxer, pts: int) -> None:
         if not muxer.has_metadata:
@@ -308,6 +328,8 @@ class HlsSegmenter:
         self._seg_start_ms = start_ms
         self._seg_keyframe = keyframe
         self._seg_packets = 0
+        self._seg_name = f"seg_{self.session}_{self._next_sequence}.ts"
+        self._seg_bytes = 0
         self._end_ms = start_ms
         self._muxer.write_tables()
 
@@ -327,14 +349,14 @@ class HlsSegmenter:
         muxer = self._muxer
         assert muxer is not None
         muxer.flush()
-        data = muxer.take()
+        self._spill()
         duration = max(0, end_ms - self._seg_start_ms) / 1000
         sequence = self._next_sequence
         self._next_sequence += 1
-        name = f"seg_{self.session}_{sequence}.ts"
-        self.files.put(name, data)
+        name = self._seg_name
+        self.files.seal(name)
         self._segments[name] = Segment(
-            sequence, name, duration, len(data), self.clock(), self._seg_keyframe, self.files
+            sequence, name, duration, self._seg_bytes, self.clock(), self._seg_keyframe, self.files
         )
         while len(self._segments) > self.window + EXTRA_RETAINED_SEGMENTS:
             old_name, _ = self._segments.popitem(last=False)

@@ -2,19 +2,21 @@
 
 A live stream's HLS and LL-HLS windows hold tens of megabytes (a 60 s LL-HLS window of a 2.6 Mb/s
 stream is about 20 MB). `FolderFiles` writes them as files in a folder of their own (on a tmpfs such
-as /dev/shm they cost RAM but not the engine's heap, and no disk I/O) and reads them back for each
-request; `MemoryFiles` keeps them in a dict (tests, tools). A segmenter owns one `Files` and
-`release()`s it when its stream's packaging ends.
+as /dev/shm they cost RAM but not the engine's heap, and no disk I/O), and `open`s them for each
+request (the media HTTP server sends them with sendfile, never through the heap); `MemoryFiles` keeps
+them in a dict (tests, tools). A segmenter owns one `Files` and `release()`s it when its stream's
+packaging ends.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ class Files(Protocol):
         """The appended file is complete: readable from now on."""
 
     def get(self, name: str) -> bytes | None: ...
+
+    def open(self, name: str) -> BinaryIO | None:
+        """A complete file opened for reading (readable to its end even if deleted meanwhile), or None."""
 
     def delete(self, name: str) -> None: ...
 
@@ -64,6 +69,10 @@ class MemoryFiles:
     def get(self, name: str) -> bytes | None:
         return self._data.get(name)
 
+    def open(self, name: str) -> BinaryIO | None:
+        data = self._data.get(name)
+        return io.BytesIO(data) if data is not None else None
+
     def delete(self, name: str) -> None:
         self._data.pop(name, None)
 
@@ -83,6 +92,7 @@ class FolderFiles:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self._names: set[str] = set()  # what is complete and readable
+        self._broken: set[str] = set()  # files being appended to that a write failed for
         self._released = False
         self._warned = False
 
@@ -124,8 +134,8 @@ class FolderFiles:
         self._names.add(name)
 
     def append(self, name: str, data: bytes) -> None:
-        if self._released:
-            return
+        if self._released or name in self._broken:
+            return  # (a piece is missing: the rest must not make a truncated file again)
         try:
             fd = os.open(self._path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
@@ -133,11 +143,14 @@ class FolderFiles:
             finally:
                 os.close(fd)
         except OSError as error:
+            self._broken.add(name)
             self._failed(name, error)
 
     def seal(self, name: str) -> None:
         # (an append that failed removed the file: the segment is missing rather than truncated)
-        if not self._released and os.path.exists(self._path(name)):
+        if name in self._broken:
+            self._broken.discard(name)
+        elif not self._released and os.path.exists(self._path(name)):
             self._names.add(name)
 
     def get(self, name: str) -> bytes | None:
@@ -146,6 +159,14 @@ class FolderFiles:
         try:
             with open(self._path(name), "rb", buffering=0) as file:
                 return file.read()
+        except FileNotFoundError:  # released meanwhile
+            return None
+
+    def open(self, name: str) -> BinaryIO | None:
+        if name not in self._names:
+            return None
+        try:
+            return open(self._path(name), "rb", buffering=0)  # (the caller closes it)
         except FileNotFoundError:  # released meanwhile
             return None
 

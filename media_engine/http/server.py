@@ -14,6 +14,9 @@ through `ControlPlane.resolve_application`):
 - ``OPTIONS`` anything (without an OPTIONS route of its own): CORS preflight. Every answer carries
   ``Access-Control-Allow-Origin: *``.
 
+Segments and parts are sent from the packagers' files with sendfile (`media_engine.http.sendfile`), never
+read into memory.
+
 Connections pass `media_engine.http.limits` first (header, keep-alive and send timeouts, a connection
 cap answered 503), and a ``{stream}`` the stream name rule refuses is answered 400 on every route.
 
@@ -42,6 +45,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from aiohttp import web
 
@@ -66,6 +70,7 @@ from media_engine.hls.llhls import (
 from media_engine.hls.segmenter import HlsPackager, HlsSegmenter
 from media_engine.http.front import CachedAnswer
 from media_engine.http.limits import GuardedProtocolFactory, HttpLimits
+from media_engine.http.sendfile import file_response, file_size
 from media_engine.http.siblings import client_port
 from media_engine.internal_auth import JOB_QUERY_KEY
 from media_engine.listeners import open_listeners
@@ -484,12 +489,40 @@ class MediaHttpServer:
     async def handle_segment(self, request: web.Request) -> web.StreamResponse:
         segmenter = await self._segmenter(request, wait=False)
         segment = segmenter.segment(request.match_info["segment"]) if segmenter is not None else None
-        data = segment.data if segment is not None else b""  # (read once: it may be a file)
-        if segmenter is None or not data:
+        opened = segment.open() if segment is not None else None  # (open: it stays readable if evicted now)
+        if segmenter is None or opened is None:
             raise web.HTTPNotFound(text="segment not found\n")
-        self._account(request, segmenter, len(data))
         cache = self._cache_control(request, CACHE_IMMUTABLE, CACHE_PRIVATE_IMMUTABLE)
-        return web.Response(body=data, content_type=SEGMENT_TYPE, headers={"Cache-Control": cache})
+        return await self._send_file(request, segmenter, opened, SEGMENT_TYPE, cache, "hls", "segment not found")
+
+    async def _send_file(
+        self,
+        request: web.Request,
+        segmenter: HlsSegmenter | LlHlsSegmenter,
+        opened: BinaryIO,
+        content_type: str,
+        cache: str,
+        protocol: str,
+        not_found: str,
+    ) -> web.StreamResponse:
+        """Answer with a segment or part file (sendfile: its bytes never pass through the heap)."""
+        size = file_size(opened)
+        if size == 0:
+            opened.close()
+            raise web.HTTPNotFound(text=f"{not_found}\n")
+        self._account(request, segmenter, size, protocol)
+        return await file_response(
+            request,
+            opened,
+            content_type=content_type,
+            headers={"Cache-Control": cache, **CORS_HEADERS},
+            send_timeout=self.limits.send_timeout,
+            on_send_timeout=self._count_send_timeout,
+        )
+
+    def _count_send_timeout(self) -> None:
+        if self.connections is not None:
+            self.connections.send_timeouts += 1
 
     def _account(
         self, request: web.Request, segmenter: HlsSegmenter | LlHlsSegmenter, nbytes: int, protocol: str = "hls"
@@ -585,14 +618,13 @@ class MediaHttpServer:
     async def handle_llhls_file(self, request: web.Request) -> web.StreamResponse:
         segmenter = await self._llhls_segmenter(request, wait=False)
         name = request.match_info["file"]
-        data = segmenter.file(name) if segmenter is not None else None
-        if segmenter is not None and data is None:  # the preload hint's part: answered once complete
-            data = await segmenter.wait_for_file(name, segmenter.blocking_timeout)
-        if segmenter is None or data is None:
+        opened = segmenter.open_file(name) if segmenter is not None else None
+        if segmenter is not None and opened is None:  # the preload hint's part: answered once complete
+            opened = await segmenter.wait_for_file(name, segmenter.blocking_timeout)
+        if segmenter is None or opened is None:
             raise web.HTTPNotFound(text="file not found\n")
-        self._account(request, segmenter, len(data), "llhls")
         cache = self._cache_control(request, CACHE_IMMUTABLE, CACHE_PRIVATE_IMMUTABLE)
-        return web.Response(body=data, content_type=FMP4_TYPE, headers={"Cache-Control": cache})
+        return await self._send_file(request, segmenter, opened, FMP4_TYPE, cache, "llhls", "file not found")
 
     # --- lifecycle -----------------------------------------------------------------------------
 

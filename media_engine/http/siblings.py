@@ -66,6 +66,9 @@ _HOP_HEADERS = frozenset(
     )
 )
 MAX_BODY = 64 * 1024  # WHIP/WHEP offers and trickle fragments
+# A holder's answer up to this size is passed on whole; a longer one (a segment) piece by piece as it comes,
+# never held in memory whole.
+STREAM_ANSWERS_FROM = 64 * 1024
 
 
 LocateWorker = Callable[[str], Awaitable["str | None"]]  # worker tag -> http base of its private listener
@@ -204,7 +207,7 @@ class SiblingProxy:
             self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
         return self._session
 
-    async def _forward(self, request: web.Request, base: str) -> web.Response:
+    async def _forward(self, request: web.Request, base: str) -> web.StreamResponse:
         headers = {name: value for name, value in request.headers.items() if name.lower() not in _HOP_HEADERS}
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         port = int(peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else 0
@@ -218,10 +221,34 @@ class SiblingProxy:
         async with self.client().request(
             request.method, base + request.path_qs, headers=headers, data=body, allow_redirects=False
         ) as answer:
-            data = await answer.read()
             out_headers = {n: v for n, v in answer.headers.items() if n.lower() not in _HOP_HEADERS}
+            length = answer.content_length
+            if request.method != "HEAD" and length is not None and length > STREAM_ANSWERS_FROM:
+                self.proxied += 1
+                return await self._pass_on(request, answer, out_headers, length)
+            data = await answer.read()
         self.proxied += 1
         return web.Response(status=answer.status, body=data if request.method != "HEAD" else None, headers=out_headers)
+
+    @staticmethod
+    async def _pass_on(
+        request: web.Request, answer: aiohttp.ClientResponse, headers: dict[str, str], length: int
+    ) -> web.StreamResponse:
+        """Send the holder's (long) answer on piece by piece, as it comes. Once its headers are sent it can
+        only be cut short: a holder that fails now closes the client's connection."""
+        response = web.StreamResponse(status=answer.status, headers=headers)
+        response.content_length = length
+        await response.prepare(request)
+        try:
+            async for piece in answer.content.iter_chunked(STREAM_ANSWERS_FROM):
+                await response.write(piece)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            logger.info("media HTTP: sibling's answer to %s cut short: %r", request.path, error)
+            if request.transport is not None:
+                request.transport.abort()
+            return response
+        await response.write_eof()
+        return response
 
 
 # --- audiences of mirrors: what a worker's players of a sibling's stream add to its counters -------

@@ -344,7 +344,7 @@ def test_blocking_reload_returns_as_soon_as_the_part_appears(av_packets: list[Me
         for _ in range(3):  # a couple of loop iterations: the waiters wake up at once
             await asyncio.sleep(0)
         assert part_waiter.done() and part_waiter.result() is True
-        assert hint_waiter.done() and hint_waiter.result() == segmenter.file(hint) is not None
+        assert hint_waiter.done() and hint_waiter.result().read() == segmenter.file(hint) is not None
         assert not segment_waiter.done()
         while not segmenter.has(msn, None):
             segmenter.feed(next(packets))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import subprocess
 import time
@@ -295,6 +296,49 @@ def test_an_audio_only_stream_has_a_history_too(audio_flv: Path, tmp_path: Path)
         finally:
             registry.close(stream)
             await packager.close()
+            history.close()
+            folder.close()
+
+    asyncio.run(main())
+
+
+def test_the_history_a_packaging_starts_from_is_not_kept_in_memory(av_flv: Path, tmp_path: Path) -> None:
+    packets = read_packets(av_flv)
+    config = replace(CONFIG, hls_segment_duration=2.0, hls_segment_count=3)
+
+    async def lookup_3x2(key: StreamKey) -> ApplicationConfig:
+        return config
+
+    async def main() -> None:
+        registry = StreamRegistry()
+        folder = FileFolder(tmp_path)
+        history = PacketHistory(registry, folder, seconds=6)
+        history.attach()
+        packagers = [
+            cls(registry, lookup_3x2, on_demand=True, folder=folder, history=history)
+            for cls in (HlsPackager, LlHlsPackager)
+        ]
+        for packager in packagers:
+            packager.attach()
+        stream = registry.open(KEY, "rtmp")
+        media = list(looped(packets, 2))
+        await push_packets(stream, media, realtime=False)
+        gc.collect()
+        existing = {id(o) for o in gc.get_objects() if isinstance(o, MediaPacket)}  # (this test's, and others')
+        try:
+            for packager in packagers:
+                segmenter = await packager.wait_ready(KEY, 5)
+                assert segmenter is not None and segmenter.segments
+            await asyncio.sleep(0.1)  # (the packaging tasks wait for the stream's end)
+            # The window is in the segmenters' files: the packets replayed from the history into them
+            # (decoded anew from its files) are gone, only the stream's own (pushed) packets remain.
+            gc.collect()
+            replayed = [o for o in gc.get_objects() if isinstance(o, MediaPacket) and id(o) not in existing]
+            assert replayed == []
+        finally:
+            registry.close(stream)
+            for packager in packagers:
+                await packager.close()
             history.close()
             folder.close()
 

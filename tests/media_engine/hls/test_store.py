@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from media_engine.control import ApplicationConfig
+from media_engine.hls import segmenter as ts_segmenter
 from media_engine.hls.filesource import push_packets, read_packets
 from media_engine.hls.llhls import LlHlsPackager
-from media_engine.hls.segmenter import HlsPackager
+from media_engine.hls.segmenter import HlsPackager, HlsSegmenter
 from media_engine.hls.store import FileFolder, FolderFiles, MemoryFiles
 from media_engine.registry import StreamKey, StreamRegistry
 
@@ -102,6 +103,45 @@ def test_folders_left_by_engines_that_died_are_removed(tmp_path: Path) -> None:
     assert not left.exists() and alive.exists() and folder.root.is_dir()
     assert folder.root.name.startswith(f"{FileFolder.PREFIX}{os.getpid()}-")
     folder.close()
+
+
+def test_a_ts_segment_goes_to_its_file_as_it_grows_and_is_served_once_complete(
+    av_flv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ts_segmenter, "SEGMENT_SPILL_BYTES", 4096)  # (the test pattern compresses well)
+    packets = read_packets(av_flv)
+    files = FolderFiles(tmp_path / "f")
+    segmenter = HlsSegmenter(CONFIG, files=files)
+    media = [packet for packet in packets if not packet.config]
+    for packet in [packet for packet in packets if packet.config] + [p for p in media if p.dts < 1500]:
+        segmenter.feed(packet)
+    # 1.5 s into the first 2 s segment: most of it is already in its file, none of it is served yet.
+    assert segmenter.segments == [] and segmenter.playlist() is None
+    (building,) = (tmp_path / "f").iterdir()
+    assert building.stat().st_size > 4 * 4096
+    assert files.get(building.name) is None
+    for packet in [p for p in media if 1500 <= p.dts < 3000]:
+        segmenter.feed(packet)
+    segmenter.finish()
+    first = segmenter.segment(building.name)
+    assert first is not None and first.sequence == 0 and first.data == building.read_bytes()
+    assert first.size == len(first.data) and first.data[0] == 0x47 and len(first.data) % 188 == 0
+    segmenter.release()
+
+
+def test_a_file_being_built_that_loses_a_piece_is_missing_not_truncated(tmp_path: Path) -> None:
+    files = FolderFiles(tmp_path / "f")
+    files.append("s.ts", b"1")
+    (tmp_path / "f" / "s.ts").unlink()
+    (tmp_path / "f").rmdir()  # (a full tmpfs: this piece cannot be written)
+    files.append("s.ts", b"2")
+    (tmp_path / "f").mkdir()  # room again: the rest of the file would fit
+    files.append("s.ts", b"3")
+    files.seal("s.ts")
+    assert files.get("s.ts") is None and not (tmp_path / "f" / "s.ts").exists()
+    files.append("t.ts", b"4")  # the next file is there
+    files.seal("t.ts")
+    assert files.get("t.ts") == b"4"
 
 
 def test_a_file_that_cannot_be_written_is_missing_and_the_stream_goes_on(tmp_path: Path) -> None:

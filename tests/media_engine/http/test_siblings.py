@@ -9,6 +9,7 @@ import asyncio
 import aiohttp
 
 from media_engine.control import ApplicationConfig, StaticControlPlane
+from media_engine.http import siblings
 from media_engine.http.siblings import CLIENT_HEADER, AudienceBook, SiblingProxy, sign_client, verify_client
 from media_engine.node import EngineNode, NodeAddresses
 from media_engine.registry import StreamKey
@@ -37,7 +38,9 @@ def _node(proxy: SiblingProxy) -> EngineNode:
     return EngineNode(StaticControlPlane([config]), addresses, WebRtcSettings(ice=LOOPBACK_ICE), siblings=proxy)
 
 
-def test_a_sibling_passes_hls_requests_to_the_holder_which_counts_the_real_client():
+def test_a_sibling_passes_hls_requests_to_the_holder_which_counts_the_real_client(monkeypatch):
+    monkeypatch.setattr(siblings, "STREAM_ANSWERS_FROM", 1000)  # (segments are passed on piece by piece)
+
     async def main() -> None:
         holder: EngineNode | None = None
 
@@ -73,7 +76,10 @@ def test_a_sibling_passes_hls_requests_to_the_holder_which_counts_the_real_clien
                 assert sibling.packager.watch(KEY) is None and sibling.registry.get(KEY) is None
                 segment = f"http://127.0.0.1:{sibling.http.port}/app/held/{segments[-1]}"
                 async with client.get(segment) as answer:
-                    assert answer.status == 200 and len(await answer.read()) > 1000
+                    assert answer.status == 200 and answer.headers["Access-Control-Allow-Origin"] == "*"
+                    passed_on = await answer.read()
+                async with client.get(segment.replace(str(sibling.http.port), str(holder.http.port))) as answer:
+                    assert len(passed_on) > 1000 and passed_on == await answer.read()
 
                 # A forged client header straight to the holder is ignored (the peer counts as itself).
                 forged = sign_client("wrong-secret", "203.0.113.9", 4000, "GET", "/app/held/ts:playlist.m3u8")
