@@ -18,7 +18,7 @@ from apps.security.parsers import PayloadField
 from apps.streams.models import Stream
 from apps.streams.services import request_stop, send_to_subscribers
 from apps.streams.tasks import SNAPSHOT_TIMEOUT, take_snapshot
-from streamhub.db_changes import cached_until_database_changes
+from streamhub.db_changes import cached_until_changed
 
 # WCS record files: stream-<mediaSessionId>-<start time>.mp4 (WCS adds a random suffix instead).
 RECORD_FILE = "${Stream}-${Id}-${StartTime:YYYYMMDDhhmmss}.mp4"
@@ -159,10 +159,13 @@ def stream_by_name(name: str) -> Stream:
 # -- handlers -------------------------------------------------------------------------------------
 
 
-@cached_until_database_changes
+@cached_until_changed(
+    "streams.Stream", "engine.EngineNode", "hosting.Application", "hosting.VirtualHost", "recording.Record",
+    "recording.RecordFile",
+)  # fmt: skip
 def presented_live_streams() -> list[dict]:
-    """``present(live_streams())``, computed again only once the database has changed (any commit: an
-    engine's heartbeat every few seconds...): find_all is a hot path (issue #19). Shared: read-only."""
+    """``present(live_streams())``, computed again only once the rows it reads have changed (a stream's
+    tracks, not its traffic counters...): find_all is a hot path (issue #19). Shared: read-only."""
     return present(live_streams())
 
 
