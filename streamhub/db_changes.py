@@ -19,14 +19,14 @@ in particular) and before they exist there is no version, and every call compute
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 from collections.abc import Callable, Iterable
-from functools import wraps
 from typing import TypeVar
 
 from django.apps import apps
-from django.db import DatabaseError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 T = TypeVar("T")
 
@@ -136,17 +136,33 @@ def install_after_migrate(sender, using: str = "default", **kwargs) -> None:
     install(using)
 
 
+@functools.cache
+def _select(vendor: str, count: int) -> str:
+    marker = "?" if vendor == "sqlite" else "%s"
+    return f"SELECT name, version FROM {TABLE} WHERE name IN ({', '.join([marker] * count)})"
+
+
 def version_of(tables: Iterable[str]) -> Version | None:
     """The current version of ``tables`` (db_table names) as this thread's connection sees it; None when
     there is none (see the module's docstring)."""
-    if connection.in_atomic_block:
+    db = connections[DEFAULT_DB_ALIAS]  # (once: each use of django.db.connection looks it up again)
+    if db.in_atomic_block:
         return None
     names = [EPOCH, *tables]
+    sql = _select(db.vendor, len(names))
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT name, version FROM {TABLE} WHERE name IN ({', '.join(['%s'] * len(names))})", names)
-            rows = dict(cursor.fetchall())
-    except DatabaseError:  # not installed (yet): compute
+        # On the driver's own cursor: Django's wrappers cost a cached answer more than the query (this is
+        # every request of it). Errors still become Django's (and mark the connection for its health check).
+        with db.wrap_database_errors:
+            if db.connection is None:
+                db.ensure_connection()
+            cursor = db.connection.cursor()
+            try:
+                cursor.execute(sql, names)
+                rows = dict(cursor.fetchall())
+            finally:
+                cursor.close()
+    except DatabaseError:  # not installed (yet), or a broken connection: compute (with Django's checks)
         return None
     if len(rows) != len(names):
         return None
@@ -173,7 +189,7 @@ def cached_until_changed(*labels: str) -> Callable[[Callable[[], T]], Callable[[
                 return [known[0][1]]
             return []
 
-        @wraps(compute)
+        @functools.wraps(compute)
         def cached() -> T:
             if not tables:
                 tables[:] = [_table(label) for label in labels]
