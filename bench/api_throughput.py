@@ -247,6 +247,7 @@ def main() -> None:
             publisher.kill()
             publisher.wait()
         hub.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ UPDATE that changes a column other than the ones its heartbeats keep writing (tr
 liveness times: no cached answer may show those). A trigger bumps the counter in the writer's own
 transaction, so whoever commits (the API, an engine node, a Celery worker, ``manage.py shell``, a
 QuerySet.update()) moves it exactly when its rows become visible. Counters only grow; with the
-database's random ``epoch`` row (a new database has a new one), the sum of an answer's counters is its
-version: an answer computed at a version at least as high as the one a request reads is fresh.
+database's random ``epoch`` row (a new database has a new one; a copy of a database, e.g. from a
+template, shares it), the sum of an answer's counters is its version: an answer computed at a version at
+least as high as the one a request reads is fresh.
 
 The table and the triggers are (re)made after every ``migrate`` (post_migrate: a migration that
 remakes a SQLite table drops its triggers), from the models as they are then. Inside a transaction
