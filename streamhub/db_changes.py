@@ -12,8 +12,9 @@ database's random ``epoch`` row (a new database has a new one; a copy of a datab
 template, shares it), the sum of an answer's counters is its version: an answer computed at a version at
 least as high as the one a request reads is fresh.
 
-The table and the triggers are (re)made after every ``migrate`` (post_migrate: a migration that
-remakes a SQLite table drops its triggers), from the models as they are then. Inside a transaction
+The triggers are dropped before every ``migrate`` (pre_migrate: a migration may drop or rename a column
+they name, which both databases refuse while they exist) and made again after it (post_migrate), from
+the models as they are then, with every counter bumped once (what was written meanwhile counts). Inside a transaction
 (whose own uncommitted changes could be cached and then rolled back: every test run in a transaction,
 in particular) and before they exist there is no version, and every call computes.
 """
@@ -34,6 +35,8 @@ T = TypeVar("T")
 TABLE = "streamhub_db_changes"
 EPOCH = "epoch"  # the counter row naming this database (random), not a table
 TRIGGER_PREFIX = "streamhub_changes_"
+POSTGRESQL_TRIGGERS = ("rows", "update", "truncate")  # (names per table)
+SQLITE_TRIGGERS = ("insert", "delete", "update")  # (names per database: after the table's)
 
 # Model label -> the fields its heartbeats write, which no cached answer shows: an UPDATE of only these is
 # no change. Every other field of the model is watched.
@@ -97,9 +100,12 @@ def install(using: str = "default") -> None:
             "CREATE OR REPLACE FUNCTION streamhub_db_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             f"UPDATE {TABLE} SET version = version + 1 WHERE name = TG_TABLE_NAME; RETURN NULL; END $$"
         )
+    existing = set(db.introspection.table_names())
     for label in WATCHED:
         table = _table(label)
         statements.append(f"INSERT INTO {TABLE} (name, version) VALUES ('{table}', 0) ON CONFLICT (name) DO NOTHING")
+        if table not in existing:
+            continue  # a partial migrate (`migrate hosting`, `migrate recording zero`): triggers at the next one
         columns = _watched_columns(label)
         if db.vendor == "postgresql":
             changed = " OR ".join(f"OLD.{quote(c)} IS DISTINCT FROM NEW.{quote(c)}" for c in columns)
@@ -127,9 +133,38 @@ def install(using: str = "default") -> None:
                 statements += [f"DROP TRIGGER IF EXISTS {trigger}", f"CREATE TRIGGER {trigger} {definition}"]
         else:
             return  # no counters: every call computes
+    # Whatever was written while the triggers were away (during the migration) counts as a change.
+    statements.append(f"UPDATE {TABLE} SET version = version + 1 WHERE name <> '{EPOCH}'")
     with db.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)
+
+
+def uninstall(using: str = "default") -> None:
+    """Drop the triggers (a migration may then drop or rename the columns they name); ``install`` makes
+    them again."""
+    db = connections[using]
+    quote = db.ops.quote_name
+    existing = set(db.introspection.table_names())
+    statements = []
+    for label in WATCHED:
+        table = _table(label)
+        if table not in existing:
+            continue
+        if db.vendor == "postgresql":
+            statements += [
+                f"DROP TRIGGER IF EXISTS {TRIGGER_PREFIX}{name} ON {quote(table)}" for name in POSTGRESQL_TRIGGERS
+            ]
+        elif db.vendor == "sqlite":
+            statements += [f"DROP TRIGGER IF EXISTS {TRIGGER_PREFIX}{table}_{name}" for name in SQLITE_TRIGGERS]
+    with db.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def uninstall_before_migrate(sender, using: str = "default", **kwargs) -> None:
+    """pre_migrate receiver (connected once, by apps.streams)."""
+    uninstall(using)
 
 
 def install_after_migrate(sender, using: str = "default", **kwargs) -> None:

@@ -11,11 +11,12 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, pre_migrate
 from django.utils import timezone
 
 from apps.engine.models import EngineNode
 from apps.hosting.models import Application, VirtualHost
+from apps.recording.models import RecordFile
 from apps.streams.models import Stream
 from apps.streams.services import CounterSnapshot, record_counters
 from streamhub import db_changes
@@ -53,7 +54,9 @@ def an_application() -> Application:
 def live_stream() -> Stream:
     node = EngineNode.objects.create(node_id="n1.0", address="127.0.0.1", rtmp_port=1935, media_http_port=3333)
     application = an_application()
-    return Stream.objects.create(application=application, node=node, name="cam", source_type="Rtmp", input_tracks=TRACKS)
+    return Stream.objects.create(
+        application=application, node=node, name="cam", source_type="Rtmp", input_tracks=TRACKS
+    )
 
 
 def snapshot(stream: Stream, total_bytes_in: int, tracks: list[dict]) -> CounterSnapshot:
@@ -186,6 +189,42 @@ def test_migrate_puts_back_the_triggers_a_remade_table_lost():
     post_migrate.send(sender=apps.get_app_config("streams"), app_config=apps.get_app_config("streams"), using="default")
     Stream.objects.filter(pk=stream.pk).update(name="found")
     assert stream_version()[1] > before[1]
+
+
+def test_a_migrate_that_leaves_a_watched_table_missing_still_works(monkeypatch):
+    """`migrate recording zero` (say): the other tables get their triggers, the missing one none."""
+    real_table = db_changes._table
+    monkeypatch.setattr(
+        db_changes, "_table", lambda label: "gone" if label == "recording.Record" else real_table(label)
+    )
+    db_changes.install()
+    monkeypatch.undo()
+    stream = Stream.objects.create(application=an_application(), name="cam", source_type="Rtmp")
+    before = stream_version()
+    Stream.objects.filter(pk=stream.pk).update(name="moved")
+    assert stream_version()[1] > before[1]
+    db_changes.install()
+
+
+def test_a_migration_may_drop_and_add_a_watched_column():
+    """Both databases refuse to drop a column a trigger names: migrate drops the triggers first, makes
+    them again after, and counts what happened meanwhile as a change."""
+    from django.apps import apps
+
+    streams = apps.get_app_config("streams")
+    before = db_changes.version_of(["recording_recordfile"])
+    pre_migrate.send(sender=streams, app_config=streams, using="default")
+    writer = RecordFile._meta.get_field("writer")
+    with connection.schema_editor() as editor:  # what `migrate recording zero` does on the way
+        editor.remove_field(RecordFile, writer)
+        editor.add_field(RecordFile, writer)
+    post_migrate.send(sender=streams, app_config=streams, using="default")
+    after = db_changes.version_of(["recording_recordfile"])
+    assert after[1] > before[1]
+    stream = Stream.objects.create(application=an_application(), name="cam", source_type="Rtmp")
+    moved = stream_version()
+    Stream.objects.filter(pk=stream.pk).update(name="moved")
+    assert stream_version()[1] > moved[1], "the triggers are back"
 
 
 def test_only_watched_models_can_be_cached():
