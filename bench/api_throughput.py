@@ -11,6 +11,10 @@ second, it hardly depends on what else the machine runs, so runs on a shared mac
 The streams are ffmpeg publishers copying a short clip in a loop (no encoding: the CPU is the API's).
 
     .venv/bin/python bench/api_throughput.py [--connections 50] [--seconds 10] [--streams 10]
+                                             [--only find_all] [--profile DIR]
+
+``--profile DIR`` records each API process with py-spy (as root) during each API row, into
+``DIR/<row>-<pid>.txt`` (collapsed stacks, for flamegraph.pl or speedscope).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ TEST_ONLY_SETTINGS = (
     "STREAMHUB_JOB_LEASE",
     "STREAMHUB_JOB_RECOVERY_INTERVAL",
 )
+ROWS = ("nginx", "bare", "vhosts", "find_all")
 POST_SCRIPT = 'wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"\n'
 
 
@@ -120,14 +125,52 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, connections: int, seconds: int, *extra: str, pids: list[int] | None = None) -> dict[str, str]:
-    """wrk's figures; with ``pids``, also the CPU milliseconds those processes spent per request."""
+def profilers(pids: list[int], seconds: int, folder: Path, row: str) -> list[subprocess.Popen]:
+    """py-spy sampling each of ``pids`` for ``seconds`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    py_spy = str(Path(sys.executable).parent / "py-spy")
+    return [
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--duration",
+                str(seconds),
+                "--pid",
+                str(pid),
+                "--output",
+                str(folder / f"{row}-{pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+
+
+def wrk(
+    url: str,
+    connections: int,
+    seconds: int,
+    *extra: str,
+    pids: list[int] | None = None,
+    profile: tuple[Path, str] | None = None,
+) -> dict[str, str]:
+    """wrk's figures; with ``pids``, also the CPU milliseconds those processes spent per request
+    (with ``profile`` (folder, row name), py-spy records them meanwhile)."""
     pids = pids or []
+    spies = profilers(pids, seconds, *profile) if profile and pids else []
     cpu_before = cpu_seconds(pids)
     result = subprocess.run(
         ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", *extra, url],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
+    for spy in spies:
+        spy.wait()
     out = result.stdout
     figures = {"rps": re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)}
     for percentile in ("50%", "99%"):
@@ -146,6 +189,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--streams", type=int, default=10)
+    parser.add_argument("--only", choices=ROWS, action="append", help="measure only these rows (repeatable)")
+    parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of the API processes (needs root)")
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         assert shutil.which(tool), f"{tool} is missing: `make bench` installs it"
@@ -167,15 +212,24 @@ def main() -> None:
         api = dict(re.findall(r"started (api-\d+) \(pid (\d+)\)", hub.log("supervisor")))
         pids = [int(pid) for pid in api.values()]
         nginx, nginx_url = start_nginx(folder)
-        rows = [
-            ("nginx: the same JSON (reference)", wrk(nginx_url, *load)),
-            ("GET /bench/bare (floor)", wrk(f"{hub.url}/bench/bare", *load, pids=pids)),
-            ("GET /v1/vhosts", wrk(f"{hub.url}/v1/vhosts", *load, "-H", f"Authorization: {OME_AUTH}", pids=pids)),
-            (
-                "POST /rest-api/stream/find_all",
-                wrk(f"{hub.url}/rest-api/stream/find_all", *load, "-s", str(post), pids=pids),
+
+        def measure_api(row: str, path: str, *extra: str) -> dict[str, str]:
+            profile = (args.profile, row) if args.profile else None
+            return wrk(f"{hub.url}{path}", *load, *extra, pids=pids, profile=profile)
+
+        runs = {
+            "nginx": ("nginx: the same JSON (reference)", lambda: wrk(nginx_url, *load)),
+            "bare": ("GET /bench/bare (floor)", lambda: measure_api("bare", "/bench/bare")),
+            "vhosts": (
+                "GET /v1/vhosts",
+                lambda: measure_api("vhosts", "/v1/vhosts", "-H", f"Authorization: {OME_AUTH}"),
             ),
-        ]
+            "find_all": (
+                "POST /rest-api/stream/find_all",
+                lambda: measure_api("find_all", "/rest-api/stream/find_all", "-s", str(post)),
+            ),
+        }
+        rows = [(name, measure()) for key, (name, measure) in runs.items() if not args.only or key in args.only]
         print(f"\n`make run` (scripts/run_platform.py: {len(set(api))} Daphne API processes on one port, DEBUG off), "
               f"{args.connections} connections, {args.seconds} s each, {args.streams} live streams on the engine, "
               f"{os.cpu_count()} CPUs, load average before: {load_average:.1f}")  # fmt: skip
@@ -187,12 +241,13 @@ def main() -> None:
             print(f"{name:34}", *(f"{figures[key]:>{width}}" for key, width in zip(columns, widths, strict=True)))
     finally:
         if nginx is not None:
-            nginx.kill()
+            nginx.terminate()  # (SIGKILL would leave its workers running, holding our stdout)
             nginx.wait()
         for publisher in publishers:
             publisher.kill()
             publisher.wait()
         hub.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ from django.db import IntegrityError, transaction
 
 from apps.hosting.models import Application, OutputProfile, VirtualHost
 from media_engine.tls import VhostTls
-from streamhub.db_changes import cached_until_database_changes
+from streamhub.db_changes import cached_until_changed
 
 
-@cached_until_database_changes
+@cached_until_changed("hosting.VirtualHost")
 def virtual_host_names() -> list[str]:
-    """Every virtual host's name (OME GET /v1/vhosts, a hot path: issue #19), read again only once the
-    database has changed; callers must not change the list."""
+    """Every virtual host's name (OME GET /v1/vhosts, a hot path: issue #19), read again only once a
+    virtual host has changed; callers must not change the list."""
     return list(VirtualHost.objects.values_list("name", flat=True))
 
 

@@ -18,7 +18,7 @@ from apps.security.parsers import PayloadField
 from apps.streams.models import Stream
 from apps.streams.services import request_stop, send_to_subscribers
 from apps.streams.tasks import SNAPSHOT_TIMEOUT, take_snapshot
-from streamhub.db_changes import cached_until_database_changes
+from streamhub.db_changes import cached_until_changed
 
 # WCS record files: stream-<mediaSessionId>-<start time>.mp4 (WCS adds a random suffix instead).
 RECORD_FILE = "${Stream}-${Id}-${StartTime:YYYYMMDDhhmmss}.mp4"
@@ -116,6 +116,14 @@ def active_records(streams: list[Stream]) -> dict[tuple[int, str], Record]:
     return {(record.application_id, record.record_id): record for record in records}
 
 
+# What stream_to_wcs reads of a stream (the rows' counters and viewer lists are large JSON, decoded for nothing).
+PRESENTED_FIELDS = (
+    "application_id", "node_id", "name", "media_session_id", "source_type", "remote_address", "input_tracks",
+    "application__name", "application__virtual_host__name",
+    "node__node_id", "node__address", "node__rtmp_port", "node__public_rtmp_port",
+)  # fmt: skip
+
+
 def present(streams) -> list[dict]:
     streams = list(streams)
     records = active_records(streams)  # not a query per stream: find_all is a hot path (issue #19)
@@ -159,11 +167,14 @@ def stream_by_name(name: str) -> Stream:
 # -- handlers -------------------------------------------------------------------------------------
 
 
-@cached_until_database_changes
+@cached_until_changed(
+    "streams.Stream", "engine.EngineNode", "hosting.Application", "hosting.VirtualHost", "recording.Record",
+    "recording.RecordFile",
+)  # fmt: skip
 def presented_live_streams() -> list[dict]:
-    """``present(live_streams())``, computed again only once the database has changed (any commit: an
-    engine's heartbeat every few seconds...): find_all is a hot path (issue #19). Shared: read-only."""
-    return present(live_streams())
+    """``present(live_streams())``, computed again only once the rows it reads have changed (a stream's
+    tracks, not its traffic counters...): find_all is a hot path (issue #19). Shared: read-only."""
+    return present(live_streams().only(*PRESENTED_FIELDS))
 
 
 def find_all(data: dict) -> list[dict]:
