@@ -392,7 +392,7 @@ def publishers(base_url: str, names: list[str], source: Path, seconds: int | Non
     ]
 
 
-def publish(server: Server, streams: int, seconds: int, source: Path) -> list[subprocess.Popen]:
+def publish(server: Server, streams: int, seconds: int | None, source: Path) -> list[subprocess.Popen]:
     names = [f"s{index}" for index in range(streams)]
     return publishers(f"rtmp://127.0.0.1:{server.rtmp_port}/app", names, source, seconds)
 
@@ -425,7 +425,7 @@ def run(server: Server, streams: int, duration: int, watch: int, source: Path, p
             wait_port(server.http_port)
             time.sleep(2)  # settle: the idle footprint
             idle_rss = rss_mb(process_tree(process.pid))
-            publishers = publish(server, streams, duration + watch + 20, source)
+            publishers = publish(server, streams, None, source)  # (until killed: a slow phase must not outlive them)
             time.sleep(3)  # connect and start: not part of the steady state measured below
 
             # 1. ingest: nobody watches
