@@ -25,7 +25,8 @@ from collections import deque
 
 import av
 import numpy as np
-from aiortc.rtp import RtpPacket
+
+from media_engine.sip.rtp import received_rtp
 
 logger = logging.getLogger(__name__)
 
@@ -140,17 +141,7 @@ class OpusLine:
         decoder.sample_rate, decoder.layout = OPUS_RATE, "stereo"
         resampler = av.AudioResampler(format="s16", layout="mono", rate=self.clock_rate)
         pending, last_timestamp, ssrc = b"", None, None
-        while not self.stopped.is_set():
-            try:
-                data = self.socket.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                packet = RtpPacket.parse(data)
-            except ValueError:
-                continue
+        for packet in received_rtp(self.socket, self.stopped, 4096):
             if packet.payload_type != self.payload_type or not packet.payload:
                 continue
             self.received_packets += 1

@@ -21,6 +21,8 @@ import av
 from aiortc.codecs.h264 import H264Encoder, H264PayloadDescriptor
 from aiortc.rtp import RtpPacket
 
+from media_engine.sip.rtp import received_rtp
+
 logger = logging.getLogger(__name__)
 
 H264_PAYLOAD = 96
@@ -110,17 +112,10 @@ class H264Receiver:
 
     def _run(self) -> None:
         access_unit, timestamp, first_timestamp, ssrc = b"", None, None, None
-        while not self.stopped.is_set():
-            try:
-                data = self.socket.recv(65536)
-            except TimeoutError:
+        for packet in received_rtp(self.socket, self.stopped):
+            if packet.payload_type != H264_PAYLOAD:
                 continue
-            except OSError:
-                return
             try:
-                packet = RtpPacket.parse(data)
-                if packet.payload_type != H264_PAYLOAD:
-                    continue
                 _, nal_units = H264PayloadDescriptor.parse(packet.payload)
             except ValueError as error:
                 logger.debug("ignored an RTP packet that is not H.264: %s", error)
