@@ -52,6 +52,14 @@ async def lookup(key: StreamKey) -> ApplicationConfig | None:
     return CONFIG if key.app == "app" else None
 
 
+# Segments of 2 s, three in a playlist: a window that a 6 s history covers.
+CONFIG_3X2 = replace(CONFIG, hls_segment_duration=2.0, hls_segment_count=3)
+
+
+async def lookup_3x2(key: StreamKey) -> ApplicationConfig:
+    return CONFIG_3X2
+
+
 def test_hls_of_an_unwatched_stream_starts_at_the_first_request_and_stops_when_nobody_asks(
     av_flv: Path, tmp_path: Path
 ) -> None:
@@ -212,10 +220,6 @@ def test_timed_metadata_for_an_unwatched_stream_starts_its_packaging_and_reaches
 
 def test_with_a_history_the_first_playlist_lists_a_window_at_once(av_flv: Path, tmp_path: Path) -> None:
     packets = read_packets(av_flv)
-    config = replace(CONFIG, hls_segment_duration=2.0, hls_segment_count=3)
-
-    async def lookup_3x2(key: StreamKey) -> ApplicationConfig:
-        return config
 
     async def main() -> None:
         registry = StreamRegistry()
@@ -272,10 +276,6 @@ def test_with_a_history_the_first_playlist_lists_a_window_at_once(av_flv: Path, 
 
 def test_an_audio_only_stream_has_a_history_too(audio_flv: Path, tmp_path: Path) -> None:
     packets = read_packets(audio_flv)
-    config = replace(CONFIG, hls_segment_duration=2.0, hls_segment_count=3)
-
-    async def lookup_3x2(key: StreamKey) -> ApplicationConfig:
-        return config
 
     async def main() -> None:
         registry = StreamRegistry()
@@ -304,10 +304,6 @@ def test_an_audio_only_stream_has_a_history_too(audio_flv: Path, tmp_path: Path)
 
 def test_the_history_a_packaging_starts_from_is_not_kept_in_memory(av_flv: Path, tmp_path: Path) -> None:
     packets = read_packets(av_flv)
-    config = replace(CONFIG, hls_segment_duration=2.0, hls_segment_count=3)
-
-    async def lookup_3x2(key: StreamKey) -> ApplicationConfig:
-        return config
 
     async def main() -> None:
         registry = StreamRegistry()
