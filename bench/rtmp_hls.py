@@ -93,6 +93,16 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL when ``process`` has not ended ``timeout`` s later. Also used by other benches."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -474,11 +484,7 @@ def run(server: Server, streams: int, duration: int, watch: int, source: Path, p
             for publisher in publishers:
                 publisher.kill()
                 publisher.wait()
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process, timeout=20)
     firsts = [player.first_playlist for player in players if player.first_playlist is not None]
     return Result(
         server=server.name,

@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.rtmp_hls import stop_process  # noqa: E402
 from media_engine.sip.agent import CallSpec  # noqa: E402
 from media_engine.sip.process import CallProcess  # noqa: E402
 from tests.tools.rtp import PcapPlayer, h264_pcap, tone_pcap  # noqa: E402
@@ -182,12 +183,7 @@ def measure_ffmpeg(folder: Path, rtmp: str, camera: Path, width: int, duration: 
         return cores_of(ffmpeg.pid, duration)
     finally:
         player.stop()
-        ffmpeg.send_signal(signal.SIGTERM)
-        try:
-            ffmpeg.wait(10)
-        except subprocess.TimeoutExpired:
-            ffmpeg.kill()
-            ffmpeg.wait()
+        stop_process(ffmpeg)
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.rtmp_hls import source_file  # noqa: E402  (the same 720p30 source, made once)
+from bench.rtmp_hls import source_file, stop_process  # noqa: E402  (the same 720p30 source, made once)
 
 ENGINE = ROOT / "tests" / "tools" / "engine_process.py"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -80,12 +80,7 @@ def measure(name: str, command: list[str], duration: float) -> float:
         assert process.poll() is None, f"{name} exited during the measurement"
         return (cpu_seconds(process.pid) - before) / (time.monotonic() - started)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def main() -> int:
