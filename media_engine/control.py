@@ -11,12 +11,14 @@ moment on two nodes only one passes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from media_engine.admission import OPEN, AccessRules
-from media_engine.registry import LiveStream, StreamKey
+from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,15 @@ class HeldClaim:
         if control is not None:
             control.release_publish(self.key)
 
+    @contextlib.contextmanager
+    def released_on_failure(self) -> Iterator[HeldClaim]:
+        """Release the claim if the block raises: the publish it was taken for did not start."""
+        try:
+            yield self
+        except BaseException:
+            self.release()
+            raise
+
 
 async def claim_publish(control: ControlPlane, key: StreamKey, who: str) -> HeldClaim | None:
     """Claim ``key`` for a publish by ``who`` (``"rtmp 1.2.3.4:5678"``, for the log) across the nodes
@@ -90,6 +101,15 @@ async def claim_publish(control: ControlPlane, key: StreamKey, who: str) -> Held
         logger.info("%s: %s is already being published on another node", who, key)
         return None
     return HeldClaim(control, key)  # type: ignore[arg-type]
+
+
+async def claim_or_refuse(control: ControlPlane, key: StreamKey, who: str) -> HeldClaim:
+    """`claim_publish`, raising StreamAlreadyLive (as for a key live on this node) when another node
+    holds or is taking ``key``."""
+    claim = await claim_publish(control, key, who)
+    if claim is None:
+        raise StreamAlreadyLive(str(key))
+    return claim
 
 
 class StaticControlPlane:

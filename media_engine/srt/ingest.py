@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from media_engine.admission import PUBLISH, AdmissionRequest, Decision, admit
-from media_engine.control import ApplicationConfig, ControlPlane, HeldClaim, claim_publish
+from media_engine.control import ApplicationConfig, ControlPlane, HeldClaim, claim_or_refuse
 from media_engine.names import InvalidStreamName, check_stream_name
 from media_engine.packets import MediaPacket, TrackKind
 from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry
@@ -332,14 +332,9 @@ class SrtConnection:
     async def _open_stream(self, key: StreamKey) -> LiveStream:
         """Claim ``key`` across nodes, then open it here (StreamAlreadyLive if either refuses)."""
         check_stream_name(key.name)  # (a name an admission webhook gave: refused before any claim)
-        claim = await claim_publish(self.server.control, key, f"srt {self.remote_address}")
-        if claim is None:
-            raise StreamAlreadyLive(str(key))
-        try:
+        claim = await claim_or_refuse(self.server.control, key, f"srt {self.remote_address}")
+        with claim.released_on_failure():
             stream = self.server.registry.open(key, "srt", self.remote_address)
-        except BaseException:
-            claim.release()
-            raise
         stream.set_stop_handler(self.close)
         self.stream, self.claim = stream, claim  # (here: `_end` closes them even if the caller gave up waiting)
         return stream

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from media_engine.admission import PLAY, PUBLISH
-from media_engine.control import ControlPlane, claim_publish
+from media_engine.control import ControlPlane, claim_or_refuse
 from media_engine.registry import LiveStream, StreamAlreadyLive, StreamKey, StreamRegistry
 from media_engine.webrtc import ice, passthrough
 from media_engine.webrtc.fanout import WhepFanout
@@ -108,16 +108,11 @@ class WebRtcService:
         """Answer a WHIP offer for ``key``, live once answered. Raises SessionError or ValueError (an
         offer refused: nothing was opened) and StreamAlreadyLive (live here, or another node's claim:
         refused before any work on the offer)."""
-        claim = await claim_publish(self.control, key, f"whip {remote_address}")
-        if claim is None:
-            raise StreamAlreadyLive(str(key))
-        try:
+        claim = await claim_or_refuse(self.control, key, f"whip {remote_address}")
+        with claim.released_on_failure():
             session = WhipSession(
                 self.registry, key, self.settings.ice, self.settings.keyframe_interval, remote_address, claim
             )
-        except BaseException:
-            claim.release()
-            raise
         return await self._start(session, offer_sdp)  # (a session that fails to start releases its claim)
 
     async def play(self, stream: LiveStream, offer_sdp: str) -> WhepSession:
@@ -165,20 +160,14 @@ class WebRtcService:
         """Publish the stream at another node's WHEP ``url`` here as ``key``. Raises StreamAlreadyLive
         (live here, or another node's claim), ValueError (bad URL), ConnectionError (the other node
         refused or cannot be reached)."""
-        claim = await claim_publish(self.control, key, f"webrtc pull {relay_id}")
-        if claim is None:
-            raise StreamAlreadyLive(str(key))
-        try:
+        claim = await claim_or_refuse(self.control, key, f"webrtc pull {relay_id}")
+        with claim.released_on_failure():
             stream = self.registry.open(key, "webrtc", urlsplit(url).hostname or "")
-        except BaseException:
-            claim.release()
-            raise
-        try:
-            relay = WhepPull(relay_id, url, self.registry, stream, self.settings.ice, claim=claim)
-        except BaseException:
-            self.registry.close(stream)
-            claim.release()
-            raise
+            try:
+                relay = WhepPull(relay_id, url, self.registry, stream, self.settings.ice, claim=claim)
+            except BaseException:
+                self.registry.close(stream)
+                raise
         self._track_relay(relay, on_status)
         await relay.start()
         return relay
