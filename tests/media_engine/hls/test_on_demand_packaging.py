@@ -60,6 +60,15 @@ async def lookup_3x2(key: StreamKey) -> ApplicationConfig:
     return CONFIG_3X2
 
 
+def with_history(tmp_path: Path) -> tuple[StreamRegistry, FileFolder, PacketHistory]:
+    """A registry whose streams keep their last 6 s (the 3x2 window) as files under ``tmp_path``."""
+    registry = StreamRegistry()
+    folder = FileFolder(tmp_path)
+    history = PacketHistory(registry, folder, seconds=6)
+    history.attach()
+    return registry, folder, history
+
+
 def test_hls_of_an_unwatched_stream_starts_at_the_first_request_and_stops_when_nobody_asks(
     av_flv: Path, tmp_path: Path
 ) -> None:
@@ -222,10 +231,7 @@ def test_with_a_history_the_first_playlist_lists_a_window_at_once(av_flv: Path, 
     packets = read_packets(av_flv)
 
     async def main() -> None:
-        registry = StreamRegistry()
-        folder = FileFolder(tmp_path)
-        history = PacketHistory(registry, folder, seconds=6)
-        history.attach()
+        registry, folder, history = with_history(tmp_path)
         packager = HlsPackager(registry, lookup_3x2, on_demand=True, folder=folder, history=history)
         packager.attach()
         stream = registry.open(KEY, "rtmp")
@@ -278,10 +284,7 @@ def test_an_audio_only_stream_has_a_history_too(audio_flv: Path, tmp_path: Path)
     packets = read_packets(audio_flv)
 
     async def main() -> None:
-        registry = StreamRegistry()
-        folder = FileFolder(tmp_path)
-        history = PacketHistory(registry, folder, seconds=6)
-        history.attach()
+        registry, folder, history = with_history(tmp_path)
         packager = HlsPackager(registry, lookup_3x2, on_demand=True, folder=folder, history=history)
         packager.attach()
         stream = registry.open(KEY, "rtmp")
@@ -306,10 +309,7 @@ def test_the_history_a_packaging_starts_from_is_not_kept_in_memory(av_flv: Path,
     packets = read_packets(av_flv)
 
     async def main() -> None:
-        registry = StreamRegistry()
-        folder = FileFolder(tmp_path)
-        history = PacketHistory(registry, folder, seconds=6)
-        history.attach()
+        registry, folder, history = with_history(tmp_path)
         packagers = [
             cls(registry, lookup_3x2, on_demand=True, folder=folder, history=history)
             for cls in (HlsPackager, LlHlsPackager)
