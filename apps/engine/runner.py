@@ -287,9 +287,8 @@ class EngineRunner:
         # parent restarts it when it dies), so a node costs the database one round of them however many
         # cores it uses.
         does_chores = self.siblings_of is None or self.node_id == f"{self.siblings_of}.0"
-        # A node (or worker) with no stream has nothing to count: it writes only to stay alive, a few
-        # times per node timeout, once it has said it holds nothing.
-        liveness_interval = max(self.heartbeat_interval, settings.ENGINE_NODE_TIMEOUT / 3)
+        # A node (or worker) with no stream has nothing to count: it writes only to stay alive, as
+        # often as the chores run, once it has said it holds nothing.
         last_write, wrote_idle = 0.0, False
         while True:
             await asyncio.sleep(self.heartbeat_interval)
@@ -316,7 +315,7 @@ class EngineRunner:
             mirrors = self._routes()
             check_stale = does_chores and now - last_stale_check >= stale_check_interval
             idle = not snapshots and load == (0, 0) and mirrors is None and not check_stale
-            if idle and wrote_idle and now - last_write < liveness_interval:
+            if idle and wrote_idle and now - last_write < stale_check_interval:
                 continue
             try:
                 await sync_to_async(heartbeat)(node, snapshots, load, mirrors, stored, check_stale)
