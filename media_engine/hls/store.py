@@ -154,13 +154,11 @@ class FolderFiles:
             self._names.add(name)
 
     def get(self, name: str) -> bytes | None:
-        if name not in self._names:
+        file = self.open(name)
+        if file is None:
             return None
-        try:
-            with open(self._path(name), "rb", buffering=0) as file:
-                return file.read()
-        except FileNotFoundError:  # released meanwhile
-            return None
+        with file:
+            return file.read()
 
     def open(self, name: str) -> BinaryIO | None:
         if name not in self._names:
