@@ -8,13 +8,23 @@ gets a thread of its own (a view that blocks holds up no other request), but a k
 single-thread executor from a pool, given back when the request ends, whose database connection
 lives on for the next request (up to CONN_MAX_AGE).
 
+At most API_REQUEST_SLOTS requests of a process run at once (`RequestSlots`); the others wait their
+turn in arrival order. With a thread per request and every one in flight sharing the GIL, 25 concurrent
+requests per process each took 25 times longer and the slowest far longer still (the GIL is not handed
+round fairly): bench/api_throughput.py at 50 connections, p99 107–164 ms with every request at once
+against 67–78 ms with two at a time, and 15–25 % less CPU per request. A request that holds its slot
+longer than API_REQUEST_SLOT_HOLD (it waits on something: the engine, a slow client's body) gives it up
+to the next one and runs on beside it, so a blocking view still holds up no other request for long.
+
 It also loads Django's middleware in their event-loop versions (streamhub/inline_middleware.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
 from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
@@ -50,10 +60,48 @@ class _RequestThread(ThreadPoolExecutor):
             self.pending -= 1
 
 
+class RequestSlots:
+    """``size`` slots for running requests, taken in arrival order; a slot held longer than ``hold``
+    seconds is given back early (its request runs on, no longer counted)."""
+
+    def __init__(self, size: int, hold: float) -> None:
+        self.size = size
+        self.hold = hold
+        self._semaphore: asyncio.Semaphore | None = None  # made on the serving loop, at the first request
+        self.given_back_early = 0
+
+    @asynccontextmanager
+    async def taken(self):
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.size)
+        semaphore = self._semaphore
+        await semaphore.acquire()
+        held = True
+
+        def give_back(early: bool) -> None:
+            nonlocal held
+            if held:
+                held = False
+                semaphore.release()
+                self.given_back_early += early
+
+        timer = asyncio.get_running_loop().call_later(self.hold, give_back, True)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            give_back(False)
+
+    @property
+    def free(self) -> int:
+        return self.size if self._semaphore is None else self._semaphore._value
+
+
 class PooledThreadASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         self._idle: list[_RequestThread] = []
+        self.slots = RequestSlots(settings.API_REQUEST_SLOTS, settings.API_REQUEST_SLOT_HOLD)
         # request_started's sync receivers cost every request a hop to its thread before anything else.
         # Closing obsolete or broken connections also happens at request_finished (which arms the health
         # check of the next use); the query log is only kept with DEBUG.
@@ -73,6 +121,10 @@ class PooledThreadASGIHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        async with self.slots.taken():
+            await self._handle_on_kept_thread(scope, receive, send)
+
+    async def _handle_on_kept_thread(self, scope, receive, send):
         executor = self._idle.pop() if self._idle else _RequestThread()
         try:
             async with ThreadSensitiveContext(executor=executor):

@@ -406,6 +406,11 @@ API_MAX_JSON_DEPTH = env.int("STREAMHUB_API_MAX_JSON_DEPTH", default=64)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, API_MAX_BODY_BYTES)
 # WCS /stream/event/send and /data/send: the largest payload relayed to subscribers (bytes of its JSON).
 WCS_MAX_EVENT_PAYLOAD_BYTES = env.int("STREAMHUB_WCS_MAX_EVENT_PAYLOAD", default=64 * 1024)
+# Requests one API process runs at once (the others wait their turn), and how long one may hold its turn
+# before the next starts beside it (seconds; a view waiting on the engine or a slow client): see
+# streamhub/asgi_handler.py.
+API_REQUEST_SLOTS = env.int("STREAMHUB_API_REQUEST_SLOTS", default=2)
+API_REQUEST_SLOT_HOLD = env.float("STREAMHUB_API_REQUEST_SLOT_HOLD", default=0.05)
 # The address the API server listens on (scripts/run_platform.py reads the same variable): beyond loopback,
 # an open WCS API (WCS_REST_AUTH off) is announced loudly at start.
 API_HOST = env.str("STREAMHUB_API_HOST", default="0.0.0.0")

@@ -3,11 +3,14 @@ restarts, curl-style calls."""
 
 import json
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from tests.conftest import OME_AUTH
+from tests.integration.conftest import LiveStreamHub
 
 pytestmark = pytest.mark.services
 AUTH = {"Authorization": OME_AUTH}
@@ -144,3 +147,35 @@ def test_cached_lists_follow_every_commit(live_streamhub):
     assert find_all().json()[0]["width"] == 0
     shell("from apps.streams.models import Stream; Stream.objects.filter(name='cam').update(state='ended')")
     assert find_all().status_code == 404
+
+
+def test_requests_waiting_on_a_pull_hold_up_no_other_request(tmp_path, redis_url):
+    """One request at a time per process (STREAMHUB_API_REQUEST_SLOTS=1), yet two OME pull creations,
+    each waiting seconds for a pull no worker takes, do not hold up a GET /v1/vhosts: past the slot's
+    hold, the next request starts beside them (streamhub/asgi_handler.py)."""
+    hub = LiveStreamHub(tmp_path, redis_url)
+    hub.env.update({"STREAMHUB_API_REQUEST_SLOTS": "1", "STREAMHUB_PULL_CREATE_WAIT": "4"})
+    hub.start()  # the API alone: no worker takes the pulls
+    try:
+        pulls = f"{hub.url}/v1/vhosts/default/apps/app/streams"
+        with ThreadPoolExecutor(2) as pool:
+            waiting = [
+                pool.submit(
+                    requests.post,
+                    pulls,
+                    json={"name": f"pulled{n}", "urls": [f"rtsp://127.0.0.1:9/{n}"]},
+                    headers=AUTH,
+                    timeout=30,
+                )  # fmt: skip
+                for n in range(2)
+            ]
+            time.sleep(1)
+            asked = time.monotonic()
+            vhosts = requests.get(f"{hub.url}/v1/vhosts", headers=AUTH, timeout=10)
+            answered_in = time.monotonic() - asked
+            assert not any(pull.done() for pull in waiting), "the pulls were not waiting any more"
+            assert vhosts.status_code == 200 and vhosts.json()["response"] == ["default"]
+            assert answered_in < 1.0
+            assert [pull.result().status_code for pull in waiting] == [201, 201]
+    finally:
+        hub.stop()
