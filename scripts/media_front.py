@@ -15,7 +15,9 @@ Run as a program (`python scripts/media_front.py`, the systemd unit streamhub-me
 front of the systemd deployment: the same configuration, rendered at each start from the settings file's
 STREAMHUB_MEDIA_FRONT_TOKEN (made by deploy/install.sh, read by the engine too) and STREAMHUB_MEDIA_FRONT_LOG
 (the viewer log the engine reads; nginx's files go in its folder), nginx run in the foreground as its child,
-the viewer log rotated as `make run` rotates it; it ends with nginx (SIGTERM: nginx stops too).
+the viewer log rotated as `make run` rotates it; it ends with nginx (SIGTERM: nginx stops too). With
+``--exec-engine`` it becomes the engine (streamhub-engine.service): `manage.py runengine` on the loopback upstream
+port behind that front, or on the media port itself when the front is off.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,22 +152,44 @@ class MediaFront:
         return True
 
 
-def media_front(var_dir: Path) -> MediaFront | None:
+def media_front(var_dir: Path, environ: Mapping[str, str] = os.environ) -> MediaFront | None:
     """The front `make run` starts from the environment's settings, None when STREAMHUB_MEDIA_HTTP_FRONT is off."""
-    kind = os.environ.get("STREAMHUB_MEDIA_HTTP_FRONT", "nginx").strip().lower()
+    kind = environ.get("STREAMHUB_MEDIA_HTTP_FRONT", "nginx").strip().lower()
     if kind in ("off", "none", "0", "false", "no", ""):
         return None
     if kind != "nginx":
         raise SystemExit(f"STREAMHUB_MEDIA_HTTP_FRONT must be nginx or off, not {kind!r}.")
-    host = os.environ.get("STREAMHUB_MEDIA_HTTP_HOST", "0.0.0.0")
-    port = int(os.environ.get("STREAMHUB_MEDIA_HTTP_PORT", "3333"))
-    upstream = int(os.environ.get("STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT", str(DEFAULT_UPSTREAM_PORT)))
+    host = environ.get("STREAMHUB_MEDIA_HTTP_HOST", "0.0.0.0")
+    port = int(environ.get("STREAMHUB_MEDIA_HTTP_PORT", "3333"))
+    upstream = int(environ.get("STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT", str(DEFAULT_UPSTREAM_PORT)))
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return MediaFront(var_dir / "media-front", listen, upstream)
 
 
+def systemd_front(environ: Mapping[str, str] = os.environ) -> MediaFront | None:
+    """Whether the systemd deployment has a front and where the engine then listens (its files are `serve`'s):
+    None when it is off or nginx is not installed, and the engine serves the media port itself, as with `make run`."""
+    front = media_front(Path(environ.get("STREAMHUB_VAR_DIR", ".")), environ)
+    if front is None or nginx_program() is None:
+        return None
+    return front
+
+
+def engine_command(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """runengine as the systemd engine unit starts it (`media_front.py --exec-engine`): its media HTTP on the
+    loopback upstream port behind the front, or on the media port itself when there is no front."""
+    front = systemd_front(environ)
+    return [sys.executable, str(ROOT / "manage.py"), "runengine", *(front.engine_arguments() if front else [])]
+
+
 def serve(environ: dict[str, str] | os._Environ = os.environ) -> int:
-    """The systemd deployment's front (module docstring): nginx until it ends or SIGTERM/SIGINT; its exit status."""
+    """The systemd deployment's front (module docstring): nginx until it ends or SIGTERM/SIGINT; its exit status.
+    With the front off (or no nginx installed) it says so and ends at once, successfully: the engine unit then
+    serves the media port itself (`engine_command`)."""
+    if systemd_front(environ) is None:
+        print("No nginx front on the media port (STREAMHUB_MEDIA_HTTP_FRONT=off, or nginx is not installed): "
+              "the engine serves it itself.", flush=True)  # fmt: skip
+        return 0
     token = environ.get("STREAMHUB_MEDIA_FRONT_TOKEN", "")
     log = environ.get("STREAMHUB_MEDIA_FRONT_LOG", "")
     if not token or not log:
@@ -205,4 +230,8 @@ def serve(environ: dict[str, str] | os._Environ = os.environ) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--exec-engine"]:
+        engine = engine_command()
+        os.chdir(ROOT)
+        os.execv(engine[0], engine)
     sys.exit(serve())

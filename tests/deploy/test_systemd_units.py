@@ -83,9 +83,7 @@ def test_nginx_fronts_the_media_port_and_the_engine_listens_behind_it_on_loopbac
     """As `make run` starts them (scripts/media_front.py): the engine's media HTTP on the loopback upstream
     port, nginx (the same script, as a program) on the media port with the token both read from the settings."""
     engine = read(units / "streamhub-engine.service")["Service"]["ExecStart"]
-    assert engine.endswith(
-        "manage.py runengine --http-host 127.0.0.1 --http-port ${STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT}"
-    )
+    assert engine == f"{ROOT}/.venv/bin/python scripts/media_front.py --exec-engine"  # (tests/scripts: its command)
     front = read(units / "streamhub-media-front.service")["Service"]
     assert front["ExecStart"] == f"{ROOT}/.venv/bin/python scripts/media_front.py"
     assert front["KillMode"] == "mixed"  # SIGTERM to the script, which stops nginx

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from scripts.media_front import ROOT, MediaFront, media_front
+from scripts.media_front import ROOT, MediaFront, engine_command, media_front
 from tests.integration.conftest import free_port, wait_for
 
 
@@ -121,3 +121,21 @@ def test_the_systemd_front_runs_nginx_with_the_settings_token_as_the_service_use
         [sys.executable, "scripts/media_front.py"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == 2 and "STREAMHUB_MEDIA_FRONT_TOKEN" in result.stderr
+
+
+def test_the_systemd_engine_listens_behind_the_front_or_on_the_media_port_when_it_is_off(tmp_path: Path):
+    """streamhub-engine.service runs `media_front.py --exec-engine`: runengine on the loopback upstream port
+    behind the front; with STREAMHUB_MEDIA_HTTP_FRONT=off on the media port itself, while the front's unit
+    says so and ends successfully (no restart loop, nothing on the media port)."""
+    settings = {"STREAMHUB_MEDIA_HTTP_PORT": "4333", "STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT": "4340"}
+    behind = engine_command(settings)
+    assert behind[1:] == [str(ROOT / "manage.py"), "runengine", "--http-host", "127.0.0.1", "--http-port", "4340"]
+    alone = engine_command({**settings, "STREAMHUB_MEDIA_HTTP_FRONT": "off"})
+    assert alone[1:] == [str(ROOT / "manage.py"), "runengine"]  # its own defaults: the media port
+
+    env = {"PATH": os.environ.get("PATH", ""), **settings, "STREAMHUB_MEDIA_HTTP_FRONT": "off"}
+    front = subprocess.run(
+        [sys.executable, "scripts/media_front.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert front.returncode == 0
+    assert "the engine serves it itself" in front.stdout
