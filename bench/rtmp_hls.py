@@ -37,6 +37,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,6 +184,7 @@ class Player:
     first_playlist: float | None = None
     seen: dict[int, bool] = field(default_factory=dict)  # sequence -> fetched a valid segment
     first_sequence: int | None = None
+    failures: Counter = field(default_factory=Counter)  # failed segment fetches: "HTTP 404", "no answer"...
 
     def run(self, until: float) -> None:
         start = time.monotonic()
@@ -203,17 +205,26 @@ class Player:
                     if sequence not in self.seen:
                         code, data = fetch(self.base_url + uri)
                         self.seen[sequence] = code == 200 and len(data) > 188 and data[0] == 0x47
+                        if not self.seen[sequence]:
+                            self.failures[f"HTTP {code}" if code else "no answer"] += 1
             time.sleep(1)
 
     def missing(self, watched_seconds: float) -> int:
         """Segments that should have come while watching but did not, or could not be fetched."""
+        return sum(self.missing_by_cause(watched_seconds).values())
+
+    def missing_by_cause(self, watched_seconds: float) -> dict[str, int]:
+        """The missing segments by cause: no playlist at all (every segment of the window), fewer new
+        segments listed than the time allowed ("late"), a fetch that failed, a sequence number skipped."""
         if self.first_playlist is None:
-            return max(1, int(watched_seconds // SEGMENT_SECONDS))
+            return {"no playlist": max(1, int(watched_seconds // SEGMENT_SECONDS))}
         new = [sequence for sequence in self.seen if sequence != self.first_sequence]
         expected = max(0, int((watched_seconds - self.first_playlist) // SEGMENT_SECONDS) - 1)
-        failed = sum(1 for ok in self.seen.values() if not ok)
-        gaps = (max(new) - min(new) + 1 - len(new)) if new else 0
-        return max(0, expected - len(new)) + failed + gaps
+        return {
+            "late": max(0, expected - len(new)),
+            **{f"failed ({why})": count for why, count in self.failures.items()},
+            "gaps": (max(new) - min(new) + 1 - len(new)) if new else 0,
+        }
 
 
 @dataclass
@@ -228,6 +239,7 @@ class Result:
     first_playlist: list[float]
     first_llhls: list[float]
     missing: int
+    missing_by_cause: dict[str, int]
     publishers_ok: int
     ingest_processes: dict[str, float] = field(default_factory=dict)  # label -> CPU % of a core
     watched_processes: dict[str, float] = field(default_factory=dict)
@@ -497,6 +509,7 @@ def run(server: Server, streams: int, duration: int, watch: int, source: Path, p
         first_playlist=firsts,
         first_llhls=llhls_delays,
         missing=sum(player.missing(watch) for player in players),
+        missing_by_cause=dict(sum((Counter(player.missing_by_cause(watch)) for player in players), Counter())),
         publishers_ok=ok,
         ingest_processes=ingest_processes,
         watched_processes=watched_processes,
@@ -555,6 +568,9 @@ def main() -> int:
             result = run(server, streams, args.duration, args.watch, source, profile)
             pair.append(result)
             print(line(result), flush=True)
+            if result.missing:
+                causes = ", ".join(f"{cause} {count}" for cause, count in sorted(result.missing_by_cause.items()))
+                print(f"  {result.server} missing segments by cause: {causes}", flush=True)
             if len(result.ingest_processes) > 1:
                 for phase, figures in (("ingest", result.ingest_processes), ("watched", result.watched_processes)):
                     shares = ", ".join(f"{label} {percent:.2f}%" for label, percent in sorted(figures.items()))

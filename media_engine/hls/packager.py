@@ -68,6 +68,7 @@ class _Session(Generic[S]):
         self.subscription = subscription
         self.segmenter: S | None = None
         self.configured = asyncio.Event()
+        self.caught_up = asyncio.Event()  # the segmenter has had what came before it (or never will)
         self.ended = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.drop_handle: asyncio.TimerHandle | None = None
@@ -116,6 +117,7 @@ class StreamPackager(abc.ABC, Generic[S]):
         self._paused: set[StreamKey] = set()
         self._attached = False
         self._closed = False
+        self._catch_up_lock: asyncio.Lock | None = None  # made on the loop, at the first catch-up
 
     @abc.abstractmethod
     def make_segmenter(self, config: ApplicationConfig, stream: LiveStream) -> S:
@@ -220,6 +222,11 @@ class StreamPackager(abc.ABC, Generic[S]):
         segmenter = session.segmenter
         if segmenter is None:
             return None
+        # A first playlist lists the whole window the history gives, not what the catch-up has made so far.
+        try:
+            await asyncio.wait_for(session.caught_up.wait(), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            pass
         await segmenter.wait_ready(max(0.0, deadline - loop.time()))
         return segmenter
 
@@ -321,21 +328,25 @@ class StreamPackager(abc.ABC, Generic[S]):
         session.configured.set()
         subscription = session.subscription
         try:
-            # What arrived during the lookup, then every packet inline: no queue hand-off and no
-            # task switch per packet (the segmenter never blocks). No await between the two steps,
-            # so no packet is lost or reordered.
+            # What came before (history, GOP) and during the lookup, then every packet inline: no queue
+            # hand-off and no task switch per packet (the segmenter never blocks). No await between the
+            # catch-up's last packet and the sink, so no packet is lost or reordered.
             # (in a function of its own: the packets it replays are freed when it returns, not held by
             # this coroutine's frame for as long as the stream is packaged)
-            ended = self._catch_up(session, segmenter, config)
-            subscription.close()
+            async with self._catch_up_turn():
+                ended = await self._catch_up(session, segmenter, config)
+                subscription.close()
+                if not ended and not stream.ended:
+                    stream.add_sink(segmenter.feed)
+            session.caught_up.set()
             if not ended and not stream.ended:
-                stream.add_sink(segmenter.feed)
                 await session.ended.wait()
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("%s packaging of %s failed", self.label, stream.key)
         finally:
+            session.caught_up.set()
             stream.remove_sink(segmenter.feed)
             subscription.close()
             segmenter.finish()
@@ -345,12 +356,23 @@ class StreamPackager(abc.ABC, Generic[S]):
                 linger = max(DEFAULT_LINGER, 2 * segmenter.window * self.segment_duration(config))
             session.drop_handle = asyncio.get_running_loop().call_later(linger, self._drop, session)
 
-    def _catch_up(self, session: _Session[S], segmenter: S, config: ApplicationConfig) -> bool:
+    def _catch_up_turn(self) -> asyncio.Lock:
+        """One catch-up at a time in this packager, in the order asked (see `_catch_up`)."""
+        if self._catch_up_lock is None:
+            self._catch_up_lock = asyncio.Lock()
+        return self._catch_up_lock
+
+    async def _catch_up(self, session: _Session[S], segmenter: S, config: ApplicationConfig) -> bool:
         """Feed ``segmenter`` what came before it existed: the subscription's backlog, preceded on demand by
-        the stream's history. True if the stream ended meanwhile."""
+        the stream's history, then what the subscription got meanwhile. True if the stream ended meanwhile.
+
+        A window of history is tenths of a second of packaging. Many streams asked for at once (players of
+        100 streams starting together) made seconds of it back to back on the event loop, and every other
+        request of the process (segments of streams already packaged) waited behind them, some past their
+        players' timeouts. The history is now fed one piece (GOP) at a time with the loop's other work in
+        between, and catch-ups take turns (`_catch_up_turn`): each still ends as early as before."""
         stream = session.stream
         subscription = session.subscription
-        ended = False
         backlog = subscription.drain()
         replay = Replay()
         if session.history_mark and self.history is not None:
@@ -370,12 +392,14 @@ class StreamPackager(abc.ABC, Generic[S]):
         for packets in replay:
             for packet in packets:
                 segmenter.feed(packet)
-        for packet in backlog[configs:]:
-            if packet is None:
-                ended = True
-                break
-            segmenter.feed(packet)
-        return ended
+            await asyncio.sleep(0)  # (the subscription keeps what arrives meanwhile)
+        while backlog:
+            for packet in backlog[configs:]:
+                if packet is None:
+                    return True
+                segmenter.feed(packet)
+            backlog, configs = subscription.drain(), 0
+        return False
 
     def _drop(self, session: _Session[S]) -> None:
         if session.idle_handle is not None:

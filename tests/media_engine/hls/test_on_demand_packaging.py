@@ -339,3 +339,61 @@ def test_the_history_a_packaging_starts_from_is_not_kept_in_memory(av_flv: Path,
             folder.close()
 
     asyncio.run(main())
+
+
+def test_catch_ups_take_turns_and_leave_the_loop_to_other_work_between_gops(av_flv: Path, tmp_path: Path) -> None:
+    """Two streams asked for at once: each one's history is fed one GOP at a time, with the loop's other
+    work (here a ticker; in the engine, segment requests of streams already packaged) in between, and the
+    second stream's catch-up starts only once the first's has ended."""
+    packets = read_packets(av_flv)
+    events: list[str] = []
+
+    class RecordingPackager(HlsPackager):
+        def make_segmenter(self, config, stream):
+            segmenter = super().make_segmenter(config, stream)
+            feed = segmenter.feed
+
+            def recorded(packet: MediaPacket) -> None:
+                if not packet.config and (not events or events[-1] != stream.key.name):
+                    events.append(stream.key.name)
+                feed(packet)
+
+            segmenter.feed = recorded
+            return segmenter
+
+    async def main() -> None:
+        registry, folder, history = with_history(tmp_path)
+        packager = RecordingPackager(registry, lookup_3x2, on_demand=True, folder=folder, history=history)
+        packager.attach()
+        media = list(looped(packets, 3))
+        start = next(index for index, packet in enumerate(media) if not packet.config and packet.dts >= 13000)
+        streams = [registry.open(StreamKey("default", "app", name), "rtmp") for name in ("one", "two")]
+        for stream in streams:
+            await push_packets(stream, media[:start], realtime=False)  # 13 s each, nobody watching
+        ticking = True
+
+        async def ticker() -> None:
+            while ticking:
+                if events and events[-1] != "tick":
+                    events.append("tick")
+                await asyncio.sleep(0)
+
+        ticks = asyncio.create_task(ticker())
+        try:
+            segmenters = await asyncio.gather(*(packager.wait_ready(stream.key, 10) for stream in streams))
+            assert all(len(segmenter.segments) == 3 for segmenter in segmenters)
+        finally:
+            ticking = False
+            await ticks
+            for stream in streams:
+                registry.close(stream)
+            await packager.close()
+            history.close()
+            folder.close()
+        # Each stream's packets came in several runs with ticks between them (one per GOP of its 6 s), and
+        # all of "one"'s before any of "two"'s.
+        fed = [event for event in events if event != "tick"]
+        assert fed.count("one") >= 3 and fed.count("two") >= 3, events
+        assert fed.index("two") > len(fed) - 1 - fed[::-1].index("one"), events
+
+    asyncio.run(main())
