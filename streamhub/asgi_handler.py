@@ -16,17 +16,22 @@ against 67–78 ms with two at a time, and 15–25 % less CPU per request. A req
 longer than API_REQUEST_SLOT_HOLD (it waits on something: the engine, a slow client's body) gives it up
 to the next one and runs on beside it, so a blocking view still holds up no other request for long.
 
+A sync view's response that renders later (every DRF view's) is rendered on the view's own thread,
+in the same hop: Django hands its ``render()`` to the request's thread a second time, a hop that cost
+as much as the rendering (bench/api_throughput.py, CPU per request).
+
 It also loads Django's middleware in their event-loop versions (streamhub/inline_middleware.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
@@ -117,6 +122,29 @@ class PooledThreadASGIHandler(ASGIHandler):
             super().load_middleware(is_async)
         finally:
             settings.MIDDLEWARE = named
+
+    def make_view_atomic(self, view):
+        """Django's, with a sync view's response rendered on the view's thread, in the same hop, when it
+        renders later (and no template response middleware has to run in between: none here)."""
+        view = super().make_view_atomic(view)
+        if iscoroutinefunction(view) or self._template_response_middleware:
+            return view
+
+        @functools.wraps(view)
+        def view_then_render(request, *args, **kwargs):
+            response = view(request, *args, **kwargs)
+            if callable(getattr(response, "render", None)):
+                response = response.render()  # (an error here is the view's, as an error of Django's render)
+                rendered = response
+
+                # What Django's handler calls next: awaited as it is, instead of run on the thread again.
+                async def render():
+                    return rendered
+
+                response.render = render
+            return response
+
+        return sync_to_async(view_then_render, thread_sensitive=True)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
