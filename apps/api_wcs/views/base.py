@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import renderers, serializers
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,6 +18,7 @@ from apps.api_wcs.authentication import WcsAuthRequired, WcsBasicAuthentication
 from apps.api_wcs.errors import WcsError, wcs_exception_handler
 from apps.hosting.models import Application
 from apps.security.parsers import DepthLimitedJSONParser
+from streamhub.rendered_once import JSONRenderer
 
 Handler = Callable[[dict], object]
 
@@ -39,7 +40,7 @@ class MediaSessionId(serializers.Serializer):
 class WcsView(APIView):
     authentication_classes = [WcsBasicAuthentication]
     permission_classes = [WcsAuthRequired]
-    renderer_classes = [renderers.JSONRenderer]
+    renderer_classes = [JSONRenderer]  # DRF's, rendering a shared cached answer once (find_all)
     parser_classes = [DepthLimitedJSONParser, AnyContentTypeJsonParser]
     request_serializer: type[serializers.Serializer] = EmptyBody
     handler: Handler
