@@ -56,9 +56,13 @@ class WcsView(APIView):
 
     def answer(self, request, data: dict) -> Response:
         set_caller_host(request)
-        serializer = self.request_serializer(data=data)
-        serializer.is_valid(raise_exception=True)
-        result = type(self).handler(dict(serializer.validated_data))
+        if self.request_serializer is EmptyBody:
+            parameters = {}  # what EmptyBody validates any JSON object to (post checks it is one)
+        else:
+            serializer = self.request_serializer(data=data)
+            serializer.is_valid(raise_exception=True)
+            parameters = dict(serializer.validated_data)
+        result = type(self).handler(parameters)
         if result is None:
             return Response(status=200)
         return Response(result)
