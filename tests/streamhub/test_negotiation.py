@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 from django.http import Http404
-from rest_framework import exceptions, renderers
+from rest_framework import exceptions, parsers, renderers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
-from streamhub.negotiation import RememberedContentNegotiation, _choice
+from apps.api_wcs.views.base import WcsView
+from streamhub.negotiation import RememberedContentNegotiation, _choice, _parser_choice
 
 ACCEPTS = [
     None,
@@ -66,3 +67,34 @@ def test_a_refusal_names_the_views_renderers():
     with pytest.raises(exceptions.NotAcceptable) as refused:
         RememberedContentNegotiation().select_renderer(drf_request("text/html"), renderer_set)
     assert refused.value.available_renderers == renderer_set
+
+
+PARSER_SETS = [
+    [parsers.JSONParser(), parsers.FormParser(), parsers.MultiPartParser()],
+    [parser() for parser in WcsView.parser_classes],  # JSON, then any content type as JSON
+    [parsers.JSONParser()],
+]
+CONTENT_TYPES = [
+    "",
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/plain",
+    "multipart/form-data; boundary=x",
+]
+
+
+@pytest.mark.parametrize("parser_set", PARSER_SETS)
+@pytest.mark.parametrize("content_type", CONTENT_TYPES)
+def test_the_parser_is_drfs(parser_set, content_type):
+    request = Request(APIRequestFactory().generic("POST", "/rest-api/stream/find", b"{}", content_type=content_type))
+    expected = DefaultContentNegotiation().select_parser(request, parser_set)
+    for _ in range(2):
+        assert RememberedContentNegotiation().select_parser(request, parser_set) is expected
+
+
+def test_the_parser_is_worked_out_once():
+    _parser_choice.cache_clear()
+    request = Request(APIRequestFactory().post("/rest-api/stream/find", b"{}", content_type="application/json"))
+    for _ in range(3):
+        RememberedContentNegotiation().select_parser(request, [parsers.JSONParser()])
+    assert (_parser_choice.cache_info().misses, _parser_choice.cache_info().hits) == (1, 2)
