@@ -118,17 +118,14 @@ def wcs_method(method: Method):
     return path(method.route, view.as_view(), name="wcs-" + method.route.replace("/", "-"))
 
 
-# The host name the current WCS call came to (its Host header, without the port): what an address
-# handed back to the caller (e.g. /mpegts/startup's uri) uses when no setting names one.
-_caller_host: ContextVar[str] = ContextVar("wcs_caller_host", default="")
+# The current WCS call's request, for the host name it came to (its Host header, without the port): what an
+# address handed back to the caller (e.g. /mpegts/startup's uri) uses when no setting names one. Read
+# only when asked (`caller_host`): most calls never do.
+_caller: ContextVar[object | None] = ContextVar("wcs_caller", default=None)
 
 
 def set_caller_host(request) -> None:
-    try:
-        host = request.get_host()
-    except Exception:  # noqa: BLE001 - DisallowedHost and friends: Django answers those itself
-        host = ""
-    _caller_host.set(split_host(host))
+    _caller.set(request)
 
 
 def split_host(host: str) -> str:
@@ -139,7 +136,14 @@ def split_host(host: str) -> str:
 
 
 def caller_host() -> str:
-    return _caller_host.get()
+    request = _caller.get()
+    if request is None:
+        return ""
+    try:
+        host = request.get_host()
+    except Exception:  # noqa: BLE001 - DisallowedHost and friends: Django answers those itself
+        host = ""
+    return split_host(host)
 
 
 def wcs_application() -> Application:
