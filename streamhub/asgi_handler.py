@@ -48,6 +48,8 @@ from streamhub.middleware import is_api_path
 # Idle threads kept for the next requests; beyond (a burst of concurrent requests) a request's thread
 # ends with it, as in Django.
 MAX_IDLE_THREADS = 64
+# Views whose wrapping (make_view_atomic) is kept: the URL patterns' (a few hundred).
+MAX_KEPT_VIEWS = 4096
 
 
 class _RequestThread(ThreadPoolExecutor):
@@ -112,6 +114,7 @@ class PooledThreadASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         self._idle: list[_RequestThread] = []
+        self._views_in_one_hop: dict = {}  # URL pattern callback -> what make_view_atomic made of it
         self.slots = RequestSlots(settings.API_REQUEST_SLOTS, settings.API_REQUEST_SLOT_HOLD)
         # request_started's sync receivers cost every request a hop to its thread before anything else.
         # Closing obsolete or broken connections also happens at request_finished (which arms the health
@@ -130,8 +133,21 @@ class PooledThreadASGIHandler(ASGIHandler):
             settings.MIDDLEWARE = named
 
     def make_view_atomic(self, view):
-        """Django's, with a sync view's response rendered and (API paths) closed in the view's own hop
-        (without template response middleware, which runs between the view and the rendering: none here)."""
+        """`view_in_one_hop` of the view, made once per view (Django makes it again for every request)."""
+        try:
+            return self._views_in_one_hop[view]
+        except KeyError:
+            made = self._views_in_one_hop[view] = self.view_in_one_hop(view)
+            if len(self._views_in_one_hop) > MAX_KEPT_VIEWS:  # (views made on the fly: keep none for long)
+                self._views_in_one_hop.clear()
+            return made
+        except TypeError:  # an unhashable callable
+            return self.view_in_one_hop(view)
+
+    def view_in_one_hop(self, view):
+        """Django's ``make_view_atomic``, with a sync view's response rendered and (API paths) closed in the
+        view's own hop (without template response middleware, which runs between the view and the
+        rendering: none here)."""
         view = super().make_view_atomic(view)
         if iscoroutinefunction(view) or self._template_response_middleware:
             return view

@@ -95,3 +95,12 @@ def test_handle_is_djangos_but_for_the_close_of_a_closed_response():
         "+        if not getattr(response, 'closed_on_view_thread', False):",
         "+            await sync_to_async(response.close)()",
     ]
+
+
+def test_a_view_is_wrapped_once():
+    handler = PooledThreadASGIHandler()
+
+    def view(request):
+        raise AssertionError("not called")
+
+    assert handler.make_view_atomic(view) is handler.make_view_atomic(view)
