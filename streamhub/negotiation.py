@@ -66,7 +66,8 @@ class RememberedContentNegotiation(DefaultContentNegotiation):
 
     def select_renderer(self, request, renderers, format_suffix=None):
         format_query_param = self.settings.URL_FORMAT_OVERRIDE
-        asked = format_query_param and request._request.META.get("QUERY_STRING")  # (else no QueryDict to make)
+        # No query string: no ?format= (and no QueryDict to make for it).
+        asked = format_query_param and getattr(request, "_request", request).META.get("QUERY_STRING")
         format = format_suffix or (request.query_params.get(format_query_param) if asked else None)
         kinds = tuple((renderer.media_type, renderer.format) for renderer in renderers)
         try:
