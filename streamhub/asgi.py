@@ -19,7 +19,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from apps.security.startup import warn_if_wcs_open  # noqa: E402
-from streamhub import daphne_body_limit, twisted_access_log  # noqa: E402
+from streamhub import daphne_body_limit, twisted_access_log, twisted_form_parsing  # noqa: E402
 from streamhub.middleware import RequestBodyLimitMiddleware  # noqa: E402
 from streamhub.routing import websocket_urlpatterns  # noqa: E402
 
@@ -37,6 +37,8 @@ warn_if_wcs_open()
 daphne_body_limit.install()
 # One access log line per request (Daphne's), not a second one formatted for nothing.
 twisted_access_log.install()
+# Twisted parses only multipart POST bodies (Daphne never reads what it parses from the others).
+twisted_form_parsing.install()
 
 # Everything loaded so far (Django, DRF, every view and URL pattern: about 170,000 objects) lives as
 # long as the process: moved out of the garbage collector's reach. A full collection walked them all,

@@ -16,27 +16,40 @@ against 67–78 ms with two at a time, and 15–25 % less CPU per request. A req
 longer than API_REQUEST_SLOT_HOLD (it waits on something: the engine, a slow client's body) gives it up
 to the next one and runs on beside it, so a blocking view still holds up no other request for long.
 
+A sync view's answer takes one hop to the request's thread, not three: Django hands the view to it,
+then the response's ``render()`` (every DRF answer renders late), then, once the answer is sent, its
+``close()`` (request_finished: the thread's database connections checked, closed if obsolete). Each
+hop cost an API call about as much as its own work (bench/api_throughput.py, CPU per request, issue
+#19). Here the view's hop renders the response too and, on the API's paths (whose middleware touch no
+database: streamhub/inline_middleware.py), closes it before it is sent.
+
 It also loads Django's middleware in their event-loop versions (streamhub/inline_middleware.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core import signals
-from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.asgi import ASGIHandler, RequestAborted, get_script_prefix
 from django.db import close_old_connections, reset_queries
+from django.http import HttpResponseBase
+from django.urls import set_script_prefix
 
 from streamhub.inline_middleware import inline_middleware_paths
+from streamhub.middleware import is_api_path
 
 # Idle threads kept for the next requests; beyond (a burst of concurrent requests) a request's thread
 # ends with it, as in Django.
 MAX_IDLE_THREADS = 64
+# Views whose wrapping (make_view_atomic) is kept: the URL patterns' (a few hundred).
+MAX_KEPT_VIEWS = 4096
 
 
 class _RequestThread(ThreadPoolExecutor):
@@ -101,6 +114,7 @@ class PooledThreadASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         self._idle: list[_RequestThread] = []
+        self._views_in_one_hop: dict = {}  # URL pattern callback -> what make_view_atomic made of it
         self.slots = RequestSlots(settings.API_REQUEST_SLOTS, settings.API_REQUEST_SLOT_HOLD)
         # request_started's sync receivers cost every request a hop to its thread before anything else.
         # Closing obsolete or broken connections also happens at request_finished (which arms the health
@@ -117,6 +131,101 @@ class PooledThreadASGIHandler(ASGIHandler):
             super().load_middleware(is_async)
         finally:
             settings.MIDDLEWARE = named
+
+    def make_view_atomic(self, view):
+        """`view_in_one_hop` of the view, made once per view (Django makes it again for every request)."""
+        try:
+            return self._views_in_one_hop[view]
+        except KeyError:
+            made = self._views_in_one_hop[view] = self.view_in_one_hop(view)
+            if len(self._views_in_one_hop) > MAX_KEPT_VIEWS:  # (views made on the fly: keep none for long)
+                self._views_in_one_hop.clear()
+            return made
+        except TypeError:  # an unhashable callable
+            return self.view_in_one_hop(view)
+
+    def view_in_one_hop(self, view):
+        """Django's ``make_view_atomic``, with a sync view's response rendered and (API paths) closed in the
+        view's own hop (without template response middleware, which runs between the view and the
+        rendering: none here)."""
+        view = super().make_view_atomic(view)
+        if iscoroutinefunction(view) or self._template_response_middleware:
+            return view
+        handler_class = type(self)
+
+        @functools.wraps(view)
+        def view_render_close(request, *args, **kwargs):
+            response = view(request, *args, **kwargs)
+            if callable(getattr(response, "render", None)):
+                response = response.render()  # (an error here is the view's, as an error of Django's render)
+                rendered = response
+
+                # What Django's handler calls next: awaited as it is, instead of run on the thread again.
+                async def render():
+                    return rendered
+
+                response.render = render
+            if isinstance(response, HttpResponseBase) and not response.streaming and is_api_path(request.path_info):
+                response._handler_class = handler_class  # (what request_finished names as its sender)
+                response.close()
+                response.closed_on_view_thread = True  # (see handle)
+            return response
+
+        return sync_to_async(view_render_close, thread_sensitive=True)
+
+    async def handle(self, scope, receive, send):
+        """Django 5.2's ``ASGIHandler.handle`` but for its last step: a response the view's hop closed
+        already (``closed_on_view_thread``) is not closed again in a hop of its own."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        await signals.request_started.asend(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+
+        async def process_request(request, send):
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client went away while it was sent
+            return response
+
+        # A disconnect while the response is made cancels it (listen_for_disconnect first: see Django's).
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request(request, send)),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            if not getattr(response, "closed_on_view_thread", False):
+                await sync_to_async(response.close)()
+        body_file.close()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":

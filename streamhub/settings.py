@@ -334,6 +334,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    # DRF's choice of renderer, remembered per Accept header (streamhub/negotiation.py).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "streamhub.negotiation.RememberedContentNegotiation",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -156,6 +156,14 @@ def test_stream_objects_have_the_wcs_fields(wcs, live_stream):
     assert wcs.post(f"{API}/stream/find", {"name": "stream1", "published": False}).status_code == 404
 
 
+def test_a_method_without_parameters_answers_any_object_as_an_empty_one(wcs, live_stream):
+    expected = wcs.post(f"{API}/stream/find_all", {}).json()
+    for body in ({"name": "other", "published": "maybe"}, {"deep": [{"x": 1}]}):
+        response = wcs.post(f"{API}/stream/find_all", body)
+        assert (response.status_code, response.json()) == (200, expected)
+    assert wcs.get(f"{API}/stream/find_all").json() == expected
+
+
 def test_find_all_costs_the_same_queries_for_ten_streams_as_for_one(wcs, live_stream, django_assert_max_num_queries):
     """A hot path (issue #19: 500 calls/s): the records of the streams are read in one query, not one per stream."""
     session = str(live_stream.media_session_id)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import renderers, serializers
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,6 +18,7 @@ from apps.api_wcs.authentication import WcsAuthRequired, WcsBasicAuthentication
 from apps.api_wcs.errors import WcsError, wcs_exception_handler
 from apps.hosting.models import Application
 from apps.security.parsers import DepthLimitedJSONParser
+from streamhub.rendered_once import JSONRenderer
 
 Handler = Callable[[dict], object]
 
@@ -39,7 +40,7 @@ class MediaSessionId(serializers.Serializer):
 class WcsView(APIView):
     authentication_classes = [WcsBasicAuthentication]
     permission_classes = [WcsAuthRequired]
-    renderer_classes = [renderers.JSONRenderer]
+    renderer_classes = [JSONRenderer]  # DRF's, rendering a shared cached answer once (find_all)
     parser_classes = [DepthLimitedJSONParser, AnyContentTypeJsonParser]
     request_serializer: type[serializers.Serializer] = EmptyBody
     handler: Handler
@@ -55,9 +56,13 @@ class WcsView(APIView):
 
     def answer(self, request, data: dict) -> Response:
         set_caller_host(request)
-        serializer = self.request_serializer(data=data)
-        serializer.is_valid(raise_exception=True)
-        result = type(self).handler(dict(serializer.validated_data))
+        if self.request_serializer is EmptyBody:
+            parameters = {}  # what EmptyBody validates any JSON object to (post checks it is one)
+        else:
+            serializer = self.request_serializer(data=data)
+            serializer.is_valid(raise_exception=True)
+            parameters = dict(serializer.validated_data)
+        result = type(self).handler(parameters)
         if result is None:
             return Response(status=200)
         return Response(result)
@@ -113,17 +118,14 @@ def wcs_method(method: Method):
     return path(method.route, view.as_view(), name="wcs-" + method.route.replace("/", "-"))
 
 
-# The host name the current WCS call came to (its Host header, without the port): what an address
-# handed back to the caller (e.g. /mpegts/startup's uri) uses when no setting names one.
-_caller_host: ContextVar[str] = ContextVar("wcs_caller_host", default="")
+# The current WCS call's request, for the host name it came to (its Host header, without the port): what an
+# address handed back to the caller (e.g. /mpegts/startup's uri) uses when no setting names one. Read
+# only when asked (`caller_host`): most calls never do.
+_caller: ContextVar[object | None] = ContextVar("wcs_caller", default=None)
 
 
 def set_caller_host(request) -> None:
-    try:
-        host = request.get_host()
-    except Exception:  # noqa: BLE001 - DisallowedHost and friends: Django answers those itself
-        host = ""
-    _caller_host.set(split_host(host))
+    _caller.set(request)
 
 
 def split_host(host: str) -> str:
@@ -134,7 +136,14 @@ def split_host(host: str) -> str:
 
 
 def caller_host() -> str:
-    return _caller_host.get()
+    request = _caller.get()
+    if request is None:
+        return ""
+    try:
+        host = request.get_host()
+    except Exception:  # noqa: BLE001 - DisallowedHost and friends: Django answers those itself
+        host = ""
+    return split_host(host)
 
 
 def wcs_application() -> Application:

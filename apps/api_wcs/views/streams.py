@@ -19,6 +19,7 @@ from apps.streams.models import Stream
 from apps.streams.services import request_stop, send_to_subscribers
 from apps.streams.tasks import SNAPSHOT_TIMEOUT, take_snapshot
 from streamhub.db_changes import cached_until_changed
+from streamhub.rendered_once import RenderedOnceList
 
 # WCS record files: stream-<mediaSessionId>-<start time>.mp4 (WCS adds a random suffix instead).
 RECORD_FILE = "${Stream}-${Id}-${StartTime:YYYYMMDDhhmmss}.mp4"
@@ -171,14 +172,15 @@ def stream_by_name(name: str) -> Stream:
     "streams.Stream", "engine.EngineNode", "hosting.Application", "hosting.VirtualHost", "recording.Record",
     "recording.RecordFile",
 )  # fmt: skip
-def presented_live_streams() -> list[dict]:
+def presented_live_streams() -> RenderedOnceList:
     """``present(live_streams())``, computed again only once the rows it reads have changed (a stream's
-    tracks, not its traffic counters...): find_all is a hot path (issue #19). Shared: read-only."""
-    return present(live_streams().only(*PRESENTED_FIELDS))
+    tracks, not its traffic counters...), and rendered to JSON once: find_all is a hot path (issue #19).
+    Shared: read-only."""
+    return RenderedOnceList(present(live_streams().only(*PRESENTED_FIELDS)))
 
 
 def find_all(data: dict) -> list[dict]:
-    return found(list(presented_live_streams()), "Streams not found")
+    return found(presented_live_streams(), "Streams not found")
 
 
 def find(data: dict) -> list[dict]:
