@@ -63,8 +63,9 @@ _sendmsg = socket.socket.sendmsg
 def counted_sendmsg(self, buffers, ancdata=(), flags=0, address=None):
     size = sum(len(b) for b in buffers)
     segment = next((int.from_bytes(data, "little") for level, kind, data in ancdata if kind == 103), size)
-    sent[0] += -(-size // segment)
-    return _sendmsg(self, buffers, ancdata, flags, address)
+    result = _sendmsg(self, buffers, ancdata, flags, address)
+    sent[0] += -(-size // segment)  # (after the send: one the kernel refused is sent again, and counted, per packet)
+    return result
 socket.socket.sendmsg = counted_sendmsg
 
 async def report_sent():
