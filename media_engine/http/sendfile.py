@@ -48,7 +48,10 @@ async def file_response(
         response = web.StreamResponse(headers=headers)
         response.content_type = content_type
         response.content_length = size
-        await response.prepare(request)
+        try:
+            await response.prepare(request)
+        except ConnectionError:  # the client went away before its headers could be sent (wrk's end, say)
+            return response
         if request.method == "HEAD" or size == 0:
             await response.write_eof()
             return response

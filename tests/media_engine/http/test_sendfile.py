@@ -108,3 +108,39 @@ def test_a_client_that_stops_reading_a_file_is_dropped_after_the_send_timeout(tm
             await runner.cleanup()
 
     asyncio.run(main())
+
+
+def test_a_client_gone_before_the_headers_is_no_error(tmp_path: Path) -> None:
+    """A request whose client closed its connection before the answer started (many at once when wrk
+    ends) is over, not an error that aiohttp logs with a traceback."""
+    path = tmp_path / "seg_1.ts"
+    path.write_bytes(os.urandom(1000))
+    outcomes: list[object] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        request.transport.close()  # the client's connection went away meanwhile
+        try:
+            response = await file_response(
+                request, path.open("rb", buffering=0), content_type="video/mp2t", headers=HEADERS, send_timeout=5
+            )
+        except Exception as error:  # noqa: BLE001 - what the old code let out (aiohttp logged it)
+            outcomes.append(error)
+            raise
+        outcomes.append(response)
+        return response
+
+    async def main() -> None:
+        runner, port = await serve(handler)
+        try:
+            async with aiohttp.ClientSession() as client:
+                try:
+                    async with client.get(f"http://127.0.0.1:{port}/file") as answer:
+                        await answer.read()
+                except aiohttp.ClientError:
+                    pass  # (the connection closed without an answer: as expected)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    # (aiohttp's client asks once more on a connection closed under it)
+    assert outcomes and all(isinstance(outcome, web.StreamResponse) for outcome in outcomes), outcomes
