@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -88,6 +90,11 @@ def _text_of(exc: exceptions.APIException) -> str:
 def ome_exception_handler(exc, context):
     """DRF exception handler for /v1: every error in the envelope, 401s with OME's realm."""
     response = drf_exception_handler(exc, context)
+    # Django's own 404 and 403 (an unknown ?format=, say), which DRF answers as its NotFound and PermissionDenied.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
     if response is None:
         # An unexpected error: the reason goes to the log, the client gets OME's plain 500.
         logger.exception("OME API request failed", exc_info=exc)

@@ -61,6 +61,15 @@ def test_unknown_paths_answer_in_the_envelope(ome):
     assert response.json() == {"statusCode": 404, "message": "[HTTP] Controller not found (404)"}
 
 
+def test_an_unknown_response_format_answers_404_in_the_envelope(ome):
+    """`?format=api` (DRF's browsable API, not offered here) or any other unknown format: a 404 in OME's
+    envelope, not a 500."""
+    for path in ("/v1/vhosts?format=api", "/v1/vhosts?format=xml", "/v1/vhosts/default/apps?format=api"):
+        response = ome.get(path)
+        assert response.status_code == 404, path
+        assert response.json() == {"statusCode": 404, "message": "[HTTP] Not found. (404)"}
+
+
 def test_production_refuses_to_start_without_a_token(tmp_path):
     import os
     import subprocess
