@@ -261,6 +261,16 @@ def far_end_video(port: int, folder: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def video_port_of(sdp: str) -> int:
+    """The port of the H.264 video line of an SDP (the call's, in its INVITE or re-INVITE answer)."""
+    return int(re.search(r"^m=video (\d+) RTP/AVP 96", sdp, re.MULTILINE).group(1))
+
+
+def camera(tmp_path, port: int) -> PcapPlayer:
+    """The phone's camera: 320x240 H.264 RTP played to the call's video ``port``."""
+    return PcapPlayer(h264_pcap(tmp_path / "video.pcap", 320, 240, 40), "127.0.0.1", port)
+
+
 def test_a_video_phones_h264_and_voice_become_the_stream(sip_platform, sipp, capture, tone, tmp_path):
     video_rtp_port = free_port()
     phone = sipp("answer_video.xml", rtp_port=capture.port, pcap=tone, video_rtp_port=video_rtp_port)
@@ -268,8 +278,7 @@ def test_a_video_phones_h264_and_voice_become_the_stream(sip_platform, sipp, cap
     assert wcs(sip_platform, "startup", body).status_code == 200
     assert wait_status(sip_platform, "call-video", "ESTABLISHED")["codec"] == "PCMU/8000, H264/90000"
     [invite] = phone.received("INVITE")
-    video_port = int(re.search(r"^m=video (\d+) RTP/AVP 96", invite, re.MULTILINE).group(1))
-    camera = PcapPlayer(h264_pcap(tmp_path / "video.pcap", 320, 240, 40), "127.0.0.1", video_port)
+    phone_camera = camera(tmp_path, video_port_of(invite))
     try:
         wait_for(lambda: "sipvideo" in live_names(sip_platform), 30, lambda: sip_platform.log("engine")[-3000:])
         url = f"{sip_platform.rtmp}/app/sipvideo"
@@ -281,7 +290,7 @@ def test_a_video_phones_h264_and_voice_become_the_stream(sip_platform, sipp, cap
         assert -13 < mean < -6 and -9 < peak <= 0, (mean, peak)  # the far end's tone, as in the audio-only call
         assert abs(dominant_frequency(decoded(url), 8000) - TONE_HZ) < 20
     finally:
-        camera.stop()
+        phone_camera.stop()
 
     # A live stream injected into the call: its video reaches the phone as H.264 at its size.
     pattern = publish(sip_platform, "pattern", seconds=60, size="352x288")
@@ -332,10 +341,10 @@ def test_a_re_invite_adding_video_publishes_the_stream_again_with_it(sip_platfor
     # The phone turns its camera on: a re-INVITE with video, which the call takes at its video port.
     assert wcs(sip_platform, "send_dtmf", {"callId": "call-add-video", "dtmf": "1", "type": "INFO"}).status_code == 200
     answer = wait_for(lambda: reinvite_answer(phone), 15, phone.messages)
-    video_port = int(re.search(r"^m=video (\d+) RTP/AVP 96", answer, re.MULTILINE).group(1))
+    video_port = video_port_of(answer)
     assert video_port != 0
     wait_for(lambda: find_call(sip_platform, "call-add-video")["codec"] == "PCMU/8000, H264/90000", 15)
-    camera = PcapPlayer(h264_pcap(tmp_path / "video.pcap", 320, 240, 40), "127.0.0.1", video_port)
+    phone_camera = camera(tmp_path, video_port)
     try:
         found = wait_for(
             lambda: len(found := tracks(url)) == 2 and found, 40, lambda: sip_platform.log("worker")[-3000:]
@@ -344,7 +353,7 @@ def test_a_re_invite_adding_video_publishes_the_stream_again_with_it(sip_platfor
         assert (found["video"]["width"], found["video"]["height"]) == (320, 240)
         assert abs(dominant_frequency(decoded(url), 8000) - TONE_HZ) < 20  # the voice goes on
     finally:
-        camera.stop()
+        phone_camera.stop()
     assert wcs(sip_platform, "terminate", {"callId": "call-add-video"}).status_code == 200
     wait_status(sip_platform, "call-add-video", "FINISHED")
 
@@ -359,8 +368,7 @@ def test_a_re_invite_removing_video_stops_it_both_ways(sip_platform, sipp, captu
     assert wcs(sip_platform, "startup", body).status_code == 200
     assert wait_status(sip_platform, "call-drop-video", "ESTABLISHED")["codec"] == "PCMU/8000, H264/90000"
     [invite] = phone.received("INVITE")
-    video_port = int(re.search(r"^m=video (\d+) RTP/AVP 96", invite, re.MULTILINE).group(1))
-    camera = PcapPlayer(h264_pcap(tmp_path / "video.pcap", 320, 240, 40), "127.0.0.1", video_port)
+    phone_camera = camera(tmp_path, video_port_of(invite))
     pattern = publish(sip_platform, "dropped", seconds=60, size="352x288")
     url = f"{sip_platform.rtmp}/app/dropvideo"
     try:
@@ -371,7 +379,7 @@ def test_a_re_invite_removing_video_stops_it_both_ways(sip_platform, sipp, captu
         wait_for(lambda: _received(far_end_video), 30)  # the injected stream's video reaches the phone
 
         # The phone turns its camera off: a re-INVITE without video (port 0), answered without it.
-        camera.stop()
+        phone_camera.stop()
         assert (
             wcs(sip_platform, "send_dtmf", {"callId": "call-drop-video", "dtmf": "1", "type": "INFO"}).status_code
             == 200
@@ -386,7 +394,7 @@ def test_a_re_invite_removing_video_stops_it_both_ways(sip_platform, sipp, captu
         assert found["audio"]["codec_name"] == "aac"
         assert abs(dominant_frequency(decoded(url), 8000) - TONE_HZ) < 20
     finally:
-        camera.stop()
+        phone_camera.stop()
         pattern.kill()
         far_end_video.close()
     assert wcs(sip_platform, "terminate", {"callId": "call-drop-video"}).status_code == 200
