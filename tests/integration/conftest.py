@@ -312,13 +312,14 @@ def nginx_rtmp(tmp_path):
         f"rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n"
     )
     process = subprocess.Popen(["nginx", "-c", str(config), "-p", str(folder)], stderr=subprocess.DEVNULL)
-    wait_for(lambda: _port_open(port), 10)
+    wait_for(lambda: port_open(port), 10)
     yield f"rtmp://127.0.0.1:{port}/live"
     process.terminate()
     process.wait(timeout=10)
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
         return True

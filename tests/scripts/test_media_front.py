@@ -9,7 +9,6 @@ import http.server
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import pytest
 import requests
 
 from scripts.media_front import ROOT, MediaFront, engine_command, media_front
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import free_port, port_open, wait_for
 
 
 def test_the_rendered_front_passes_nginx_t_with_its_token_and_viewer_log(tmp_path: Path):
@@ -61,14 +60,6 @@ class HeaderRecorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return True
-    except OSError:
-        return False
-
-
 def test_the_systemd_front_runs_nginx_with_the_settings_token_as_the_service_user_until_sigterm():
     """`python scripts/media_front.py` as streamhub-media-front.service runs it: as an unprivileged user (nobody
     here), from the settings file's variables; nginx hands requests to the upstream with the token and the
@@ -95,7 +86,7 @@ def test_the_systemd_front_runs_nginx_with_the_settings_token_as_the_service_use
     command = [*as_user, sys.executable, str(ROOT / "scripts" / "media_front.py")]
     front = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: listening(port), 30, lambda: front.poll() and front.stderr.read())
+        wait_for(lambda: port_open(port), 30, lambda: front.poll() and front.stderr.read())
         response = requests.get(f"http://127.0.0.1:{port}/app/cam/ts:playlist.m3u8", timeout=10)
         assert response.status_code == 404
         headers = HeaderRecorder.seen[-1]
@@ -105,7 +96,7 @@ def test_the_systemd_front_runs_nginx_with_the_settings_token_as_the_service_use
         front.send_signal(signal.SIGTERM)
         assert front.wait(30) == 0
         assert "nginx fronts the media port" in front.stdout.read()
-        assert not listening(port)  # nginx went with it
+        assert not port_open(port)  # nginx went with it
     finally:
         if front.poll() is None:
             front.kill()
