@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,12 +167,14 @@ def media_front(var_dir: Path, environ: Mapping[str, str] = os.environ) -> Media
 
 
 def systemd_front(environ: Mapping[str, str] = os.environ) -> MediaFront | None:
-    """Whether the systemd deployment has a front and where the engine then listens (its files are `serve`'s):
-    None when it is off or nginx is not installed, and the engine serves the media port itself, as with `make run`."""
-    front = media_front(Path(environ.get("STREAMHUB_VAR_DIR", ".")), environ)
+    """The systemd deployment's front from the settings file (its files beside the viewer log
+    STREAMHUB_MEDIA_FRONT_LOG, the token STREAMHUB_MEDIA_FRONT_TOKEN; `serve` checks both are set): None when
+    it is off or nginx is not installed, and the engine serves the media port itself, as with `make run`."""
+    front = media_front(Path("."), environ)
     if front is None or nginx_program() is None:
         return None
-    return front
+    log = Path(environ.get("STREAMHUB_MEDIA_FRONT_LOG", ""))
+    return replace(front, folder=log.parent, token=environ.get("STREAMHUB_MEDIA_FRONT_TOKEN", ""))
 
 
 def engine_command(environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -186,7 +188,8 @@ def serve(environ: dict[str, str] | os._Environ = os.environ) -> int:
     """The systemd deployment's front (module docstring): nginx until it ends or SIGTERM/SIGINT; its exit status.
     With the front off (or no nginx installed) it says so and ends at once, successfully: the engine unit then
     serves the media port itself (`engine_command`)."""
-    if systemd_front(environ) is None:
+    front = systemd_front(environ)
+    if front is None:
         print("No nginx front on the media port (STREAMHUB_MEDIA_HTTP_FRONT=off, or nginx is not installed): "
               "the engine serves it itself.", flush=True)  # fmt: skip
         return 0
@@ -196,11 +199,6 @@ def serve(environ: dict[str, str] | os._Environ = os.environ) -> int:
         print("STREAMHUB_MEDIA_FRONT_TOKEN and STREAMHUB_MEDIA_FRONT_LOG must be set (deploy/install.sh writes them "
               "into the settings file): the engine believes nginx only with that token", file=sys.stderr)  # fmt: skip
         return 2
-    host = environ.get("STREAMHUB_MEDIA_HTTP_HOST", "0.0.0.0")
-    port = int(environ.get("STREAMHUB_MEDIA_HTTP_PORT", "3333"))
-    upstream = int(environ.get("STREAMHUB_MEDIA_HTTP_UPSTREAM_PORT", str(DEFAULT_UPSTREAM_PORT)))
-    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    front = MediaFront(Path(log).parent, listen, upstream, token=token)
     if front.viewer_log != Path(log):
         print(f"STREAMHUB_MEDIA_FRONT_LOG must name a file called {front.viewer_log.name}", file=sys.stderr)
         return 2
@@ -212,7 +210,8 @@ def serve(environ: dict[str, str] | os._Environ = os.environ) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, _frame: stops.append(signum))
     nginx = subprocess.Popen(front.command())
-    print(f"nginx fronts the media port {listen}; the engine listens on 127.0.0.1:{upstream}.", flush=True)
+    print(f"nginx fronts the media port {front.listen}; the engine listens on 127.0.0.1:{front.upstream_port}.",
+          flush=True)  # fmt: skip
     while not stops and nginx.poll() is None:
         front.rotate_log(nginx.pid)
         time.sleep(1)
